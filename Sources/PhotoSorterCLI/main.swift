@@ -1,0 +1,3 @@
+import PhotoSorterServer
+import ArgumentParser
+print("x")

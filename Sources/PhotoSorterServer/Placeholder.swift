@@ -1,0 +1,8 @@
+import Vapor
+import Fluent
+import FluentSQLiteDriver
+import FluentPostgresDriver
+import AsyncHTTPClient
+import Prometheus
+import Metrics
+import PhotoSorterCore
