@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# THE test command: installs what is missing (idempotent), then runs every test suite.
+#
+#   ./scripts/test.sh
+#
+# Steps, stopping at the first failure:
+#   1. install-ml     scripts/install-ml.sh (ml-service/.venv, dlib built from source on first run)
+#   2. swift-build    swift build --build-tests
+#   3. postgres       scripts/start-postgres.sh (private cluster on 127.0.0.1:55432; stopped on exit)
+#   4. swift-test     swift test, with PHOTO_SORTER_TEST_POSTGRES_URL set and PHOTO_SORTER_REQUIRE_POSTGRES=1
+#   5. python-test    pytest ml-service/tests bench/accuracy
+#   6. e2e            pytest tests/e2e (real ML service + real Swift service on ../shared/testdata/faces)
+# Set PHOTO_SORTER_TEST_SKIP="e2e swift-test" (space-separated step names) to skip steps locally.
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$REPO"
+
+VENV_PY="$REPO/ml-service/.venv/bin/python"
+SKIP=" ${PHOTO_SORTER_TEST_SKIP:-} "
+T0=$(date +%s)
+TIMINGS=()
+CURRENT=""
+PG_STARTED=0
+
+say() { echo "==> test.sh: $*"; }
+
+cleanup() {
+    local rc=$?
+    if [ "$PG_STARTED" = 1 ]; then
+        "$REPO/scripts/stop-postgres.sh" >/dev/null 2>&1 || true
+    fi
+    echo
+    echo "==> test.sh: step timings"
+    local t
+    for t in "${TIMINGS[@]}"; do echo "    $t"; done
+    echo "    total: $(( $(date +%s) - T0 ))s"
+    if [ $rc -ne 0 ]; then
+        echo "==> test.sh: FAILED in step '${CURRENT:-?}' (exit $rc); see the output above." >&2
+    else
+        echo "==> test.sh: all steps passed."
+    fi
+    exit $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# run_step NAME COMMAND... : runs one step, records its duration, stops the script when it fails.
+run_step() {
+    local name="$1"; shift
+    if [[ "$SKIP" == *" $name "* ]]; then
+        say "skipping step '$name' (PHOTO_SORTER_TEST_SKIP)"
+        TIMINGS+=("$(printf '%-12s skipped' "$name")")
+        return 0
+    fi
+    CURRENT="$name"
+    say "step '$name': $*"
+    local start rc=0
+    start=$(date +%s)
+    "$@" || rc=$?
+    local took=$(( $(date +%s) - start ))
+    if [ $rc -ne 0 ]; then
+        TIMINGS+=("$(printf '%-12s %5ss  FAILED' "$name" "$took")")
+        echo "==> test.sh: step '$name' failed (exit $rc) after ${took}s" >&2
+        exit $rc
+    fi
+    TIMINGS+=("$(printf '%-12s %5ss  ok' "$name" "$took")")
+    say "step '$name' passed in ${took}s"
+}
+
+if ! command -v swift >/dev/null 2>&1; then
+    for d in /opt/swift/usr/bin /usr/share/swift/usr/bin; do
+        if [ -x "$d/swift" ]; then export PATH="$d:$PATH"; break; fi
+    done
+fi
+command -v swift >/dev/null 2>&1 || { echo "test.sh: ERROR: 'swift' is not on PATH (install a Swift 6 toolchain)" >&2; exit 1; }
+
+install_ml() {
+    # (set -e does not apply inside a function run as `f || rc=$?`: check each command explicitly.)
+    bash "$REPO/scripts/install-ml.sh" || return 1
+    [ -x "$VENV_PY" ] || { echo "install-ml.sh did not create $VENV_PY" >&2; return 1; }
+    # The e2e tests and bench unit tests run under the ML venv's interpreter: make sure pytest is there.
+    if ! "$VENV_PY" -c "import pytest" >/dev/null 2>&1; then
+        "$VENV_PY" -m pip install --quiet pytest
+    fi
+}
+
+start_pg() {
+    local out
+    out="$("$REPO/scripts/start-postgres.sh")" || return 1
+    PG_STARTED=1
+    PG_URL="$(printf '%s\n' "$out" | tail -n 1)"
+    case "$PG_URL" in postgres://*) ;; *) echo "start-postgres.sh printed no URL" >&2; return 1 ;; esac
+    say "PostgreSQL at $PG_URL"
+}
+
+swift_test() {
+    PHOTO_SORTER_TEST_POSTGRES_URL="$PG_URL" PHOTO_SORTER_REQUIRE_POSTGRES=1 swift test
+}
+
+python_test() {
+    "$VENV_PY" -m pytest ml-service/tests bench/accuracy -q
+}
+
+e2e_test() {
+    local bin="${PHOTO_SORTER_BIN:-$REPO/.build/debug/photo-sorter}"
+    [ -x "$bin" ] || { echo "photo-sorter binary not found at $bin" >&2; return 1; }
+    PHOTO_SORTER_BIN="$bin" "$VENV_PY" -m pytest tests/e2e -q
+}
+
+PG_URL=""
+run_step install-ml  install_ml
+run_step swift-build swift build --build-tests
+run_step postgres    start_pg
+run_step swift-test  swift_test
+run_step python-test python_test
+run_step e2e         e2e_test
+CURRENT=""
