@@ -355,6 +355,45 @@ def copy_tree(src: Path, dst: Path) -> None:
             shutil.copy2(p, target)
 
 
+def machine_description() -> str:
+    """'<cpu model>, N cores, M GiB RAM' from lscpu / os / /proc/meminfo."""
+    model = "unknown CPU"
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout
+        for line in out.splitlines():
+            if line.startswith("Model name:"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except (OSError, subprocess.SubprocessError):
+        pass
+    ram = "?"
+    try:
+        for line in open("/proc/meminfo"):
+            if line.startswith("MemTotal:"):
+                ram = f"{int(line.split()[1]) / 1024 / 1024:.0f}"
+    except OSError:
+        pass
+    return f"{model}, {os.cpu_count()} cores, {ram} GiB RAM"
+
+
+def update_results_section(path: Path, heading: str, body: str) -> None:
+    """Replace (or append) the `## heading` section of a Markdown file, leaving other sections alone."""
+    path = Path(path)
+    text = path.read_text() if path.exists() else "# Benchmark results\n"
+    lines = text.splitlines()
+    title = f"## {heading}"
+    start = next((i for i, l in enumerate(lines) if l.strip() == title), None)
+    new = [title, ""] + body.strip("\n").splitlines() + [""]
+    if start is None:
+        while lines and not lines[-1].strip():
+            lines.pop()
+        lines += [""] + new
+    else:
+        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
+        lines[start:end] = new
+    path.write_text("\n".join(lines).rstrip("\n") + "\n")
+
+
 if __name__ == "__main__":  # tiny self-check: python tests/e2e/harness.py <image>
     for a in sys.argv[1:]:
         print(a, image_size(a))
