@@ -46,11 +46,14 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        .testTarget(name: "PhotoSorterCoreTests", dependencies: ["PhotoSorterCore"]),
+        // Test helpers shared by both test targets: the real-embedding fixture and clustering scores.
+        .target(name: "PhotoSorterTestSupport", dependencies: ["PhotoSorterCore"], path: "Tests/PhotoSorterTestSupport"),
+        .testTarget(name: "PhotoSorterCoreTests", dependencies: ["PhotoSorterCore", "PhotoSorterTestSupport"]),
         .testTarget(
             name: "PhotoSorterServerTests",
             dependencies: [
                 "PhotoSorterServer",
+                "PhotoSorterTestSupport",
                 .product(name: "XCTVapor", package: "vapor"),
             ]
         ),

@@ -1,0 +1,43 @@
+import ArgumentParser
+import PhotoSorterServer
+import Vapor
+
+/// Runs the HTTP service with its workers and schedulers until SIGINT/SIGTERM.
+struct ServeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "serve", abstract: "Run the HTTP service, workers and schedulers.")
+
+    @OptionGroup var options: ConfigOptions
+
+    func run() async throws {
+        let config = try options.load()
+        let app = try await Application.make(Environment(name: "production", arguments: ["photo-sorter", "serve"]))
+        do {
+            try await configure(app, config: config)
+            try await app.execute()
+        } catch {
+            try? await app.asyncShutdown()
+            throw error
+        }
+        try await app.asyncShutdown()
+    }
+}
+
+/// Creates or upgrades the schema and exits.
+struct MigrateCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "migrate", abstract: "Create or upgrade the database schema.")
+
+    @OptionGroup var options: ConfigOptions
+
+    func run() async throws {
+        let config = try options.load()
+        let app = try await Application.make(Environment(name: "production", arguments: ["photo-sorter"]))
+        do {
+            try await configure(app, config: config, backgroundWork: false)
+        } catch {
+            try? await app.asyncShutdown()
+            throw error
+        }
+        try await app.asyncShutdown()
+        print("database ready: \(config.databaseURL)")
+    }
+}

@@ -1,0 +1,131 @@
+import ArgumentParser
+import Foundation
+import PhotoSorterServer
+import SQLKit
+import Vapor
+
+/// `photo-sorter sort <folder>`: the whole pipeline on one machine. Starts the service in process and the
+/// ML service as a child when none answers, ingests the folder, shows progress, prints a summary.
+/// Running it again resumes: finished photos are skipped and every person keeps its id.
+struct SortCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "sort", abstract: "Sort the faces of a folder into persons.")
+
+    @ArgumentParser.Argument(help: "Folder of photos (scanned recursively).")
+    var folder: String
+
+    @OptionGroup var options: ConfigOptions
+
+    @ArgumentParser.Flag(help: "Print a progress line every few seconds instead of a live bar.")
+    var noProgress = false
+
+    @ArgumentParser.Option(help: "Write the summary as JSON to this file.")
+    var summaryJson: String?
+
+    func run() async throws {
+        let config = try options.load()
+        let app = try await Application.make(Environment(name: "production", arguments: ["photo-sorter", "serve"]))
+        app.logger.logLevel = ProcessInfo.processInfo.environment["LOG_LEVEL"].flatMap { Logger.Level(rawValue: $0) } ?? .warning
+        var mlChild: MLServiceProcess?
+        let interrupted = InterruptFlag()
+        do {
+            try await configure(app, config: config)
+            mlChild = try await ensureMLService(config: config, services: app.photoSorter)
+            try await app.startup()
+            let exitCode = try await sort(app: app, config: config, interrupted: interrupted)
+            await app.photoSorter.stopBackgroundWork()
+            try await app.asyncShutdown()
+            mlChild?.stop()
+            if exitCode != 0 { throw ExitCode(exitCode) }
+        } catch {
+            try? await app.asyncShutdown()
+            mlChild?.stop()
+            throw error
+        }
+    }
+
+    /// Starts the ML service unless one already answers, and waits until its models are loaded.
+    private func ensureMLService(config: ServiceConfig, services: PhotoSorterServices) async throws -> MLServiceProcess? {
+        if await services.ml.health() != nil { return nil }
+        guard let python = MLServiceProcess.locatePython() else {
+            throw ValidationError("No ML service answers at \(config.mlServiceURLs[0]) and ml-service/.venv was not found; run scripts/install-ml.sh or set PHOTO_SORTER_ML_PYTHON.")
+        }
+        let logFile = URL(fileURLWithPath: DatabaseLocation.directory(of: config)).appendingPathComponent("ml-service.log").path
+        let child = try MLServiceProcess(python: python, mlURL: URL(string: config.mlServiceURLs[0])!,
+                                         serviceURL: config.callbackBaseURL, allowedRoot: try resolvedFolder(),
+                                         sharedSecret: config.sharedSecret, logFile: logFile)
+        writeToStandardError("starting the ML service (log: \(logFile)) …\n")
+        for _ in 0..<600 {
+            if case .number(let loaded)? = await services.ml.health()?["models_loaded"], loaded > 0 { return child }
+            if let health = await services.ml.health(), health["models_loaded"] == nil { return child }
+            guard child.isRunning else { throw ValidationError("the ML service exited at start-up; see \(logFile)") }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        child.stop()
+        throw ValidationError("the ML service did not become ready within 120 s; see \(logFile)")
+    }
+
+    private func resolvedFolder() throws -> String {
+        URL(fileURLWithPath: folder).standardizedFileURL.resolvingSymlinksInPath().path
+    }
+
+    private func sort(app: Application, config: ServiceConfig, interrupted: InterruptFlag) async throws -> Int32 {
+        let services = app.photoSorter
+        let started = Date()
+        let startedMs = Int64(started.timeIntervalSince1970 * 1000)
+        let jobID = try await services.ingest.start(IngestRequest(path: folder, jobName: "sort"))
+        let progress = ProgressDisplay(live: !noProgress && isatty(STDERR_FILENO) != 0)
+        var status = try await services.ingestStatus(jobID)
+        while !status.done && !interrupted.isSet {
+            progress.show(status, elapsed: Date().timeIntervalSince(started), persons: services.identity.personCount)
+            try await Task.sleep(for: .milliseconds(300))
+            status = try await services.ingestStatus(jobID)
+        }
+        progress.show(status, elapsed: Date().timeIntervalSince(started), persons: services.identity.personCount)
+        progress.finish()
+        if interrupted.isSet {
+            writeToStandardError("\ninterrupted: progress is saved in \(config.databaseURL); run the same command again to resume.\n")
+            return 130
+        }
+        let summary = try await SortSummary.collect(services: services, jobID: jobID, status: status, config: config,
+                                                    startedMs: startedMs, wallSeconds: Date().timeIntervalSince(started))
+        print(summary.text)
+        if let summaryJson {
+            try JSONEncoder().encode(summary).write(to: URL(fileURLWithPath: summaryJson))
+        }
+        return summary.failed > 0 ? 1 : 0
+    }
+}
+
+/// Set by SIGINT/SIGTERM so the sort loop stops and shuts everything down cleanly.
+final class InterruptFlag: @unchecked Sendable {
+    private var sources: [DispatchSourceSignal] = []
+    private let lock = NSLock()
+    private var set = false
+
+    init() {
+        for signalNumber in [SIGINT, SIGTERM] {
+            signal(signalNumber, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .global())
+            source.setEventHandler { [weak self] in self?.lock.withLock { self?.set = true } }
+            source.resume()
+            sources.append(source)
+        }
+    }
+
+    var isSet: Bool { lock.withLock { set } }
+}
+
+enum DatabaseLocation {
+    /// Folder holding the SQLite file (or ./data for PostgreSQL), where the ML child's log goes too.
+    static func directory(of config: ServiceConfig) -> String {
+        let url = config.databaseURL
+        if url.hasPrefix("postgres") { return "./data" }
+        let path = url.hasPrefix("sqlite://") ? String(url.dropFirst("sqlite://".count)) : url
+        return URL(fileURLWithPath: path).deletingLastPathComponent().path
+    }
+}
+
+/// Progress and notices go to standard error so standard output carries only the summary.
+func writeToStandardError(_ text: String) {
+    FileHandle.standardError.write(Data(text.utf8))
+}

@@ -1,3 +1,0 @@
-import PhotoSorterServer
-import ArgumentParser
-print("x")

@@ -1,0 +1,47 @@
+/// A face rectangle in original (orientation-corrected) pixel coordinates: `[x1, y1, x2, y2]`.
+public struct BoundingBox: Codable, Sendable, Equatable {
+    public var x1: Int
+    public var y1: Int
+    public var x2: Int
+    public var y2: Int
+
+    public init(x1: Int, y1: Int, x2: Int, y2: Int) {
+        self.x1 = x1
+        self.y1 = y1
+        self.x2 = x2
+        self.y2 = y2
+    }
+
+    /// Builds a box from the wire form `[x1, y1, x2, y2]`; nil unless it has four values with x1 < x2 and y1 < y2.
+    public init?(array: [Int]) {
+        guard array.count == 4, array[0] < array[2], array[1] < array[3] else { return nil }
+        self.init(x1: array[0], y1: array[1], x2: array[2], y2: array[3])
+    }
+
+    public var array: [Int] { [x1, y1, x2, y2] }
+    public var area: Int { (x2 - x1) * (y2 - y1) }
+
+    /// Intersection over union with another box (0 when disjoint).
+    public func intersectionOverUnion(_ other: BoundingBox) -> Double {
+        let width = min(x2, other.x2) - max(x1, other.x1)
+        let height = min(y2, other.y2) - max(y1, other.y1)
+        guard width > 0, height > 0 else { return 0 }
+        let intersection = Double(width * height)
+        return intersection / (Double(area) + Double(other.area) - intersection)
+    }
+
+    // Wire form is a JSON array, as in the spec's callback payload.
+    public init(from decoder: any Decoder) throws {
+        let values = try [Int](from: decoder)
+        guard let box = BoundingBox(array: values) else {
+            throw DecodingError.dataCorrupted(.init(
+                codingPath: decoder.codingPath,
+                debugDescription: "bbox must be [x1, y1, x2, y2] with x1 < x2 and y1 < y2, got \(values)"))
+        }
+        self = box
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        try array.encode(to: encoder)
+    }
+}

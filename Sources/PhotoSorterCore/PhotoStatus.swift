@@ -1,0 +1,7 @@
+/// Processing state of a photo, as stored in `photos.status` (the spec's `PhotoStatus` enum).
+public enum PhotoStatus: String, Codable, Sendable, CaseIterable {
+    case ready = "READY"
+    case processing = "PROCESSING"
+    case processed = "PROCESSED"
+    case failed = "FAILED"
+}

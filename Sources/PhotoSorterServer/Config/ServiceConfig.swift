@@ -1,0 +1,126 @@
+import Foundation
+
+/// All configuration in one place: defaults, then an optional JSON file (`PHOTO_SORTER_CONFIG`), then
+/// `PHOTO_SORTER_*` environment variables. Command-line flags override the result in the CLI.
+public struct ServiceConfig: Codable, Sendable, Equatable {
+    /// SQLite file path, `sqlite:///abs/path`, or `postgres://user:pass@host:port/db`.
+    public var databaseURL = "./data/photo-sorter.sqlite"
+    public var host = "127.0.0.1"
+    public var port = 8080
+    /// Base URL the ML service calls back; defaults to `http://host:port`.
+    public var publicURL: String?
+    /// ML service base URLs; workers spread photos over them round-robin.
+    public var mlServiceURLs = ["http://127.0.0.1:8001"]
+    /// Required in `X-Photo-Sorter-Secret` on the callback, person dump and embedding reads when set.
+    public var sharedSecret: String?
+    /// Folders that may be ingested; empty means any folder.
+    public var allowedRoots: [String] = []
+    public var batchSize = 50
+    /// Photos in flight at the ML service at once (per instance).
+    public var workerConcurrency = 8
+    public var matchThreshold: Float = 0.92
+    /// See `IdentityPolicy`: extra similarity required to join a person with few faces (÷ √faces).
+    public var smallPersonMargin: Float = 0.01
+    public var mirrorThreshold: Float = 0.985
+    /// Attempts after the first before a photo stays FAILED.
+    public var maxRetries = 3
+    /// Backoff before retry n is `retryBackoffSeconds * 2^(n-1)`.
+    public var retryBackoffSeconds = 10.0
+    public var schedulerIntervalSeconds = 5.0
+    /// PROCESSING for longer than this is considered lost and marked FAILED.
+    public var processingTimeoutSeconds = 600.0
+    public var mlRequestTimeoutSeconds = 30.0
+    /// Ingest pauses while more than this many photos wait in the queue (backpressure).
+    public var queueHighWatermark = 5000
+
+    public init() {}
+
+    public var callbackBaseURL: String { publicURL ?? "http://\(host):\(port)" }
+
+    /// Defaults ← JSON file named by `PHOTO_SORTER_CONFIG` ← environment.
+    public static func load(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> ServiceConfig {
+        var config = ServiceConfig()
+        if let file = environment["PHOTO_SORTER_CONFIG"] {
+            let data: Data
+            do { data = try Data(contentsOf: URL(fileURLWithPath: file)) } catch {
+                throw ConfigError(message: "cannot read config file \(file): \(error.localizedDescription)")
+            }
+            do { config = try JSONDecoder().decode(PartialConfig.self, from: data).applied(to: config) } catch {
+                throw ConfigError(message: "config file \(file) is not valid: \(error)")
+            }
+        }
+        try config.applyEnvironment(environment)
+        return config
+    }
+
+    mutating func applyEnvironment(_ env: [String: String]) throws {
+        func value<T: LosslessStringConvertible>(_ name: String, _ type: T.Type) throws -> T? {
+            guard let raw = env["PHOTO_SORTER_" + name], !raw.isEmpty else { return nil }
+            guard let parsed = T(raw) else { throw ConfigError(message: "PHOTO_SORTER_\(name)=\(raw) is not a valid \(T.self)") }
+            return parsed
+        }
+        func list(_ name: String, separator: Character) -> [String]? {
+            env["PHOTO_SORTER_" + name].map { $0.split(separator: separator).map { String($0).trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty } }
+        }
+        if let v = try value("DATABASE_URL", String.self) { databaseURL = v }
+        if let v = try value("HOST", String.self) { host = v }
+        if let v = try value("PORT", Int.self) { port = v }
+        if let v = try value("PUBLIC_URL", String.self) { publicURL = v }
+        if let v = list("ML_URL", separator: ","), !v.isEmpty { mlServiceURLs = v }
+        if let v = try value("SHARED_SECRET", String.self) { sharedSecret = v }
+        if let v = list("ALLOWED_ROOTS", separator: ":") { allowedRoots = v }
+        if let v = try value("BATCH_SIZE", Int.self) { batchSize = v }
+        if let v = try value("WORKERS", Int.self) { workerConcurrency = v }
+        if let v = try value("MATCH_THRESHOLD", Float.self) { matchThreshold = v }
+        if let v = try value("SMALL_PERSON_MARGIN", Float.self) { smallPersonMargin = v }
+        if let v = try value("MIRROR_THRESHOLD", Float.self) { mirrorThreshold = v }
+        if let v = try value("MAX_RETRIES", Int.self) { maxRetries = v }
+        if let v = try value("RETRY_BACKOFF_SECONDS", Double.self) { retryBackoffSeconds = v }
+        if let v = try value("SCHEDULER_INTERVAL_SECONDS", Double.self) { schedulerIntervalSeconds = v }
+        if let v = try value("PROCESSING_TIMEOUT_SECONDS", Double.self) { processingTimeoutSeconds = v }
+        if let v = try value("ML_TIMEOUT_SECONDS", Double.self) { mlRequestTimeoutSeconds = v }
+        if let v = try value("QUEUE_HIGH_WATERMARK", Int.self) { queueHighWatermark = v }
+        try validate()
+    }
+
+    /// Rejects values that would make the service misbehave rather than fail loudly.
+    public func validate() throws {
+        guard (1...65535).contains(port) else { throw ConfigError(message: "port \(port) is out of range") }
+        guard (1...10_000).contains(batchSize) else { throw ConfigError(message: "batchSize must be 1...10000, got \(batchSize)") }
+        guard workerConcurrency >= 1 else { throw ConfigError(message: "workerConcurrency must be at least 1") }
+        guard (-1...1).contains(matchThreshold) else { throw ConfigError(message: "matchThreshold must be a cosine similarity in -1...1") }
+        guard !mlServiceURLs.isEmpty else { throw ConfigError(message: "at least one ML service URL is needed") }
+        guard maxRetries >= 0, retryBackoffSeconds >= 0, processingTimeoutSeconds > 0, schedulerIntervalSeconds > 0 else {
+            throw ConfigError(message: "retry and timeout settings must not be negative")
+        }
+    }
+}
+
+/// The configuration file: every key optional, same names as `ServiceConfig`.
+private struct PartialConfig: Decodable {
+    var databaseURL: String?, host: String?, port: Int?, publicURL: String?, mlServiceURLs: [String]?
+    var sharedSecret: String?, allowedRoots: [String]?, batchSize: Int?, workerConcurrency: Int?
+    var matchThreshold: Float?, smallPersonMargin: Float?, mirrorThreshold: Float?, maxRetries: Int?, retryBackoffSeconds: Double?
+    var schedulerIntervalSeconds: Double?, processingTimeoutSeconds: Double?, mlRequestTimeoutSeconds: Double?
+    var queueHighWatermark: Int?
+
+    func applied(to base: ServiceConfig) -> ServiceConfig {
+        var c = base
+        databaseURL.map { c.databaseURL = $0 }; host.map { c.host = $0 }; port.map { c.port = $0 }
+        publicURL.map { c.publicURL = $0 }; mlServiceURLs.map { c.mlServiceURLs = $0 }
+        sharedSecret.map { c.sharedSecret = $0 }; allowedRoots.map { c.allowedRoots = $0 }
+        batchSize.map { c.batchSize = $0 }; workerConcurrency.map { c.workerConcurrency = $0 }
+        matchThreshold.map { c.matchThreshold = $0 }; smallPersonMargin.map { c.smallPersonMargin = $0 }
+        mirrorThreshold.map { c.mirrorThreshold = $0 }
+        maxRetries.map { c.maxRetries = $0 }; retryBackoffSeconds.map { c.retryBackoffSeconds = $0 }
+        schedulerIntervalSeconds.map { c.schedulerIntervalSeconds = $0 }
+        processingTimeoutSeconds.map { c.processingTimeoutSeconds = $0 }
+        mlRequestTimeoutSeconds.map { c.mlRequestTimeoutSeconds = $0 }; queueHighWatermark.map { c.queueHighWatermark = $0 }
+        return c
+    }
+}
+
+public struct ConfigError: Error, CustomStringConvertible {
+    public let message: String
+    public var description: String { "configuration error: \(message)" }
+}

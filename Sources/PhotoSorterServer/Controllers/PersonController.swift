@@ -1,0 +1,29 @@
+import PhotoSorterCore
+import Vapor
+
+/// GET /person/{id}, GET /person-dump.
+struct PersonController: RouteCollection {
+    func boot(routes: any RoutesBuilder) throws {
+        routes.get("person", ":id", use: person)
+        routes.get("person-dump", use: dump)
+    }
+
+    /// `?include_embedding=true` adds the representative embedding; it needs the shared secret when one is set.
+    func person(req: Request) async throws -> PersonView {
+        let id = try req.int64Parameter("id")
+        var view = try await req.photoSorter.reads.person(id)
+        if req.query[Bool.self, at: "include_embedding"] == true {
+            try req.requireSecret()
+            view.representativeEmbedding = req.photoSorter.identity.representative(of: id).map(EmbeddingCodec.base64)
+        }
+        return view
+    }
+
+    /// Paged by `since_id` and `limit` (max 10000); gzip when the client accepts it; shared secret when set.
+    func dump(req: Request) async throws -> PersonDump {
+        try req.requireSecret()
+        let limit = req.query[Int.self, at: "limit"] ?? 5000
+        guard (1...10_000).contains(limit) else { throw PhotoSorterError.invalidRequest("limit must be 1...10000") }
+        return try await req.photoSorter.identity.dump(sinceID: req.query[Int64.self, at: "since_id"] ?? 0, limit: limit)
+    }
+}

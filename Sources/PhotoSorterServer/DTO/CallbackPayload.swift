@@ -1,0 +1,101 @@
+import PhotoSorterCore
+import Vapor
+
+/// Body of POST /callback/photo-processed, as the ML service sends it (spec shape, snake_case).
+public struct CallbackPayload: Content, Sendable {
+    public struct Detection: Codable, Sendable {
+        public var bbox: BoundingBox
+        public var embedding: String
+        public var confidence: Double?
+        public var suggestedPersonID: Int64?
+        public var similarity: Double?
+
+        enum CodingKeys: String, CodingKey {
+            case bbox, embedding, confidence, similarity
+            case suggestedPersonID = "suggested_person_id"
+        }
+    }
+
+    public struct NewPerson: Codable, Sendable {
+        public var tempID: String?
+        public var embedding: String?
+        public var suggestedDisplayName: String?
+        public var detectionIndex: Int?
+
+        enum CodingKeys: String, CodingKey {
+            case embedding
+            case tempID = "temp_id"
+            case suggestedDisplayName = "suggested_display_name"
+            case detectionIndex = "detection_index"
+        }
+    }
+
+    public struct Meta: Codable, Sendable {
+        public var modelVersion: String?
+        public var timings: [String: Double]?
+
+        enum CodingKeys: String, CodingKey {
+            case timings
+            case modelVersion = "model_version"
+        }
+    }
+
+    public var photoID: Int64
+    public var path: String?
+    public var callbackID: String?
+    public var status: PhotoStatus
+    public var error: String?
+    public var width: Int?
+    public var height: Int?
+    public var detections: [Detection]
+    public var newPersons: [NewPerson]?
+    public var meta: Meta?
+
+    enum CodingKeys: String, CodingKey {
+        case path, status, error, width, height, detections, meta
+        case photoID = "photo_id"
+        case callbackID = "callback_id"
+        case newPersons = "new_persons"
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        photoID = try c.decode(Int64.self, forKey: .photoID)
+        path = try c.decodeIfPresent(String.self, forKey: .path)
+        callbackID = try c.decodeIfPresent(String.self, forKey: .callbackID)
+        status = try c.decode(PhotoStatus.self, forKey: .status)
+        error = try c.decodeIfPresent(String.self, forKey: .error)
+        width = try c.decodeIfPresent(Int.self, forKey: .width)
+        height = try c.decodeIfPresent(Int.self, forKey: .height)
+        detections = try c.decodeIfPresent([Detection].self, forKey: .detections) ?? []
+        newPersons = try c.decodeIfPresent([NewPerson].self, forKey: .newPersons)
+        meta = try c.decodeIfPresent(Meta.self, forKey: .meta)
+    }
+
+    public init(photoID: Int64, path: String?, callbackID: String?, status: PhotoStatus, error: String? = nil,
+                width: Int? = nil, height: Int? = nil, detections: [Detection] = [], meta: Meta? = nil) {
+        self.photoID = photoID
+        self.path = path
+        self.callbackID = callbackID
+        self.status = status
+        self.error = error
+        self.width = width
+        self.height = height
+        self.detections = detections
+        self.newPersons = nil
+        self.meta = meta
+    }
+}
+
+/// Answer of the callback: which persons this photo created. Replayed verbatim for a duplicate callback.
+public struct CallbackResponse: Content, Sendable, Equatable {
+    public var ok: Bool
+    public var createdPersonIDs: [Int64]
+    public var personIDs: [Int64]
+
+    enum CodingKeys: String, CodingKey {
+        case ok
+        case createdPersonIDs = "created_person_ids"
+        case personIDs = "person_ids"
+    }
+}

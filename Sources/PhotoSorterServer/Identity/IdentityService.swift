@@ -1,0 +1,234 @@
+import Foundation
+import Logging
+import Metrics
+import NIOConcurrencyHelpers
+import PhotoSorterCore
+import SQLKit
+
+/// The authoritative write path for ML results: validates a callback, resolves its faces to persons
+/// against the in-memory `IdentityIndex`, and stores everything in one transaction.
+///
+/// Commits are serialised: in process by an async lock, across instances by a PostgreSQL transaction-level
+/// advisory lock. Inside the lock the index first catches up with embeddings other instances committed
+/// (ids are allocated inside the lock, so "id greater than the last seen" is complete), so a person
+/// created a moment ago — even one the ML service's dump has not seen — is matched, never duplicated.
+public final class IdentityService: Sendable {
+    private struct State {
+        var index = IdentityIndex()
+        var lastEmbeddingID: Int64 = 0
+    }
+
+    /// Key of the advisory lock that serialises identity commits across instances.
+    static let advisoryLockKey: Int64 = 0x5048_4F54_4F53   // "PHOTOS"
+
+    private let database: PhotoSorterDatabase
+    private let resolver: IdentityResolver
+    private let logger: Logger
+    private let lock = AsyncLock()
+    private let state = NIOLockedValueBox(State())
+    private let facesCounter = Counter(label: "photo_sorter_faces_total")
+    private let personsCreatedCounter = Counter(label: "photo_sorter_persons_created_total")
+    private let hintCounter = Counter(label: "photo_sorter_ml_hints_total", dimensions: [("outcome", "confirmed")])
+    private let hintOverriddenCounter = Counter(label: "photo_sorter_ml_hints_total", dimensions: [("outcome", "overridden")])
+    private let callbacksCounter = Counter(label: "photo_sorter_callbacks_total")
+
+    init(database: PhotoSorterDatabase, policy: IdentityPolicy, logger: Logger) {
+        self.database = database
+        self.resolver = IdentityResolver(policy: policy)
+        self.logger = logger
+    }
+
+    public var personCount: Int { state.withLockedValue { $0.index.personCount } }
+
+    /// Loads every stored face into the index (at start-up).
+    func load() async throws {
+        try await lock.withLock {
+            let updates = try await self.embeddings(after: 0, on: self.database.sql)
+            self.apply(updates)
+            self.logger.info("identity index loaded", metadata: ["persons": "\(self.personCount)", "faces": "\(updates.count)"])
+        }
+    }
+
+    /// Validates and stores one callback. Same callback key twice returns the first answer and writes nothing.
+    func commit(_ payload: CallbackPayload, key: String) async throws -> CallbackResponse {
+        guard payload.status == .processed || payload.status == .failed else {
+            throw PhotoSorterError.invalidRequest("status must be PROCESSED or FAILED, got \(payload.status.rawValue)")
+        }
+        let faces: [Embedding]
+        do {
+            faces = try payload.detections.map { try EmbeddingCodec.decode(base64: $0.embedding) }
+        } catch {
+            throw PhotoSorterError.invalidRequest("invalid detection: \(error)")
+        }
+        if payload.status == .failed, !payload.detections.isEmpty {
+            throw PhotoSorterError.invalidRequest("a FAILED callback cannot carry detections")
+        }
+        callbacksCounter.increment()
+        return try await lock.withLock {
+            let lastSeen = self.state.withLockedValue { $0.lastEmbeddingID }
+            let snapshot = self.state.withLockedValue { $0.index }
+            let (response, updates) = try await self.database.transaction { tx in
+                if self.database.flavor == .postgres {
+                    try await tx.raw("SELECT pg_advisory_xact_lock(\(bind: Self.advisoryLockKey))").run()
+                }
+                var index = snapshot
+                var updates = try await self.embeddings(after: lastSeen, on: tx)
+                for update in updates { index.add(update.face, to: update.person) }
+                let response = try await self.store(payload, faces: faces, key: key, index: index, on: tx, updates: &updates)
+                return (response, updates)
+            }
+            self.apply(updates)
+            return response
+        }
+    }
+
+    private struct IndexUpdate: Sendable {
+        let embeddingID: Int64
+        let person: Int64
+        let face: Embedding
+    }
+
+    private func apply(_ updates: [IndexUpdate]) {
+        state.withLockedValue { state in
+            for update in updates where update.embeddingID > state.lastEmbeddingID {
+                state.index.add(update.face, to: update.person)
+                state.lastEmbeddingID = update.embeddingID
+            }
+        }
+    }
+
+    private func embeddings(after id: Int64, on db: any SQLDatabase) async throws -> [IndexUpdate] {
+        try await db.raw("SELECT id, person_id, vector FROM embeddings WHERE id > \(bind: id) ORDER BY id").all().map { row in
+            IndexUpdate(embeddingID: try row.decode(column: "id", as: Int64.self),
+                        person: try row.decode(column: "person_id", as: Int64.self),
+                        face: try EmbeddingCodec.decode(bytes: try row.decode(column: "vector", as: Data.self)))
+        }
+    }
+
+    /// The transactional part of `commit`, run under the lock.
+    private func store(_ payload: CallbackPayload, faces: [Embedding], key: String, index: IdentityIndex,
+                       on tx: any SQLDatabase, updates: inout [IndexUpdate]) async throws -> CallbackResponse {
+        if let stored = try await tx.raw("SELECT response FROM processed_callbacks WHERE callback_key = \(bind: key)").first() {
+            return try JSONDecoder().decode(CallbackResponse.self, from: Data(try stored.decode(column: "response", as: String.self).utf8))
+        }
+        guard let photo = try await tx.raw("SELECT status, person_ids FROM photos WHERE id = \(bind: payload.photoID)").first() else {
+            throw PhotoSorterError.photoNotFound(payload.photoID)
+        }
+        let now = nowMs()
+        if try photo.decode(column: "status", as: String.self) == PhotoStatus.processed.rawValue {
+            // Another attempt already delivered this photo's result; keep it and write nothing.
+            let stored = try photo.decode(column: "person_ids", as: String?.self) ?? "[]"
+            logger.info("duplicate result for processed photo ignored", metadata: ["photo_id": "\(payload.photoID)", "callback": "\(key)"])
+            return CallbackResponse(ok: true, createdPersonIDs: [], personIDs: try JSONDecoder().decode([Int64].self, from: Data(stored.utf8)))
+        }
+        let response: CallbackResponse
+        if payload.status == .failed {
+            // The ML service reached the file and could not use it: retrying the same bytes will not help,
+            // so no retry is scheduled (next_attempt_at NULL). A changed file is re-queued by the next ingest.
+            try await tx.raw("""
+                UPDATE photos SET status = 'FAILED', last_error = \(bind: payload.error ?? "ML service reported failure"),
+                    retry_count = retry_count + 1, processing_started_at = NULL, next_attempt_at = NULL,
+                    width = \(bind: payload.width), height = \(bind: payload.height), updated_at = \(bind: now)
+                WHERE id = \(bind: payload.photoID)
+                """).run()
+            response = CallbackResponse(ok: true, createdPersonIDs: [], personIDs: [])
+        } else {
+            response = try await storeFaces(payload, faces: faces, index: index, now: now, on: tx, updates: &updates)
+        }
+        try await tx.raw("""
+            INSERT INTO processed_callbacks (callback_key, photo_id, response, created_at)
+            VALUES (\(bind: key), \(bind: payload.photoID), \(bind: String(decoding: try JSONEncoder().encode(response), as: UTF8.self)), \(bind: now))
+            """).run()
+        return response
+    }
+
+    private func storeFaces(_ payload: CallbackPayload, faces: [Embedding], index: IdentityIndex, now: Int64,
+                            on tx: any SQLDatabase, updates: inout [IndexUpdate]) async throws -> CallbackResponse {
+        let identities = resolver.resolve(faces, against: index)
+        let modelVersion = payload.meta?.modelVersion ?? "unknown"
+        var newPersonBySlot: [Int: Int64] = [:]
+        var created: [Int64] = []
+        var personIDs: [Int64] = []
+        var facesPerPerson: [Int64: Int] = [:]
+        for (faceIndex, identity) in identities.enumerated() {
+            let person: Int64
+            var similarity: Double?
+            switch identity {
+            case .existing(let id, let score):
+                person = id
+                similarity = Double(score)
+            case .new(let slot):
+                if let id = newPersonBySlot[slot] {
+                    person = id
+                } else {
+                    person = try await tx.raw("""
+                        INSERT INTO persons (display_name, face_count, photo_count, representative_photo_id, created_at, updated_at)
+                        VALUES (NULL, 0, 0, \(bind: payload.photoID), \(bind: now), \(bind: now)) RETURNING id
+                        """).first()!.decode(column: "id", as: Int64.self)
+                    newPersonBySlot[slot] = person
+                    created.append(person)
+                }
+            }
+            let detection = payload.detections[faceIndex]
+            if let hint = detection.suggestedPersonID {
+                (hint == person ? hintCounter : hintOverriddenCounter).increment()
+            }
+            let createdPerson = created.contains(person)
+            let embeddingID = try await tx.raw("""
+                INSERT INTO embeddings (photo_id, person_id, face_index, vector, bbox_x1, bbox_y1, bbox_x2, bbox_y2,
+                    confidence, similarity, created_person, suggested_person_id, model_version, created_at)
+                VALUES (\(bind: payload.photoID), \(bind: person), \(bind: faceIndex), \(bind: EmbeddingCodec.encode(faces[faceIndex])),
+                    \(bind: detection.bbox.x1), \(bind: detection.bbox.y1), \(bind: detection.bbox.x2), \(bind: detection.bbox.y2),
+                    \(bind: detection.confidence ?? 0), \(bind: similarity), \(bind: createdPerson), \(bind: detection.suggestedPersonID),
+                    \(bind: modelVersion), \(bind: now)) RETURNING id
+                """).first()!.decode(column: "id", as: Int64.self)
+            updates.append(IndexUpdate(embeddingID: embeddingID, person: person, face: faces[faceIndex]))
+            if !personIDs.contains(person) { personIDs.append(person) }
+            facesPerPerson[person, default: 0] += 1
+        }
+        for person in personIDs {
+            try await tx.raw("INSERT INTO photo_persons (photo_id, person_id) VALUES (\(bind: payload.photoID), \(bind: person))").run()
+            try await tx.raw("""
+                UPDATE persons SET face_count = face_count + \(bind: facesPerPerson[person]!), photo_count = photo_count + 1,
+                    updated_at = \(bind: now) WHERE id = \(bind: person)
+                """).run()
+        }
+        let personIDsJSON = String(decoding: try JSONEncoder().encode(personIDs), as: UTF8.self)
+        try await tx.raw("""
+            UPDATE photos SET status = 'PROCESSED', width = \(bind: payload.width), height = \(bind: payload.height),
+                no_faces = \(bind: faces.isEmpty), face_count = \(bind: faces.count), person_ids = \(bind: personIDsJSON),
+                model_version = \(bind: modelVersion), ml_ms = \(bind: payload.meta?.timings?["total_ms"]),
+                last_error = NULL, processing_started_at = NULL, next_attempt_at = NULL, updated_at = \(bind: now)
+            WHERE id = \(bind: payload.photoID)
+            """).run()
+        facesCounter.increment(by: faces.count)
+        personsCreatedCounter.increment(by: created.count)
+        return CallbackResponse(ok: true, createdPersonIDs: created, personIDs: personIDs)
+    }
+
+    /// A page of representative embeddings for persons with id > `sinceID`, from the in-memory index.
+    func dump(sinceID: Int64, limit: Int) async throws -> PersonDump {
+        let (page, hasMore) = state.withLockedValue { state -> ([(Int64, PersonProfile)], Bool) in
+            let ids = state.index.profiles.keys.filter { $0 > sinceID }.sorted()
+            return (ids.prefix(limit).map { ($0, state.index.profiles[$0]!) }, ids.count > limit)
+        }
+        var representativePhotos: [Int64: Int64] = [:]
+        if let first = page.first?.0, let last = page.last?.0 {
+            for row in try await database.sql.raw(
+                "SELECT id, representative_photo_id FROM persons WHERE id >= \(bind: first) AND id <= \(bind: last)").all() {
+                representativePhotos[try row.decode(column: "id", as: Int64.self)] =
+                    try row.decode(column: "representative_photo_id", as: Int64?.self)
+            }
+        }
+        let entries = page.map { id, profile in
+            PersonDump.Entry(personID: id, representativeEmbedding: EmbeddingCodec.base64(profile.representative),
+                             representativePhotoID: representativePhotos[id], meta: ["face_count": profile.count])
+        }
+        return PersonDump(persons: entries, nextSinceID: page.last?.0 ?? sinceID, hasMore: hasMore)
+    }
+
+    /// The representative embedding of one person, if it has faces.
+    func representative(of person: Int64) -> Embedding? {
+        state.withLockedValue { $0.index.profiles[person]?.representative }
+    }
+}

@@ -1,0 +1,115 @@
+import AsyncHTTPClient
+import Foundation
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOFoundationCompat
+import NIOHTTP1
+
+/// What happened when a photo was handed to the ML service.
+public enum MLDispatchOutcome: Sendable, Equatable {
+    /// 202: queued; the result arrives through the callback.
+    case accepted
+    /// 429/503: the service is busy or still loading. Not a failure: try again after the delay.
+    case busy(retryAfterSeconds: Double)
+    /// Anything else (connection refused, timeout, other status): the photo fails with this text.
+    case failed(String)
+}
+
+/// HTTP client of the Python ML service (`/process-photo`, `/embeddings/from-image`). Spreads requests over
+/// the configured service URLs round-robin.
+public final class MLClient: Sendable {
+    private let http: HTTPClient
+    private let baseURLs: [String]
+    private let sharedSecret: String?
+    private let timeout: TimeAmount
+    private let cursor = NIOLockedValueBox(0)
+
+    public init(http: HTTPClient, baseURLs: [String], sharedSecret: String?, timeoutSeconds: Double) {
+        self.http = http
+        self.baseURLs = baseURLs.map { $0.hasSuffix("/") ? String($0.dropLast()) : $0 }
+        self.sharedSecret = sharedSecret
+        self.timeout = .milliseconds(Int64(timeoutSeconds * 1000))
+    }
+
+    private func nextBaseURL() -> String {
+        cursor.withLockedValue { index in
+            defer { index = (index + 1) % baseURLs.count }
+            return baseURLs[index]
+        }
+    }
+
+    private struct ProcessPhotoRequest: Encodable {
+        let photo_id: Int64
+        let path: String
+        let callbackUrl: String
+        let callback_id: String
+    }
+
+    /// POST /process-photo. Never throws: every problem becomes an outcome the worker acts on.
+    public func process(_ item: WorkItem, callbackURL: String) async -> MLDispatchOutcome {
+        let base = nextBaseURL()
+        let body = ProcessPhotoRequest(photo_id: item.photoID, path: item.path, callbackUrl: callbackURL,
+                                       callback_id: "p\(item.photoID)-a\(item.attempt)")
+        do {
+            let response = try await post("\(base)/process-photo", json: try JSONEncoder().encode(body))
+            let status = Int(response.status.code)
+            switch status {
+            case 200..<300:
+                return .accepted
+            case 429, 503:
+                let delay = response.headers.first(name: "Retry-After").flatMap(Double.init) ?? 1
+                return .busy(retryAfterSeconds: max(0.1, delay))
+            default:
+                let text = String(buffer: try await response.body.collect(upTo: 64 * 1024))
+                return .failed("ML service \(base) answered \(status): \(text.prefix(500))")
+            }
+        } catch {
+            return .failed("ML service \(base) unreachable: \(error)")
+        }
+    }
+
+    /// POST /embeddings/from-image `{path}`: synchronous analysis, returned as the callback's shape.
+    public func analyse(path: String) async throws -> (status: Int, body: Data) {
+        let base = nextBaseURL()
+        do {
+            let response = try await post("\(base)/embeddings/from-image", json: try JSONEncoder().encode(["path": path]), timeout: .seconds(300))
+            let buffer = try await response.body.collect(upTo: 16 * 1024 * 1024)
+            return (Int(response.status.code), Data(buffer: buffer))
+        } catch {
+            throw PhotoSorterError.mlServiceUnavailable("\(base): \(error)")
+        }
+    }
+
+    /// GET /health of the first service: nil when nothing answers.
+    public func health() async -> [String: JSONAnyValue]? {
+        var request = HTTPClientRequest(url: "\(baseURLs[0])/health")
+        request.method = .GET
+        guard let response = try? await http.execute(request, timeout: .seconds(2)), response.status == .ok,
+              let buffer = try? await response.body.collect(upTo: 1024 * 1024) else { return nil }
+        return try? JSONDecoder().decode([String: JSONAnyValue].self, from: Data(buffer: buffer))
+    }
+
+    private func post(_ url: String, json: Data, timeout: TimeAmount? = nil) async throws -> HTTPClientResponse {
+        var request = HTTPClientRequest(url: url)
+        request.method = .POST
+        request.headers.add(name: "Content-Type", value: "application/json")
+        if let sharedSecret { request.headers.add(name: "X-Photo-Sorter-Secret", value: sharedSecret) }
+        request.body = .bytes(ByteBuffer(data: json))
+        return try await http.execute(request, timeout: timeout ?? self.timeout)
+    }
+}
+
+/// A loosely typed JSON value, for reading the ML service's health document.
+public enum JSONAnyValue: Decodable, Sendable {
+    case number(Double), string(String), bool(Bool), other
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.singleValueContainer()
+        if let v = try? c.decode(Double.self) { self = .number(v) }
+        else if let v = try? c.decode(Bool.self) { self = .bool(v) }
+        else if let v = try? c.decode(String.self) { self = .string(v) }
+        else { self = .other }
+    }
+
+    public var number: Double? { if case .number(let v) = self { v } else { nil } }
+}

@@ -1,0 +1,204 @@
+import Foundation
+import PhotoSorterCore
+import SQLKit
+
+/// The read side of the API: photos, persons and ingest jobs as the endpoints show them.
+struct ReadQueries: Sendable {
+    let database: PhotoSorterDatabase
+    let maxRetries: Int
+
+    private struct PhotoRow: Decodable {
+        let id: Int64
+        let path: String
+        let filename: String
+        let status: String
+        let width: Int?
+        let height: Int?
+        let noFaces: Bool?
+        let personIds: String?
+        let retryCount: Int
+        let lastError: String?
+
+        func view(detections: [DetectionView]?) throws -> PhotoView {
+            PhotoView(photoID: id, path: path, filename: filename, status: PhotoStatus(rawValue: status) ?? .failed,
+                      width: width, height: height, noFaces: noFaces,
+                      personIDs: try personIds.map { try JSONDecoder().decode([Int64].self, from: Data($0.utf8)) } ?? [],
+                      retryCount: retryCount, lastError: lastError, detections: detections)
+        }
+    }
+
+    private static let photoColumns = "id, path, filename, status, width, height, no_faces, person_ids, retry_count, last_error"
+
+    func photo(_ id: Int64) async throws -> PhotoView {
+        guard let row = try await database.sql.raw("SELECT \(unsafeRaw: Self.photoColumns) FROM photos WHERE id = \(bind: id)")
+            .first(decoding: PhotoRow.self, keyDecodingStrategy: .convertFromSnakeCase) else { throw PhotoSorterError.photoNotFound(id) }
+        let detections = try await database.sql.raw("""
+            SELECT id, person_id, bbox_x1, bbox_y1, bbox_x2, bbox_y2, confidence, similarity, created_person
+            FROM embeddings WHERE photo_id = \(bind: id) ORDER BY face_index
+            """).all().map { row in
+            DetectionView(embeddingID: try row.decode(column: "id", as: Int64.self),
+                          bbox: BoundingBox(x1: try row.decode(column: "bbox_x1", as: Int.self), y1: try row.decode(column: "bbox_y1", as: Int.self),
+                                            x2: try row.decode(column: "bbox_x2", as: Int.self), y2: try row.decode(column: "bbox_y2", as: Int.self)),
+                          confidence: try row.decode(column: "confidence", as: Double.self),
+                          personID: try row.decode(column: "person_id", as: Int64.self),
+                          similarity: try row.decode(column: "similarity", as: Double?.self),
+                          createdPerson: try row.decode(column: "created_person", as: Bool.self))
+        }
+        return try row.view(detections: detections)
+    }
+
+    func photoID(forPath path: String) async throws -> Int64? {
+        try await database.sql.raw("SELECT id FROM photos WHERE path = \(bind: path)").first()?.decode(column: "id", as: Int64.self)
+    }
+
+    func photos(afterID: Int64, limit: Int, status: PhotoStatus?) async throws -> PhotoPage {
+        let rows = try await database.sql.raw("""
+            SELECT \(unsafeRaw: Self.photoColumns) FROM photos WHERE id > \(bind: afterID)
+            \(unsafeRaw: status.map { "AND status = '\($0.rawValue)'" } ?? "") ORDER BY id LIMIT \(bind: limit + 1)
+            """).all(decoding: PhotoRow.self, keyDecodingStrategy: .convertFromSnakeCase)
+        let page = try rows.prefix(limit).map { try $0.view(detections: nil) }
+        return PhotoPage(photos: page, nextAfterID: rows.count > limit ? page.last?.photoID : nil)
+    }
+
+    func person(_ id: Int64, exampleLimit: Int = 20) async throws -> PersonView {
+        guard let row = try await database.sql.raw("""
+            SELECT id, display_name, face_count, photo_count, created_at FROM persons WHERE id = \(bind: id)
+            """).first() else { throw PhotoSorterError.personNotFound(id) }
+        let examples = try await database.sql.raw("""
+            SELECT p.id, p.path FROM photo_persons pp JOIN photos p ON p.id = pp.photo_id
+            WHERE pp.person_id = \(bind: id) ORDER BY p.id LIMIT \(bind: exampleLimit)
+            """).all().map {
+            PersonView.ExamplePhoto(photoID: try $0.decode(column: "id", as: Int64.self), path: try $0.decode(column: "path", as: String.self))
+        }
+        return PersonView(personID: id, displayName: try row.decode(column: "display_name", as: String?.self),
+                          faceCount: try row.decode(column: "face_count", as: Int.self),
+                          photoCount: try row.decode(column: "photo_count", as: Int.self),
+                          createdAt: try row.decode(column: "created_at", as: Int64.self),
+                          examplePhotos: examples, representativeEmbedding: nil)
+    }
+
+    private struct JobRow: Decodable {
+        let jobId: String
+        let jobName: String?
+        let path: String
+        let status: String
+        let dryRun: Bool
+        let scannedCount: Int
+        let insertedCount: Int
+        let skippedCount: Int
+        let queuedCount: Int
+        let rejectedCount: Int
+        let lastError: String?
+        let createdAt: Int64
+        let finishedAt: Int64?
+    }
+
+    /// Job counters plus the processing state of the job's photos. A scanned job whose photos have all
+    /// reached a final state is reported (and stored) as COMPLETED.
+    func ingestStatus(_ jobID: String, includeBatches: Bool = true) async throws -> IngestStatus {
+        guard let job = try await database.sql.raw("SELECT * FROM ingest_jobs WHERE job_id = \(bind: jobID)")
+            .first(decoding: JobRow.self, keyDecodingStrategy: .convertFromSnakeCase) else { throw PhotoSorterError.jobNotFound(jobID) }
+        var counts: [String: Int] = [:]
+        var faces = 0, noFaces = 0, failedRetrying = 0
+        for row in try await database.sql.raw("""
+            SELECT p.status AS status, COUNT(*) AS n, SUM(COALESCE(p.face_count, 0)) AS faces,
+                SUM(CASE WHEN p.no_faces THEN 1 ELSE 0 END) AS no_faces,
+                SUM(CASE WHEN p.status = 'FAILED' AND p.next_attempt_at IS NOT NULL AND p.retry_count <= \(bind: maxRetries)
+                    THEN 1 ELSE 0 END) AS retrying
+            FROM photo_ingest_map m JOIN photos p ON p.id = m.photo_id WHERE m.job_id = \(bind: jobID) GROUP BY p.status
+            """).all() {
+            counts[try row.decode(column: "status", as: String.self)] = try row.decode(column: "n", as: Int.self)
+            faces += try row.decode(column: "faces", as: Int?.self) ?? 0
+            noFaces += try row.decode(column: "no_faces", as: Int?.self) ?? 0
+            failedRetrying += try row.decode(column: "retrying", as: Int?.self) ?? 0
+        }
+        let personRow = try await database.sql.raw("""
+            SELECT COUNT(DISTINCT CASE WHEN e.created_person THEN e.person_id END) AS created,
+                SUM(CASE WHEN e.created_person THEN 0 ELSE 1 END) AS matched
+            FROM photo_ingest_map m JOIN embeddings e ON e.photo_id = m.photo_id WHERE m.job_id = \(bind: jobID)
+            """).first()
+        let ready = counts["READY"] ?? 0, processing = counts["PROCESSING"] ?? 0
+        var status = job.status
+        let done = status != "SCANNING" && ready == 0 && processing == 0 && failedRetrying == 0
+        if status == "SCANNED" && done {
+            status = "COMPLETED"
+            try await database.sql.raw("UPDATE ingest_jobs SET status = 'COMPLETED' WHERE job_id = \(bind: jobID) AND status = 'SCANNED'").run()
+        }
+        let batches = includeBatches ? try await database.sql.raw("""
+            SELECT batch_index, photo_count, inserted_count, status FROM ingest_batches WHERE job_id = \(bind: jobID) ORDER BY batch_index
+            """).all(decoding: IngestStatus.Batch.self) : nil
+        return IngestStatus(
+            jobID: job.jobId, jobName: job.jobName, path: job.path, status: status, dryRun: job.dryRun, done: done,
+            scanned: job.scannedCount, inserted: job.insertedCount, skipped: job.skippedCount, rejected: job.rejectedCount,
+            queued: job.queuedCount, ready: ready, processing: processing, processed: counts["PROCESSED"] ?? 0,
+            failed: counts["FAILED"] ?? 0, noFaces: noFaces, faces: faces,
+            personsCreated: try personRow?.decode(column: "created", as: Int?.self) ?? 0,
+            personsMatched: try personRow?.decode(column: "matched", as: Int?.self) ?? 0,
+            lastError: job.lastError, createdAt: job.createdAt, finishedAt: job.finishedAt, batches: batches)
+    }
+
+    func recentJobs(limit: Int) async throws -> [IngestStatus] {
+        var jobs: [IngestStatus] = []
+        for row in try await database.sql.raw("SELECT job_id FROM ingest_jobs ORDER BY created_at DESC LIMIT \(bind: limit)").all() {
+            jobs.append(try await ingestStatus(try row.decode(column: "job_id", as: String.self), includeBatches: false))
+        }
+        return jobs
+    }
+
+    /// Photos by status, for /health and the sort command's progress.
+    func statusCounts() async throws -> [PhotoStatus: Int] {
+        var counts: [PhotoStatus: Int] = [:]
+        for row in try await database.sql.raw("SELECT status, COUNT(*) AS n FROM photos GROUP BY status").all() {
+            if let status = PhotoStatus(rawValue: try row.decode(column: "status", as: String.self)) {
+                counts[status] = try row.decode(column: "n", as: Int.self)
+            }
+        }
+        return counts
+    }
+}
+
+/// A photo of a job that ended FAILED, with its reason.
+public struct PhotoFailure: Codable, Sendable {
+    public var photoID: Int64
+    public var path: String
+    public var error: String?
+
+    enum CodingKeys: String, CodingKey {
+        case path, error
+        case photoID = "photo_id"
+    }
+}
+
+extension ReadQueries {
+    func failures(ofJob jobID: String) async throws -> [PhotoFailure] {
+        try await database.sql.raw("""
+            SELECT p.id, p.path, p.last_error FROM photo_ingest_map m JOIN photos p ON p.id = m.photo_id
+            WHERE m.job_id = \(bind: jobID) AND p.status = 'FAILED' ORDER BY p.id
+            """).all().map {
+            PhotoFailure(photoID: try $0.decode(column: "id", as: Int64.self), path: try $0.decode(column: "path", as: String.self),
+                         error: try $0.decode(column: "last_error", as: String?.self))
+        }
+    }
+
+    /// Seconds the ML service reported spending on the job's photos finished since `sinceMs`.
+    func mlSeconds(ofJob jobID: String, since sinceMs: Int64) async throws -> Double {
+        try await database.sql.raw("""
+            SELECT SUM(p.ml_ms) AS ms FROM photo_ingest_map m JOIN photos p ON p.id = m.photo_id
+            WHERE m.job_id = \(bind: jobID) AND p.updated_at >= \(bind: sinceMs)
+            """).first()?.decode(column: "ms", as: Double?.self).map { $0 / 1000 } ?? 0
+    }
+}
+
+extension PhotoSorterServices {
+    public func ingestStatus(_ jobID: String) async throws -> IngestStatus {
+        try await reads.ingestStatus(jobID, includeBatches: false)
+    }
+
+    public func failures(ofJob jobID: String) async throws -> [PhotoFailure] {
+        try await reads.failures(ofJob: jobID)
+    }
+
+    public func mlSeconds(ofJob jobID: String, since sinceMs: Int64) async throws -> Double {
+        try await reads.mlSeconds(ofJob: jobID, since: sinceMs)
+    }
+}

@@ -1,0 +1,42 @@
+import Vapor
+
+/// Every error the HTTP API reports. Each maps to a 4xx/5xx status with a reason the caller can act on;
+/// Vapor's error middleware renders it as `{"error": true, "reason": "..."}`.
+public enum PhotoSorterError: AbortError, Equatable {
+    case folderNotFound(String)
+    case notADirectory(String)
+    case outsideAllowedRoots(String)
+    case invalidRequest(String)
+    case photoNotFound(Int64)
+    case personNotFound(Int64)
+    case jobNotFound(String)
+    case unauthorized
+    case mlServiceUnavailable(String)
+    case mlServiceRejected(status: Int, reason: String)
+
+    public var status: HTTPResponseStatus {
+        switch self {
+        case .folderNotFound, .photoNotFound, .personNotFound, .jobNotFound: .notFound
+        case .notADirectory, .invalidRequest: .unprocessableEntity
+        case .outsideAllowedRoots: .forbidden
+        case .unauthorized: .unauthorized
+        case .mlServiceUnavailable: .serviceUnavailable
+        case .mlServiceRejected: .badGateway
+        }
+    }
+
+    public var reason: String {
+        switch self {
+        case .folderNotFound(let path): "folder not found: \(path)"
+        case .notADirectory(let path): "not a directory: \(path)"
+        case .outsideAllowedRoots(let path): "path is outside the allowed ingest roots: \(path)"
+        case .invalidRequest(let why): why
+        case .photoNotFound(let id): "no photo with id \(id)"
+        case .personNotFound(let id): "no person with id \(id)"
+        case .jobNotFound(let id): "no ingest job with id \(id)"
+        case .unauthorized: "missing or wrong X-Photo-Sorter-Secret header"
+        case .mlServiceUnavailable(let why): "ML service unavailable: \(why)"
+        case .mlServiceRejected(let status, let why): "ML service answered \(status): \(why)"
+        }
+    }
+}

@@ -1,0 +1,110 @@
+import AsyncHTTPClient
+import Logging
+import NIOConcurrencyHelpers
+import PhotoSorterCore
+import Vapor
+
+/// Everything the service is made of, built once in `configure` (the composition root) and reached from
+/// handlers through `req.photoSorter`.
+public final class PhotoSorterServices: Sendable {
+    public let config: ServiceConfig
+    public let database: PhotoSorterDatabase
+    public let queue: any WorkQueue
+    public let identity: IdentityService
+    public let ingest: IngestService
+    public let dispatcher: PhotoDispatcher
+    public let ml: MLClient
+    let statuses: PhotoStatusStore
+    let reads: ReadQueries
+    let retryScheduler: RetryScheduler
+    let staleScheduler: StaleProcessingScheduler
+    private let logger: Logger
+    private let backgroundTasks = NIOLockedValueBox([Task<Void, Never>]())
+
+    init(config: ServiceConfig, database: PhotoSorterDatabase, httpClient: HTTPClient, logger: Logger) {
+        self.config = config
+        self.database = database
+        self.logger = logger
+        let queue = DatabaseWorkQueue(database: database)
+        self.queue = queue
+        let statuses = PhotoStatusStore(database: database, config: config)
+        self.statuses = statuses
+        self.reads = ReadQueries(database: database, maxRetries: config.maxRetries)
+        self.identity = IdentityService(
+            database: database,
+            policy: IdentityPolicy(matchThreshold: config.matchThreshold, smallPersonMargin: config.smallPersonMargin,
+                                   mirrorThreshold: config.mirrorThreshold),
+            logger: logger)
+        let ml = MLClient(http: httpClient, baseURLs: config.mlServiceURLs, sharedSecret: config.sharedSecret,
+                          timeoutSeconds: config.mlRequestTimeoutSeconds)
+        self.ml = ml
+        let dispatcher = PhotoDispatcher(queue: queue, ml: ml, statuses: statuses,
+                                         callbackURL: config.callbackBaseURL + "/callback/photo-processed",
+                                         concurrency: config.workerConcurrency, logger: logger)
+        self.dispatcher = dispatcher
+        self.ingest = IngestService(database: database, queue: queue, config: config, logger: logger,
+                                    onWorkQueued: { dispatcher.poke() })
+        self.retryScheduler = RetryScheduler(database: database, queue: queue, maxRetries: config.maxRetries, logger: logger)
+        self.staleScheduler = StaleProcessingScheduler(database: database, statuses: statuses,
+                                                       timeoutSeconds: config.processingTimeoutSeconds, logger: logger)
+    }
+
+    /// Starts workers, schedulers and interrupted ingest jobs.
+    func startBackgroundWork() async throws {
+        if database.flavor == .sqlite {
+            // SQLite is single-instance: PROCESSING rows at start-up were orphaned by a crash or Ctrl-C.
+            let rows = try await database.sql.raw("""
+                UPDATE photos SET status = 'READY', attempt = attempt, processing_started_at = NULL WHERE status = 'PROCESSING' RETURNING id
+                """).all()
+            if !rows.isEmpty { logger.info("orphaned PROCESSING photos returned to the queue", metadata: ["count": "\(rows.count)"]) }
+        }
+        try await ingest.resumeInterruptedJobs()
+        let interval = config.schedulerIntervalSeconds
+        let tasks = [
+            Task { await self.dispatcher.run() },
+            Task {
+                await runPeriodically(every: interval, name: "retry scheduler", logger: self.logger) {
+                    if try await !self.retryScheduler.runOnce().isEmpty { self.dispatcher.poke() }
+                }
+            },
+            Task {
+                await runPeriodically(every: interval, name: "stale processing scheduler", logger: self.logger) {
+                    for id in try await self.staleScheduler.runOnce() { self.dispatcher.finished(id) }
+                }
+            },
+        ]
+        backgroundTasks.withLockedValue { $0 += tasks }
+    }
+
+    /// Stops ingest scans, workers and schedulers (idempotent); in-flight results still arrive until shutdown.
+    public func stopBackgroundWork() async {
+        await ingest.shutdown()
+        let tasks = backgroundTasks.withLockedValue { tasks in defer { tasks = [] }; return tasks }
+        tasks.forEach { $0.cancel() }
+        for task in tasks { await task.value }
+    }
+}
+
+private struct PhotoSorterServicesKey: StorageKey {
+    typealias Value = PhotoSorterServices
+}
+
+extension Application {
+    public var photoSorter: PhotoSorterServices {
+        get {
+            guard let services = storage[PhotoSorterServicesKey.self] else { fatalError("configure(_:config:) has not run") }
+            return services
+        }
+        set { storage[PhotoSorterServicesKey.self] = newValue }
+    }
+}
+
+extension Request {
+    var photoSorter: PhotoSorterServices { application.photoSorter }
+
+    /// Enforces the shared secret when one is configured.
+    func requireSecret() throws {
+        guard let secret = photoSorter.config.sharedSecret else { return }
+        guard headers.first(name: "X-Photo-Sorter-Secret") == secret else { throw PhotoSorterError.unauthorized }
+    }
+}

@@ -1,8 +1,0 @@
-import Vapor
-import Fluent
-import FluentSQLiteDriver
-import FluentPostgresDriver
-import AsyncHTTPClient
-import Prometheus
-import Metrics
-import PhotoSorterCore

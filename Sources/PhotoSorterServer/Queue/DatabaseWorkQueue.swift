@@ -1,0 +1,33 @@
+import SQLKit
+
+/// The default work queue: READY rows of `photos` are the queue. A claim is one atomic
+/// `UPDATE … WHERE id IN (SELECT … LIMIT n [FOR UPDATE SKIP LOCKED]) RETURNING`, so concurrent workers,
+/// in one process or several, never take the same photo.
+public struct DatabaseWorkQueue: WorkQueue {
+    let database: PhotoSorterDatabase
+
+    /// Rows are inserted READY in the ingest transaction; that commit is the enqueue.
+    public func enqueue(_ items: [WorkItem]) async throws {}
+
+    public func claim(limit: Int) async throws -> [WorkItem] {
+        let now = nowMs()
+        let rows = try await database.sql.raw("""
+            UPDATE photos SET status = 'PROCESSING', processing_started_at = \(bind: now), attempt = attempt + 1,
+                updated_at = \(bind: now)
+            WHERE id IN (SELECT id FROM photos WHERE status = 'READY'
+                AND (next_attempt_at IS NULL OR next_attempt_at <= \(bind: now))
+                ORDER BY id LIMIT \(bind: limit)\(unsafeRaw: database.skipLockedClause))
+            RETURNING id, path, attempt
+            """).all()
+        return try rows.map {
+            WorkItem(photoID: try $0.decode(column: "id", as: Int64.self),
+                     path: try $0.decode(column: "path", as: String.self),
+                     attempt: try $0.decode(column: "attempt", as: Int.self))
+        }.sorted { $0.photoID < $1.photoID }
+    }
+
+    public func pendingCount() async throws -> Int {
+        let row = try await database.sql.raw("SELECT COUNT(*) AS n FROM photos WHERE status = 'READY'").first()
+        return try row?.decode(column: "n", as: Int.self) ?? 0
+    }
+}

@@ -1,0 +1,105 @@
+import Logging
+import Metrics
+import NIOConcurrencyHelpers
+
+/// The workers: claim photos from the work queue and hand them to the ML service, keeping at most
+/// `workerConcurrency` photos in flight (sent, result not yet called back). A busy ML service (429/503)
+/// pauses dispatch and puts the photo back without counting a failure; any other problem marks it FAILED.
+public final class PhotoDispatcher: Sendable {
+    private let queue: any WorkQueue
+    private let ml: MLClient
+    private let statuses: PhotoStatusStore
+    private let callbackURL: String
+    private let concurrency: Int
+    private let logger: Logger
+    private let inFlight = NIOLockedValueBox(Set<Int64>())
+    private let pausedUntilMs = NIOLockedValueBox(Int64(0))
+    private let wake = AsyncSignal()
+    private let dispatched = Counter(label: "photo_sorter_photos_dispatched_total")
+    private let dispatchFailures = Counter(label: "photo_sorter_dispatch_failures_total")
+    private let busyAnswers = Counter(label: "photo_sorter_ml_busy_total")
+
+    init(queue: any WorkQueue, ml: MLClient, statuses: PhotoStatusStore, callbackURL: String, concurrency: Int, logger: Logger) {
+        self.queue = queue
+        self.ml = ml
+        self.statuses = statuses
+        self.callbackURL = callbackURL
+        self.concurrency = concurrency
+        self.logger = logger
+    }
+
+    public var inFlightCount: Int { inFlight.withLockedValue { $0.count } }
+
+    /// The photo's result arrived (or it was given up): frees its slot.
+    func finished(_ photoID: Int64) {
+        if inFlight.withLockedValue({ $0.remove(photoID) }) != nil {
+            Task { await wake.signal() }
+        }
+    }
+
+    /// New work may be available (after an ingest batch or a retry).
+    func poke() {
+        Task { await wake.signal() }
+    }
+
+    /// Runs until the task is cancelled.
+    func run() async {
+        logger.info("workers started", metadata: ["concurrency": "\(concurrency)", "callback": "\(callbackURL)"])
+        await withTaskGroup(of: Void.self) { group in
+            while !Task.isCancelled {
+                let pause = pausedUntilMs.withLockedValue { $0 } - nowMs()
+                if pause > 0 {
+                    await wake.wait(upToMs: pause)
+                    continue
+                }
+                let capacity = concurrency - inFlightCount
+                guard capacity > 0 else {
+                    await wake.wait(upToMs: 1000)
+                    continue
+                }
+                let items: [WorkItem]
+                do {
+                    items = try await queue.claim(limit: capacity)
+                } catch {
+                    logger.error("claiming work failed", metadata: ["error": "\(error)"])
+                    await wake.wait(upToMs: 1000)
+                    continue
+                }
+                if items.isEmpty {
+                    await wake.wait(upToMs: 250)
+                    continue
+                }
+                for item in items {
+                    inFlight.withLockedValue { _ = $0.insert(item.photoID) }
+                    group.addTask { await self.dispatch(item) }
+                }
+            }
+            group.cancelAll()
+        }
+        logger.info("workers stopped")
+    }
+
+    private func dispatch(_ item: WorkItem) async {
+        dispatched.increment()
+        let outcome = await ml.process(item, callbackURL: callbackURL)
+        do {
+            switch outcome {
+            case .accepted:
+                return
+            case .busy(let seconds):
+                busyAnswers.increment()
+                let delayMs = Int64(seconds * 1000)
+                pausedUntilMs.withLockedValue { $0 = max($0, nowMs() + delayMs) }
+                try await statuses.requeue(item.photoID, delayMs: delayMs)
+                logger.debug("ML service busy, photo requeued", metadata: ["photo_id": "\(item.photoID)", "retry_after_s": "\(seconds)"])
+            case .failed(let reason):
+                dispatchFailures.increment()
+                try await statuses.markFailed(item.photoID, error: reason)
+                logger.warning("dispatch failed", metadata: ["photo_id": "\(item.photoID)", "error": "\(reason)"])
+            }
+        } catch {
+            logger.error("recording dispatch outcome failed", metadata: ["photo_id": "\(item.photoID)", "error": "\(error)"])
+        }
+        finished(item.photoID)
+    }
+}

@@ -1,0 +1,31 @@
+import Logging
+
+/// Puts FAILED photos whose backoff has passed and that have retries left back to READY.
+/// Photos the ML service itself failed (unreadable file) have no retry time and stay FAILED.
+struct RetryScheduler: Sendable {
+    let database: PhotoSorterDatabase
+    let queue: any WorkQueue
+    let maxRetries: Int
+    let logger: Logger
+
+    /// One round; returns the photos requeued.
+    @discardableResult
+    func runOnce() async throws -> [WorkItem] {
+        let now = nowMs()
+        let rows = try await database.sql.raw("""
+            UPDATE photos SET status = 'READY', next_attempt_at = NULL, updated_at = \(bind: now)
+            WHERE status = 'FAILED' AND next_attempt_at IS NOT NULL AND next_attempt_at <= \(bind: now)
+                AND retry_count <= \(bind: maxRetries)
+            RETURNING id, path, attempt
+            """).all()
+        let items = try rows.map {
+            WorkItem(photoID: try $0.decode(column: "id", as: Int64.self), path: try $0.decode(column: "path", as: String.self),
+                     attempt: try $0.decode(column: "attempt", as: Int.self))
+        }
+        if !items.isEmpty {
+            try await queue.enqueue(items)
+            logger.info("failed photos requeued for retry", metadata: ["count": "\(items.count)", "photo_ids": "\(items.prefix(20).map(\.photoID))"])
+        }
+        return items
+    }
+}

@@ -1,0 +1,63 @@
+import Fluent
+import FluentPostgresDriver
+import FluentSQLiteDriver
+import Foundation
+import Metrics
+import NIOConcurrencyHelpers
+import Prometheus
+import Vapor
+
+/// Prometheus registry behind swift-metrics; bootstrapped once per process.
+let metricsRegistry: PrometheusCollectorRegistry = {
+    let registry = PrometheusCollectorRegistry()
+    MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+    return registry
+}()
+
+/// The composition root: database, migrations, services, routes and background work.
+/// `backgroundWork: false` leaves workers and schedulers stopped (tests drive them by hand).
+public func configure(_ app: Application, config: ServiceConfig, backgroundWork: Bool = true) async throws {
+    _ = metricsRegistry
+    app.http.server.configuration.hostname = config.host
+    app.http.server.configuration.port = config.port
+    app.http.server.configuration.responseCompression = .enabled
+    app.routes.defaultMaxBodySize = "16mb"
+
+    let (flavor, location) = DatabaseFlavor.parse(config.databaseURL)
+    switch flavor {
+    case .sqlite:
+        let directory = URL(fileURLWithPath: location).deletingLastPathComponent().path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        app.databases.use(.sqlite(.file(location)), as: .sqlite)
+    case .postgres:
+        app.databases.use(try .postgres(url: location), as: .psql)
+    }
+    let database = PhotoSorterDatabase(flavor: flavor, databases: app.databases, eventLoopGroup: app.eventLoopGroup, logger: app.logger)
+    if flavor == .sqlite {
+        // WAL lets readers (status polls, API reads) proceed while a batch or callback commits.
+        try await database.sql.raw("PRAGMA journal_mode = WAL").run()
+    }
+    app.migrations.add(schemaMigrations)
+    try await app.autoMigrate()
+
+    let services = PhotoSorterServices(config: config, database: database, httpClient: app.http.client.shared, logger: app.logger)
+    try await services.identity.load()
+    app.photoSorter = services
+    try routes(app)
+    if backgroundWork {
+        app.lifecycle.use(BackgroundWorkLifecycle(services: services))
+    }
+}
+
+/// Starts the workers once the server is up and stops them before it shuts down.
+struct BackgroundWorkLifecycle: LifecycleHandler {
+    let services: PhotoSorterServices
+
+    func didBootAsync(_ application: Application) async throws {
+        try await services.startBackgroundWork()
+    }
+
+    func shutdownAsync(_ application: Application) async {
+        await services.stopBackgroundWork()
+    }
+}

@@ -1,0 +1,10 @@
+import Vapor
+
+/// Every HTTP endpoint of the service, by controller.
+func routes(_ app: Application) throws {
+    try app.register(collection: IngestController())
+    try app.register(collection: PhotoController())
+    try app.register(collection: CallbackController())
+    try app.register(collection: PersonController())
+    try app.register(collection: HealthController())
+}
