@@ -1,0 +1,29 @@
+"""`python -m photo_sorter_ml`: run the ML service with uvicorn (PHOTO_SORTER_ML_HOST/PORT)."""
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+
+def main() -> int:
+    logging.basicConfig(level=os.environ.get("PHOTO_SORTER_ML_LOG_LEVEL", "INFO").upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from .config import Settings
+
+    try:
+        settings = Settings.from_env()
+    except ValueError as e:
+        print(f"photo_sorter_ml: configuration error: {e}", file=sys.stderr)
+        return 2
+    import uvicorn
+
+    from .app import create_app
+
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info",
+                access_log=os.environ.get("PHOTO_SORTER_ML_ACCESS_LOG", "0") == "1")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

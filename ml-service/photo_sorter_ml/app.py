@@ -1,0 +1,350 @@
+"""Thin FastAPI layer: validation, safety checks, the bounded job queue, callbacks.
+
+The heavy work runs in a process pool (one model copy per worker process, loaded by the pool
+initializer); this process only routes requests, keeps the person-dump cache and sends callbacks.
+"""
+from __future__ import annotations
+
+import asyncio
+import base64
+import hmac
+import logging
+import math
+import multiprocessing
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from contextlib import asynccontextmanager
+from typing import Any
+
+import numpy as np
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from . import __version__
+from .callback import SECRET_HEADER, CallbackClient
+from .config import Settings
+from .persons import PersonCache
+from .pipeline import PipelineParams, analyse_in_worker, init_worker, params_dict, ping
+from .security import CallbackPolicy, PathPolicy
+
+log = logging.getLogger("photo_sorter_ml")
+
+
+class ProcessPhotoRequest(BaseModel):
+    model_config = ConfigDict(populate_by_name=True, extra="ignore")
+    photo_id: int
+    path: str = Field(min_length=1)
+    callbackUrl: str = Field(min_length=1, alias="callbackUrl")
+    callback_id: str | int | None = None
+
+
+class FromImageRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    path: str = Field(min_length=1)
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str, headers: dict | None = None, **extra: Any):
+        self.status, self.message, self.headers, self.extra = status, message, headers or {}, extra
+
+
+def _err(status: int, message: str, headers: dict | None = None, **extra: Any) -> JSONResponse:
+    return JSONResponse({"error": message, **extra}, status_code=status, headers=headers)
+
+
+class Service:
+    """Holds the pool, the queue accounting, the person cache and the callback client."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.paths = PathPolicy(settings.allowed_roots)
+        self.callbacks_policy = CallbackPolicy(settings.callback_allowlist)
+        self.params = PipelineParams.from_settings(settings)
+        self.pool: ProcessPoolExecutor | None = None
+        self.ready = False
+        self.load_error: str | None = None
+        self.depth = 0  # accepted and not yet analysed (waiting + running)
+        self.processed = 0
+        self.failed = 0
+        self.started = time.time()
+        self._avg_job_s = 1.0
+        self.tasks: set[asyncio.Task] = set()
+        self.persons = PersonCache(settings.service_url, settings.shared_secret, settings.dump_refresh_s,
+                                   settings.dump_full_refresh_s)
+        self.callbacks = CallbackClient(settings.callback_retries, settings.callback_backoff_s,
+                                        settings.callback_timeout_s, settings.shared_secret)
+        self.model_version: str | None = None
+
+    # --- pool -------------------------------------------------------------------------------------
+    def _new_pool(self) -> ProcessPoolExecutor:
+        # One BLAS thread per worker: the pool already fills the cores.
+        for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            os.environ.setdefault(var, "1")
+        ctx = multiprocessing.get_context("spawn")
+        return ProcessPoolExecutor(max_workers=self.settings.workers, mp_context=ctx, initializer=init_worker,
+                                   initargs=(params_dict(self.params),))
+
+    async def start(self) -> None:
+        self.pool = self._new_pool()
+        self.tasks.add(asyncio.create_task(self._warm_up()))
+        self.tasks.add(asyncio.create_task(self._refresh_loop()))
+
+    async def _warm_up(self) -> None:
+        loop = asyncio.get_running_loop()
+        t0 = time.perf_counter()
+        try:
+            results = await asyncio.gather(*[loop.run_in_executor(self.pool, ping)
+                                             for _ in range(self.settings.workers)])
+            self.model_version = results[0]["model_version"]
+            self.ready = True
+            log.info("models loaded in %d worker process(es) in %.1fs (%s)", self.settings.workers,
+                     time.perf_counter() - t0, self.model_version)
+        except Exception as e:
+            self.load_error = f"{type(e).__name__}: {e}"
+            log.error("model loading failed: %s", self.load_error)
+
+    async def _refresh_loop(self) -> None:
+        while True:
+            try:
+                await self.persons.refresh()
+            except Exception:  # never let the loop die
+                log.exception("person dump refresh failed")
+            await asyncio.sleep(max(0.5, self.settings.dump_refresh_s))
+
+    async def stop(self) -> None:
+        for t in list(self.tasks):
+            t.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        await self.callbacks.aclose()
+        await self.persons.aclose()
+        if self.pool:
+            self.pool.shutdown(wait=False, cancel_futures=True)
+
+    # --- queue ------------------------------------------------------------------------------------
+    @property
+    def capacity(self) -> int:
+        return self.settings.queue_size + self.settings.workers
+
+    @property
+    def waiting(self) -> int:
+        return max(0, self.depth - self.settings.workers)
+
+    def retry_after(self) -> int:
+        return max(1, math.ceil(self._avg_job_s * max(1, self.waiting) / self.settings.workers))
+
+    def admit(self) -> None:
+        if not self.ready:
+            raise ApiError(503, self.load_error and f"models failed to load: {self.load_error}"
+                           or "models are still loading", {"Retry-After": "2"})
+        if self.depth >= self.capacity:
+            raise ApiError(429, f"queue full ({self.waiting} waiting, {self.settings.workers} running)",
+                           {"Retry-After": str(self.retry_after())}, queue_depth=self.depth)
+
+    async def run_analysis(self, source: str | bytes, name: str) -> dict:
+        """Runs one analysis in the pool; the caller has already counted it in `depth`."""
+        loop = asyncio.get_running_loop()
+        t0 = time.perf_counter()
+        try:
+            pool = self.pool
+            try:
+                result = await loop.run_in_executor(pool, analyse_in_worker, source, name)
+            except BrokenProcessPool:
+                log.error("a worker process died; restarting the pool")
+                if self.pool is pool:
+                    self.pool = self._new_pool()
+                result = {"ok": False, "error_kind": "internal",
+                          "error": "worker process crashed while analysing the image", "timings": {}}
+            self._avg_job_s = 0.8 * self._avg_job_s + 0.2 * (time.perf_counter() - t0)
+            return result
+        finally:
+            self.depth -= 1
+
+    # --- results ----------------------------------------------------------------------------------
+    async def shape(self, result: dict) -> dict:
+        """Worker result -> wire shape: base64 embeddings, suggestions, new_persons, meta."""
+        dets = result.get("detections") or []
+        if dets:
+            await self.persons.ensure_fresh()
+        vectors = (np.stack([np.frombuffer(d["embedding"], dtype="<f4") for d in dets])
+                   if dets else np.zeros((0, 128), dtype=np.float32))
+        suggestions = self.persons.suggest(vectors, self.settings.suggest_threshold)
+        detections, new_persons = [], []
+        for i, (d, s) in enumerate(zip(dets, suggestions)):
+            emb = base64.b64encode(d["embedding"]).decode("ascii")
+            out = {"bbox": [int(x) for x in d["bbox"]], "embedding": emb, "confidence": round(float(d["confidence"]), 4)}
+            if s is not None:
+                out["suggested_person_id"], out["similarity"] = s[0], round(s[1], 6)
+            else:
+                new_persons.append({"temp_id": f"t-{i}", "embedding": emb, "suggested_display_name": "unknown",
+                                    "detection_index": i})
+            detections.append(out)
+        timings = {k: round(float(v), 2) for k, v in (result.get("timings") or {}).items()}
+        return {"width": result.get("width"), "height": result.get("height"), "detections": detections,
+                "new_persons": new_persons,
+                "meta": {"model_version": result.get("model_version") or self.model_version, "timings": timings}}
+
+    async def process_job(self, req: ProcessPhotoRequest, real_path: str) -> None:
+        t0 = time.perf_counter()
+        result = await self.run_analysis(real_path, req.path)
+        payload: dict[str, Any] = {"photo_id": req.photo_id, "path": req.path, "callback_id": req.callback_id}
+        try:
+            if result.get("ok"):
+                payload.update(status="PROCESSED", error=None, **(await self.shape(result)))
+                self.processed += 1
+            else:
+                timings = {k: round(float(v), 2) for k, v in (result.get("timings") or {}).items()}
+                payload.update(status="FAILED", error=result.get("error") or "unknown error", width=None,
+                               height=None, detections=[], new_persons=[],
+                               meta={"model_version": self.model_version, "timings": timings})
+                self.failed += 1
+                log.info("photo %s failed: %s", req.photo_id, payload["error"])
+        except Exception as e:  # never lose a job without a callback
+            log.exception("shaping result for photo %s", req.photo_id)
+            payload.update(status="FAILED", error=f"internal error: {type(e).__name__}: {e}", width=None,
+                           height=None, detections=[], new_persons=[], meta={"model_version": self.model_version,
+                                                                              "timings": {}})
+            self.failed += 1
+        payload["meta"].setdefault("timings", {})["queue_ms"] = round((time.perf_counter() - t0) * 1000.0, 2)
+        await self.callbacks.send(req.callbackUrl, payload)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings.from_env()
+    service = Service(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        if service.paths.allow_all:
+            log.warning("PHOTO_SORTER_ALLOWED_ROOTS is not set: every readable path is allowed")
+        if not settings.shared_secret:
+            log.warning("PHOTO_SORTER_SHARED_SECRET is not set: requests are not authenticated")
+        await service.start()
+        yield
+        await service.stop()
+
+    app = FastAPI(title="photo-sorter ML service", version=__version__, lifespan=lifespan)
+    app.state.service = service
+
+    @app.exception_handler(ApiError)
+    async def _api_error(request: Request, exc: ApiError):
+        return _err(exc.status, exc.message, exc.headers, **exc.extra)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(request: Request, exc: RequestValidationError):
+        return _err(422, "invalid request", detail=_clean_errors(exc.errors()))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException):
+        return _err(exc.status_code, str(exc.detail), getattr(exc, "headers", None))
+
+    def check_secret(request: Request) -> None:
+        if settings.shared_secret:
+            given = request.headers.get(SECRET_HEADER, "")
+            if not hmac.compare_digest(given.encode(), settings.shared_secret.encode()):
+                raise ApiError(401, f"missing or wrong {SECRET_HEADER} header")
+
+    async def json_body(request: Request, model):
+        raw = await request.body()
+        if not raw:
+            raise ApiError(400, "request body is empty; expected JSON")
+        try:
+            return model.model_validate_json(raw)
+        except ValidationError as e:
+            errs = e.errors()
+            if any(err.get("type") == "json_invalid" for err in errs):
+                raise ApiError(400, "malformed JSON", detail=_clean_errors(errs))
+            raise ApiError(422, "invalid request", detail=_clean_errors(errs))
+
+    @app.post("/process-photo", status_code=202)
+    async def process_photo(request: Request):
+        check_secret(request)
+        req = await json_body(request, ProcessPhotoRequest)
+        real = service.paths.resolve(req.path)
+        if real is None:
+            raise ApiError(403, f"path is outside the allowed roots: {req.path}")
+        if not service.callbacks_policy.allowed(req.callbackUrl):
+            raise ApiError(403, f"callback URL origin is not on the allowlist: {req.callbackUrl}")
+        service.admit()
+        service.depth += 1
+        task = asyncio.create_task(service.process_job(req, real))
+        service.tasks.add(task)
+        task.add_done_callback(service.tasks.discard)
+        return JSONResponse({"accepted": True, "queue_depth": service.depth}, status_code=202)
+
+    @app.post("/embeddings/from-image")
+    async def from_image(request: Request):
+        check_secret(request)
+        ctype = request.headers.get("content-type", "")
+        if ctype.startswith("multipart/form-data"):
+            form = await request.form()
+            upload = form.get("file")
+            if upload is None or isinstance(upload, str):
+                raise ApiError(422, "multipart body needs a 'file' part")
+            data = await upload.read(settings.max_upload_bytes + 1)
+            if len(data) > settings.max_upload_bytes:
+                raise ApiError(413, f"upload larger than {settings.max_upload_bytes} bytes")
+            source, name, shown = data, upload.filename or "upload", upload.filename or "upload"
+        else:
+            req = await json_body(request, FromImageRequest)
+            real = service.paths.resolve(req.path)
+            if real is None:
+                raise ApiError(403, f"path is outside the allowed roots: {req.path}")
+            source, name, shown = real, req.path, req.path
+        service.admit()
+        service.depth += 1
+        result = await service.run_analysis(source, name)
+        if not result.get("ok"):
+            kind = result.get("error_kind")
+            status = {"missing": 404, "internal": 500}.get(kind, 422)
+            return _err(status, result.get("error") or "unknown error", kind=kind, path=shown)
+        body = await service.shape(result)
+        return {"status": "PROCESSED", "error": None, **body}
+
+    @app.get("/health")
+    async def health():
+        return {
+            "status": "ok" if service.ready else ("error" if service.load_error else "loading"),
+            "models_loaded": service.ready,
+            "load_error": service.load_error,
+            "queue_depth": service.depth,
+            "queue_waiting": service.waiting,
+            "queue_capacity": service.capacity,
+            "workers": settings.workers,
+            "processed": service.processed,
+            "failed": service.failed,
+            "callbacks_delivered": service.callbacks.delivered,
+            "callbacks_failed": service.callbacks.failed,
+            "person_cache": service.persons.status(),
+            "uptime_s": round(time.time() - service.started, 1),
+        }
+
+    @app.get("/version")
+    async def version():
+        from .models import describe_models
+
+        info = describe_models(settings.detector)
+        return {
+            "service": "photo-sorter-ml",
+            "version": __version__,
+            "model_version": service.model_version or f"dlib-resnet-v1+{settings.detector}-5pt",
+            "detector": settings.detector,
+            "upsample": settings.upsample,
+            "detect_max_side": settings.detect_max_side,
+            "embedding_dim": 128,
+            "dlib_version": info["dlib"]["version"],
+            **info,
+        }
+
+    return app
+
+
+def _clean_errors(errors: list) -> list:
+    out = []
+    for e in errors:
+        out.append({"loc": [str(x) for x in e.get("loc", ())], "msg": str(e.get("msg", "")), "type": e.get("type")})
+    return out

@@ -1,0 +1,74 @@
+"""Delivers results to the Swift service's callback URL, with retries and exponential backoff."""
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import httpx
+
+log = logging.getLogger("photo_sorter_ml.callback")
+
+SECRET_HEADER = "X-Photo-Sorter-Secret"
+MAX_BACKOFF_S = 30.0
+
+
+class CallbackClient:
+    """POSTs JSON. Retries on connection errors, timeouts, 5xx and 429 (honouring Retry-After, capped);
+    gives up at once on any other 4xx (the receiver rejected the payload: retrying cannot help)."""
+
+    def __init__(self, retries: int, backoff_s: float, timeout_s: float, secret: str | None):
+        self.retries = max(0, retries)
+        self.backoff_s = max(0.0, backoff_s)
+        self.secret = secret
+        self._client = httpx.AsyncClient(timeout=timeout_s, follow_redirects=False)
+        self.delivered = 0
+        self.failed = 0
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    def _delay(self, attempt: int, retry_after: str | None) -> float:
+        delay = min(MAX_BACKOFF_S, self.backoff_s * (2 ** attempt))
+        if retry_after:
+            try:
+                delay = max(delay, min(MAX_BACKOFF_S, float(retry_after)))
+            except ValueError:
+                pass
+        return delay
+
+    async def send(self, url: str, payload: dict) -> bool:
+        headers = {"Content-Type": "application/json"}
+        if self.secret:
+            headers[SECRET_HEADER] = self.secret
+        what = f"photo {payload.get('photo_id')} ({payload.get('status')})"
+        for attempt in range(self.retries + 1):
+            retry_after = None
+            try:
+                response = await self._client.post(url, json=payload, headers=headers)
+            except httpx.HTTPError as e:
+                reason = f"{type(e).__name__}: {e}"
+            else:
+                code = response.status_code
+                if 200 <= code < 300:
+                    self.delivered += 1
+                    if attempt:
+                        log.info("callback for %s delivered after %d retries", what, attempt)
+                    return True
+                if code == 429 or code >= 500:
+                    reason = f"HTTP {code}"
+                    retry_after = response.headers.get("Retry-After")
+                else:
+                    self.failed += 1
+                    log.error("callback for %s rejected with HTTP %d, not retrying: %s", what, code,
+                              response.text[:500])
+                    return False
+            if attempt < self.retries:
+                delay = self._delay(attempt, retry_after)
+                log.warning("callback for %s to %s failed (%s); retry %d/%d in %.2fs", what, url, reason,
+                            attempt + 1, self.retries, delay)
+                await asyncio.sleep(delay)
+            else:
+                log.error("callback for %s to %s failed (%s); giving up after %d retries", what, url, reason,
+                          self.retries)
+        self.failed += 1
+        return False

@@ -1,0 +1,124 @@
+"""Settings from the environment (PHOTO_SORTER_* variables). Read once at start-up."""
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+log = logging.getLogger("photo_sorter_ml")
+
+DEFAULT_SERVICE_URL = "http://127.0.0.1:8080"
+
+
+def origin_of(url: str) -> str | None:
+    """`scheme://host:port` with the default port made explicit; None when the URL has no host."""
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError:
+        return None
+    scheme = (parts.scheme or "").lower()
+    host = (parts.hostname or "").lower()
+    if scheme not in ("http", "https") or not host:
+        return None
+    if port is None:
+        port = 443 if scheme == "https" else 80
+    if ":" in host:  # IPv6 literal
+        host = f"[{host}]"
+    return f"{scheme}://{host}:{port}"
+
+
+def _int(env: dict, name: str, default: int, minimum: int | None = None) -> int:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be an integer, got {raw!r}") from None
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+def _float(env: dict, name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a number, got {raw!r}") from None
+
+
+@dataclass
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 8001
+    workers: int = field(default_factory=lambda: os.cpu_count() or 1)
+    queue_size: int = 0  # 0 -> 4 x workers
+    detector: str = "hog"  # hog | cnn
+    upsample: int = 1
+    detect_max_side: int = 1600
+    upsample_max_side: int = 1200
+    max_pixels: int = 89_478_485  # Pillow's own default
+    callback_retries: int = 5
+    callback_backoff_s: float = 0.5
+    callback_timeout_s: float = 10.0
+    service_url: str = DEFAULT_SERVICE_URL
+    shared_secret: str | None = None
+    allowed_roots: list[str] | None = None  # None = everything (warned)
+    callback_allowlist: list[str] = field(default_factory=list)
+    dump_refresh_s: float = 5.0
+    dump_full_refresh_s: float = 300.0
+    suggest_threshold: float = 0.92
+    max_upload_bytes: int = 200 * 1024 * 1024
+
+    def __post_init__(self) -> None:
+        if self.queue_size <= 0:
+            self.queue_size = 4 * self.workers
+        if self.detector not in ("hog", "cnn"):
+            raise ValueError(f"PHOTO_SORTER_ML_DETECTOR must be hog or cnn, got {self.detector!r}")
+        if not self.callback_allowlist:
+            origin = origin_of(self.service_url)
+            self.callback_allowlist = [origin] if origin else []
+
+    @classmethod
+    def from_env(cls, env: dict | None = None) -> "Settings":
+        env = dict(os.environ if env is None else env)
+        roots_raw = env.get("PHOTO_SORTER_ALLOWED_ROOTS")
+        roots = None
+        if roots_raw is not None and roots_raw.strip():
+            roots = [r for r in roots_raw.split(os.pathsep) if r.strip()]
+        allow_raw = env.get("PHOTO_SORTER_CALLBACK_ALLOWLIST", "")
+        allowlist = []
+        for item in allow_raw.split(","):
+            if item.strip():
+                origin = origin_of(item)
+                if origin is None:
+                    raise ValueError(f"PHOTO_SORTER_CALLBACK_ALLOWLIST entry is not an http(s) origin: {item!r}")
+                allowlist.append(origin)
+        secret = env.get("PHOTO_SORTER_SHARED_SECRET") or None
+        return cls(
+            host=env.get("PHOTO_SORTER_ML_HOST", "127.0.0.1"),
+            port=_int(env, "PHOTO_SORTER_ML_PORT", 8001, 0),
+            workers=_int(env, "PHOTO_SORTER_ML_WORKERS", os.cpu_count() or 1, 1),
+            queue_size=_int(env, "PHOTO_SORTER_ML_QUEUE_SIZE", 0, 0),
+            detector=env.get("PHOTO_SORTER_ML_DETECTOR", "hog").strip().lower() or "hog",
+            upsample=_int(env, "PHOTO_SORTER_ML_UPSAMPLE", 1, 0),
+            detect_max_side=_int(env, "PHOTO_SORTER_ML_DETECT_MAX_SIDE", cls.detect_max_side, 0),
+            upsample_max_side=_int(env, "PHOTO_SORTER_ML_UPSAMPLE_MAX_SIDE", cls.upsample_max_side, 0),
+            max_pixels=_int(env, "PHOTO_SORTER_ML_MAX_PIXELS", cls.max_pixels, 1),
+            callback_retries=_int(env, "PHOTO_SORTER_ML_CALLBACK_RETRIES", 5, 0),
+            callback_backoff_s=_float(env, "PHOTO_SORTER_ML_CALLBACK_BACKOFF_S", 0.5),
+            callback_timeout_s=_float(env, "PHOTO_SORTER_ML_CALLBACK_TIMEOUT_S", 10.0),
+            service_url=env.get("PHOTO_SORTER_SERVICE_URL", DEFAULT_SERVICE_URL).rstrip("/"),
+            shared_secret=secret,
+            allowed_roots=roots,
+            callback_allowlist=allowlist,
+            dump_refresh_s=_float(env, "PHOTO_SORTER_ML_DUMP_REFRESH_S", 5.0),
+            dump_full_refresh_s=_float(env, "PHOTO_SORTER_ML_DUMP_FULL_REFRESH_S", 300.0),
+            suggest_threshold=_float(env, "PHOTO_SORTER_ML_SUGGEST_THRESHOLD", 0.92),
+            max_upload_bytes=_int(env, "PHOTO_SORTER_ML_MAX_UPLOAD_BYTES", 200 * 1024 * 1024, 1),
+        )

@@ -1,0 +1,222 @@
+"""Image decoding: any supported file -> orientation-corrected RGB uint8 array.
+
+Handles EXIF orientation, HEIC/HEIF (pillow-heif), camera RAW (rawpy; embedded JPEG preview when it is
+large enough), alpha (composited on white), greyscale, 16-bit, palette and CMYK. Every problem with the
+file itself raises `DecodeError` with a precise, human-readable message and a `kind` the HTTP layer maps
+to a status code.
+"""
+from __future__ import annotations
+
+import io
+import os
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+
+try:  # HEIC/HEIF/AVIF support
+    import pillow_heif
+
+    pillow_heif.register_heif_opener()
+    HEIF_AVAILABLE = True
+except Exception:  # pragma: no cover - optional at import time, required by requirements.txt
+    HEIF_AVAILABLE = False
+
+ImageFile.LOAD_TRUNCATED_IMAGES = False  # a truncated file is an error, not a grey half-image
+
+RAW_EXTENSIONS = {".nef", ".nrw", ".cr2", ".cr3", ".crw", ".arw", ".srf", ".sr2", ".dng", ".raf", ".orf",
+                  ".rw2", ".pef", ".srw", ".raw", ".3fr", ".erf", ".kdc", ".mrw", ".x3f"}
+# An embedded RAW preview smaller than this (longest side) is not used: demosaic instead.
+RAW_PREVIEW_MIN_SIDE = 1000
+
+
+class DecodeError(Exception):
+    """A problem with the file itself. kind: missing | unreadable | empty | not_image | corrupt | too_large."""
+
+    def __init__(self, kind: str, message: str):
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+
+
+@dataclass
+class Decoded:
+    rgb: np.ndarray  # H x W x 3 uint8, orientation-corrected, full resolution
+    width: int
+    height: int
+    format: str
+    orientation: int  # EXIF orientation that was applied (1 = none)
+
+
+def _check_pixels(width: int, height: int, max_pixels: int) -> None:
+    if width * height > max_pixels:
+        raise DecodeError(
+            "too_large",
+            f"decompression bomb: image is {width}x{height} = {width * height} pixels, "
+            f"over the limit of {max_pixels} (PHOTO_SORTER_ML_MAX_PIXELS)")
+
+
+def _to_rgb(im: Image.Image) -> Image.Image:
+    """Any Pillow mode -> 8-bit RGB. Alpha is composited on white; 16-bit is scaled, not clipped."""
+    mode = im.mode
+    if mode == "RGB":
+        return im
+    if mode == "P":
+        im = im.convert("RGBA" if "transparency" in im.info else "RGB")
+        mode = im.mode
+        if mode == "RGB":
+            return im
+    if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
+        a = np.asarray(im)
+        if mode == "I":
+            a = a.astype(np.int64)
+            hi = int(a.max()) if a.size else 0
+            shift = 8 if hi > 255 else 0
+            a = np.clip(a >> shift, 0, 255)
+        else:
+            a = a.astype(np.uint16) >> 8
+        return Image.fromarray(a.astype(np.uint8), "L").convert("RGB")
+    if mode == "F":
+        a = np.asarray(im, dtype=np.float32)
+        hi = float(a.max()) if a.size else 1.0
+        scale = 255.0 if hi <= 1.0 else (255.0 / 65535.0 if hi > 255 else 1.0)
+        return Image.fromarray(np.clip(a * scale, 0, 255).astype(np.uint8), "L").convert("RGB")
+    if mode in ("RGBA", "LA", "RGBa", "La", "PA"):
+        rgba = im.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    if mode == "CMYK":
+        return im.convert("RGB")
+    return im.convert("RGB")
+
+
+def _decode_raw(source, name: str, max_pixels: int) -> Decoded:
+    try:
+        import rawpy
+    except ImportError as e:  # pragma: no cover
+        raise DecodeError("not_image", f"RAW support is not installed (rawpy): {e}") from None
+    try:
+        raw_ctx = rawpy.imread(source if isinstance(source, str) else io.BytesIO(source))
+    except Exception as e:
+        raise DecodeError("corrupt", f"not a readable RAW file ({name}): {type(e).__name__}: {e}") from None
+    with raw_ctx as raw:
+        # The embedded JPEG preview is already demosaiced, white-balanced and usually full size: use it
+        # when it is big enough (fast), otherwise demosaic.
+        try:
+            thumb = raw.extract_thumb()
+        except Exception:
+            thumb = None
+        if thumb is not None and thumb.format == rawpy.ThumbFormat.JPEG:
+            try:
+                im = Image.open(io.BytesIO(thumb.data))
+                if max(im.size) >= RAW_PREVIEW_MIN_SIDE:
+                    _check_pixels(im.width, im.height, max_pixels)
+                    im.load()
+                    orientation = im.getexif().get(0x0112, 1)
+                    im = ImageOps.exif_transpose(im)
+                    rgb = np.asarray(_to_rgb(im))
+                    return Decoded(rgb, rgb.shape[1], rgb.shape[0], "RAW-preview", orientation)
+            except DecodeError:
+                raise
+            except Exception:
+                pass
+        sizes = raw.sizes
+        _check_pixels(sizes.width, sizes.height, max_pixels)
+        try:
+            rgb = raw.postprocess(use_camera_wb=True, output_bps=8, no_auto_bright=False)
+        except Exception as e:
+            raise DecodeError("corrupt", f"RAW demosaic failed ({name}): {type(e).__name__}: {e}") from None
+        # LibRaw applies the camera's flip itself.
+        rgb = np.ascontiguousarray(rgb, dtype=np.uint8)
+        return Decoded(rgb, rgb.shape[1], rgb.shape[0], "RAW", 1)
+
+
+def decode(source: str | bytes, max_pixels: int, name: str | None = None) -> Decoded:
+    """Decodes a path (str) or in-memory bytes. Raises DecodeError for every file problem."""
+    name = name or (source if isinstance(source, str) else "upload")
+    if isinstance(source, str):
+        try:
+            st = os.stat(source)
+        except FileNotFoundError:
+            raise DecodeError("missing", f"file not found: {source}") from None
+        except PermissionError:
+            raise DecodeError("unreadable", f"permission denied: {source}") from None
+        except OSError as e:
+            raise DecodeError("unreadable", f"cannot stat {source}: {e.strerror or e}") from None
+        if os.path.isdir(source):
+            raise DecodeError("not_image", f"is a directory, not an image file: {source}")
+        if st.st_size == 0:
+            raise DecodeError("empty", f"empty file (0 bytes): {source}")
+        if not os.access(source, os.R_OK):
+            raise DecodeError("unreadable", f"permission denied: {source}")
+        ext = os.path.splitext(source)[1].lower()
+    else:
+        if len(source) == 0:
+            raise DecodeError("empty", f"empty file (0 bytes): {name}")
+        ext = os.path.splitext(name)[1].lower()
+
+    if ext in RAW_EXTENSIONS:
+        return _decode_raw(source, name, max_pixels)
+
+    Image.MAX_IMAGE_PIXELS = max_pixels
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            im = Image.open(source if isinstance(source, str) else io.BytesIO(source))
+    except UnidentifiedImageError:
+        raise DecodeError("not_image", f"not an image (unrecognised file format): {name}") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise DecodeError("too_large", f"decompression bomb: {e} (PHOTO_SORTER_ML_MAX_PIXELS={max_pixels})") from None
+    except PermissionError:
+        raise DecodeError("unreadable", f"permission denied: {name}") from None
+    except OSError as e:
+        raise DecodeError("unreadable", f"cannot read {name}: {e}") from None
+
+    try:
+        with im:
+            _check_pixels(im.width, im.height, max_pixels)
+            fmt = im.format or "unknown"
+            try:
+                orientation = int(im.getexif().get(0x0112, 1) or 1)
+            except Exception:
+                orientation = 1
+            try:
+                im.load()
+            except OSError as e:
+                raise DecodeError("corrupt", f"corrupt or truncated {fmt} image: {e}: {name}") from None
+            except (SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as e:
+                raise DecodeError("corrupt", f"corrupt {fmt} image: {e}: {name}") from None
+            try:
+                im2 = ImageOps.exif_transpose(im)
+            except Exception:
+                im2 = im  # broken EXIF: keep the pixels as stored
+                orientation = 1
+            rgb_im = _to_rgb(im2)
+            rgb = np.asarray(rgb_im, dtype=np.uint8)
+            if rgb.ndim != 3 or rgb.shape[2] != 3:
+                raise DecodeError("corrupt", f"unexpected pixel layout {rgb.shape} after decoding: {name}")
+            return Decoded(np.ascontiguousarray(rgb), rgb.shape[1], rgb.shape[0], fmt, orientation)
+    except DecodeError:
+        raise
+    except MemoryError:
+        raise DecodeError("too_large", f"out of memory decoding {name}") from None
+    except Exception as e:
+        raise DecodeError("corrupt", f"cannot decode {name}: {type(e).__name__}: {e}") from None
+
+
+def downscale_for_detection(rgb: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
+    """Returns (image, scale) with scale = detect_px / original_px (1.0 when no resize is needed)."""
+    h, w = rgb.shape[:2]
+    longest = max(h, w)
+    if max_side <= 0 or longest <= max_side:
+        return rgb, 1.0
+    scale = max_side / float(longest)
+    nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
+    im = Image.fromarray(rgb)
+    # reduce() by an integer factor first (fast box filter), then an exact bilinear resize.
+    factor = int(longest // max_side)
+    if factor >= 2:
+        im = im.reduce(factor)
+    im = im.resize((nw, nh), Image.BILINEAR)
+    return np.asarray(im), nw / float(w)

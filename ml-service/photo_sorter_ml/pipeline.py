@@ -1,0 +1,134 @@
+"""The per-photo pipeline, run inside worker processes: decode -> detect -> align -> embed.
+
+Each worker process loads the models once (`init_worker`, the pool initializer) and then handles one
+photo at a time. The result is a plain dict (picklable); suggestions are added in the main process,
+which holds the person-dump cache.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from .decode import DecodeError, decode, downscale_for_detection
+
+log = logging.getLogger("photo_sorter_ml.pipeline")
+
+
+@dataclass
+class PipelineParams:
+    detector: str = "hog"
+    upsample: int = 1
+    detect_max_side: int = 1600
+    upsample_max_side: int = 1200
+    max_pixels: int = 89_478_485
+
+    @classmethod
+    def from_settings(cls, s) -> "PipelineParams":
+        return cls(detector=s.detector, upsample=s.upsample, detect_max_side=s.detect_max_side,
+                   upsample_max_side=s.upsample_max_side, max_pixels=s.max_pixels)
+
+
+_MODELS = None
+_PARAMS: PipelineParams | None = None
+
+
+def init_worker(params: dict) -> None:
+    """Pool initializer: load the models once per process."""
+    global _MODELS, _PARAMS
+    from .models import load_models
+
+    _PARAMS = PipelineParams(**params)
+    _MODELS = load_models(_PARAMS.detector)
+
+
+def ping() -> dict:
+    """Used at start-up to make sure every worker has its models loaded."""
+    return {"pid": os.getpid(), "loaded": _MODELS is not None,
+            "model_version": _MODELS.version if _MODELS else None}
+
+
+def _clip_box(d, scale: float, width: int, height: int) -> list[int] | None:
+    inv = 1.0 / scale
+    x1 = int(round(d.left * inv))
+    y1 = int(round(d.top * inv))
+    x2 = int(round(d.right * inv))
+    y2 = int(round(d.bottom * inv))
+    x1, x2 = max(0, min(x1, width - 1)), max(0, min(x2, width - 1))
+    y1, y2 = max(0, min(y1, height - 1)), max(0, min(y2, height - 1))
+    if x1 >= x2 or y1 >= y2:
+        return None
+    return [x1, y1, x2, y2]
+
+
+def analyse(source: str | bytes, name: str | None = None, models=None, params: PipelineParams | None = None) -> dict:
+    """Analyses one image. Never raises for problems with the file: returns {"ok": False, ...} instead."""
+    models = models or _MODELS
+    params = params or _PARAMS or PipelineParams()
+    if models is None:
+        from .models import load_models
+
+        models = load_models(params.detector)
+    t0 = time.perf_counter()
+    try:
+        img = decode(source, params.max_pixels, name=name)
+    except DecodeError as e:
+        return {"ok": False, "error_kind": e.kind, "error": e.message,
+                "timings": {"decode_ms": (time.perf_counter() - t0) * 1000.0}}
+    t1 = time.perf_counter()
+
+    det_img, scale = downscale_for_detection(img.rgb, params.detect_max_side)
+    upsample = params.upsample if max(det_img.shape[:2]) <= params.upsample_max_side else 0
+    raw = models.detector.detect(det_img, upsample)
+    faces, boxes = [], []
+    for d in raw:
+        box = _clip_box(d, scale, img.width, img.height)
+        if box is None:
+            continue
+        faces.append(d.scaled(1.0 / scale))
+        boxes.append((box, d.confidence))
+    t2 = time.perf_counter()
+
+    vectors = models.embedder.embed(img.rgb, faces)
+    t3 = time.perf_counter()
+
+    detections = [
+        {"bbox": box, "embedding": np.ascontiguousarray(vectors[i], dtype="<f4").tobytes(), "confidence": conf}
+        for i, (box, conf) in enumerate(boxes)
+    ]
+    return {
+        "ok": True,
+        "width": img.width,
+        "height": img.height,
+        "format": img.format,
+        "orientation": img.orientation,
+        "detections": detections,
+        "detect": {"scale": scale, "upsample": upsample, "size": [int(det_img.shape[1]), int(det_img.shape[0])]},
+        "model_version": models.version,
+        "timings": {
+            "decode_ms": (t1 - t0) * 1000.0,
+            "detect_ms": (t2 - t1) * 1000.0,
+            "embed_ms": (t3 - t2) * 1000.0,
+            "total_ms": (t3 - t0) * 1000.0,
+        },
+    }
+
+
+def analyse_in_worker(source: str | bytes, name: str | None = None) -> dict:
+    """Entry point for the process pool; turns unexpected exceptions into a failure result."""
+    try:
+        return analyse(source, name)
+    except MemoryError:
+        return {"ok": False, "error_kind": "too_large", "error": f"out of memory analysing {name or 'image'}",
+                "timings": {}}
+    except Exception as e:  # a bug or a model error: still a result, never a crash of the worker
+        log.exception("analysis failed for %s", name)
+        return {"ok": False, "error_kind": "internal", "error": f"internal error: {type(e).__name__}: {e}",
+                "timings": {}}
+
+
+def params_dict(p: PipelineParams) -> dict:
+    return asdict(p)
