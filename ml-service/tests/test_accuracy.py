@@ -1,0 +1,151 @@
+"""Real-model accuracy through the running service: recall on dlib's labelled group photos, same vs
+different person similarity on lfw_small, agreement with the committed embedding fixture."""
+from __future__ import annotations
+
+import base64
+import json
+import random
+import xml.etree.ElementTree as ET
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import REPO, analyse
+
+
+def iou(a, b) -> float:
+    w = min(a[2], b[2]) - max(a[0], b[0])
+    h = min(a[3], b[3]) - max(a[1], b[1])
+    if w <= 0 or h <= 0:
+        return 0.0
+    inter = w * h
+    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+
+
+def emb(b64: str) -> np.ndarray:
+    return np.frombuffer(base64.b64decode(b64), dtype="<f4")
+
+
+def labelled_boxes(faces: Path) -> dict[str, list[list[int]]]:
+    out: dict[str, list[list[int]]] = {}
+    for xml in ("training.xml", "testing.xml"):
+        root = ET.parse(faces / "_meta/dlib_faces" / xml).getroot()
+        for image in root.iter("image"):
+            boxes = []
+            for b in image.iter("box"):
+                if b.get("ignore") == "1":
+                    continue
+                l, t, w, h = (int(b.get(k)) for k in ("left", "top", "width", "height"))
+                boxes.append([l, t, l + w, t + h])
+            out[Path(image.get("file")).name] = boxes
+    return out
+
+
+def test_recall_on_dlib_labelled_group_photos(server, faces):
+    truth = labelled_boxes(faces)
+    paths = {name: faces / "dlib_faces/_group" / name for name in truth}
+    assert all(p.exists() for p in paths.values()), paths
+    with ThreadPoolExecutor(2) as ex:
+        results = dict(zip(paths, ex.map(lambda p: analyse(server, p), paths.values())))
+    found = total = false_pos = 0
+    for name, boxes in truth.items():
+        dets = [d["bbox"] for d in results[name]["detections"]]
+        used = set()
+        for t in boxes:
+            best, best_j = 0.0, None
+            for j, d in enumerate(dets):
+                if j not in used and iou(t, d) > best:
+                    best, best_j = iou(t, d), j
+            total += 1
+            if best >= 0.3:
+                found += 1
+                used.add(best_j)
+        false_pos += len(dets) - len(used)
+    recall = found / total
+    print(f"\ndlib_faces labelled recall: {found}/{total} = {recall:.3f}, unmatched detections: {false_pos}")
+    assert total == 43
+    assert recall >= 0.85
+    assert false_pos <= 4
+
+
+def test_many_faces_in_big_group_photo(server, faces):
+    r = analyse(server, faces / "dlib_faces/_group/bald_guys.jpg")
+    assert (r["width"], r["height"]) == (1986, 1545)
+    n = len(r["detections"])
+    print(f"\nbald_guys.jpg: {n} faces, timings {r['meta']['timings']}")
+    assert n >= 18
+    for d in r["detections"]:
+        x1, y1, x2, y2 = d["bbox"]
+        assert 0 <= x1 < x2 < 1986 and 0 <= y1 < y2 < 1545
+        v = emb(d["embedding"])
+        assert v.shape == (128,) and abs(np.linalg.norm(v) - 1) < 1e-4
+
+
+def _central_face(result: dict):
+    cx, cy = result["width"] / 2, result["height"] / 2
+    dets = result["detections"]
+    if not dets:
+        return None
+    d = min(dets, key=lambda d: ((d["bbox"][0] + d["bbox"][2]) / 2 - cx) ** 2 + ((d["bbox"][1] + d["bbox"][3]) / 2 - cy) ** 2)
+    return emb(d["embedding"])
+
+
+def test_same_vs_different_person_similarity(server, faces):
+    by_person = defaultdict(list)
+    for p in sorted((faces / "lfw_small").glob("*/*.jpg")):
+        by_person[p.parent.name].append(p)
+    people = sorted(by_person)[::3][:34]  # a spread of identities, ~4 photos each
+    paths = [p for person in people for p in by_person[person][:4]]
+    with ThreadPoolExecutor(2) as ex:
+        results = list(ex.map(lambda p: analyse(server, p), paths))
+    vecs, labels = [], []
+    for p, r in zip(paths, results):
+        v = _central_face(r)
+        if v is not None:
+            vecs.append(v)
+            labels.append(p.parent.name)
+    assert len(vecs) >= 0.95 * len(paths), f"faces found in only {len(vecs)}/{len(paths)} lfw photos"
+    m = np.stack(vecs)
+    sims = m @ m.T
+    same, diff = [], []
+    for i in range(len(vecs)):
+        for j in range(i + 1, len(vecs)):
+            (same if labels[i] == labels[j] else diff).append(sims[i, j])
+    same, diff = np.array(same), np.array(diff)
+    above_same = (same >= 0.92).mean()
+    above_diff = (diff >= 0.92).mean()
+    print(f"\nlfw_small cosine: same-person mean {same.mean():.3f} (n={len(same)}, >=0.92: {above_same:.1%}), "
+          f"different mean {diff.mean():.3f} (n={len(diff)}, >=0.92: {above_diff:.2%}), "
+          f"max different {diff.max():.3f}")
+    assert same.mean() - diff.mean() > 0.08  # dlib descriptors are not centred: cosines run high
+    assert above_diff < 0.005, "0.92 must almost never join two different people"
+    # Nearest neighbour (leave one out) should mostly be the same person.
+    np.fill_diagonal(sims, -1)
+    nn_ok = np.mean([labels[i] == labels[int(np.argmax(sims[i]))] for i in range(len(vecs))])
+    print(f"lfw_small nearest-neighbour identity accuracy: {nn_ok:.3f}")
+    assert nn_ok >= 0.85
+
+
+def test_matches_committed_embedding_fixture(server, faces):
+    """Same pipeline as scripts/make-embedding-fixture.py: the Swift tests replay those vectors."""
+    fixture = REPO / "Tests/Fixtures/embeddings.json"
+    if not fixture.exists():
+        pytest.skip("Tests/Fixtures/embeddings.json not present")
+    photos = json.loads(fixture.read_text())["photos"]
+    rng = random.Random(7)
+    lfw = [p for p in photos if p["path"].startswith("lfw_small/")]
+    sample = rng.sample(lfw, 12) + [p for p in photos if p["path"].startswith("dlib_faces/_group/2008_00")][:3]
+    checked = 0
+    for ph in sample:
+        r = analyse(server, faces / ph["path"])
+        assert len(r["detections"]) == len(ph["detections"]), ph["path"]
+        for want in ph["detections"]:
+            got = max(r["detections"], key=lambda d: iou(d["bbox"], want["bbox"]))
+            assert iou(got["bbox"], want["bbox"]) > 0.9, (ph["path"], got["bbox"], want["bbox"])
+            cos = float(emb(got["embedding"]) @ emb(want["embedding"]))
+            assert cos > 0.999, (ph["path"], cos)
+            checked += 1
+    assert checked >= 12

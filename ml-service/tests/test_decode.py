@@ -1,0 +1,132 @@
+"""Decoder unit tests on generated images (no models needed)."""
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from photo_sorter_ml.decode import DecodeError, decode, downscale_for_detection
+
+
+def _gradient(w=64, h=48):
+    x = np.linspace(0, 255, w, dtype=np.float32)[None, :].repeat(h, 0)
+    y = np.linspace(0, 255, h, dtype=np.float32)[:, None].repeat(w, 1)
+    return np.stack([x, y, 255 - x], axis=2).astype(np.uint8)
+
+
+def test_png_alpha_composited_on_white(tmp_path):
+    a = np.zeros((40, 60, 4), np.uint8)
+    a[..., 0] = 200  # red, fully transparent on the left half
+    a[:, 30:, 3] = 255
+    p = tmp_path / "alpha.png"
+    Image.fromarray(a, "RGBA").save(p)
+    d = decode(str(p), 10**8)
+    assert d.rgb.shape == (40, 60, 3) and d.rgb.dtype == np.uint8
+    assert (d.rgb[:, :30] == 255).all(), "transparent pixels must become white"
+    assert (d.rgb[:, 30:] == [200, 0, 0]).all()
+
+
+def test_greyscale_and_16bit(tmp_path):
+    g = tmp_path / "grey.png"
+    Image.fromarray(np.full((10, 20), 77, np.uint8), "L").save(g)
+    d = decode(str(g), 10**8)
+    assert d.rgb.shape == (10, 20, 3) and (d.rgb == 77).all()
+
+    p16 = tmp_path / "grey16.png"
+    Image.fromarray(np.full((10, 20), 40000, np.uint16)).save(p16)
+    assert Image.open(p16).mode.startswith("I")
+    d = decode(str(p16), 10**8)
+    assert d.rgb.dtype == np.uint8 and (d.rgb == 40000 >> 8).all(), "16-bit must be scaled, not clipped"
+
+
+def test_cmyk_jpeg(tmp_path):
+    p = tmp_path / "cmyk.jpg"
+    Image.fromarray(_gradient()).convert("CMYK").save(p, quality=95)
+    assert Image.open(p).mode == "CMYK"
+    d = decode(str(p), 10**8)
+    assert d.rgb.shape == (48, 64, 3)
+    assert np.abs(d.rgb.astype(int) - _gradient().astype(int)).mean() < 20
+
+
+def test_exif_orientation_applied(tmp_path):
+    up = _gradient(80, 40)
+    stored = Image.fromarray(up).transpose(Image.Transpose.ROTATE_90)  # orientation 6 = rotate CW to display
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    p = tmp_path / "rot.jpg"
+    stored.save(p, exif=exif, quality=98)
+    d = decode(str(p), 10**8)
+    assert (d.width, d.height) == (80, 40) and d.orientation == 6
+    assert np.abs(d.rgb.astype(int) - up.astype(int)).mean() < 6
+
+
+def test_heic(tmp_path):
+    pillow_heif = pytest.importorskip("pillow_heif")
+    p = tmp_path / "x.heic"
+    Image.fromarray(_gradient()).save(p, format="HEIF", quality=95)
+    d = decode(str(p), 10**8)
+    assert d.format.upper().startswith("HEIF") or d.format.upper() == "HEIC"
+    assert d.rgb.shape == (48, 64, 3)
+    assert np.abs(d.rgb.astype(int) - _gradient().astype(int)).mean() < 12
+
+
+@pytest.mark.parametrize("content,kind,needle", [
+    (b"", "empty", "empty file (0 bytes)"),
+    (b"hello, this is not an image\n", "not_image", "not an image"),
+])
+def test_bad_files(tmp_path, content, kind, needle):
+    p = tmp_path / "bad.jpg"
+    p.write_bytes(content)
+    with pytest.raises(DecodeError) as e:
+        decode(str(p), 10**8)
+    assert e.value.kind == kind and needle in e.value.message
+
+
+def test_truncated_jpeg(tmp_path):
+    buf = io.BytesIO()
+    Image.fromarray(_gradient(400, 300)).save(buf, "JPEG", quality=95)
+    p = tmp_path / "trunc.jpg"
+    p.write_bytes(buf.getvalue()[: len(buf.getvalue()) // 2])
+    with pytest.raises(DecodeError) as e:
+        decode(str(p), 10**8)
+    assert e.value.kind == "corrupt" and "truncated" in e.value.message
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(DecodeError) as e:
+        decode(str(tmp_path / "nope.jpg"), 10**8)
+    assert e.value.kind == "missing" and "file not found" in e.value.message
+
+
+def bomb_png(path, w=30000, h=30000):
+    """A PNG header announcing w x h pixels (no pixel data needed to trip the limit)."""
+    def chunk(t, data):
+        return struct.pack(">I", len(data)) + t + data + struct.pack(">I", zlib.crc32(t + data) & 0xFFFFFFFF)
+    ihdr = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 100))
+                     + chunk(b"IEND", b""))
+    return path
+
+
+def test_decompression_bomb(tmp_path):
+    p = bomb_png(tmp_path / "bomb.png")
+    with pytest.raises(DecodeError) as e:
+        decode(str(p), 10_000_000)
+    assert e.value.kind == "too_large" and "decompression bomb" in e.value.message
+    # Between the limit and Pillow's 2x hard limit too:
+    p2 = bomb_png(tmp_path / "bomb2.png", 4000, 3000)
+    with pytest.raises(DecodeError) as e:
+        decode(str(p2), 10_000_000)
+    assert "decompression bomb" in e.value.message and "12000000" in e.value.message
+
+
+def test_downscale_maps_scale():
+    img = np.zeros((1545, 1986, 3), np.uint8)
+    small, scale = downscale_for_detection(img, 1000)
+    assert max(small.shape[:2]) == 1000 and abs(scale - 1000 / 1986) < 1e-3
+    same, s1 = downscale_for_detection(img[:500, :500], 1000)
+    assert s1 == 1.0 and same.shape == (500, 500, 3)
