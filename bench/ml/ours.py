@@ -27,7 +27,6 @@ def main(out, workers, paths):
     ctx = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(workers, mp_context=ctx, initializer=init_worker,
                              initargs=(params_dict(params),)) as pool:
-        list(pool.map(ping, range(0)))
         for f in [pool.submit(ping) for _ in range(workers)]:
             f.result()  # models loaded before the clock starts (the service does this at start-up)
         t0 = time.perf_counter()

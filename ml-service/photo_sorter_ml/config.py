@@ -61,7 +61,7 @@ class Settings:
     detector: str = "hog"  # hog | cnn
     upsample: int = 1
     detect_max_side: int = 1600
-    upsample_max_side: int = 1200
+    upsample_max_side: int = 800
     max_pixels: int = 89_478_485  # Pillow's own default
     callback_retries: int = 5
     callback_backoff_s: float = 0.5

@@ -23,7 +23,7 @@ class PipelineParams:
     detector: str = "hog"
     upsample: int = 1
     detect_max_side: int = 1600
-    upsample_max_side: int = 1200
+    upsample_max_side: int = 800
     max_pixels: int = 89_478_485
 
     @classmethod
