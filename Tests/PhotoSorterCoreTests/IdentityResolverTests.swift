@@ -65,8 +65,8 @@ final class IdentityResolverTests: XCTestCase {
         var index = IdentityIndex()
         index.add(try unit(0), to: 1)
         index.add(try unit(0, [5: 0.45]), to: 2)
-        let a = try unit(0, [5: 0.2])   // close to both, slightly closer to 1
-        let b = try unit(0, [5: 0.05])  // closest to 1
+        let a = try unit(0, [5: 0.2, 7: 0.1])  // close to both, slightly closer to 1
+        let b = try unit(0, [6: 0.05])         // closest to 1
         let result = IdentityResolver(policy: IdentityPolicy(matchThreshold: 0.9, smallPersonMargin: 0)).resolve([a, b], against: index)
         guard case .existing(1, _) = result[1], case .existing(2, _) = result[0] else { return XCTFail("got \(result)") }
     }

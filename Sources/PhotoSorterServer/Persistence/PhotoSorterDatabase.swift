@@ -17,34 +17,34 @@ public enum DatabaseFlavor: String, Sendable {
     }
 }
 
-/// Access to the database for the service's adapters: plain queries, and write transactions.
+/// Access to the database for the service's adapters: plain queries, and transactions.
 ///
-/// SQLite allows one writer: two transactions that both read then write can fail with SQLITE_BUSY instead
-/// of waiting. Write transactions therefore pass through one in-process gate on SQLite (which is
-/// single-instance by nature); PostgreSQL transactions run concurrently and lock rows instead.
+/// SQLite allows one writer, and a transaction that reads before it writes fails with SQLITE_BUSY (rather
+/// than waiting) when another connection wrote in between. On SQLite every query therefore goes through
+/// the single connection of one event loop: the pool hands it out one statement or one transaction at a
+/// time, which serialises writers without lock errors. PostgreSQL uses the whole pool and row locks.
 public struct PhotoSorterDatabase: Sendable {
     public let flavor: DatabaseFlavor
     private let databases: Databases
     private let eventLoopGroup: any EventLoopGroup
+    private let pinnedEventLoop: (any EventLoop)?
     private let logger: Logger
-    private let writeGate = AsyncLock()
 
     init(flavor: DatabaseFlavor, databases: Databases, eventLoopGroup: any EventLoopGroup, logger: Logger) {
         self.flavor = flavor
         self.databases = databases
         self.eventLoopGroup = eventLoopGroup
+        self.pinnedEventLoop = flavor == .sqlite ? eventLoopGroup.next() : nil
         self.logger = logger
     }
 
-    public var fluent: any Database { databases.database(logger: logger, on: eventLoopGroup.any())! }
+    public var fluent: any Database { databases.database(logger: logger, on: pinnedEventLoop ?? eventLoopGroup.any())! }
     public var sql: any SQLDatabase { fluent as! any SQLDatabase }
 
-    /// Runs `body` in one transaction; everything or nothing is written.
+    /// Runs `body` in one transaction; everything or nothing is written. Inside, use only the given
+    /// database: on SQLite the outer one waits for the connection the transaction holds.
     public func transaction<T: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
-        let run: @Sendable () async throws -> T = {
-            try await fluent.transaction { tx in try await body(tx as! any SQLDatabase) }
-        }
-        return flavor == .sqlite ? try await writeGate.withLock(run) : try await run()
+        try await fluent.transaction { tx in try await body(tx as! any SQLDatabase) }
     }
 
     /// Statement that claims rows exclusively inside a subquery (`FOR UPDATE SKIP LOCKED` on PostgreSQL;

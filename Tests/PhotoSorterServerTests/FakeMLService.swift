@@ -1,0 +1,104 @@
+import AsyncHTTPClient
+import Foundation
+import NIOConcurrencyHelpers
+import PhotoSorterTestSupport
+import Vapor
+
+/// Stand-in for the Python ML service in this target's tests only: a real HTTP server that accepts
+/// POST /process-photo and calls back with the real dlib embeddings recorded in the fixture for that file.
+/// Misbehaviour (errors, busy answers, lost callbacks) is switched on per test.
+final class FakeMLService: Sendable {
+    struct Behaviour: Sendable {
+        /// Answer this many requests with 500 before behaving.
+        var failFirst = 0
+        /// Answer this many requests with 429 + Retry-After before behaving.
+        var busyFirst = 0
+        /// Accept but never call back for this many requests (a crashed worker).
+        var dropFirst = 0
+    }
+
+    let app: Application
+    private let behaviour: NIOLockedValueBox<Behaviour>
+    private let requests = NIOLockedValueBox([Int64]())
+    private let fixture = EmbeddingFixture.shared
+
+    private init(app: Application, behaviour: Behaviour) {
+        self.app = app
+        self.behaviour = NIOLockedValueBox(behaviour)
+    }
+
+    static func start(_ behaviour: Behaviour = Behaviour()) async throws -> FakeMLService {
+        let app = try await Application.make(Environment(name: "testing", arguments: ["photo-sorter-tests", "serve"]))
+        app.logger.logLevel = .warning
+        app.http.server.configuration.hostname = "127.0.0.1"
+        app.http.server.configuration.port = 0
+        let service = FakeMLService(app: app, behaviour: behaviour)
+        app.post("process-photo") { req async throws -> Response in try await service.processPhoto(req) }
+        app.get("health") { _ in ["status": "ok"] }
+        try await app.startup()
+        return service
+    }
+
+    var url: String { "http://127.0.0.1:\(app.http.server.shared.localAddress!.port!)" }
+    var requestedPhotoIDs: [Int64] { requests.withLockedValue { $0 } }
+
+    func stop() async throws { try await app.asyncShutdown() }
+
+    private struct ProcessPhoto: Content {
+        var photo_id: Int64
+        var path: String
+        var callbackUrl: String
+        var callback_id: String?
+    }
+
+    private func processPhoto(_ req: Request) async throws -> Response {
+        let body = try req.content.decode(ProcessPhoto.self)
+        requests.withLockedValue { $0.append(body.photo_id) }
+        enum Action { case fail, busy, drop, process }
+        let action: Action = behaviour.withLockedValue { b in
+            if b.failFirst > 0 { b.failFirst -= 1; return .fail }
+            if b.busyFirst > 0 { b.busyFirst -= 1; return .busy }
+            if b.dropFirst > 0 { b.dropFirst -= 1; return .drop }
+            return .process
+        }
+        switch action {
+        case .fail: return Response(status: .internalServerError, body: "simulated model crash")
+        case .busy:
+            let response = Response(status: .tooManyRequests, body: "queue full")
+            response.headers.add(name: "Retry-After", value: "0.2")
+            return response
+        case .drop: return Response(status: .accepted)
+        case .process:
+            let client = req.application.http.client.shared
+            let callback = callbackBody(for: body)
+            Task {
+                var request = HTTPClientRequest(url: body.callbackUrl)
+                request.method = .POST
+                request.headers.add(name: "Content-Type", value: "application/json")
+                request.body = .bytes(ByteBuffer(data: callback))
+                _ = try? await client.execute(request, timeout: .seconds(30))
+            }
+            return Response(status: .accepted)
+        }
+    }
+
+    /// The callback the real service would send: fixture detections for the file, or FAILED if unknown.
+    private func callbackBody(for request: ProcessPhoto) -> Data {
+        let relative = request.path.hasPrefix(EmbeddingFixture.facesRoot.path + "/")
+            ? String(request.path.dropFirst(EmbeddingFixture.facesRoot.path.count + 1)) : request.path
+        var body: [String: Any] = ["photo_id": request.photo_id, "path": request.path, "callback_id": request.callback_id as Any,
+                                   "meta": ["model_version": "fixture-dlib-resnet-v1", "timings": ["total_ms": 10.0]]]
+        if let photo = fixture.photo(relative) {
+            body["status"] = "PROCESSED"
+            body["width"] = 250
+            body["height"] = 250
+            body["detections"] = photo.faces.map { ["bbox": $0.bbox.array, "embedding": $0.base64, "confidence": 1.0] as [String: Any] }
+            body["new_persons"] = []
+        } else {
+            body["status"] = "FAILED"
+            body["error"] = "cannot identify image file \(request.path)"
+            body["detections"] = []
+        }
+        return try! JSONSerialization.data(withJSONObject: body)
+    }
+}

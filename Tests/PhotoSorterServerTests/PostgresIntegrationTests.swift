@@ -1,0 +1,14 @@
+import XCTest
+
+/// The HTTP API behaviours on the embedded default, a Postgres file.
+final class PostgresIntegrationTests: XCTestCase {
+    func testIngestedPeopleGetConsistentDistinctIDs() async throws { try await Scenarios.ingestedPeopleGetConsistentDistinctIDs(.postgres) }
+    func testNoFacePhotoIsMarkedNoFaces() async throws { try await Scenarios.noFacePhotoIsMarked(.postgres) }
+    func testFailedPhotoIsRetriedUntilProcessed() async throws { try await Scenarios.failedPhotoIsRetriedUntilProcessed(.postgres) }
+    func testStaleProcessingIsResetAndRetried() async throws { try await Scenarios.staleProcessingIsResetAndRetried(.postgres) }
+    func testBusyMLServiceIsNotAFailure() async throws { try await Scenarios.busyMLServiceIsNotAFailure(.postgres) }
+    func testReingestOfOverlappingFolderKeepsIDs() async throws { try await Scenarios.reingestOfOverlappingFolderKeepsIDs(.postgres) }
+    func testDuplicateCallbackIsIdempotent() async throws { try await Scenarios.duplicateCallbackIsIdempotent(.postgres) }
+    func testConcurrentCallbacksCreateOnePersonForOneNewFace() async throws { try await Scenarios.concurrentCallbacksCreateOnePersonForOneNewFace(.postgres) }
+    func testBadInputGetsClearErrors() async throws { try await Scenarios.badInputGetsClearErrors(.postgres) }
+}

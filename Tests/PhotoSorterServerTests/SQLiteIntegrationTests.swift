@@ -1,0 +1,14 @@
+import XCTest
+
+/// The HTTP API behaviours on the embedded default, a SQLite file.
+final class SQLiteIntegrationTests: XCTestCase {
+    func testIngestedPeopleGetConsistentDistinctIDs() async throws { try await Scenarios.ingestedPeopleGetConsistentDistinctIDs(.sqlite) }
+    func testNoFacePhotoIsMarkedNoFaces() async throws { try await Scenarios.noFacePhotoIsMarked(.sqlite) }
+    func testFailedPhotoIsRetriedUntilProcessed() async throws { try await Scenarios.failedPhotoIsRetriedUntilProcessed(.sqlite) }
+    func testStaleProcessingIsResetAndRetried() async throws { try await Scenarios.staleProcessingIsResetAndRetried(.sqlite) }
+    func testBusyMLServiceIsNotAFailure() async throws { try await Scenarios.busyMLServiceIsNotAFailure(.sqlite) }
+    func testReingestOfOverlappingFolderKeepsIDs() async throws { try await Scenarios.reingestOfOverlappingFolderKeepsIDs(.sqlite) }
+    func testDuplicateCallbackIsIdempotent() async throws { try await Scenarios.duplicateCallbackIsIdempotent(.sqlite) }
+    func testConcurrentCallbacksCreateOnePersonForOneNewFace() async throws { try await Scenarios.concurrentCallbacksCreateOnePersonForOneNewFace(.sqlite) }
+    func testBadInputGetsClearErrors() async throws { try await Scenarios.badInputGetsClearErrors(.sqlite) }
+}
