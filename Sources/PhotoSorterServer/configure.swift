@@ -32,7 +32,7 @@ public func configure(_ app: Application, config: ServiceConfig, backgroundWork:
     case .postgres:
         app.databases.use(try .postgres(url: location), as: .psql)
     }
-    let database = PhotoSorterDatabase(flavor: flavor, databases: app.databases, eventLoopGroup: app.eventLoopGroup, logger: app.logger)
+    let database = try PhotoSorterDatabase(flavor: flavor, databases: app.databases, eventLoopGroup: app.eventLoopGroup, logger: app.logger)
     if flavor == .sqlite {
         // WAL lets readers (status polls, API reads) proceed while a batch or callback commits.
         try await database.sql.raw("PRAGMA journal_mode = WAL").run()

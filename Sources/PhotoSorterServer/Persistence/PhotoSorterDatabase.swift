@@ -25,20 +25,22 @@ public enum DatabaseFlavor: String, Sendable {
 /// time, which serialises writers without lock errors. PostgreSQL uses the whole pool and row locks.
 public struct PhotoSorterDatabase: Sendable {
     public let flavor: DatabaseFlavor
-    private let databases: Databases
-    private let eventLoopGroup: any EventLoopGroup
-    private let pinnedEventLoop: (any EventLoop)?
-    private let logger: Logger
+    /// One handle per event loop (only the first on SQLite), made once so use after shutdown fails with an
+    /// error instead of a missing database.
+    private let handles: [any Database]
 
-    init(flavor: DatabaseFlavor, databases: Databases, eventLoopGroup: any EventLoopGroup, logger: Logger) {
+    init(flavor: DatabaseFlavor, databases: Databases, eventLoopGroup: any EventLoopGroup, logger: Logger) throws {
         self.flavor = flavor
-        self.databases = databases
-        self.eventLoopGroup = eventLoopGroup
-        self.pinnedEventLoop = flavor == .sqlite ? eventLoopGroup.next() : nil
-        self.logger = logger
+        let loops = flavor == .sqlite ? [eventLoopGroup.next()] : Array(eventLoopGroup.makeIterator())
+        handles = try loops.map { loop in
+            guard let database = databases.database(logger: logger, on: loop) else {
+                throw ConfigError(message: "no database configured")
+            }
+            return database
+        }
     }
 
-    public var fluent: any Database { databases.database(logger: logger, on: pinnedEventLoop ?? eventLoopGroup.any())! }
+    public var fluent: any Database { handles.randomElement()! }
     public var sql: any SQLDatabase { fluent as! any SQLDatabase }
 
     /// Runs `body` in one transaction; everything or nothing is written. Inside, use only the given

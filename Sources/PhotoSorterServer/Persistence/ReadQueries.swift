@@ -101,10 +101,10 @@ struct ReadQueries: Sendable {
         var counts: [String: Int] = [:]
         var faces = 0, noFaces = 0, failedRetrying = 0
         for row in try await database.sql.raw("""
-            SELECT p.status AS status, COUNT(*) AS n, SUM(COALESCE(p.face_count, 0)) AS faces,
-                SUM(CASE WHEN p.no_faces THEN 1 ELSE 0 END) AS no_faces,
-                SUM(CASE WHEN p.status = 'FAILED' AND p.next_attempt_at IS NOT NULL AND p.retry_count <= \(bind: maxRetries)
-                    THEN 1 ELSE 0 END) AS retrying
+            SELECT p.status AS status, COUNT(*) AS n, CAST(SUM(COALESCE(p.face_count, 0)) AS BIGINT) AS faces,
+                CAST(SUM(CASE WHEN p.no_faces THEN 1 ELSE 0 END) AS BIGINT) AS no_faces,
+                CAST(SUM(CASE WHEN p.status = 'FAILED' AND p.next_attempt_at IS NOT NULL AND p.retry_count <= \(bind: maxRetries)
+                    THEN 1 ELSE 0 END) AS BIGINT) AS retrying
             FROM photo_ingest_map m JOIN photos p ON p.id = m.photo_id WHERE m.job_id = \(bind: jobID) GROUP BY p.status
             """).all() {
             counts[try row.decode(column: "status", as: String.self)] = try row.decode(column: "n", as: Int.self)
@@ -114,7 +114,7 @@ struct ReadQueries: Sendable {
         }
         let personRow = try await database.sql.raw("""
             SELECT COUNT(DISTINCT CASE WHEN e.created_person THEN e.person_id END) AS created,
-                SUM(CASE WHEN e.created_person THEN 0 ELSE 1 END) AS matched
+                CAST(SUM(CASE WHEN e.created_person THEN 0 ELSE 1 END) AS BIGINT) AS matched
             FROM photo_ingest_map m JOIN embeddings e ON e.photo_id = m.photo_id WHERE m.job_id = \(bind: jobID)
             """).first()
         let ready = counts["READY"] ?? 0, processing = counts["PROCESSING"] ?? 0
@@ -183,7 +183,7 @@ extension ReadQueries {
     /// Seconds the ML service reported spending on the job's photos finished since `sinceMs`.
     func mlSeconds(ofJob jobID: String, since sinceMs: Int64) async throws -> Double {
         try await database.sql.raw("""
-            SELECT SUM(p.ml_ms) AS ms FROM photo_ingest_map m JOIN photos p ON p.id = m.photo_id
+            SELECT CAST(SUM(p.ml_ms) AS DOUBLE PRECISION) AS ms FROM photo_ingest_map m JOIN photos p ON p.id = m.photo_id
             WHERE m.job_id = \(bind: jobID) AND p.updated_at >= \(bind: sinceMs)
             """).first()?.decode(column: "ms", as: Double?.self).map { $0 / 1000 } ?? 0
     }
