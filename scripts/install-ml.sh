@@ -79,7 +79,7 @@ else
     "$PY" -m pip uninstall -y -q dlib-bin >/dev/null 2>&1 || true
     export CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}"
     export DLIB_NO_GUI_SUPPORT=ON DLIB_USE_CUDA=OFF DLIB_USE_BLAS=ON DLIB_USE_LAPACK=ON
-    if ! "$PY" -m pip wheel -v --no-deps --no-binary dlib "dlib==$DLIB_VERSION" -w "$WHEELS" >"$WHEELS/build.log" 2>&1; then
+    if ! "$PY" -m pip wheel -v --no-cache-dir --no-deps --no-binary dlib "dlib==$DLIB_VERSION" -w "$WHEELS" >"$WHEELS/build.log" 2>&1; then
       tail -40 "$WHEELS/build.log" >&2
       log "dlib build failed"
       exit 1
