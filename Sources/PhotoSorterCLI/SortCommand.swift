@@ -45,7 +45,10 @@ struct SortCommand: AsyncParsableCommand {
 
     /// Starts the ML service unless one already answers, and waits until its models are loaded.
     private func ensureMLService(config: ServiceConfig, services: PhotoSorterServices) async throws -> MLServiceProcess? {
-        if await services.ml.health() != nil { return nil }
+        if await services.ml.health() != nil {
+            writeToStandardError("using the ML service already running at \(config.mlServiceURLs[0])\n")
+            return nil
+        }
         guard let python = MLServiceProcess.locatePython() else {
             throw ValidationError("No ML service answers at \(config.mlServiceURLs[0]) and ml-service/.venv was not found; run scripts/install-ml.sh or set PHOTO_SORTER_ML_PYTHON.")
         }
@@ -55,8 +58,7 @@ struct SortCommand: AsyncParsableCommand {
                                          sharedSecret: config.sharedSecret, logFile: logFile)
         writeToStandardError("starting the ML service (log: \(logFile)) …\n")
         for _ in 0..<600 {
-            if case .number(let loaded)? = await services.ml.health()?["models_loaded"], loaded > 0 { return child }
-            if let health = await services.ml.health(), health["models_loaded"] == nil { return child }
+            if case .bool(true)? = await services.ml.health()?["models_loaded"] { return child }
             guard child.isRunning else { throw ValidationError("the ML service exited at start-up; see \(logFile)") }
             try await Task.sleep(for: .milliseconds(200))
         }
