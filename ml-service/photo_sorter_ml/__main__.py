@@ -9,6 +9,7 @@ import sys
 def main() -> int:
     logging.basicConfig(level=os.environ.get("PHOTO_SORTER_ML_LOG_LEVEL", "INFO").upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per dump refresh otherwise
     from .config import Settings
 
     try:

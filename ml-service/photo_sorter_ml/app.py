@@ -123,7 +123,7 @@ class Service:
         await self.callbacks.aclose()
         await self.persons.aclose()
         if self.pool:
-            self.pool.shutdown(wait=False, cancel_futures=True)
+            await asyncio.to_thread(self.pool.shutdown, wait=True, cancel_futures=True)
 
     # --- queue ------------------------------------------------------------------------------------
     @property
