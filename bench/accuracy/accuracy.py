@@ -29,7 +29,8 @@ import harness  # noqa: E402
 import metrics  # noqa: E402
 
 
-def evaluate_run(root: Path, binary: Path, workdir: Path, threshold, extra_env: dict, timeout: float) -> dict:
+def evaluate_run(root: Path, binary: Path, workdir: Path, threshold, extra_env: dict, timeout: float,
+                 start_ml: bool = False) -> dict:
     workdir.mkdir(parents=True, exist_ok=True)
     db = str(workdir / "photo-sorter.sqlite")
     env = dict(extra_env)
@@ -38,14 +39,14 @@ def evaluate_run(root: Path, binary: Path, workdir: Path, threshold, extra_env: 
     print(f"[accuracy] sorting {root} (threshold {threshold if threshold is not None else 'default'}) ...",
           file=sys.stderr, flush=True)
     rc, summary, wall = harness.run_sort(binary, root, db, workdir / "summary.json", workdir / "sort.log",
-                                         timeout=timeout, **env)
+                                         timeout=timeout, start_ml=start_ml, **env)
     if summary is None:
         log = (workdir / "sort.log").read_text(errors="replace")[-4000:]
         raise RuntimeError(f"photo-sorter sort exited {rc} without a summary:\n{log}")
 
     print(f"[accuracy] reading results back through the API ...", file=sys.stderr, flush=True)
     stack = harness.Stack(workdir / "serve", allowed_roots=[root], binary=binary, database=db,
-                          start_ml_service=False, **env)
+                          with_ml=False, **env)
     try:
         photos = harness.all_photos(stack.base)
         by_path = {os.path.realpath(p["path"]): p for p in photos}
@@ -164,6 +165,9 @@ def main(argv=None) -> int:
     ap.add_argument("--workdir", type=Path, help="keep databases and logs here (default: a temp dir, removed)")
     ap.add_argument("--results-md", type=Path, nargs="?", const=HERE.parent / "RESULTS.md",
                     help="write the '## Identity accuracy' section of this Markdown file (default bench/RESULTS.md)")
+    ap.add_argument("--start-ml", action="store_true",
+                    help="start the ML service here and hand it to `sort` with --ml-url, instead of letting "
+                         "`sort` start it")
     ap.add_argument("--timeout", type=float, default=3600, help="seconds allowed for one sort run")
     args = ap.parse_args(argv)
 
@@ -187,7 +191,7 @@ def main(argv=None) -> int:
         n = 0
         for root in roots:
             for th in args.threshold:
-                r = evaluate_run(root, binary, base / f"run-{n}", th, extra_env, args.timeout)
+                r = evaluate_run(root, binary, base / f"run-{n}", th, extra_env, args.timeout, args.start_ml)
                 n += 1
                 r["root"] = str(root)
                 results.append(r)

@@ -55,6 +55,9 @@ def main(argv=None) -> int:
     ap.add_argument("--results-md", type=Path, nargs="?", const=HERE.parent / "RESULTS.md",
                     help="write the '## End-to-end throughput' section of this file (default bench/RESULTS.md)")
     ap.add_argument("--workdir", type=Path, help="keep the input folder, database and logs here")
+    ap.add_argument("--start-ml", action="store_true",
+                    help="start the ML service here and hand it to `sort` with --ml-url, instead of letting "
+                         "`sort` start it")
     ap.add_argument("--timeout", type=float, default=3600)
     args = ap.parse_args(argv)
 
@@ -81,7 +84,7 @@ def main(argv=None) -> int:
         print(f"[throughput] photo-sorter sort ({os.path.relpath(binary, harness.REPO)}) ...",
               file=sys.stderr, flush=True)
         rc, summary, outer_wall = harness.run_sort(binary, inp, str(db), work / "summary.json", work / "sort.log",
-                                                   timeout=args.timeout, **env)
+                                                   timeout=args.timeout, start_ml=args.start_ml, **env)
         if summary is None:
             print((work / "sort.log").read_text(errors="replace")[-4000:], file=sys.stderr)
             sys.exit(f"photo-sorter sort exited {rc} without a summary")

@@ -149,7 +149,7 @@ def base_env(**extra) -> dict:
     return env
 
 
-def start_ml(port: int, service_url: str, allowed_roots: Iterable, secret: str, log_path: Path,
+def start_ml_service(port: int, service_url: str, allowed_roots: Iterable, secret: Optional[str], log_path: Path,
              workers: Optional[int] = None, timeout: float = 180.0) -> Process:
     py = ml_python()
     if not py.exists():
@@ -159,7 +159,22 @@ def start_ml(port: int, service_url: str, allowed_roots: Iterable, secret: str, 
                    PHOTO_SORTER_ALLOWED_ROOTS=":".join(str(r) for r in allowed_roots),
                    PHOTO_SORTER_SHARED_SECRET=secret, PHOTO_SORTER_ML_WORKERS=workers)
     p = Process("ML service", [py, "-m", "photo_sorter_ml"], env, log_path, cwd=REPO / "ml-service")
-    p.wait_http(f"http://127.0.0.1:{port}/health", timeout)
+    try:
+        p.wait_http(f"http://127.0.0.1:{port}/health", timeout)
+        deadline = time.monotonic() + timeout
+        while True:  # /health answers while the models still load: wait for them
+            h = http_json("GET", f"http://127.0.0.1:{port}/health")
+            if h.get("models_loaded") in (None, True) or (isinstance(h.get("models_loaded"), int)
+                                                          and h["models_loaded"] > 0):
+                break
+            if h.get("load_error"):
+                raise RuntimeError(f"ML service failed to load its models: {h['load_error']}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"ML service models not loaded after {timeout}s:\n{p.log_tail()}")
+            time.sleep(0.25)
+    except BaseException:
+        p.stop()
+        raise
     return p
 
 
@@ -177,7 +192,7 @@ class Stack:
     """ML service + `photo-sorter serve` on free ports with a private SQLite database in `workdir`."""
 
     def __init__(self, workdir: Path, allowed_roots: Iterable, binary: Optional[Path] = None,
-                 database: Optional[str] = None, ml_workers: Optional[int] = None, start_ml_service: bool = True,
+                 database: Optional[str] = None, ml_workers: Optional[int] = None, with_ml: bool = True,
                  **swift_env):
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -192,8 +207,8 @@ class Stack:
         self.ml = None
         self.swift = None
         try:
-            if start_ml_service:
-                self.ml = start_ml(self.ml_port, self.base, roots, self.secret, self.workdir / "ml-service.log",
+            if with_ml:
+                self.ml = start_ml_service(self.ml_port, self.base, roots, self.secret, self.workdir / "ml-service.log",
                                    workers=ml_workers)
             self.swift = start_swift(self.binary, self.database, self.port, self.ml_url, roots, self.secret,
                                      self.workdir / "photo-sorter.log", **swift_env)
@@ -328,16 +343,30 @@ def labelled_photos(root: Path) -> list[tuple[str, str]]:
 
 
 def run_sort(binary: Path, folder: Path, database: str, summary_json: Path, log_path: Path,
-             timeout: float = 3600.0, extra_args: Iterable = (), **env) -> tuple[int, Optional[dict], float]:
-    """`photo-sorter sort`; returns (exit code, summary JSON or None, wall seconds)."""
-    argv = [str(binary), "sort", str(folder), "--database", database, "--port", str(free_port()),
-            "--ml-url", f"http://127.0.0.1:{free_port()}", "--no-progress", "--summary-json", str(summary_json),
+             timeout: float = 3600.0, extra_args: Iterable = (), start_ml: bool = False,
+             **env) -> tuple[int, Optional[dict], float]:
+    """`photo-sorter sort`; returns (exit code, summary JSON or None, wall seconds).
+
+    By default `sort` starts the ML service itself. With start_ml=True it is started here first (on
+    the URL given to `sort` with --ml-url, calling back to sort's --port), and `sort` uses it.
+    """
+    port, ml_port = free_port(), free_port()
+    argv = [str(binary), "sort", str(folder), "--database", database, "--port", str(port),
+            "--ml-url", f"http://127.0.0.1:{ml_port}", "--no-progress", "--summary-json", str(summary_json),
             *map(str, extra_args)]
-    t0 = time.monotonic()
-    with open(log_path, "wb") as log:
-        proc = subprocess.run(argv, cwd=str(REPO), env=base_env(**env), stdout=log, stderr=subprocess.STDOUT,
-                              stdin=subprocess.DEVNULL, timeout=timeout)
-    wall = time.monotonic() - t0
+    ml = None
+    if start_ml:
+        ml = start_ml_service(ml_port, f"http://127.0.0.1:{port}", [Path(folder).resolve()], None,
+                              Path(log_path).with_suffix(".ml.log"), workers=env.get("PHOTO_SORTER_ML_WORKERS"))
+    try:
+        t0 = time.monotonic()
+        with open(log_path, "wb") as log:
+            proc = subprocess.run(argv, cwd=str(REPO), env=base_env(**env), stdout=log, stderr=subprocess.STDOUT,
+                                  stdin=subprocess.DEVNULL, timeout=timeout)
+        wall = time.monotonic() - t0
+    finally:
+        if ml is not None:
+            ml.stop()
     summary = None
     if Path(summary_json).is_file():
         summary = json.loads(Path(summary_json).read_text())
