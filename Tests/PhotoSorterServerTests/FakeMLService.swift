@@ -35,6 +35,7 @@ final class FakeMLService: Sendable {
         let service = FakeMLService(app: app, behaviour: behaviour)
         app.post("process-photo") { req async throws -> Response in try await service.processPhoto(req) }
         app.get("health") { _ in ["status": "ok"] }
+        app.post("embeddings", "from-image") { req async throws -> Response in try await service.analyse(req) }
         try await app.startup()
         return service
     }
@@ -80,6 +81,20 @@ final class FakeMLService: Sendable {
             }
             return Response(status: .accepted)
         }
+    }
+
+    /// Synchronous analysis: the fixture's faces for the file, or 422 when it has none on record.
+    private func analyse(_ req: Request) async throws -> Response {
+        struct Body: Content { var path: String }
+        let path = try req.content.decode(Body.self).path
+        let request = ProcessPhoto(photo_id: 0, path: path, callbackUrl: "", callback_id: nil)
+        var body = try JSONSerialization.jsonObject(with: callbackBody(for: request)) as! [String: Any]
+        guard body["status"] as? String == "PROCESSED" else {
+            return Response(status: .unprocessableEntity, body: .init(string: body["error"] as? String ?? "undecodable"))
+        }
+        body = body.filter { ["width", "height", "detections", "meta"].contains($0.key) }
+        return Response(status: .ok, headers: ["Content-Type": "application/json"],
+                        body: .init(data: try JSONSerialization.data(withJSONObject: body)))
     }
 
     /// The callback the real service would send: fixture detections for the file, or FAILED if unknown.

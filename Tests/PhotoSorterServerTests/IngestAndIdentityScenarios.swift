@@ -115,8 +115,7 @@ enum Scenarios {
     static func duplicateCallbackIsIdempotent(_ flavor: DatabaseFlavor) async throws {
         try await TestService.run(flavor, backgroundWork: false) { service in
             let folder = URL.faces("face_recognition_examples/alex_lacamoire")
-            _ = try await service.ingest(folder)
-            try await Task.sleep(for: .milliseconds(500))
+            await service.services.ingest.waitForScan(try await service.ingest(folder))
             let firstPhoto = try await service.photos().first
             let photo = try XCTUnwrap(firstPhoto)
             let fixture = try XCTUnwrap(EmbeddingFixture.shared.photo("face_recognition_examples/alex_lacamoire/" + photo.filename))
@@ -140,8 +139,7 @@ enum Scenarios {
     /// Concurrent callbacks carrying the same unseen face create exactly one person.
     static func concurrentCallbacksCreateOnePersonForOneNewFace(_ flavor: DatabaseFlavor) async throws {
         try await TestService.run(flavor, backgroundWork: false) { service in
-            _ = try await service.ingest(URL.faces("lfw_small/Aaron_Peirsol"))
-            try await Task.sleep(for: .milliseconds(500))
+            await service.services.ingest.waitForScan(try await service.ingest(URL.faces("lfw_small/Aaron_Peirsol")))
             let photos = try await service.photos()
             XCTAssertGreaterThanOrEqual(photos.count, 4)
             let face = try XCTUnwrap(EmbeddingFixture.shared.photo("lfw_small/Aaron_Peirsol/" + photos[0].filename)?.faces.first)
@@ -181,8 +179,7 @@ enum Scenarios {
             let unknown = try await service.request(.POST, "/callback/photo-processed", body: callback(photoID: 424242, callbackID: "x", faces: face))
             XCTAssertEqual(unknown.status, .notFound)
             XCTAssertTrue(unknown.reason.contains("424242"))
-            _ = try await service.ingest(URL.faces("lfw_small/Aaron_Peirsol"))
-            try await Task.sleep(for: .milliseconds(500))
+            await service.services.ingest.waitForScan(try await service.ingest(URL.faces("lfw_small/Aaron_Peirsol")))
             let firstPhoto = try await service.photos().first
             let photoID = try XCTUnwrap(firstPhoto?.photoID)
             var broken = try JSONSerialization.jsonObject(with: callback(photoID: photoID, callbackID: "y", faces: face + face)) as! [String: Any]

@@ -11,4 +11,9 @@ final class PostgresIntegrationTests: XCTestCase {
     func testDuplicateCallbackIsIdempotent() async throws { try await Scenarios.duplicateCallbackIsIdempotent(.postgres) }
     func testConcurrentCallbacksCreateOnePersonForOneNewFace() async throws { try await Scenarios.concurrentCallbacksCreateOnePersonForOneNewFace(.postgres) }
     func testBadInputGetsClearErrors() async throws { try await Scenarios.badInputGetsClearErrors(.postgres) }
+    func testInterruptedIngestResumesFromLastCompletedBatch() async throws { try await OperationsScenarios.interruptedIngestResumesFromLastCompletedBatch(.postgres) }
+    func testUpdateStatusFollowsTheSpec() async throws { try await OperationsScenarios.updateStatusFollowsTheSpec(.postgres) }
+    func testClassifyPhotoIsSynchronous() async throws { try await OperationsScenarios.classifyPhotoIsSynchronous(.postgres) }
+    func testPersonDumpIsProtectedAndPaged() async throws { try await OperationsScenarios.personDumpIsProtectedAndPaged(.postgres) }
+    func testHealthAndMetricsReport() async throws { try await OperationsScenarios.healthAndMetricsReport(.postgres) }
 }

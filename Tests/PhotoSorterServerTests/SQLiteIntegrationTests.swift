@@ -11,4 +11,9 @@ final class SQLiteIntegrationTests: XCTestCase {
     func testDuplicateCallbackIsIdempotent() async throws { try await Scenarios.duplicateCallbackIsIdempotent(.sqlite) }
     func testConcurrentCallbacksCreateOnePersonForOneNewFace() async throws { try await Scenarios.concurrentCallbacksCreateOnePersonForOneNewFace(.sqlite) }
     func testBadInputGetsClearErrors() async throws { try await Scenarios.badInputGetsClearErrors(.sqlite) }
+    func testInterruptedIngestResumesFromLastCompletedBatch() async throws { try await OperationsScenarios.interruptedIngestResumesFromLastCompletedBatch(.sqlite) }
+    func testUpdateStatusFollowsTheSpec() async throws { try await OperationsScenarios.updateStatusFollowsTheSpec(.sqlite) }
+    func testClassifyPhotoIsSynchronous() async throws { try await OperationsScenarios.classifyPhotoIsSynchronous(.sqlite) }
+    func testPersonDumpIsProtectedAndPaged() async throws { try await OperationsScenarios.personDumpIsProtectedAndPaged(.sqlite) }
+    func testHealthAndMetricsReport() async throws { try await OperationsScenarios.healthAndMetricsReport(.sqlite) }
 }

@@ -1,0 +1,42 @@
+import Foundation
+@testable import PhotoSorterServer
+import XCTest
+
+final class ConfigTests: XCTestCase {
+    func testDefaultsAreTheEmbeddedSQLiteSetup() throws {
+        let config = try ServiceConfig.load(environment: [:])
+        XCTAssertEqual(config.databaseURL, "./data/photo-sorter.sqlite")
+        XCTAssertEqual(config.batchSize, 50)
+        XCTAssertEqual(config.processingTimeoutSeconds, 600)
+        XCTAssertEqual(config.callbackBaseURL, "http://127.0.0.1:8080")
+    }
+
+    func testFileThenEnvironmentOverride() throws {
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("config-\(UUID().uuidString).json")
+        defer { try? FileManager.default.removeItem(at: file) }
+        try Data(#"{"batchSize": 20, "matchThreshold": 0.9, "mlServiceURLs": ["http://a:1", "http://b:2"]}"#.utf8).write(to: file)
+        let config = try ServiceConfig.load(environment: [
+            "PHOTO_SORTER_CONFIG": file.path, "PHOTO_SORTER_BATCH_SIZE": "10", "PHOTO_SORTER_ALLOWED_ROOTS": "/photos:/more",
+            "PHOTO_SORTER_DATABASE_URL": "postgres://u@h:5432/db",
+        ])
+        XCTAssertEqual(config.batchSize, 10)
+        XCTAssertEqual(config.matchThreshold, 0.9)
+        XCTAssertEqual(config.mlServiceURLs, ["http://a:1", "http://b:2"])
+        XCTAssertEqual(config.allowedRoots, ["/photos", "/more"])
+        XCTAssertEqual(DatabaseFlavor.parse(config.databaseURL).flavor, .postgres)
+    }
+
+    func testInvalidValuesAreRejectedWithTheirName() {
+        XCTAssertThrowsError(try ServiceConfig.load(environment: ["PHOTO_SORTER_PORT": "eighty"])) {
+            XCTAssertTrue("\($0)".contains("PHOTO_SORTER_PORT"), "\($0)")
+        }
+        XCTAssertThrowsError(try ServiceConfig.load(environment: ["PHOTO_SORTER_BATCH_SIZE": "0"]))
+        XCTAssertThrowsError(try ServiceConfig.load(environment: ["PHOTO_SORTER_CONFIG": "/no/such/config.json"]))
+    }
+
+    func testDatabaseURLForms() {
+        XCTAssertEqual(DatabaseFlavor.parse("sqlite:///var/lib/ps.sqlite").location, "/var/lib/ps.sqlite")
+        XCTAssertEqual(DatabaseFlavor.parse("./data/x.sqlite").flavor, .sqlite)
+        XCTAssertEqual(DatabaseFlavor.parse("postgresql://h/db").flavor, .postgres)
+    }
+}
