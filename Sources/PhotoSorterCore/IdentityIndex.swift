@@ -16,6 +16,11 @@ public struct PersonProfile: Sendable {
         count += 1
     }
 
+    mutating func remove(_ face: Embedding) {
+        for i in 0..<sum.count { sum[i] -= face.values[i] }
+        count -= 1
+    }
+
     /// Mean similarity of `face` to the person's faces.
     public func meanSimilarity(to face: Embedding) -> Float {
         Embedding.dot(face.values, sum) / Float(count)
@@ -46,6 +51,18 @@ public struct IdentityIndex: Sendable {
             order.append(person)
         } else {
             profiles[person]!.add(face)
+        }
+    }
+
+    /// Forgets a face of `person` (its photo was replaced); a person left without faces leaves the index.
+    public mutating func remove(_ face: Embedding, from person: Int64) {
+        guard var profile = profiles[person] else { return }
+        profile.remove(face)
+        if profile.count > 0 {
+            profiles[person] = profile
+        } else {
+            profiles[person] = nil
+            order.removeAll { $0 == person }
         }
     }
 

@@ -30,11 +30,12 @@ public final class PhotoSorterServices: Sendable {
         let statuses = PhotoStatusStore(database: database, config: config)
         self.statuses = statuses
         self.reads = ReadQueries(database: database, maxRetries: config.maxRetries)
-        self.identity = IdentityService(
+        let identity = IdentityService(
             database: database,
             policy: IdentityPolicy(matchThreshold: config.matchThreshold, smallPersonMargin: config.smallPersonMargin,
                                    mirrorThreshold: config.mirrorThreshold),
             logger: logger)
+        self.identity = identity
         let ml = MLClient(http: httpClient, baseURLs: config.mlServiceURLs, sharedSecret: config.sharedSecret,
                           timeoutSeconds: config.mlRequestTimeoutSeconds)
         self.ml = ml
@@ -43,7 +44,8 @@ public final class PhotoSorterServices: Sendable {
                                          concurrency: config.workerConcurrency, logger: logger)
         self.dispatcher = dispatcher
         self.ingest = IngestService(database: database, queue: queue, config: config, logger: logger,
-                                    onWorkQueued: { dispatcher.poke() })
+                                    onWorkQueued: { dispatcher.poke() },
+                                    onFacesRemoved: { identity.forget($0) })
         self.retryScheduler = RetryScheduler(database: database, queue: queue, maxRetries: config.maxRetries, logger: logger)
         self.staleScheduler = StaleProcessingScheduler(database: database, statuses: statuses,
                                                        timeoutSeconds: config.processingTimeoutSeconds, logger: logger)

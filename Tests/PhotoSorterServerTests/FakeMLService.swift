@@ -97,10 +97,21 @@ final class FakeMLService: Sendable {
                         body: .init(data: try JSONSerialization.data(withJSONObject: body)))
     }
 
-    /// The callback the real service would send: fixture detections for the file, or FAILED if unknown.
+    /// Fixture photos by content digest, so copies of test photos elsewhere are recognised too.
+    private static let fixturePathsByDigest: [String: String] = {
+        var paths: [String: String] = [:]
+        for photo in EmbeddingFixture.shared.photos {
+            if let data = try? Data(contentsOf: EmbeddingFixture.facesRoot.appendingPathComponent(photo.path)) {
+                paths[SHA256.hash(data: data).hex] = photo.path
+            }
+        }
+        return paths
+    }()
+
+    /// The callback the real service would send: fixture detections for the file's content, or FAILED.
     private func callbackBody(for request: ProcessPhoto) -> Data {
-        let relative = request.path.hasPrefix(EmbeddingFixture.facesRoot.path + "/")
-            ? String(request.path.dropFirst(EmbeddingFixture.facesRoot.path.count + 1)) : request.path
+        let relative = (try? Data(contentsOf: URL(fileURLWithPath: request.path)))
+            .flatMap { Self.fixturePathsByDigest[SHA256.hash(data: $0).hex] } ?? request.path
         var body: [String: Any] = ["photo_id": request.photo_id, "path": request.path, "callback_id": request.callback_id as Any,
                                    "meta": ["model_version": "fixture-dlib-resnet-v1", "timings": ["total_ms": 10.0]]]
         if let photo = fixture.photo(relative) {

@@ -110,6 +110,38 @@ enum Scenarios {
         }
     }
 
+    /// A file replaced by a different picture (size/mtime and hash changed) is processed again under its
+    /// photo id; its old faces leave their person, and nothing else is reprocessed.
+    static func changedFileIsReprocessedUnderItsID(_ flavor: DatabaseFlavor) async throws {
+        try await TestService.run(flavor) { service in
+            let folder = FileManager.default.temporaryDirectory.appendingPathComponent("changed-\(UUID().uuidString)")
+            try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(at: folder) }
+            let obama = URL.faces("face_recognition_examples/obama")
+            for name in ["obama.jpg", "obama2.jpg", "obama3.jpg"] {
+                try FileManager.default.copyItem(at: obama.appendingPathComponent(name), to: folder.appendingPathComponent(name))
+            }
+            _ = try await service.waitUntilDone(try await service.ingest(folder))
+            let before = try await service.photos()
+            let obamaID = try XCTUnwrap(before.first?.personIDs.first)
+            XCTAssertTrue(before.allSatisfy { $0.personIDs == [obamaID] }, "\(before)")
+            let replaced = folder.appendingPathComponent("obama3.jpg")
+            try FileManager.default.removeItem(at: replaced)
+            try FileManager.default.copyItem(at: URL.faces("face_recognition_examples/biden/biden.jpg"), to: replaced)
+            let second = try await service.waitUntilDone(try await service.ingest(folder))
+            XCTAssertEqual(second.inserted, 1)
+            XCTAssertEqual(second.skipped, 2)
+            let after = try await service.photos()
+            XCTAssertEqual(after.map(\.photoID), before.map(\.photoID))
+            let changed = try XCTUnwrap(after.first { $0.path == replaced.path })
+            XCTAssertEqual(changed.status, .processed)
+            XCTAssertNotEqual(changed.personIDs, [obamaID])
+            let person = try await service.request(.GET, "/person/\(obamaID)").decode(PersonView.self)
+            XCTAssertEqual(person.photoCount, 2)
+            XCTAssertEqual(service.ml.requestedPhotoIDs.count, 4)
+        }
+    }
+
     /// The same callback twice returns the same answer and writes nothing the second time; a second,
     /// different result for an already processed photo is ignored.
     static func duplicateCallbackIsIdempotent(_ flavor: DatabaseFlavor) async throws {

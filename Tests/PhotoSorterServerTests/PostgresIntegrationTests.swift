@@ -16,4 +16,5 @@ final class PostgresIntegrationTests: XCTestCase {
     func testClassifyPhotoIsSynchronous() async throws { try await OperationsScenarios.classifyPhotoIsSynchronous(.postgres) }
     func testPersonDumpIsProtectedAndPaged() async throws { try await OperationsScenarios.personDumpIsProtectedAndPaged(.postgres) }
     func testHealthAndMetricsReport() async throws { try await OperationsScenarios.healthAndMetricsReport(.postgres) }
+    func testChangedFileIsReprocessedUnderItsID() async throws { try await Scenarios.changedFileIsReprocessedUnderItsID(.postgres) }
 }

@@ -16,4 +16,5 @@ final class SQLiteIntegrationTests: XCTestCase {
     func testClassifyPhotoIsSynchronous() async throws { try await OperationsScenarios.classifyPhotoIsSynchronous(.sqlite) }
     func testPersonDumpIsProtectedAndPaged() async throws { try await OperationsScenarios.personDumpIsProtectedAndPaged(.sqlite) }
     func testHealthAndMetricsReport() async throws { try await OperationsScenarios.healthAndMetricsReport(.sqlite) }
+    func testChangedFileIsReprocessedUnderItsID() async throws { try await Scenarios.changedFileIsReprocessedUnderItsID(.sqlite) }
 }

@@ -206,6 +206,14 @@ public final class IdentityService: Sendable {
         return CallbackResponse(ok: true, createdPersonIDs: created, personIDs: personIDs)
     }
 
+    /// Removes faces whose photo was replaced by a changed file (their rows are already deleted).
+    /// Other instances keep them until they restart: the index catches up on new faces only.
+    func forget(_ faces: [(person: Int64, face: Embedding)]) {
+        state.withLockedValue { state in
+            for (person, face) in faces { state.index.remove(face, from: person) }
+        }
+    }
+
     /// A page of representative embeddings for persons with id > `sinceID`, from the in-memory index.
     func dump(sinceID: Int64, limit: Int) async throws -> PersonDump {
         let (page, hasMore) = state.withLockedValue { state -> ([(Int64, PersonProfile)], Bool) in

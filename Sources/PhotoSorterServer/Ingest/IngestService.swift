@@ -17,18 +17,21 @@ public final class IngestService: Sendable {
     private let config: ServiceConfig
     private let logger: Logger
     private let onWorkQueued: @Sendable () -> Void
+    private let onFacesRemoved: @Sendable ([(person: Int64, face: Embedding)]) -> Void
     private let running = NIOLockedValueBox([String: Task<Void, Never>]())
     private let filesScanned = Counter(label: "photo_sorter_files_scanned_total")
     private let photosInserted = Counter(label: "photo_sorter_photos_inserted_total")
     private let batchTimer = Timer(label: "photo_sorter_ingest_batch_seconds")
 
     init(database: PhotoSorterDatabase, queue: any WorkQueue, config: ServiceConfig, logger: Logger,
-         onWorkQueued: @escaping @Sendable () -> Void) {
+         onWorkQueued: @escaping @Sendable () -> Void,
+         onFacesRemoved: @escaping @Sendable ([(person: Int64, face: Embedding)]) -> Void) {
         self.database = database
         self.queue = queue
         self.config = config
         self.logger = logger
         self.onWorkQueued = onWorkQueued
+        self.onFacesRemoved = onFacesRemoved
     }
 
     /// Validates the request, records the job and starts it in the background. Returns the job id.
@@ -190,7 +193,7 @@ public final class IngestService: Sendable {
         }
         let rejected = files.count - inspected.count
         let batch = inspected
-        let newItems = try await database.transaction { tx -> [WorkItem] in
+        let (newItems, removedFaces) = try await database.transaction { tx -> ([WorkItem], [RemovedFace]) in
             let existing = batch.isEmpty ? [] : try await tx.select()
                 .columns("id", "path", "filesize", "modified_at", "sample_hash").from("photos")
                 .where("path", .in, batch.map(\.file.path))
@@ -205,7 +208,7 @@ public final class IngestService: Sendable {
             if dryRun {
                 try await self.advance(jobID, index: index, scanned: files.count, inserted: fresh.count + changed.count,
                                        skipped: skipped, queued: 0, rejected: rejected, on: tx)
-                return []
+                return ([], [])
             }
             let now = nowMs()
             var items: [WorkItem] = []
@@ -224,8 +227,11 @@ public final class IngestService: Sendable {
                              attempt: try $0.decode(column: "attempt", as: Int.self))
                 }
             }
+            var removed: [RemovedFace] = []
             for photo in changed {
-                items.append(try await self.requeueChanged(photo, previous: byPath[photo.file.path]!, now: now, on: tx))
+                let (item, faces) = try await self.requeueChanged(photo, previous: byPath[photo.file.path]!, now: now, on: tx)
+                items.append(item)
+                removed += faces
             }
             // Unchanged files whose mtime moved (touch, copy) keep their results; record the new metadata.
             for photo in batch where changed.allSatisfy({ $0.file.path != photo.file.path }) {
@@ -250,8 +256,9 @@ public final class IngestService: Sendable {
             }
             try await self.advance(jobID, index: index, scanned: files.count, inserted: fresh.count + changed.count,
                                    skipped: skipped, queued: items.count, rejected: rejected, on: tx)
-            return items
+            return (items, removed)
         }
+        if !removedFaces.isEmpty { onFacesRemoved(removedFaces.map { ($0.person, $0.face) }) }
         if !newItems.isEmpty {
             try await queue.enqueue(newItems)
             photosInserted.increment(by: newItems.count)
@@ -261,10 +268,26 @@ public final class IngestService: Sendable {
         batchTimer.recordNanoseconds(elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000)
     }
 
+    private struct RemovedFace: Sendable {
+        let person: Int64
+        let face: Embedding
+    }
+
     /// A file whose size/mtime and content hash changed is a new picture at the same path: its old faces are
-    /// removed and it is processed again under the same photo id.
-    private func requeueChanged(_ photo: Inspected, previous: ExistingPhoto, now: Int64, on tx: any SQLDatabase) async throws -> WorkItem {
+    /// removed (persons' counts and the identity index follow) and it is processed again under the same id.
+    private func requeueChanged(_ photo: Inspected, previous: ExistingPhoto, now: Int64,
+                                on tx: any SQLDatabase) async throws -> (WorkItem, [RemovedFace]) {
         logger.info("changed file re-ingested", metadata: ["photo_id": "\(previous.id)", "path": "\(photo.file.path)"])
+        let faces = try await tx.raw("SELECT person_id, vector FROM embeddings WHERE photo_id = \(bind: previous.id)").all().map {
+            RemovedFace(person: try $0.decode(column: "person_id", as: Int64.self),
+                        face: try EmbeddingCodec.decode(bytes: try $0.decode(column: "vector", as: Data.self)))
+        }
+        for (person, count) in Dictionary(grouping: faces, by: \.person).mapValues(\.count) {
+            try await tx.raw("""
+                UPDATE persons SET face_count = face_count - \(bind: count), photo_count = photo_count - 1, updated_at = \(bind: now)
+                WHERE id = \(bind: person)
+                """).run()
+        }
         try await tx.raw("DELETE FROM photo_persons WHERE photo_id = \(bind: previous.id)").run()
         try await tx.raw("DELETE FROM embeddings WHERE photo_id = \(bind: previous.id)").run()
         let row = try await tx.raw("""
@@ -274,7 +297,7 @@ public final class IngestService: Sendable {
                 width = NULL, height = NULL, updated_at = \(bind: now)
             WHERE id = \(bind: previous.id) RETURNING attempt
             """).first()!
-        return WorkItem(photoID: previous.id, path: photo.file.path, attempt: try row.decode(column: "attempt", as: Int.self))
+        return (WorkItem(photoID: previous.id, path: photo.file.path, attempt: try row.decode(column: "attempt", as: Int.self)), faces)
     }
 
     private func advance(_ jobID: String, index: Int, scanned: Int, inserted: Int, skipped: Int, queued: Int, rejected: Int,
