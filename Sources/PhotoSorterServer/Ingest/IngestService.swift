@@ -222,10 +222,7 @@ public final class IngestService: Sendable {
                                            SQLBind(PhotoStatus.ready.rawValue), SQLBind(0), SQLBind(0), SQLBind(now), SQLBind(now))
                 }
                 let rows = try await insert.ignoringConflicts(with: ["path"]).returning("id", "path", "attempt").all()
-                items += try rows.map {
-                    WorkItem(photoID: try $0.decode(column: "id", as: Int64.self), path: try $0.decode(column: "path", as: String.self),
-                             attempt: try $0.decode(column: "attempt", as: Int.self))
-                }
+                items += try rows.map(WorkItem.init(row:))
             }
             var removed: [RemovedFace] = []
             for photo in changed {

@@ -19,15 +19,19 @@ public struct DatabaseWorkQueue: WorkQueue {
                 ORDER BY id LIMIT \(bind: limit)\(unsafeRaw: database.skipLockedClause))
             RETURNING id, path, attempt
             """).all()
-        return try rows.map {
-            WorkItem(photoID: try $0.decode(column: "id", as: Int64.self),
-                     path: try $0.decode(column: "path", as: String.self),
-                     attempt: try $0.decode(column: "attempt", as: Int.self))
-        }.sorted { $0.photoID < $1.photoID }
+        return try rows.map(WorkItem.init(row:)).sorted { $0.photoID < $1.photoID }
     }
 
     public func pendingCount() async throws -> Int {
         let row = try await database.sql.raw("SELECT COUNT(*) AS n FROM photos WHERE status = 'READY'").first()
         return try row?.decode(column: "n", as: Int.self) ?? 0
+    }
+}
+
+extension WorkItem {
+    /// A work item from a `photos` row selected or returned with `id, path, attempt`.
+    init(row: any SQLRow) throws {
+        self.init(photoID: try row.decode(column: "id", as: Int64.self), path: try row.decode(column: "path", as: String.self),
+                  attempt: try row.decode(column: "attempt", as: Int.self))
     }
 }

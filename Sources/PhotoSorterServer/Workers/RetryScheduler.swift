@@ -18,10 +18,7 @@ struct RetryScheduler: Sendable {
                 AND retry_count <= \(bind: maxRetries)
             RETURNING id, path, attempt
             """).all()
-        let items = try rows.map {
-            WorkItem(photoID: try $0.decode(column: "id", as: Int64.self), path: try $0.decode(column: "path", as: String.self),
-                     attempt: try $0.decode(column: "attempt", as: Int.self))
-        }
+        let items = try rows.map(WorkItem.init(row:))
         if !items.isEmpty {
             try await queue.enqueue(items)
             logger.info("failed photos requeued for retry", metadata: ["count": "\(items.count)", "photo_ids": "\(items.prefix(20).map(\.photoID))"])
