@@ -113,6 +113,8 @@ def markdown(results: list, binary: Path, date: str) -> str:
         "",
         "Labelled face = detection nearest the image centre. Photos where no face was found count as misses.",
         "Consistency = share of labelled photos carrying their person's majority id (the spec's >= 95% figure).",
+        "Consistency alone rewards merging people: read it with precision and with *shared majority ids* (identities",
+        "whose majority id is also another identity's majority id, i.e. merged people).",
         "",
         "| data set | threshold | photos | identities | no face | person ids | pairwise P / R / F1 "
         "| BCubed P / R / F1 | consistency | shared majority ids |",
