@@ -53,16 +53,23 @@ SITE="$("$PY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
 echo "$ML" > "$SITE/photo_sorter_ml.pth"
 
 # --- 4. dlib from source, wheel cached ------------------------------------------------------------
-# The cache key holds what the compiled code depends on: dlib version, Python ABI, and the host's
-# SIMD level (dlib's build turns AVX on when the build host has it; a cached AVX wheel must never be
-# installed on a CPU without AVX). No -march=native: the cache may move between machines.
-SIMD="sse4"
+# The cache key holds what the compiled code depends on: dlib version, Python ABI, and the SIMD level.
+# dlib's build turns AVX on when the build host has it; on CPUs with AVX2 and FMA we also pass
+# -mavx2 -mfma (measured: HOG detection ~2x faster than the AVX-only build with Debian's GCC 12).
+# A cached wheel is only reused on a CPU with the same level. Never -march=native: the cache may move.
+SIMD="sse4"; SIMD_FLAGS=""
 if grep -qw avx /proc/cpuinfo 2>/dev/null; then SIMD="avx"; fi
+if grep -qw avx2 /proc/cpuinfo 2>/dev/null && grep -qw fma /proc/cpuinfo 2>/dev/null; then
+  SIMD="avx2fma"; SIMD_FLAGS="-mavx2 -mfma"
+fi
 PYTAG="$("$PY" -c 'import sys; print(f"cp{sys.version_info[0]}{sys.version_info[1]}")')"
-WHEELS="$CACHE_ROOT/dlib-$DLIB_VERSION-$PYTAG-$SIMD-openblas"
+KEY="dlib-$DLIB_VERSION-$PYTAG-$SIMD-openblas"
+WHEELS="$CACHE_ROOT/$KEY"
+MARKER="$VENV/.dlib-build"
 mkdir -p "$WHEELS"
 
 have_good_dlib() {
+  [ "$(cat "$MARKER" 2>/dev/null)" = "$KEY" ] || return 1
   "$PY" - "$DLIB_VERSION" <<'PYEOF' 2>/dev/null
 import sys, dlib
 ok = dlib.__version__ == sys.argv[1] and bool(dlib.DLIB_USE_BLAS) and bool(dlib.DLIB_USE_LAPACK)
@@ -71,7 +78,7 @@ PYEOF
 }
 
 if have_good_dlib; then
-  log "dlib $DLIB_VERSION (source build, BLAS) already installed"
+  log "dlib $DLIB_VERSION (source build $KEY) already installed"
 else
   if ! ls "$WHEELS"/dlib-"$DLIB_VERSION"-*.whl >/dev/null 2>&1; then
     log "compiling dlib $DLIB_VERSION from source (one time, ~10 min on 2 cores); log: $WHEELS/build.log"
@@ -79,6 +86,7 @@ else
     "$PY" -m pip uninstall -y -q dlib-bin >/dev/null 2>&1 || true
     export CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}"
     export DLIB_NO_GUI_SUPPORT=ON DLIB_USE_CUDA=OFF DLIB_USE_BLAS=ON DLIB_USE_LAPACK=ON
+    export CFLAGS="${CFLAGS:-} $SIMD_FLAGS" CXXFLAGS="${CXXFLAGS:-} $SIMD_FLAGS"
     if ! "$PY" -m pip wheel -v --no-cache-dir --no-deps --no-binary dlib "dlib==$DLIB_VERSION" -w "$WHEELS" >"$WHEELS/build.log" 2>&1; then
       tail -40 "$WHEELS/build.log" >&2
       log "dlib build failed"
@@ -90,6 +98,7 @@ else
   fi
   "$PY" -m pip uninstall -y -q dlib-bin >/dev/null 2>&1 || true
   "$PY" -m pip install -q --no-index --find-links "$WHEELS" --force-reinstall --no-deps "dlib==$DLIB_VERSION"
+  echo "$KEY" > "$MARKER"
 fi
 
 "$PY" - <<'PYEOF'
