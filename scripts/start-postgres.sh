@@ -8,7 +8,8 @@
 #   user: the current user, or the system user `photosorter-pg` (created on demand) when run as root,
 #   because PostgreSQL refuses to run as root.
 # - Listens on 127.0.0.1:${PHOTO_SORTER_PG_PORT:-55432} only, trust authentication on loopback,
-#   superuser `postgres`, database `photo_sorter_test` (or $PHOTO_SORTER_PG_DB).
+#   superuser `postgres`, database `photo_sorter_test` (or $PHOTO_SORTER_PG_DB; PHOTO_SORTER_PG_FRESH=1
+#   drops and recreates it first).
 # - Prints progress on stderr and the connection URL as the last line of stdout.
 # Stop it with ./scripts/stop-postgres.sh.
 set -euo pipefail
@@ -133,6 +134,10 @@ done
 PSQL="$BINDIR/psql"
 [ -x "$PSQL" ] || PSQL="$(command -v psql || true)"
 [ -n "$PSQL" ] || die "psql not found"
+if [ "${PHOTO_SORTER_PG_FRESH:-0}" = 1 ]; then
+    log "dropping database $DB (PHOTO_SORTER_PG_FRESH=1)"
+    "$PSQL" -h 127.0.0.1 -p "$PORT" -U "$SUPERUSER" -d postgres -qc "DROP DATABASE IF EXISTS \"$DB\" WITH (FORCE)" >&2
+fi
 exists="$("$PSQL" -h 127.0.0.1 -p "$PORT" -U "$SUPERUSER" -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname = '$DB'")"
 if [ "$exists" != "1" ]; then
     log "creating database $DB"

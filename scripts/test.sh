@@ -9,7 +9,8 @@
 #   3. postgres       scripts/start-postgres.sh (private cluster on 127.0.0.1:55432; stopped on exit)
 #   4. swift-test     swift test, with PHOTO_SORTER_TEST_POSTGRES_URL set and PHOTO_SORTER_REQUIRE_POSTGRES=1
 #   5. python-test    pytest ml-service/tests bench/accuracy
-#   6. e2e            pytest tests/e2e (real ML service + real Swift service on ../shared/testdata/faces)
+#   6. e2e            pytest tests/e2e (real ML service + real Swift service on ../shared/testdata/faces,
+#                     on SQLite and on a fresh PostgreSQL database photo_sorter_e2e)
 # Set PHOTO_SORTER_TEST_SKIP="e2e swift-test" (space-separated step names) to skip steps locally.
 set -euo pipefail
 
@@ -103,9 +104,14 @@ python_test() {
 }
 
 e2e_test() {
-    local bin="${PHOTO_SORTER_BIN:-$REPO/.build/debug/photo-sorter}"
+    local bin="${PHOTO_SORTER_BIN:-$REPO/.build/debug/photo-sorter}" e2e_pg=""
     [ -x "$bin" ] || { echo "photo-sorter binary not found at $bin" >&2; return 1; }
-    PHOTO_SORTER_BIN="$bin" "$VENV_PY" -m pytest tests/e2e -q
+    if [ "$PG_STARTED" = 1 ]; then
+        # A fresh database for the end-to-end run on PostgreSQL.
+        e2e_pg="$(PHOTO_SORTER_PG_DB=photo_sorter_e2e PHOTO_SORTER_PG_FRESH=1 "$REPO/scripts/start-postgres.sh" | tail -n 1)" \
+            || return 1
+    fi
+    PHOTO_SORTER_BIN="$bin" PHOTO_SORTER_E2E_POSTGRES_URL="$e2e_pg" "$VENV_PY" -m pytest tests/e2e -q
 }
 
 PG_URL=""

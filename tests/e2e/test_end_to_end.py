@@ -217,6 +217,38 @@ def test_concurrent_ingest_jobs(tmp_path):
         s.stop()
 
 
+PG_URL = os.environ.get("PHOTO_SORTER_E2E_POSTGRES_URL")
+
+
+@pytest.mark.skipif(not PG_URL, reason="PHOTO_SORTER_E2E_POSTGRES_URL not set (scripts/test.sh sets it)")
+def test_pipeline_on_postgres(tmp_path):
+    """The same pipeline with PostgreSQL as the database: ids consistent, re-ingest inserts nothing.
+
+    PHOTO_SORTER_E2E_POSTGRES_URL must name an empty database (test.sh recreates photo_sorter_e2e).
+    """
+    s = harness.Stack(tmp_path / "pg", allowed_roots=[FACES], database=PG_URL)
+    try:
+        assert s.get("/health")["database"] == "postgres"
+        st = s.wait_job(s.ingest(EXAMPLES, batchSize=5), JOB_TIMEOUT)
+        n = len(harness.list_images(EXAMPLES))
+        assert st["status"] == "COMPLETED" and st["done"] is True, (st, s.logs())
+        assert st["inserted"] == n and st["processed"] == n and st["failed"] == 0, st
+        photos = harness.all_photos(s.base)
+        details = harness.photo_details(s.base, photos)
+        per_identity = {}
+        for path, ident in harness.labelled_photos(EXAMPLES):
+            det = harness.labelled_detection(details[path], path)
+            if det is not None:
+                per_identity.setdefault(ident, set()).add(det["person_id"])
+        assert all(len(ids) == 1 for ids in per_identity.values()), per_identity
+        majority = [next(iter(ids)) for ids in per_identity.values()]
+        assert len(set(majority)) == len(majority), per_identity
+        st2 = s.wait_job(s.ingest(EXAMPLES), JOB_TIMEOUT)
+        assert st2["inserted"] == 0 and st2["queued"] == 0 and st2["skipped"] == n, st2
+    finally:
+        s.stop()
+
+
 # ------------------------------------------------------------------ the `sort` command
 
 @pytest.fixture(scope="module")
