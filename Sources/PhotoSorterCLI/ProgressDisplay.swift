@@ -5,6 +5,8 @@ import PhotoSorterServer
 final class ProgressDisplay {
     private let live: Bool
     private var lastLine = Date.distantPast
+    /// Photos already finished by an earlier run when this one started; they do not count towards the rate.
+    private var alreadyDone: Int?
 
     init(live: Bool) {
         self.live = live
@@ -13,7 +15,8 @@ final class ProgressDisplay {
     func show(_ status: IngestStatus, elapsed: TimeInterval, persons: Int) {
         let done = status.processed + status.failed
         let total = max(status.scanned - status.skipped - status.rejected, 0) + status.skipped
-        let rate = elapsed > 0 ? Double(done) / elapsed : 0
+        if alreadyDone == nil && status.status != "SCANNING" { alreadyDone = done - status.processing }
+        let rate = elapsed > 0 ? Double(done - (alreadyDone ?? done)) / elapsed : 0
         let remaining = max(total - done, 0)
         let eta = rate > 0 && status.status != "SCANNING" ? Self.duration(Double(remaining) / rate) : "--"
         let fraction = total > 0 ? Double(done) / Double(total) : 0

@@ -27,20 +27,26 @@ struct SortCommand: AsyncParsableCommand {
         app.logger.logLevel = ProcessInfo.processInfo.environment["LOG_LEVEL"].flatMap { Logger.Level(rawValue: $0) } ?? .warning
         var mlChild: MLServiceProcess?
         let interrupted = InterruptFlag()
+        let exitCode: Int32
         do {
             try await configure(app, config: config)
             mlChild = try await ensureMLService(config: config, services: app.photoSorter)
             try await app.startup()
-            let exitCode = try await sort(app: app, config: config, interrupted: interrupted)
-            await app.photoSorter.stopBackgroundWork()
-            try await app.asyncShutdown()
-            mlChild?.stop()
-            if exitCode != 0 { throw ExitCode(exitCode) }
+            exitCode = try await sort(app: app, config: config, interrupted: interrupted)
         } catch {
-            try? await app.asyncShutdown()
-            mlChild?.stop()
+            await shutdown(app, mlChild: mlChild)
             throw error
         }
+        await shutdown(app, mlChild: mlChild)
+        if exitCode != 0 { throw ExitCode(exitCode) }
+    }
+
+    /// Stops scanning and dispatch, then the ML child (no more callbacks), then the server and database.
+    /// Photos still PROCESSING are returned to the queue at the next start.
+    private func shutdown(_ app: Application, mlChild: MLServiceProcess?) async {
+        await app.photoSorterIfConfigured?.stopBackgroundWork()
+        mlChild?.stop()
+        try? await app.asyncShutdown()
     }
 
     /// Starts the ML service unless one already answers, and waits until its models are loaded.

@@ -92,6 +92,9 @@ private struct PhotoSorterServicesKey: StorageKey {
 }
 
 extension Application {
+    /// The services, or nil when `configure` has not completed (for clean-up after a failed start).
+    public var photoSorterIfConfigured: PhotoSorterServices? { storage[PhotoSorterServicesKey.self] }
+
     public var photoSorter: PhotoSorterServices {
         get {
             guard let services = storage[PhotoSorterServicesKey.self] else { fatalError("configure(_:config:) has not run") }
