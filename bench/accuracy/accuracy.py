@@ -179,7 +179,7 @@ def main(argv=None) -> int:
             ap.error(f"not a folder: {root}")
         if not harness.labelled_photos(root):
             ap.error(f"no <identity>/<photo> files under {root}")
-    binary = (args.binary.resolve() if args.binary else harness.find_binary(prefer_release=True))
+    binary = Path(os.path.abspath(args.binary)) if args.binary else harness.find_binary(prefer_release=True)
     extra_env = {}
     for kv in args.env:
         k, sep, v = kv.partition("=")

@@ -62,7 +62,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     faces = (args.faces_dir or harness.faces_dir()).resolve()
-    binary = args.binary.resolve() if args.binary else harness.find_binary(prefer_release=True)
+    binary = Path(os.path.abspath(args.binary)) if args.binary else harness.find_binary(prefer_release=True)
     env = {}
     for kv in args.env:
         k, sep, v = kv.partition("=")
@@ -81,6 +81,7 @@ def main(argv=None) -> int:
         db = work / "throughput.sqlite"
         for suffix in ("", "-wal", "-shm"):
             Path(str(db) + suffix).unlink(missing_ok=True)
+        result_load = {"before_sort": os.getloadavg()[0]}
         print(f"[throughput] photo-sorter sort ({os.path.relpath(binary, harness.REPO)}) ...",
               file=sys.stderr, flush=True)
         rc, summary, outer_wall = harness.run_sort(binary, inp, str(db), work / "summary.json", work / "sort.log",
@@ -103,7 +104,9 @@ def main(argv=None) -> int:
         print(f"[throughput] sort: {processed} processed, {summary['failed']} failed, {summary['faces']} faces "
               f"in {wall:.1f}s -> {pipe_rate:.2f} photos/s; overhead share {overhead:.3f}", flush=True)
 
+        result["load_average_1m"] = result_load
         if not args.no_baseline:
+            result_load["before_baseline"] = os.getloadavg()[0]
             lst = work / "photos.txt"
             lst.write_text("\n".join(str(p) for p in photos) + "\n")
             print("[throughput] single-process dlib baseline ...", file=sys.stderr, flush=True)
@@ -141,7 +144,8 @@ def markdown(r: dict, argv) -> str:
     args = [a for a in (argv if argv is not None else sys.argv[1:])]
     cmd = " ".join(shlex.quote(a) for a in ["ml-service/.venv/bin/python", "bench/throughput/throughput.py", *args])
     lines = [
-        f"Measured {r['date']} on {r['machine']}; binary `{r['binary']}`.",
+        f"Measured {r['date']} on {r['machine']}; binary `{r['binary']}`; 1-minute load average before the runs: "
+        + ", ".join(f"{k.replace('_', ' ')} {v:.2f}" for k, v in r["load_average_1m"].items()) + ".",
         "",
         "```",
         cmd,
