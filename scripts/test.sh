@@ -23,8 +23,27 @@ T0=$(date +%s)
 TIMINGS=()
 CURRENT=""
 PG_STARTED=0
+COUNTS_LOG="$(mktemp -t photo-sorter-test-counts.XXXXXX)"
 
 say() { echo "==> test.sh: $*"; }
+
+# Sums what the runners reported (XCTest's 'All tests' line, pytest's summary lines) into one line.
+print_counts() {
+    [ -s "$COUNTS_LOG" ] || return 0
+    local passed=0 failed=0 skipped=0 n f line
+    while IFS= read -r line; do
+        if [[ "$line" =~ Executed\ ([0-9]+)\ tests?,\ with\ ([0-9]+)\ failures? ]]; then
+            n=${BASH_REMATCH[1]}; f=${BASH_REMATCH[2]}
+            passed=$((passed + n - f)); failed=$((failed + f))
+        fi
+    done < <(grep -A1 "Test Suite 'All tests'" "$COUNTS_LOG" | grep "Executed" || true)
+    while IFS= read -r line; do
+        [[ "$line" =~ ([0-9]+)\ passed ]] && passed=$((passed + BASH_REMATCH[1]))
+        [[ "$line" =~ ([0-9]+)\ failed ]] && failed=$((failed + BASH_REMATCH[1]))
+        [[ "$line" =~ ([0-9]+)\ skipped ]] && skipped=$((skipped + BASH_REMATCH[1]))
+    done < <(grep -E "^=*\s*[0-9]+ (passed|failed)" "$COUNTS_LOG" | grep -E " in [0-9.]+s" || true)
+    echo "tests: $passed passed, $failed failed, $skipped skipped"
+}
 
 cleanup() {
     local rc=$?
@@ -36,6 +55,8 @@ cleanup() {
     local t
     for t in "${TIMINGS[@]}"; do echo "    $t"; done
     echo "    total: $(( $(date +%s) - T0 ))s"
+    print_counts
+    rm -f "$COUNTS_LOG"
     if [ $rc -ne 0 ]; then
         echo "==> test.sh: FAILED in step '${CURRENT:-?}' (exit $rc); see the output above." >&2
     else
@@ -96,11 +117,11 @@ start_pg() {
 }
 
 swift_test() {
-    PHOTO_SORTER_TEST_POSTGRES_URL="$PG_URL" PHOTO_SORTER_REQUIRE_POSTGRES=1 swift test
+    PHOTO_SORTER_TEST_POSTGRES_URL="$PG_URL" PHOTO_SORTER_REQUIRE_POSTGRES=1 swift test 2>&1 | tee -a "$COUNTS_LOG"
 }
 
 python_test() {
-    "$VENV_PY" -m pytest ml-service/tests bench/accuracy -q
+    "$VENV_PY" -m pytest ml-service/tests bench/accuracy -q 2>&1 | tee -a "$COUNTS_LOG"
 }
 
 e2e_test() {
@@ -111,7 +132,8 @@ e2e_test() {
         e2e_pg="$(PHOTO_SORTER_PG_DB=photo_sorter_e2e PHOTO_SORTER_PG_FRESH=1 "$REPO/scripts/start-postgres.sh" | tail -n 1)" \
             || return 1
     fi
-    PHOTO_SORTER_BIN="$bin" PHOTO_SORTER_E2E_POSTGRES_URL="$e2e_pg" "$VENV_PY" -m pytest tests/e2e -q
+    PHOTO_SORTER_BIN="$bin" PHOTO_SORTER_E2E_POSTGRES_URL="$e2e_pg" "$VENV_PY" -m pytest tests/e2e -q 2>&1 \
+        | tee -a "$COUNTS_LOG"
 }
 
 PG_URL=""
