@@ -107,6 +107,9 @@ enum Scenarios {
             let third = try await service.waitUntilDone(try await service.ingest(URL.faces("face_recognition_examples")))
             XCTAssertEqual(third.inserted, 0)
             XCTAssertEqual(third.queued, 0)
+            XCTAssertEqual(third.personsCreated, 0)
+            XCTAssertEqual(third.personsMatched, 0)
+            XCTAssertGreaterThan(second.personsCreated, 0)
         }
     }
 

@@ -112,10 +112,12 @@ struct ReadQueries: Sendable {
             noFaces += try row.decode(column: "no_faces", as: Int?.self) ?? 0
             failedRetrying += try row.decode(column: "retrying", as: Int?.self) ?? 0
         }
+        // Faces stored since the job started: a re-ingest that finds only known photos created nobody.
         let personRow = try await database.sql.raw("""
             SELECT COUNT(DISTINCT CASE WHEN e.created_person THEN e.person_id END) AS created,
                 CAST(SUM(CASE WHEN e.created_person THEN 0 ELSE 1 END) AS BIGINT) AS matched
-            FROM photo_ingest_map m JOIN embeddings e ON e.photo_id = m.photo_id WHERE m.job_id = \(bind: jobID)
+            FROM photo_ingest_map m JOIN embeddings e ON e.photo_id = m.photo_id
+            WHERE m.job_id = \(bind: jobID) AND e.created_at >= \(bind: job.createdAt)
             """).first()
         let ready = counts["READY"] ?? 0, processing = counts["PROCESSING"] ?? 0
         var status = job.status
