@@ -56,7 +56,7 @@ public final class PhotoSorterServices: Sendable {
         if database.flavor == .sqlite {
             // SQLite is single-instance: PROCESSING rows at start-up were orphaned by a crash or Ctrl-C.
             let rows = try await database.sql.raw("""
-                UPDATE photos SET status = 'READY', attempt = attempt, processing_started_at = NULL WHERE status = 'PROCESSING' RETURNING id
+                UPDATE photos SET status = 'READY', processing_started_at = NULL WHERE status = 'PROCESSING' RETURNING id
                 """).all()
             if !rows.isEmpty { logger.info("orphaned PROCESSING photos returned to the queue", metadata: ["count": "\(rows.count)"]) }
         }

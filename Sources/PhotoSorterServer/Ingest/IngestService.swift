@@ -231,7 +231,8 @@ public final class IngestService: Sendable {
                 removed += faces
             }
             // Unchanged files whose mtime moved (touch, copy) keep their results; record the new metadata.
-            for photo in batch where changed.allSatisfy({ $0.file.path != photo.file.path }) {
+            let changedPaths = Set(changed.map(\.file.path))
+            for photo in batch where !changedPaths.contains(photo.file.path) {
                 if let old = byPath[photo.file.path], old.filesize != photo.file.size || old.modifiedAt != photo.file.modifiedAtMs {
                     try await tx.raw("""
                         UPDATE photos SET filesize = \(bind: photo.file.size), modified_at = \(bind: photo.file.modifiedAtMs)
@@ -245,7 +246,7 @@ public final class IngestService: Sendable {
                 ON CONFLICT (job_id, batch_index) DO UPDATE SET photo_count = excluded.photo_count
                 RETURNING id
                 """).first()!.decode(column: "id", as: Int64.self)
-            let photoIDs = Set(items.map(\.photoID) + existing.filter { old in batch.contains { $0.file.path == old.path } }.map(\.id))
+            let photoIDs = Set(items.map(\.photoID) + existing.map(\.id))
             if !photoIDs.isEmpty {
                 var map = tx.insert(into: "photo_ingest_map").columns("photo_id", "job_id", "batch_id")
                 for id in photoIDs.sorted() { map = map.values(SQLBind(id), SQLBind(jobID), SQLBind(batchID)) }

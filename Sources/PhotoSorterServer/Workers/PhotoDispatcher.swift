@@ -45,7 +45,8 @@ public final class PhotoDispatcher: Sendable {
     /// Runs until the task is cancelled.
     func run() async {
         logger.info("workers started", metadata: ["concurrency": "\(concurrency)", "callback": "\(callbackURL)"])
-        await withTaskGroup(of: Void.self) { group in
+        // A discarding group: finished dispatches leave nothing behind, however long the service runs.
+        await withDiscardingTaskGroup { group in
             while !Task.isCancelled {
                 let pause = pausedUntilMs.withLockedValue { $0 } - nowMs()
                 if pause > 0 {
