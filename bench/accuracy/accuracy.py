@@ -180,12 +180,10 @@ def main(argv=None) -> int:
         if not harness.labelled_photos(root):
             ap.error(f"no <identity>/<photo> files under {root}")
     binary = Path(os.path.abspath(args.binary)) if args.binary else harness.find_binary(prefer_release=True)
-    extra_env = {}
-    for kv in args.env:
-        k, sep, v = kv.partition("=")
-        if not sep:
-            ap.error(f"--env needs KEY=VALUE, got {kv!r}")
-        extra_env[k] = v
+    try:
+        extra_env = harness.parse_env_pairs(args.env)
+    except ValueError as error:
+        ap.error(str(error))
 
     base = args.workdir.resolve() if args.workdir else Path(tempfile.mkdtemp(prefix="photo-sorter-accuracy-"))
     results = []

@@ -63,12 +63,10 @@ def main(argv=None) -> int:
 
     faces = (args.faces_dir or harness.faces_dir()).resolve()
     binary = Path(os.path.abspath(args.binary)) if args.binary else harness.find_binary(prefer_release=True)
-    env = {}
-    for kv in args.env:
-        k, sep, v = kv.partition("=")
-        if not sep:
-            ap.error(f"--env needs KEY=VALUE, got {kv!r}")
-        env[k] = v
+    try:
+        env = harness.parse_env_pairs(args.env)
+    except ValueError as error:
+        ap.error(str(error))
     work = args.workdir.resolve() if args.workdir else Path(tempfile.mkdtemp(prefix="photo-sorter-throughput-"))
     work.mkdir(parents=True, exist_ok=True)
     try:

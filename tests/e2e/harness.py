@@ -138,6 +138,17 @@ class Process:
         self.log.close()
 
 
+def parse_env_pairs(pairs: Iterable[str]) -> dict:
+    """`KEY=VALUE` strings (the benchmarks' --env options) as a dict; ValueError names a malformed one."""
+    env = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise ValueError(f"--env needs KEY=VALUE, got {pair!r}")
+        env[key] = value
+    return env
+
+
 def base_env(**extra) -> dict:
     env = dict(os.environ)
     # Never let a developer's own settings leak into a test run.
