@@ -21,15 +21,6 @@ public struct BoundingBox: Codable, Sendable, Equatable {
     public var array: [Int] { [x1, y1, x2, y2] }
     public var area: Int { (x2 - x1) * (y2 - y1) }
 
-    /// Intersection over union with another box (0 when disjoint).
-    public func intersectionOverUnion(_ other: BoundingBox) -> Double {
-        let width = min(x2, other.x2) - max(x1, other.x1)
-        let height = min(y2, other.y2) - max(y1, other.y1)
-        guard width > 0, height > 0 else { return 0 }
-        let intersection = Double(width * height)
-        return intersection / (Double(area) + Double(other.area) - intersection)
-    }
-
     // Wire form is a JSON array, as in the spec's callback payload.
     public init(from decoder: any Decoder) throws {
         let values = try [Int](from: decoder)

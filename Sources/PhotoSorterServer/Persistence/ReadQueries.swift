@@ -47,10 +47,6 @@ struct ReadQueries: Sendable {
         return try row.view(detections: detections)
     }
 
-    func photoID(forPath path: String) async throws -> Int64? {
-        try await database.sql.raw("SELECT id FROM photos WHERE path = \(bind: path)").first()?.decode(column: "id", as: Int64.self)
-    }
-
     func photos(afterID: Int64, limit: Int, status: PhotoStatus?) async throws -> PhotoPage {
         let rows = try await database.sql.raw("""
             SELECT \(unsafeRaw: Self.photoColumns) FROM photos WHERE id > \(bind: afterID)
