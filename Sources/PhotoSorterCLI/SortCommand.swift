@@ -123,13 +123,18 @@ final class InterruptFlag: @unchecked Sendable {
     var isSet: Bool { lock.withLock { set } }
 }
 
+/// Where `sort` reports the database and keeps the ML child's log, from the configured database URL.
 enum DatabaseLocation {
+    /// The absolute SQLite file, or the PostgreSQL URL as given.
+    static func describe(_ config: ServiceConfig) -> String {
+        let (flavor, location) = DatabaseFlavor.parse(config.databaseURL)
+        return flavor == .postgres ? location : URL(fileURLWithPath: location).standardizedFileURL.path
+    }
+
     /// Folder holding the SQLite file (or ./data for PostgreSQL), where the ML child's log goes too.
     static func directory(of config: ServiceConfig) -> String {
-        let url = config.databaseURL
-        if url.hasPrefix("postgres") { return "./data" }
-        let path = url.hasPrefix("sqlite://") ? String(url.dropFirst("sqlite://".count)) : url
-        return URL(fileURLWithPath: path).deletingLastPathComponent().path
+        let (flavor, location) = DatabaseFlavor.parse(config.databaseURL)
+        return flavor == .postgres ? "./data" : URL(fileURLWithPath: location).deletingLastPathComponent().path
     }
 }
 

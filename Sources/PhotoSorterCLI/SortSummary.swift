@@ -29,11 +29,8 @@ struct SortSummary: Encodable {
     static func collect(services: PhotoSorterServices, jobID: String, status: IngestStatus, config: ServiceConfig,
                         startedMs: Int64, wallSeconds: Double) async throws -> SortSummary {
         let workers = await services.ml.health()?["workers"]?.number.map { Int($0) }
-        let database = config.databaseURL.hasPrefix("postgres")
-            ? config.databaseURL
-            : URL(fileURLWithPath: config.databaseURL.replacingOccurrences(of: "sqlite://", with: "")).standardizedFileURL.path
         return SortSummary(
-            database: database, photosTotal: status.processed + status.failed + status.ready + status.processing,
+            database: DatabaseLocation.describe(config), photosTotal: status.processed + status.failed + status.ready + status.processing,
             processed: status.processed, failed: status.failed, noFaces: status.noFaces, faces: status.faces,
             persons: services.identity.personCount, failures: try await services.failures(ofJob: jobID),
             wallSeconds: wallSeconds, mlSeconds: try await services.mlSeconds(ofJob: jobID, since: startedMs), mlWorkers: workers)

@@ -10,7 +10,7 @@ public enum DatabaseFlavor: String, Sendable {
     case sqlite, postgres
 
     /// Parses the configured database URL: a file path, `sqlite://PATH`, or `postgres(ql)://…`.
-    static func parse(_ url: String) -> (flavor: DatabaseFlavor, location: String) {
+    public static func parse(_ url: String) -> (flavor: DatabaseFlavor, location: String) {
         if url.hasPrefix("postgres://") || url.hasPrefix("postgresql://") { return (.postgres, url) }
         if url.hasPrefix("sqlite://") { return (.sqlite, String(url.dropFirst("sqlite://".count))) }
         return (.sqlite, url)
