@@ -1,4 +1,6 @@
+import ArgumentParser
 import Foundation
+import PhotoSorterCore
 import PhotoSorterServer
 
 /// The Python ML service as a child process, started by `sort` when nothing answers at the ML URL.
@@ -23,7 +25,51 @@ final class MLServiceProcess {
         return nil
     }
 
-    init(python: String, mlURL: URL, serviceURL: String, allowedRoot: String, sharedSecret: String?, logFile: String) throws {
+    /// The model `sort` runs: the configured one (`--model`, `PHOTO_SORTER_ML_MODEL`), else the one the database
+    /// holds, else the default. A configured model that differs from the database's is refused with the way out.
+    static func model(forSortWith config: ServiceConfig, stored: FaceModel?) throws -> FaceModel {
+        let model = config.requestedModel ?? stored ?? .default
+        if let stored, stored != model {
+            throw ValidationError("the database holds faces of the \(stored.name) model, so it cannot sort with \(model.name): "
+                + "faces of two models are never compared. Sort with --model \(stored.name), or switch the whole library with "
+                + "`photo-sorter reprocess --model \(model.name)`.")
+        }
+        return model
+    }
+
+    /// Makes sure an ML service running `model` answers at the first ML URL: uses one that already runs, else
+    /// starts a child (log next to the database) and waits until its models are loaded.
+    static func ensure(model: FaceModel, config: ServiceConfig, services: PhotoSorterServices,
+                       allowedRoot: String?) async throws -> MLServiceProcess? {
+        if await services.ml.health() != nil {
+            if let running = await services.ml.model(), running != model.name {
+                throw ValidationError("the ML service at \(config.mlServiceURLs[0]) runs the \(running) model, not \(model.name); "
+                    + "stop it or restart it with PHOTO_SORTER_ML_MODEL=\(model.name)")
+            }
+            writeToStandardError("using the ML service already running at \(config.mlServiceURLs[0])\n")
+            return nil
+        }
+        guard let python = locatePython() else {
+            throw ValidationError("No ML service answers at \(config.mlServiceURLs[0]) and ml-service/.venv was not found; run scripts/install-ml.sh or set PHOTO_SORTER_ML_PYTHON.")
+        }
+        let logFile = URL(fileURLWithPath: DatabaseLocation.directory(of: config)).appendingPathComponent("ml-service.log").path
+        let child = try MLServiceProcess(python: python, model: model, mlURL: URL(string: config.mlServiceURLs[0])!,
+                                         serviceURL: config.callbackBaseURL, allowedRoot: allowedRoot,
+                                         sharedSecret: config.sharedSecret, logFile: logFile)
+        writeToStandardError("starting the ML service with the \(model.name) model (log: \(logFile)) …\n")
+        for _ in 0..<600 {
+            if case .bool(true)? = await services.ml.health()?["models_loaded"] { return child }
+            guard child.isRunning else { throw ValidationError("the ML service exited at start-up; see \(logFile)") }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        child.stop()
+        throw ValidationError("the ML service did not become ready within 120 s; see \(logFile)")
+    }
+
+    /// `allowedRoot`: the only folder the child may read, unless `PHOTO_SORTER_ALLOWED_ROOTS` says otherwise;
+    /// nil leaves the child's default.
+    init(python: String, model: FaceModel, mlURL: URL, serviceURL: String, allowedRoot: String?, sharedSecret: String?,
+         logFile: String) throws {
         process.executableURL = URL(fileURLWithPath: python)
         process.arguments = ["-m", "photo_sorter_ml"]
         process.currentDirectoryURL = URL(fileURLWithPath: python).deletingLastPathComponent()
@@ -32,10 +78,11 @@ final class MLServiceProcess {
         env["PHOTO_SORTER_ML_HOST"] = mlURL.host ?? "127.0.0.1"
         env["PHOTO_SORTER_ML_PORT"] = String(mlURL.port ?? 8001)
         env["PHOTO_SORTER_SERVICE_URL"] = serviceURL
-        env["PHOTO_SORTER_ALLOWED_ROOTS"] = env["PHOTO_SORTER_ALLOWED_ROOTS"] ?? allowedRoot
+        env["PHOTO_SORTER_ML_MODEL"] = model.name
+        if let allowedRoot { env["PHOTO_SORTER_ALLOWED_ROOTS"] = env["PHOTO_SORTER_ALLOWED_ROOTS"] ?? allowedRoot }
         if let sharedSecret { env["PHOTO_SORTER_SHARED_SECRET"] = sharedSecret }
         process.environment = env
-        FileManager.default.createFile(atPath: logFile, contents: nil)
+        _ = FileManager.default.createFile(atPath: logFile, contents: nil)
         let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logFile))
         process.standardOutput = log
         process.standardError = log

@@ -7,7 +7,7 @@ struct PhotoSorterCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "photo-sorter",
         abstract: "Finds every face in a photo library and gives each person one stable id.",
-        subcommands: [SortCommand.self, ServeCommand.self, MigrateCommand.self],
+        subcommands: [SortCommand.self, ReprocessCommand.self, ServeCommand.self, MigrateCommand.self],
         defaultSubcommand: SortCommand.self)
 }
 
@@ -22,11 +22,15 @@ struct ConfigOptions: ParsableArguments {
     @Option(name: .customLong("ml-url"), help: "ML service base URL (default http://127.0.0.1:8001).")
     var mlURL: String?
 
+    @Option(help: "Face model: arcface (default; non-commercial research weights) or dlib (CC0 weights). Default: the model the database already holds.")
+    var model: String?
+
     func load() throws -> ServiceConfig {
         var config = try ServiceConfig.load()
         if let database { config.databaseURL = database }
         if let port { config.port = port }
         if let mlURL { config.mlServiceURLs = [mlURL] }
+        if let model { config.model = model }
         try config.validate()
         return config
     }

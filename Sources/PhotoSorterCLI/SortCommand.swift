@@ -30,7 +30,9 @@ struct SortCommand: AsyncParsableCommand {
         let exitCode: Int32
         do {
             try await configure(app, config: config)
-            mlChild = try await ensureMLService(config: config, services: app.photoSorter)
+            let model = try MLServiceProcess.model(forSortWith: config, stored: app.photoSorter.identity.model)
+            mlChild = try await MLServiceProcess.ensure(model: model, config: config, services: app.photoSorter,
+                                                        allowedRoot: try resolvedFolder())
             try await app.startup()
             exitCode = try await sort(app: app, config: config, interrupted: interrupted)
         } catch {
@@ -39,37 +41,6 @@ struct SortCommand: AsyncParsableCommand {
         }
         await shutdown(app, mlChild: mlChild)
         if exitCode != 0 { throw ExitCode(exitCode) }
-    }
-
-    /// Stops scanning and dispatch, then the ML child (no more callbacks), then the server and database.
-    /// Photos still PROCESSING are returned to the queue at the next start.
-    private func shutdown(_ app: Application, mlChild: MLServiceProcess?) async {
-        await app.photoSorterIfConfigured?.stopBackgroundWork()
-        mlChild?.stop()
-        try? await app.asyncShutdown()
-    }
-
-    /// Starts the ML service unless one already answers, and waits until its models are loaded.
-    private func ensureMLService(config: ServiceConfig, services: PhotoSorterServices) async throws -> MLServiceProcess? {
-        if await services.ml.health() != nil {
-            writeToStandardError("using the ML service already running at \(config.mlServiceURLs[0])\n")
-            return nil
-        }
-        guard let python = MLServiceProcess.locatePython() else {
-            throw ValidationError("No ML service answers at \(config.mlServiceURLs[0]) and ml-service/.venv was not found; run scripts/install-ml.sh or set PHOTO_SORTER_ML_PYTHON.")
-        }
-        let logFile = URL(fileURLWithPath: DatabaseLocation.directory(of: config)).appendingPathComponent("ml-service.log").path
-        let child = try MLServiceProcess(python: python, mlURL: URL(string: config.mlServiceURLs[0])!,
-                                         serviceURL: config.callbackBaseURL, allowedRoot: try resolvedFolder(),
-                                         sharedSecret: config.sharedSecret, logFile: logFile)
-        writeToStandardError("starting the ML service (log: \(logFile)) …\n")
-        for _ in 0..<600 {
-            if case .bool(true)? = await services.ml.health()?["models_loaded"] { return child }
-            guard child.isRunning else { throw ValidationError("the ML service exited at start-up; see \(logFile)") }
-            try await Task.sleep(for: .milliseconds(200))
-        }
-        child.stop()
-        throw ValidationError("the ML service did not become ready within 120 s; see \(logFile)")
     }
 
     private func resolvedFolder() throws -> String {
@@ -102,6 +73,14 @@ struct SortCommand: AsyncParsableCommand {
         }
         return summary.failed > 0 ? 1 : 0
     }
+}
+
+/// Stops scanning and dispatch, then the ML child (no more callbacks), then the server and database.
+/// Photos still PROCESSING are returned to the queue at the next start.
+func shutdown(_ app: Application, mlChild: MLServiceProcess?) async {
+    await app.photoSorterIfConfigured?.stopBackgroundWork()
+    mlChild?.stop()
+    try? await app.asyncShutdown()
 }
 
 /// Set by SIGINT/SIGTERM so the sort loop stops and shuts everything down cleanly.

@@ -10,6 +10,8 @@ struct SortSummary: Encodable {
     var noFaces: Int
     var faces: Int
     var persons: Int
+    /// Face model of the library (`arcface`, `dlib`); nil when no face was stored yet.
+    var model: String?
     var failures: [PhotoFailure]
     var wallSeconds: Double
     /// Sum of the ML service's own per-photo time (decode + detect + embed) for photos finished in this run.
@@ -18,7 +20,7 @@ struct SortSummary: Encodable {
     var mlWorkers: Int?
 
     enum CodingKeys: String, CodingKey {
-        case database, processed, failed, faces, persons, failures
+        case database, processed, failed, faces, persons, model, failures
         case photosTotal = "photos_total"
         case noFaces = "no_faces"
         case wallSeconds = "wall_seconds"
@@ -32,7 +34,7 @@ struct SortSummary: Encodable {
         return SortSummary(
             database: DatabaseLocation.describe(config), photosTotal: status.processed + status.failed + status.ready + status.processing,
             processed: status.processed, failed: status.failed, noFaces: status.noFaces, faces: status.faces,
-            persons: services.identity.personCount, failures: try await services.failures(ofJob: jobID),
+            persons: services.identity.personCount, model: services.identity.model?.name, failures: try await services.failures(ofJob: jobID),
             wallSeconds: wallSeconds, mlSeconds: try await services.mlSeconds(ofJob: jobID, since: startedMs), mlWorkers: workers)
     }
 
@@ -40,7 +42,7 @@ struct SortSummary: Encodable {
         var lines = [
             "photos:   \(photosTotal) (\(processed) processed, \(noFaces) without faces, \(failed) failed)",
             "faces:    \(faces)",
-            "persons:  \(persons)",
+            "persons:  \(persons)" + (model.map { " (face model: \($0))" } ?? ""),
             "time:     " + String(format: "%.1f s", wallSeconds),
             "database: \(database)",
         ]

@@ -13,10 +13,14 @@ public enum PhotoSorterError: AbortError, Equatable {
     case unauthorized
     case mlServiceUnavailable(String)
     case mlServiceRejected(status: Int, reason: String)
+    /// The request is valid but contradicts the database's state (another face model, a running reprocess).
+    case conflict(String)
+    case reprocessJobNotFound(String)
 
     public var status: HTTPResponseStatus {
         switch self {
-        case .folderNotFound, .photoNotFound, .personNotFound, .jobNotFound: .notFound
+        case .folderNotFound, .photoNotFound, .personNotFound, .jobNotFound, .reprocessJobNotFound: .notFound
+        case .conflict: .conflict
         case .notADirectory, .invalidRequest: .unprocessableEntity
         case .outsideAllowedRoots: .forbidden
         case .unauthorized: .unauthorized
@@ -37,6 +41,8 @@ public enum PhotoSorterError: AbortError, Equatable {
         case .unauthorized: "missing or wrong X-Photo-Sorter-Secret header"
         case .mlServiceUnavailable(let why): "ML service unavailable: \(why)"
         case .mlServiceRejected(let status, let why): "ML service answered \(status): \(why)"
+        case .conflict(let why): why
+        case .reprocessJobNotFound(let id): "no reprocess job with id \(id)"
         }
     }
 }

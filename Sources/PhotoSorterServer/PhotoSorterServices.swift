@@ -1,7 +1,6 @@
 import AsyncHTTPClient
 import Logging
 import NIOConcurrencyHelpers
-import PhotoSorterCore
 import Vapor
 
 /// Everything the service is made of, built once in `configure` (the composition root) and reached from
@@ -14,6 +13,7 @@ public final class PhotoSorterServices: Sendable {
     public let ingest: IngestService
     public let dispatcher: PhotoDispatcher
     public let ml: MLClient
+    public let reprocess: ReprocessService
     let statuses: PhotoStatusStore
     let reads: ReadQueries
     let retryScheduler: RetryScheduler
@@ -30,11 +30,7 @@ public final class PhotoSorterServices: Sendable {
         let statuses = PhotoStatusStore(database: database, config: config)
         self.statuses = statuses
         self.reads = ReadQueries(database: database, maxRetries: config.maxRetries)
-        let identity = IdentityService(
-            database: database,
-            policy: IdentityPolicy(matchThreshold: config.matchThreshold, smallPersonMargin: config.smallPersonMargin,
-                                   mirrorThreshold: config.mirrorThreshold),
-            logger: logger)
+        let identity = IdentityService(database: database, config: config, logger: logger)
         self.identity = identity
         let ml = MLClient(http: httpClient, baseURLs: config.mlServiceURLs, sharedSecret: config.sharedSecret,
                           timeoutSeconds: config.mlRequestTimeoutSeconds)
@@ -46,6 +42,8 @@ public final class PhotoSorterServices: Sendable {
         self.ingest = IngestService(database: database, queue: queue, config: config, logger: logger,
                                     onWorkQueued: { dispatcher.poke() },
                                     onFacesRemoved: { identity.forget($0) })
+        self.reprocess = ReprocessService(database: database, identity: identity, ml: ml, maxRetries: config.maxRetries,
+                                          logger: logger, onWorkQueued: { dispatcher.poke() })
         self.retryScheduler = RetryScheduler(database: database, queue: queue, maxRetries: config.maxRetries, logger: logger)
         self.staleScheduler = StaleProcessingScheduler(database: database, statuses: statuses,
                                                        timeoutSeconds: config.processingTimeoutSeconds, logger: logger)
@@ -72,6 +70,11 @@ public final class PhotoSorterServices: Sendable {
             Task {
                 await runPeriodically(every: interval, name: "stale processing scheduler", logger: self.logger) {
                     for id in try await self.staleScheduler.runOnce() { self.dispatcher.finished(id) }
+                }
+            },
+            Task {
+                await runPeriodically(every: interval, name: "reprocess finisher", logger: self.logger) {
+                    try await self.reprocess.finishIfComplete()
                 }
             },
         ]

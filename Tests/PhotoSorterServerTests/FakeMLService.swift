@@ -1,12 +1,14 @@
 import AsyncHTTPClient
 import Foundation
 import NIOConcurrencyHelpers
+import PhotoSorterCore
 import PhotoSorterTestSupport
 import Vapor
 
 /// Stand-in for the Python ML service in this target's tests only: a real HTTP server that accepts
 /// POST /process-photo and calls back with the real dlib embeddings recorded in the fixture for that file.
-/// Misbehaviour (errors, busy answers, lost callbacks) is switched on per test.
+/// Misbehaviour (errors, busy answers, lost callbacks) is switched on per test, and so is the model it claims
+/// to run (`FakeModel`).
 final class FakeMLService: Sendable {
     struct Behaviour: Sendable {
         /// Answer this many requests with 500 before behaving.
@@ -15,6 +17,23 @@ final class FakeMLService: Sendable {
         var busyFirst = 0
         /// Accept but never call back for this many requests (a crashed worker).
         var dropFirst = 0
+        var model = FakeModel.dlib
+    }
+
+    /// The model the fake claims to run. `.arcface` sends each fixture vector repeated four times (512 values)
+    /// labelled as ArcFace: cosine similarities stay exactly those of the dlib vectors, so a test that sets the
+    /// thresholds explicitly gets the same grouping from either model.
+    enum FakeModel: Sendable {
+        case dlib, arcface
+
+        var name: String { self == .dlib ? "dlib" : "arcface" }
+        var modelVersion: String { self == .dlib ? "dlib-resnet-v1+hog-5pt" : "arcface-w600k_mbf+scrfd-500m-5pt" }
+
+        func embedding(_ face: EmbeddingFixture.Face) -> String {
+            guard self == .arcface else { return face.base64 }
+            let repeated = try! Embedding(normalising: Array(repeating: face.embedding.values, count: 4).flatMap { $0 })
+            return EmbeddingCodec.base64(repeated)
+        }
     }
 
     let app: Application
@@ -34,11 +53,14 @@ final class FakeMLService: Sendable {
         app.http.server.configuration.port = 0
         let service = FakeMLService(app: app, behaviour: behaviour)
         app.post("process-photo") { req async throws -> Response in try await service.processPhoto(req) }
-        app.get("health") { _ in ["status": "ok"] }
+        app.get("health") { _ in ["status": "ok", "model": service.behaviour.withLockedValue { $0.model.name }] }
         app.post("embeddings", "from-image") { req async throws -> Response in try await service.analyse(req) }
         try await app.startup()
         return service
     }
+
+    /// Switches the model the fake runs, as restarting the real service with another PHOTO_SORTER_ML_MODEL would.
+    func run(_ model: FakeModel) { behaviour.withLockedValue { $0.model = model } }
 
     var url: String { "http://127.0.0.1:\(app.http.server.shared.localAddress!.port!)" }
     var requestedPhotoIDs: [Int64] { requests.withLockedValue { $0 } }
@@ -112,13 +134,14 @@ final class FakeMLService: Sendable {
     private func callbackBody(for request: ProcessPhoto) -> Data {
         let relative = (try? Data(contentsOf: URL(fileURLWithPath: request.path)))
             .flatMap { Self.fixturePathsByDigest[SHA256.hash(data: $0).hex] } ?? request.path
+        let model = behaviour.withLockedValue { $0.model }
         var body: [String: Any] = ["photo_id": request.photo_id, "path": request.path, "callback_id": request.callback_id as Any,
-                                   "meta": ["model_version": "fixture-dlib-resnet-v1", "timings": ["total_ms": 10.0]]]
+                                   "meta": ["model_version": model.modelVersion, "timings": ["total_ms": 10.0]]]
         if let photo = fixture.photo(relative) {
             body["status"] = "PROCESSED"
             body["width"] = 250
             body["height"] = 250
-            body["detections"] = photo.faces.map { ["bbox": $0.bbox.array, "embedding": $0.base64, "confidence": 1.0] as [String: Any] }
+            body["detections"] = photo.faces.map { ["bbox": $0.bbox.array, "embedding": model.embedding($0), "confidence": 1.0] as [String: Any] }
             body["new_persons"] = []
         } else {
             body["status"] = "FAILED"

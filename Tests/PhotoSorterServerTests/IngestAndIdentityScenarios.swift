@@ -231,11 +231,12 @@ enum Scenarios {
         }
     }
 
-    static func callback(photoID: Int64, callbackID: String?, faces: [EmbeddingFixture.Face]) -> Data {
+    static func callback(photoID: Int64, callbackID: String?, faces: [EmbeddingFixture.Face],
+                         model: FakeMLService.FakeModel = .dlib) -> Data {
         let body: [String: Any] = [
             "photo_id": photoID, "callback_id": callbackID as Any, "status": "PROCESSED", "width": 250, "height": 250,
-            "detections": faces.map { ["bbox": $0.bbox.array, "embedding": $0.base64, "confidence": 0.9] },
-            "new_persons": [], "meta": ["model_version": "fixture"],
+            "detections": faces.map { ["bbox": $0.bbox.array, "embedding": model.embedding($0), "confidence": 0.9] },
+            "new_persons": [], "meta": ["model_version": model.modelVersion],
         ]
         return try! JSONSerialization.data(withJSONObject: body)
     }

@@ -17,4 +17,7 @@ final class PostgresIntegrationTests: XCTestCase {
     func testPersonDumpIsProtectedAndPaged() async throws { try await OperationsScenarios.personDumpIsProtectedAndPaged(.postgres) }
     func testHealthAndMetricsReport() async throws { try await OperationsScenarios.healthAndMetricsReport(.postgres) }
     func testChangedFileIsReprocessedUnderItsID() async throws { try await Scenarios.changedFileIsReprocessedUnderItsID(.postgres) }
+    func testResultsOfAnotherModelAreRefused() async throws { try await ModelScenarios.resultsOfAnotherModelAreRefused(.postgres) }
+    func testReprocessWithSameModelKeepsEveryID() async throws { try await ModelScenarios.reprocessWithSameModelKeepsEveryID(.postgres) }
+    func testReprocessSwitchesModelKeepingIDs() async throws { try await ModelScenarios.reprocessSwitchesModelKeepingIDs(.postgres) }
 }

@@ -17,4 +17,7 @@ final class SQLiteIntegrationTests: XCTestCase {
     func testPersonDumpIsProtectedAndPaged() async throws { try await OperationsScenarios.personDumpIsProtectedAndPaged(.sqlite) }
     func testHealthAndMetricsReport() async throws { try await OperationsScenarios.healthAndMetricsReport(.sqlite) }
     func testChangedFileIsReprocessedUnderItsID() async throws { try await Scenarios.changedFileIsReprocessedUnderItsID(.sqlite) }
+    func testResultsOfAnotherModelAreRefused() async throws { try await ModelScenarios.resultsOfAnotherModelAreRefused(.sqlite) }
+    func testReprocessWithSameModelKeepsEveryID() async throws { try await ModelScenarios.reprocessWithSameModelKeepsEveryID(.sqlite) }
+    func testReprocessSwitchesModelKeepingIDs() async throws { try await ModelScenarios.reprocessSwitchesModelKeepingIDs(.sqlite) }
 }

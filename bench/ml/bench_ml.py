@@ -1,13 +1,14 @@
 #!/usr/bin/env python3
-"""ML service benchmark: photos/s and ms per face per stage, ours vs a plain dlib-bin baseline.
+"""ML service benchmark: photos/s and ms per face per stage, the service's two models vs a plain dlib-bin baseline.
 
     python3 bench/ml/bench_ml.py [--lfw-limit 200] [--workers N] [--no-write]
 
-Runs, on the same photos (lfw_small and the multi-megapixel/group photos):
-  baseline   plain face_recognition-style loop: full-resolution decode, HOG upsample 1, one process,
-             one photo at a time, prebuilt `dlib-bin` wheel (venv under bench/out/, created on first run)
-  source-1p  the same loop under the source-built dlib of ml-service/.venv (isolates the build speedup)
-  ours       the service pipeline (photo_sorter_ml.pipeline) in its process pool with source-built dlib
+Runs, on the same photos (lfw_small, the group photos, and the group photos upscaled to >= 6 MP):
+  baseline      plain face_recognition-style loop: full-resolution decode, HOG upsample 1, one process,
+                one photo at a time, prebuilt `dlib-bin` wheel (venv under bench/out/, created on first run)
+  source-1p     the same loop under the source-built dlib of ml-service/.venv (isolates the build speedup)
+  ours-dlib     the service pipeline (photo_sorter_ml.pipeline) in its process pool, PHOTO_SORTER_ML_MODEL=dlib
+  ours-arcface  the same with the default model, PHOTO_SORTER_ML_MODEL=arcface (SCRFD-500M + ArcFace MobileFaceNet)
 and writes the numbers under '## ML service' in bench/RESULTS.md (other sections are kept).
 """
 from __future__ import annotations
@@ -47,6 +48,26 @@ def ensure_bin_venv() -> Path:
     return py
 
 
+MIN_PIXELS_6MP = 6_000_000
+
+
+def upscaled_group(group: list[str], folder: Path) -> list[str]:
+    """The group photos resized (Lanczos) to at least 6 MP, written once under `folder` (bench/out, not the repo)."""
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    out = []
+    for path in group:
+        target = folder / (Path(path).stem + "-6mp.jpg")
+        if not target.exists():
+            with Image.open(path) as im:
+                im = im.convert("RGB")
+                scale = max(1.0, (MIN_PIXELS_6MP / (im.width * im.height)) ** 0.5)
+                im.resize((round(im.width * scale) + 1, round(im.height * scale) + 1), Image.LANCZOS).save(target, quality=92)
+        out.append(str(target))
+    return out
+
+
 def photo_sets(faces: Path, lfw_limit: int) -> dict[str, list[str]]:
     lfw = sorted(str(p) for p in (faces / "lfw_small").glob("*/*.jpg"))
     # Every k-th photo so the subset spans identities.
@@ -55,7 +76,7 @@ def photo_sets(faces: Path, lfw_limit: int) -> dict[str, list[str]]:
         lfw = [lfw[int(i * step)] for i in range(lfw_limit)]
     group = sorted(str(p) for p in (faces / "dlib_faces/_group").glob("*.jpg"))
     group += sorted(str(p) for p in (faces / "face_recognition_examples/_group").glob("*.*"))
-    return {"lfw_small": lfw, "group": group}
+    return {"lfw_small": lfw, "group": group, "group-6mp": upscaled_group(group, OUT / "6mp")}
 
 
 def run(cmd: list[str], out: Path, env: dict | None = None) -> dict:
@@ -103,20 +124,27 @@ def write_results(results: dict, args, workers: int) -> str:
             "- **baseline**: face_recognition-style loop, prebuilt `" + DLIB_BIN + "` wheel, full-resolution decode, "
             "HOG upsample 1, one process, one photo at a time (`bench/ml/baseline.py`).",
             "- **source-1p**: the same loop with the source-built dlib (OpenBLAS) of `ml-service/.venv`.",
-            f"- **ours**: the service pipeline in its process pool ({workers} workers, source-built dlib, "
-            "downscaled detection, full-resolution alignment; `bench/ml/ours.py`).",
+            f"- **ours-dlib**: the service pipeline in its process pool ({workers} workers) with `PHOTO_SORTER_ML_MODEL=dlib` "
+            "(source-built dlib, HOG on a copy of at most 1600 px, full-resolution alignment; `bench/ml/ours.py`).",
+            f"- **ours-arcface**: the same pool with the default model (SCRFD-500M on a copy of at most 640 px, ArcFace "
+            "MobileFaceNet on norm_crop aligned 112x112 faces from the full-resolution image, onnxruntime, one thread per worker).",
+            "- **group-6mp**: the group photos upscaled (Lanczos) to at least 6 MP, written under bench/out/ml/6mp.",
             "- Stage columns are CPU time inside one worker per face; photos/s and wall ms/face include parallelism.", "",
             table(results), ""]
     for set_name, runs in results.items():
-        b, src, o = runs["baseline"], runs["source-1p"], runs["ours"]
-        body.append(f"- {set_name}: ours {o['photos_per_s'] / b['photos_per_s']:.2f}x the baseline's photos/s "
+        d, a = runs["ours-dlib"], runs["ours-arcface"]
+        body.append(f"- {set_name}: **ArcFace pipeline {a['photos_per_s'] / d['photos_per_s']:.2f}x the dlib pipeline's photos/s** "
+                    f"({a['photos_per_s']:.2f} vs {d['photos_per_s']:.2f}, same run); faces found: arcface {a['faces']}, "
+                    f"dlib {d['faces']}.")
+        b, src, o = runs["baseline"], runs["source-1p"], runs["ours-dlib"]
+        body.append(f"- {set_name}: ours-dlib {o['photos_per_s'] / b['photos_per_s']:.2f}x the baseline's photos/s "
                     f"({o['photos_per_s']:.2f} vs {b['photos_per_s']:.2f}); per face, align+embed "
                     f"{b['ms_per_face']['embed_ms']:.1f} ms (dlib-bin) vs {src['ms_per_face']['embed_ms']:.1f} ms "
                     f"(source build, {b['ms_per_face']['embed_ms'] / src['ms_per_face']['embed_ms']:.2f}x), detect "
                     f"{b['ms_per_face']['detect_ms']:.1f} vs {src['ms_per_face']['detect_ms']:.1f} ms "
                     f"({b['ms_per_face']['detect_ms'] / src['ms_per_face']['detect_ms']:.2f}x); faces found: "
                     f"ours {o['faces']}, baseline {b['faces']}.")
-    dlib_src = results[next(iter(results))]["ours"]["info"]
+    dlib_src = results[next(iter(results))]["ours-dlib"]["info"]
     dlib_bin = results[next(iter(results))]["baseline"]["info"]
     body += ["", f"dlib builds: source {dlib_src['dlib']} (BLAS={dlib_src['blas']}, AVX={dlib_src['avx']}), "
                  f"dlib-bin {dlib_bin['dlib']} (BLAS={dlib_bin['blas']}, AVX={dlib_bin['avx']}).", "",
@@ -145,7 +173,7 @@ def main() -> int:
     ap.add_argument("--lfw-limit", type=int, default=200, help="lfw_small photos to use (0 = all 576)")
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--no-write", action="store_true", help="print, do not edit bench/RESULTS.md")
-    ap.add_argument("--sets", default="lfw_small,group")
+    ap.add_argument("--sets", default="lfw_small,group,group-6mp")
     args = ap.parse_args()
     if not ML_PY.exists():
         print("ml-service/.venv missing: run scripts/install-ml.sh first", file=sys.stderr)
@@ -161,8 +189,10 @@ def main() -> int:
         runs["baseline"] = summarise(run([str(bin_py), str(HERE / "baseline.py"), str(out), *paths], out))
         out = OUT / f"{set_name}-source-1p.json"
         runs["source-1p"] = summarise(run([str(ML_PY), str(HERE / "baseline.py"), str(out), *paths], out))
-        out = OUT / f"{set_name}-ours.json"
-        runs["ours"] = summarise(run([str(ML_PY), str(HERE / "ours.py"), str(out), str(args.workers), *paths], out))
+        for model in ("dlib", "arcface"):
+            out = OUT / f"{set_name}-ours-{model}.json"
+            runs[f"ours-{model}"] = summarise(run([str(ML_PY), str(HERE / "ours.py"), str(out), str(args.workers), *paths], out,
+                                                  env={"PHOTO_SORTER_ML_MODEL": model}))
         results[set_name] = runs
         print(table({set_name: runs}), flush=True)
     (OUT / "summary.json").write_text(json.dumps(results, indent=2))

@@ -161,14 +161,14 @@ def base_env(**extra) -> dict:
 
 
 def start_ml_service(port: int, service_url: str, allowed_roots: Iterable, secret: Optional[str], log_path: Path,
-             workers: Optional[int] = None, timeout: float = 180.0) -> Process:
+             workers: Optional[int] = None, timeout: float = 180.0, model: Optional[str] = None) -> Process:
     py = ml_python()
     if not py.exists():
         raise FileNotFoundError(f"ML service venv not found at {py}: run scripts/install-ml.sh")
     env = base_env(PHOTO_SORTER_ML_HOST="127.0.0.1", PHOTO_SORTER_ML_PORT=port,
                    PHOTO_SORTER_SERVICE_URL=service_url,
                    PHOTO_SORTER_ALLOWED_ROOTS=":".join(str(r) for r in allowed_roots),
-                   PHOTO_SORTER_SHARED_SECRET=secret, PHOTO_SORTER_ML_WORKERS=workers)
+                   PHOTO_SORTER_SHARED_SECRET=secret, PHOTO_SORTER_ML_WORKERS=workers, PHOTO_SORTER_ML_MODEL=model)
     p = Process("ML service", [py, "-m", "photo_sorter_ml"], env, log_path, cwd=REPO / "ml-service")
     try:
         p.wait_http(f"http://127.0.0.1:{port}/health", timeout)
@@ -204,7 +204,7 @@ class Stack:
 
     def __init__(self, workdir: Path, allowed_roots: Iterable, binary: Optional[Path] = None,
                  database: Optional[str] = None, ml_workers: Optional[int] = None, with_ml: bool = True,
-                 **swift_env):
+                 ml_model: Optional[str] = None, **swift_env):
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.binary = binary or find_binary()
@@ -220,7 +220,7 @@ class Stack:
         try:
             if with_ml:
                 self.ml = start_ml_service(self.ml_port, self.base, roots, self.secret, self.workdir / "ml-service.log",
-                                   workers=ml_workers)
+                                   workers=ml_workers, model=ml_model)
             self.swift = start_swift(self.binary, self.database, self.port, self.ml_url, roots, self.secret,
                                      self.workdir / "photo-sorter.log", **swift_env)
         except BaseException:
@@ -370,18 +370,23 @@ def run_sort(binary: Path, folder: Path, database: str, summary_json: Path, log_
         ml = start_ml_service(ml_port, f"http://127.0.0.1:{port}", [Path(folder).resolve()], None,
                               Path(log_path).with_suffix(".ml.log"), workers=env.get("PHOTO_SORTER_ML_WORKERS"))
     try:
-        t0 = time.monotonic()
-        with open(log_path, "wb") as log:
-            proc = subprocess.run(argv, cwd=str(REPO), env=base_env(**env), stdout=log, stderr=subprocess.STDOUT,
-                                  stdin=subprocess.DEVNULL, timeout=timeout)
-        wall = time.monotonic() - t0
+        rc, wall = run_cli(argv, log_path, timeout, **env)
     finally:
         if ml is not None:
             ml.stop()
     summary = None
     if Path(summary_json).is_file():
         summary = json.loads(Path(summary_json).read_text())
-    return proc.returncode, summary, wall
+    return rc, summary, wall
+
+
+def run_cli(argv: list, log_path: Path, timeout: float = 3600.0, **env) -> tuple[int, float]:
+    """Runs a photo-sorter command from the repository root, output to `log_path`; (exit code, wall seconds)."""
+    t0 = time.monotonic()
+    with open(log_path, "wb") as log:
+        proc = subprocess.run([str(a) for a in argv], cwd=str(REPO), env=base_env(**env), stdout=log,
+                              stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, timeout=timeout)
+    return proc.returncode, time.monotonic() - t0
 
 
 def copy_tree(src: Path, dst: Path) -> None:

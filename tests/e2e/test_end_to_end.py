@@ -286,3 +286,52 @@ def test_sort_command_runs_the_whole_pipeline(small_folder, tmp_path):
                                         tmp_path / "sort2.log", timeout=900)
     assert rc2 == 0, (tmp_path / "sort2.log").read_text(errors="replace")[-6000:]
     assert summary2["persons"] == 2 and summary2["failed"] == 0, summary2
+
+
+# ------------------------------------------------------------------ face models and `reprocess`
+
+def _ids_by_path(binary, db, root) -> tuple[dict, dict]:
+    """Person ids of every photo (by real path) and /health, read through `serve` on `db`."""
+    s = harness.Stack(Path(db).parent / "read", allowed_roots=[root], binary=binary, database=db, with_ml=False)
+    try:
+        return {_rp(p["path"]): sorted(p["person_ids"]) for p in harness.all_photos(s.base)}, s.get("/health")
+    finally:
+        s.stop()
+
+
+def test_model_switch_needs_reprocess_and_keeps_ids(small_folder, tmp_path):
+    """A dlib library refuses to sort with ArcFace and names `reprocess`; `reprocess --model arcface`
+    re-analyses every photo and keeps both persons' ids; a second reprocess with the same model changes no id."""
+    binary = harness.find_binary()
+    db = str(tmp_path / "lib.sqlite")
+    rc, summary, _ = harness.run_sort(binary, small_folder, db, tmp_path / "s1.json", tmp_path / "s1.log",
+                                      timeout=900, extra_args=["--model", "dlib"])
+    assert rc == 0 and summary["persons"] == 2, (tmp_path / "s1.log").read_text(errors="replace")[-4000:]
+    dlib_ids, health = _ids_by_path(binary, db, small_folder)
+    assert health["model"] == "dlib", health
+
+    # Without --model, sort keeps using the model the database holds.
+    rc, summary, _ = harness.run_sort(binary, small_folder, db, tmp_path / "s2.json", tmp_path / "s2.log", timeout=900)
+    assert rc == 0 and summary["persons"] == 2, (tmp_path / "s2.log").read_text(errors="replace")[-4000:]
+
+    rc, _, _ = harness.run_sort(binary, small_folder, db, tmp_path / "s3.json", tmp_path / "s3.log", timeout=900,
+                                extra_args=["--model", "arcface"])
+    refusal = (tmp_path / "s3.log").read_text(errors="replace")
+    assert rc != 0 and "photo-sorter reprocess --model arcface" in refusal, refusal[-4000:]
+
+    def reprocess(log_name):
+        port, ml_port = harness.free_port(), harness.free_port()
+        rc, _ = harness.run_cli([binary, "reprocess", "--model", "arcface", "--database", db, "--port", port,
+                                 "--ml-url", f"http://127.0.0.1:{ml_port}", "--no-progress"], tmp_path / log_name, 900)
+        log = (tmp_path / log_name).read_text(errors="replace")
+        assert rc == 0, log[-6000:]
+        return log
+
+    log = reprocess("r1.log")
+    assert "2 kept their id" in log, log[-3000:]
+    arcface_ids, health = _ids_by_path(binary, db, small_folder)
+    assert health["model"] == "arcface" and health["persons"] == 2, health
+    assert arcface_ids == dlib_ids
+
+    reprocess("r2.log")
+    assert _ids_by_path(binary, db, small_folder)[0] == arcface_ids

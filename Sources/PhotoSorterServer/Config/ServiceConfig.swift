@@ -1,4 +1,5 @@
 import Foundation
+import PhotoSorterCore
 
 /// All configuration in one place: defaults, then an optional JSON file (`PHOTO_SORTER_CONFIG`), then
 /// `PHOTO_SORTER_*` environment variables. Command-line flags override the result in the CLI.
@@ -18,10 +19,14 @@ public struct ServiceConfig: Codable, Sendable, Equatable {
     public var batchSize = 50
     /// Photos in flight at the ML service at once (per instance).
     public var workerConcurrency = 8
-    public var matchThreshold: Float = 0.92
+    /// Face model the ML service should run (`arcface` or `dlib`); nil: the model the database already
+    /// holds, else `FaceModel.default`. `sort` starts its ML child with it; `reprocess` switches to it.
+    public var model: String?
+    /// Identity thresholds; nil takes the tuned value of the database's model (`FaceModel.policy`).
+    public var matchThreshold: Float?
     /// See `IdentityPolicy`: extra similarity required to join a person with few faces (÷ √faces).
-    public var smallPersonMargin: Float = 0.01
-    public var mirrorThreshold: Float = 0.985
+    public var smallPersonMargin: Float?
+    public var mirrorThreshold: Float?
     /// Attempts after the first before a photo stays FAILED.
     public var maxRetries = 3
     /// Backoff before retry n is `retryBackoffSeconds * 2^(n-1)`.
@@ -36,6 +41,18 @@ public struct ServiceConfig: Codable, Sendable, Equatable {
     public init() {}
 
     public var callbackBaseURL: String { publicURL ?? "http://\(host):\(port)" }
+
+    /// The model named by `model`, if any (validated by `validate()`).
+    public var requestedModel: FaceModel? { model.flatMap(FaceModel.named) }
+
+    /// `model`'s tuned identity thresholds with the configured overrides applied.
+    public func identityPolicy(for model: FaceModel) -> IdentityPolicy {
+        var policy = model.policy
+        if let matchThreshold { policy.matchThreshold = matchThreshold }
+        if let smallPersonMargin { policy.smallPersonMargin = smallPersonMargin }
+        if let mirrorThreshold { policy.mirrorThreshold = mirrorThreshold }
+        return policy
+    }
 
     /// Defaults ← JSON file named by `PHOTO_SORTER_CONFIG` ← environment.
     public static func load(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> ServiceConfig {
@@ -71,6 +88,7 @@ public struct ServiceConfig: Codable, Sendable, Equatable {
         if let v = list("ALLOWED_ROOTS", separator: ":") { allowedRoots = v }
         if let v = try value("BATCH_SIZE", Int.self) { batchSize = v }
         if let v = try value("WORKERS", Int.self) { workerConcurrency = v }
+        if let v = try value("ML_MODEL", String.self) { model = v }
         if let v = try value("MATCH_THRESHOLD", Float.self) { matchThreshold = v }
         if let v = try value("SMALL_PERSON_MARGIN", Float.self) { smallPersonMargin = v }
         if let v = try value("MIRROR_THRESHOLD", Float.self) { mirrorThreshold = v }
@@ -88,7 +106,12 @@ public struct ServiceConfig: Codable, Sendable, Equatable {
         guard (1...65535).contains(port) else { throw ConfigError(message: "port \(port) is out of range") }
         guard (1...10_000).contains(batchSize) else { throw ConfigError(message: "batchSize must be 1...10000, got \(batchSize)") }
         guard workerConcurrency >= 1 else { throw ConfigError(message: "workerConcurrency must be at least 1") }
-        guard (-1...1).contains(matchThreshold) else { throw ConfigError(message: "matchThreshold must be a cosine similarity in -1...1") }
+        if let model, FaceModel.named(model) == nil {
+            throw ConfigError(message: "unknown face model \"\(model)\"; choose one of \(FaceModel.all.map(\.name).joined(separator: ", "))")
+        }
+        for (name, value) in [("matchThreshold", matchThreshold), ("mirrorThreshold", mirrorThreshold)] {
+            if let value, !(-1...1).contains(value) { throw ConfigError(message: "\(name) must be a cosine similarity in -1...1") }
+        }
         guard !mlServiceURLs.isEmpty else { throw ConfigError(message: "at least one ML service URL is needed") }
         guard maxRetries >= 0, retryBackoffSeconds >= 0, processingTimeoutSeconds > 0, schedulerIntervalSeconds > 0 else {
             throw ConfigError(message: "retry and timeout settings must not be negative")
@@ -100,7 +123,7 @@ public struct ServiceConfig: Codable, Sendable, Equatable {
 private struct PartialConfig: Decodable {
     var databaseURL: String?, host: String?, port: Int?, publicURL: String?, mlServiceURLs: [String]?
     var sharedSecret: String?, allowedRoots: [String]?, batchSize: Int?, workerConcurrency: Int?
-    var matchThreshold: Float?, smallPersonMargin: Float?, mirrorThreshold: Float?, maxRetries: Int?, retryBackoffSeconds: Double?
+    var model: String?, matchThreshold: Float?, smallPersonMargin: Float?, mirrorThreshold: Float?, maxRetries: Int?, retryBackoffSeconds: Double?
     var schedulerIntervalSeconds: Double?, processingTimeoutSeconds: Double?, mlRequestTimeoutSeconds: Double?
     var queueHighWatermark: Int?
 
@@ -110,7 +133,7 @@ private struct PartialConfig: Decodable {
         publicURL.map { c.publicURL = $0 }; mlServiceURLs.map { c.mlServiceURLs = $0 }
         sharedSecret.map { c.sharedSecret = $0 }; allowedRoots.map { c.allowedRoots = $0 }
         batchSize.map { c.batchSize = $0 }; workerConcurrency.map { c.workerConcurrency = $0 }
-        matchThreshold.map { c.matchThreshold = $0 }; smallPersonMargin.map { c.smallPersonMargin = $0 }
+        model.map { c.model = $0 }; matchThreshold.map { c.matchThreshold = $0 }; smallPersonMargin.map { c.smallPersonMargin = $0 }
         mirrorThreshold.map { c.mirrorThreshold = $0 }
         maxRetries.map { c.maxRetries = $0 }; retryBackoffSeconds.map { c.retryBackoffSeconds = $0 }
         schedulerIntervalSeconds.map { c.schedulerIntervalSeconds = $0 }

@@ -11,11 +11,13 @@ struct HealthController: RouteCollection {
         var status: String
         var database: String
         var persons: Int
+        /// The face model of the stored faces (`arcface`, `dlib`), nil while there are none.
+        var model: String?
         var inFlight: Int
         var photos: [String: Int]
 
         enum CodingKeys: String, CodingKey {
-            case status, database, persons, photos
+            case status, database, persons, model, photos
             case inFlight = "in_flight"
         }
     }
@@ -24,6 +26,7 @@ struct HealthController: RouteCollection {
         let services = req.photoSorter
         let counts = try await services.reads.statusCounts()
         return Health(status: "ok", database: services.database.flavor.rawValue, persons: services.identity.personCount,
+                      model: services.identity.model?.name,
                       inFlight: services.dispatcher.inFlightCount,
                       photos: Dictionary(uniqueKeysWithValues: counts.map { ($0.key.rawValue, $0.value) }))
     }

@@ -8,44 +8,99 @@ import SQLKit
 /// The authoritative write path for ML results: validates a callback, resolves its faces to persons
 /// against the in-memory `IdentityIndex`, and stores everything in one transaction.
 ///
+/// One face model per database: results are checked against the model of the stored faces (`FaceModel`), and
+/// the identity thresholds are that model's (`ServiceConfig.identityPolicy(for:)`). While a reprocess job runs,
+/// results of its model are staged instead (`ReprocessService`).
+///
 /// Commits are serialised: in process by an async lock, across instances by a PostgreSQL transaction-level
 /// advisory lock. Inside the lock the index first catches up with embeddings other instances committed
 /// (ids are allocated inside the lock, so "id greater than the last seen" is complete), so a person
 /// created a moment ago — even one the ML service's dump has not seen — is matched, never duplicated.
 public final class IdentityService: Sendable {
-    private struct State {
+    struct State {
         var index = IdentityIndex()
         var lastEmbeddingID: Int64 = 0
+        /// Model of the stored faces; nil while the database holds none.
+        var model: FaceModel?
     }
 
     /// Key of the advisory lock that serialises identity commits across instances.
     static let advisoryLockKey: Int64 = 0x5048_4F54_4F53   // "PHOTOS"
 
-    private let database: PhotoSorterDatabase
-    private let resolver: IdentityResolver
-    private let logger: Logger
-    private let lock = AsyncLock()
-    private let state = NIOLockedValueBox(State())
+    let database: PhotoSorterDatabase
+    let config: ServiceConfig
+    let logger: Logger
+    let lock = AsyncLock()
+    let state = NIOLockedValueBox(State())
     private let facesCounter = Counter(label: "photo_sorter_faces_total")
     private let personsCreatedCounter = Counter(label: "photo_sorter_persons_created_total")
     private let hintCounter = Counter(label: "photo_sorter_ml_hints_total", dimensions: [("outcome", "confirmed")])
     private let hintOverriddenCounter = Counter(label: "photo_sorter_ml_hints_total", dimensions: [("outcome", "overridden")])
     private let callbacksCounter = Counter(label: "photo_sorter_callbacks_total")
 
-    init(database: PhotoSorterDatabase, policy: IdentityPolicy, logger: Logger) {
+    init(database: PhotoSorterDatabase, config: ServiceConfig, logger: Logger) {
         self.database = database
-        self.resolver = IdentityResolver(policy: policy)
+        self.config = config
         self.logger = logger
     }
 
     public var personCount: Int { state.withLockedValue { $0.index.personCount } }
 
-    /// Loads every stored face into the index (at start-up).
+    /// The model of the stored faces; nil while there are none.
+    public var model: FaceModel? { state.withLockedValue { $0.model } }
+
+    /// Loads every stored face into the index (at start-up, and after a reprocess replaced them).
     func load() async throws {
-        try await lock.withLock {
-            let updates = try await self.embeddings(after: 0, on: self.database.sql)
-            self.apply(updates)
-            self.logger.info("identity index loaded", metadata: ["persons": "\(self.personCount)", "faces": "\(updates.count)"])
+        try await lock.withLock { try await self.reload() }
+    }
+
+    /// `load` for a caller that holds the lock.
+    func reload() async throws {
+        let model = try await storedModel(on: database.sql)
+        let updates = try await embeddings(after: 0, on: database.sql)
+        state.withLockedValue { $0 = State(model: model) }
+        apply(updates)
+        logger.info("identity index loaded", metadata: [
+            "persons": "\(personCount)", "faces": "\(updates.count)", "model": "\(model?.description ?? "none yet")"])
+    }
+
+    /// The model of the stored faces: every embedding row carries its `model_version`, all of one embedder.
+    func storedModel(on db: any SQLDatabase) async throws -> FaceModel? {
+        guard let row = try await db.raw("SELECT model_version FROM embeddings ORDER BY id LIMIT 1").first() else { return nil }
+        let version = try row.decode(column: "model_version", as: String.self)
+        guard let model = FaceModel.of(modelVersion: version) else {
+            throw PhotoSorterError.conflict("the database holds faces of an unknown model \"\(version)\"; this version knows "
+                + FaceModel.all.map(\.embedder).joined(separator: ", "))
+        }
+        return model
+    }
+
+    /// The model that produced `payload`'s faces, checked against the faces' length. Nil for a result without faces.
+    private func resultModel(of payload: CallbackPayload, faces: [Embedding]) throws -> FaceModel? {
+        guard let version = payload.meta?.modelVersion else {
+            if faces.isEmpty { return nil }
+            throw PhotoSorterError.invalidRequest("meta.model_version is required with detections")
+        }
+        guard let model = FaceModel.of(modelVersion: version) else {
+            if faces.isEmpty { return nil }
+            throw PhotoSorterError.invalidRequest("unknown face model \"\(version)\"; this service knows "
+                + FaceModel.all.map(\.embedder).joined(separator: ", "))
+        }
+        return model
+    }
+
+    /// Refuses faces that cannot be compared with the stored ones (409: the request is fine, the database is not
+    /// of that model), and faces whose length does not match their own model (422).
+    private func check(_ faces: [Embedding], of model: FaceModel?, version: String?, against stored: FaceModel?) throws {
+        guard let model, !faces.isEmpty else { return }
+        if let stored, stored != model {
+            throw PhotoSorterError.conflict("the database holds faces of model \(stored.name) (\(stored.embedder)); this result is from "
+                + "\(version ?? model.embedder). Faces of two models are never compared: run the ML service with "
+                + "PHOTO_SORTER_ML_MODEL=\(stored.name), or switch the library with `photo-sorter reprocess --model \(model.name)`")
+        }
+        if let wrong = faces.first(where: { $0.dimension != model.dimension }) {
+            let message = "\(model.embedder) embeddings have \(model.dimension) values; this result has \(wrong.dimension)"
+            throw stored == nil ? PhotoSorterError.invalidRequest(message) : PhotoSorterError.conflict(message)
         }
     }
 
@@ -63,33 +118,48 @@ public final class IdentityService: Sendable {
         if payload.status == .failed, !payload.detections.isEmpty {
             throw PhotoSorterError.invalidRequest("a FAILED callback cannot carry detections")
         }
+        let model = try resultModel(of: payload, faces: faces)
         callbacksCounter.increment()
         return try await lock.withLock {
-            let lastSeen = self.state.withLockedValue { $0.lastEmbeddingID }
-            let snapshot = self.state.withLockedValue { $0.index }
-            let (response, updates) = try await self.database.transaction { tx in
-                if self.database.flavor == .postgres {
-                    try await tx.raw("SELECT pg_advisory_xact_lock(\(bind: Self.advisoryLockKey))").run()
-                }
-                var index = snapshot
-                var updates = try await self.embeddings(after: lastSeen, on: tx)
+            let snapshot = self.state.withLockedValue { $0 }
+            let (response, updates, storedModel) = try await self.database.transaction { tx in
+                try await self.lockAcrossInstances(tx)
+                var index = snapshot.index
+                var updates = try await self.embeddings(after: snapshot.lastEmbeddingID, on: tx)
                 for update in updates { index.add(update.face, to: update.person) }
-                let response = try await self.store(payload, faces: faces, key: key, index: index, on: tx, updates: &updates)
-                return (response, updates)
+                var stored = snapshot.model
+                if stored == nil, !updates.isEmpty { stored = try await self.storedModel(on: tx) }
+                if payload.status == .processed, let job = try await ReprocessService.runningJob(on: tx) {
+                    if model == job.model || (model == nil && faces.isEmpty) {
+                        return (try await ReprocessService.stage(payload, faces: faces, job: job, key: key, on: tx), updates, stored)
+                    }
+                    try self.check(faces, of: model, version: payload.meta?.modelVersion, against: job.model)
+                }
+                try self.check(faces, of: model, version: payload.meta?.modelVersion, against: stored)
+                let response = try await self.store(payload, faces: faces, key: key, model: model, index: index, on: tx, updates: &updates)
+                return (response, updates, stored ?? (faces.isEmpty ? nil : model))
             }
-            self.apply(updates)
+            self.apply(updates, model: storedModel)
             return response
         }
     }
 
-    private struct IndexUpdate: Sendable {
+    /// Serialises identity commits across instances (PostgreSQL; SQLite has one writer anyway).
+    func lockAcrossInstances(_ tx: any SQLDatabase) async throws {
+        if database.flavor == .postgres {
+            try await tx.raw("SELECT pg_advisory_xact_lock(\(bind: Self.advisoryLockKey))").run()
+        }
+    }
+
+    struct IndexUpdate: Sendable {
         let embeddingID: Int64
         let person: Int64
         let face: Embedding
     }
 
-    private func apply(_ updates: [IndexUpdate]) {
+    func apply(_ updates: [IndexUpdate], model: FaceModel? = nil) {
         state.withLockedValue { state in
+            if state.model == nil { state.model = model }
             for update in updates where update.embeddingID > state.lastEmbeddingID {
                 state.index.add(update.face, to: update.person)
                 state.lastEmbeddingID = update.embeddingID
@@ -97,7 +167,7 @@ public final class IdentityService: Sendable {
         }
     }
 
-    private func embeddings(after id: Int64, on db: any SQLDatabase) async throws -> [IndexUpdate] {
+    func embeddings(after id: Int64, on db: any SQLDatabase) async throws -> [IndexUpdate] {
         try await db.raw("SELECT id, person_id, vector FROM embeddings WHERE id > \(bind: id) ORDER BY id").all().map { row in
             IndexUpdate(embeddingID: try row.decode(column: "id", as: Int64.self),
                         person: try row.decode(column: "person_id", as: Int64.self),
@@ -106,11 +176,9 @@ public final class IdentityService: Sendable {
     }
 
     /// The transactional part of `commit`, run under the lock.
-    private func store(_ payload: CallbackPayload, faces: [Embedding], key: String, index: IdentityIndex,
+    private func store(_ payload: CallbackPayload, faces: [Embedding], key: String, model: FaceModel?, index: IdentityIndex,
                        on tx: any SQLDatabase, updates: inout [IndexUpdate]) async throws -> CallbackResponse {
-        if let stored = try await tx.raw("SELECT response FROM processed_callbacks WHERE callback_key = \(bind: key)").first() {
-            return try JSONDecoder().decode(CallbackResponse.self, from: Data(try stored.decode(column: "response", as: String.self).utf8))
-        }
+        if let remembered = try await Self.rememberedResponse(for: key, on: tx) { return remembered }
         guard let photo = try await tx.raw("SELECT status, person_ids FROM photos WHERE id = \(bind: payload.photoID)").first() else {
             throw PhotoSorterError.photoNotFound(payload.photoID)
         }
@@ -133,18 +201,29 @@ public final class IdentityService: Sendable {
                 """).run()
             response = CallbackResponse(ok: true, createdPersonIDs: [], personIDs: [])
         } else {
-            response = try await storeFaces(payload, faces: faces, index: index, now: now, on: tx, updates: &updates)
+            response = try await storeFaces(payload, faces: faces, model: model, index: index, now: now, on: tx, updates: &updates)
         }
-        try await tx.raw("""
-            INSERT INTO processed_callbacks (callback_key, photo_id, response, created_at)
-            VALUES (\(bind: key), \(bind: payload.photoID), \(bind: String(decoding: try JSONEncoder().encode(response), as: UTF8.self)), \(bind: now))
-            """).run()
+        try await Self.remember(response, key: key, photoID: payload.photoID, on: tx)
         return response
     }
 
-    private func storeFaces(_ payload: CallbackPayload, faces: [Embedding], index: IdentityIndex, now: Int64,
+    /// Records the answer to callback `key` so a duplicate gets it again and writes nothing.
+    static func remember(_ response: CallbackResponse, key: String, photoID: Int64, on tx: any SQLDatabase) async throws {
+        try await tx.raw("""
+            INSERT INTO processed_callbacks (callback_key, photo_id, response, created_at)
+            VALUES (\(bind: key), \(bind: photoID), \(bind: String(decoding: try JSONEncoder().encode(response), as: UTF8.self)), \(bind: nowMs()))
+            """).run()
+    }
+
+    /// The duplicate check shared with staging: the stored answer for `key`, if this callback was seen.
+    static func rememberedResponse(for key: String, on tx: any SQLDatabase) async throws -> CallbackResponse? {
+        guard let stored = try await tx.raw("SELECT response FROM processed_callbacks WHERE callback_key = \(bind: key)").first() else { return nil }
+        return try JSONDecoder().decode(CallbackResponse.self, from: Data(try stored.decode(column: "response", as: String.self).utf8))
+    }
+
+    private func storeFaces(_ payload: CallbackPayload, faces: [Embedding], model: FaceModel?, index: IdentityIndex, now: Int64,
                             on tx: any SQLDatabase, updates: inout [IndexUpdate]) async throws -> CallbackResponse {
-        let identities = resolver.resolve(faces, against: index)
+        let identities = model.map { IdentityResolver(policy: config.identityPolicy(for: $0)).resolve(faces, against: index) } ?? []
         let modelVersion = payload.meta?.modelVersion ?? "unknown"
         var newPersonBySlot: [Int: Int64] = [:]
         var created: [Int64] = []

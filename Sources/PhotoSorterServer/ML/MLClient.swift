@@ -89,6 +89,12 @@ public final class MLClient: Sendable {
         return try? JSONDecoder().decode([String: JSONAnyValue].self, from: Data(buffer: buffer))
     }
 
+    /// The face model the first service runs (`model` in its health document), nil when it does not answer.
+    public func model() async -> String? {
+        if case .string(let name)? = await health()?["model"] { return name }
+        return nil
+    }
+
     private func post(_ url: String, json: Data, timeout: TimeAmount? = nil) async throws -> HTTPClientResponse {
         var request = HTTPClientRequest(url: url)
         request.method = .POST
@@ -112,4 +118,5 @@ public enum JSONAnyValue: Decodable, Sendable {
     }
 
     public var number: Double? { if case .number(let v) = self { v } else { nil } }
+    public var string: String? { if case .string(let v) = self { v } else { nil } }
 }

@@ -1,0 +1,67 @@
+import ArgumentParser
+import Foundation
+import PhotoSorterCore
+import PhotoSorterServer
+import Vapor
+
+/// `photo-sorter reprocess [--model M]`: re-analyses every photo of the library with a face model and rebuilds
+/// the persons, keeping person ids wherever the new grouping allows. Ctrl-C stops; the same command resumes.
+struct ReprocessCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "reprocess",
+        abstract: "Re-analyse every photo with a face model (e.g. to switch models) and rebuild persons, keeping their ids.")
+
+    @OptionGroup var options: ConfigOptions
+
+    @ArgumentParser.Flag(help: "Print a progress line every few seconds instead of a live bar.")
+    var noProgress = false
+
+    func run() async throws {
+        let config = try options.load()
+        let app = try await Application.make(Environment(name: "production", arguments: ["photo-sorter", "serve"]))
+        app.logger.logLevel = ProcessInfo.processInfo.environment["LOG_LEVEL"].flatMap { Logger.Level(rawValue: $0) } ?? .warning
+        var mlChild: MLServiceProcess?
+        let interrupted = InterruptFlag()
+        let exitCode: Int32
+        do {
+            try await configure(app, config: config)
+            let services = app.photoSorter
+            let model = config.requestedModel ?? services.identity.model ?? .default
+            mlChild = try await MLServiceProcess.ensure(model: model, config: config, services: services, allowedRoot: nil)
+            try await app.startup()
+            exitCode = try await reprocess(services, model: model, interrupted: interrupted, config: config)
+        } catch {
+            await shutdown(app, mlChild: mlChild)
+            throw error
+        }
+        await shutdown(app, mlChild: mlChild)
+        if exitCode != 0 { throw ExitCode(exitCode) }
+    }
+
+    private func reprocess(_ services: PhotoSorterServices, model: FaceModel, interrupted: InterruptFlag,
+                           config: ServiceConfig) async throws -> Int32 {
+        let started = Date()
+        var status = try await services.reprocess.start(model: model)
+        writeToStandardError("reprocessing \(status.total) photos with \(model) (job \(status.jobID))\n")
+        let progress = ProgressDisplay(live: !noProgress && isatty(STDERR_FILENO) != 0)
+        while !status.done && !interrupted.isSet {
+            progress.show(status, elapsed: Date().timeIntervalSince(started))
+            try await Task.sleep(for: .milliseconds(300))
+            status = try await services.reprocess.status(status.jobID)
+        }
+        progress.show(status, elapsed: Date().timeIntervalSince(started))
+        progress.finish()
+        if interrupted.isSet {
+            writeToStandardError("\ninterrupted: progress is saved in \(config.databaseURL); run the same command again to resume.\n")
+            return 130
+        }
+        guard let result = status.result else { return 1 }
+        print("""
+            reprocessed with \(model) in \(ProgressDisplay.duration(Date().timeIntervalSince(started)))
+              photos analysed:  \(result.photos) (\(result.photosFailed) failed)
+              faces:            \(result.faces)
+              persons:          \(result.persons) (\(result.personsKept) kept their id, \(result.personsCreated) new, \(result.personsRemoved) absorbed)
+            """)
+        return result.photosFailed > 0 ? 1 : 0
+    }
+}

@@ -1,0 +1,230 @@
+import Foundation
+import Logging
+import PhotoSorterCore
+import SQLKit
+import Vapor
+
+/// A `reprocess_jobs` row: re-analysis of the whole library with `model`.
+struct ReprocessJob: Sendable {
+    let id: String
+    let model: FaceModel
+    let total: Int
+}
+
+/// What a finished reprocess changed.
+public struct ReprocessResult: Codable, Sendable, Equatable {
+    /// Photos with a result of the new model, and faces found in them.
+    public var photos: Int
+    public var faces: Int
+    /// Photos the new model could not analyse (FAILED): their old faces are gone with the old model.
+    public var photosFailed: Int
+    public var persons: Int
+    /// Persons that kept their id (the new grouping shares the most photos with them), got a new id, or
+    /// were absorbed (no new group matched them).
+    public var personsKept: Int
+    public var personsCreated: Int
+    public var personsRemoved: Int
+
+    enum CodingKeys: String, CodingKey {
+        case photos, faces, persons
+        case photosFailed = "photos_failed"
+        case personsKept = "persons_kept"
+        case personsCreated = "persons_created"
+        case personsRemoved = "persons_removed"
+    }
+}
+
+/// GET /reprocess/{id}, and the answer of POST /reprocess.
+public struct ReprocessStatus: Content, Sendable {
+    public var jobID: String
+    public var model: String
+    /// RUNNING until every photo is analysed, then COMPLETED.
+    public var status: String
+    public var done: Bool
+    public var total: Int
+    /// Photos analysed by the new model so far, photos still queued or in flight, photos that failed.
+    public var analysed: Int
+    public var pending: Int
+    public var failed: Int
+    public var result: ReprocessResult?
+    public var createdAt: Int64
+    public var finishedAt: Int64?
+
+    enum CodingKeys: String, CodingKey {
+        case model, status, done, total, analysed, pending, failed, result
+        case jobID = "job_id"
+        case createdAt = "created_at"
+        case finishedAt = "finished_at"
+    }
+}
+
+/// Re-analyses every photo with a chosen model and rebuilds person assignments, keeping person ids wherever
+/// the new grouping allows (spec: "re-processing job ... when model or threshold changes").
+///
+/// Starting a job queues every photo again. While it runs, results of its model are staged in
+/// `reprocess_photos` / `reprocess_faces` (the library keeps its old faces and persons meanwhile). When no
+/// photo is pending, `finishIfComplete` (run by a scheduler) replaces the faces and persons in one transaction
+/// (`IdentityService.finishReprocess`). Interrupted, it resumes: a new start with the same model re-queues only
+/// the photos without a staged result.
+public final class ReprocessService: Sendable {
+    private let database: PhotoSorterDatabase
+    private let identity: IdentityService
+    private let ml: MLClient
+    private let maxRetries: Int
+    private let logger: Logger
+    private let onWorkQueued: @Sendable () -> Void
+
+    init(database: PhotoSorterDatabase, identity: IdentityService, ml: MLClient, maxRetries: Int, logger: Logger,
+         onWorkQueued: @escaping @Sendable () -> Void) {
+        self.database = database
+        self.identity = identity
+        self.ml = ml
+        self.maxRetries = maxRetries
+        self.logger = logger
+        self.onWorkQueued = onWorkQueued
+    }
+
+    /// Starts a job for `model`, or resumes the running one for the same model.
+    public func start(model: FaceModel) async throws -> ReprocessStatus {
+        if let running = await ml.model(), running != model.name {
+            throw PhotoSorterError.conflict("the ML service runs the \(running) model; restart it with PHOTO_SORTER_ML_MODEL=\(model.name) "
+                + "before reprocessing with \(model.name)")
+        }
+        let (jobID, requeued) = try await database.transaction { tx -> (String, Int) in
+            try await self.identity.lockAcrossInstances(tx)
+            let jobID: String
+            if let running = try await Self.runningJob(on: tx) {
+                guard running.model == model else {
+                    throw PhotoSorterError.conflict("a reprocess to \(running.model.name) is running (job \(running.id)); "
+                        + "finish it with `photo-sorter reprocess --model \(running.model.name)` first")
+                }
+                jobID = running.id
+            } else {
+                jobID = UUID().uuidString
+                let total = try await tx.raw("SELECT COUNT(*) AS n FROM photos").first()!.decode(column: "n", as: Int.self)
+                try await tx.raw("""
+                    INSERT INTO reprocess_jobs (job_id, model, status, total, created_at)
+                    VALUES (\(bind: jobID), \(bind: model.name), 'RUNNING', \(bind: total), \(bind: nowMs()))
+                    """).run()
+            }
+            // Photos already in the queue or in flight stay there; their results are staged when they arrive.
+            let requeued = try await tx.raw("""
+                UPDATE photos SET status = 'READY', retry_count = 0, last_error = NULL, processing_started_at = NULL,
+                    next_attempt_at = NULL, updated_at = \(bind: nowMs())
+                WHERE status IN ('PROCESSED', 'FAILED')
+                    AND id NOT IN (SELECT photo_id FROM reprocess_photos WHERE job_id = \(bind: jobID))
+                RETURNING id
+                """).all().count
+            return (jobID, requeued)
+        }
+        logger.info("reprocess started", metadata: ["job_id": "\(jobID)", "model": "\(model.name)", "queued": "\(requeued)"])
+        onWorkQueued()
+        return try await status(jobID)
+    }
+
+    /// The newest job, running or not.
+    public func latestJobID() async throws -> String? {
+        try await database.sql.raw("SELECT job_id FROM reprocess_jobs ORDER BY created_at DESC LIMIT 1").first()?
+            .decode(column: "job_id", as: String.self)
+    }
+
+    public func status(_ jobID: String) async throws -> ReprocessStatus {
+        guard let row = try await database.sql.raw("SELECT * FROM reprocess_jobs WHERE job_id = \(bind: jobID)").first() else {
+            throw PhotoSorterError.reprocessJobNotFound(jobID)
+        }
+        let state = try row.decode(column: "status", as: String.self)
+        let result = try row.decode(column: "result", as: String?.self)
+            .map { try JSONDecoder().decode(ReprocessResult.self, from: Data($0.utf8)) }
+        var analysed = result?.photos ?? 0, pending = 0, failed = result?.photosFailed ?? 0
+        if state == "RUNNING" {
+            (analysed, pending, failed) = try await progress(of: jobID)
+        }
+        return ReprocessStatus(
+            jobID: jobID, model: try row.decode(column: "model", as: String.self), status: state, done: state != "RUNNING",
+            total: try row.decode(column: "total", as: Int.self), analysed: analysed, pending: pending, failed: failed,
+            result: result, createdAt: try row.decode(column: "created_at", as: Int64.self),
+            finishedAt: try row.decode(column: "finished_at", as: Int64?.self))
+    }
+
+    /// Finishes the running job once no photo is pending; returns what it changed, nil when there was nothing to do.
+    @discardableResult
+    public func finishIfComplete() async throws -> ReprocessResult? {
+        guard let job = try await Self.runningJob(on: database.sql) else { return nil }
+        guard try await progress(of: job.id).pending == 0 else { return nil }
+        let result = try await identity.finishReprocess(job)
+        if let result {
+            logger.info("reprocess finished", metadata: [
+                "job_id": "\(job.id)", "model": "\(job.model.name)", "photos": "\(result.photos)", "faces": "\(result.faces)",
+                "persons_kept": "\(result.personsKept)", "persons_created": "\(result.personsCreated)",
+                "persons_removed": "\(result.personsRemoved)"])
+        }
+        return result
+    }
+
+    /// Photos with a staged result, photos still to come (queued, in flight, or failed with a retry due), and
+    /// photos that failed for good.
+    private func progress(of jobID: String) async throws -> (analysed: Int, pending: Int, failed: Int) {
+        let row = try await database.sql.raw("""
+            SELECT
+                (SELECT COUNT(*) FROM reprocess_photos WHERE job_id = \(bind: jobID)) AS analysed,
+                (SELECT COUNT(*) FROM photos WHERE status IN ('READY', 'PROCESSING')
+                    OR (status = 'FAILED' AND next_attempt_at IS NOT NULL AND retry_count <= \(bind: maxRetries))) AS pending,
+                (SELECT COUNT(*) FROM photos WHERE status = 'FAILED'
+                    AND NOT (next_attempt_at IS NOT NULL AND retry_count <= \(bind: maxRetries))) AS failed
+            """).first()!
+        return (try row.decode(column: "analysed", as: Int.self), try row.decode(column: "pending", as: Int.self),
+                try row.decode(column: "failed", as: Int.self))
+    }
+
+    static func runningJob(on db: any SQLDatabase) async throws -> ReprocessJob? {
+        guard let row = try await db.raw("SELECT job_id, model, total FROM reprocess_jobs WHERE status = 'RUNNING' LIMIT 1").first() else {
+            return nil
+        }
+        let name = try row.decode(column: "model", as: String.self)
+        guard let model = FaceModel.named(name) else {
+            throw PhotoSorterError.conflict("a reprocess job targets an unknown model \"\(name)\"")
+        }
+        return ReprocessJob(id: try row.decode(column: "job_id", as: String.self), model: model,
+                            total: try row.decode(column: "total", as: Int.self))
+    }
+
+    /// Keeps one result of the running job's model for the rebuild; the photo counts as done (PROCESSED) and
+    /// keeps its old persons until the job finishes.
+    static func stage(_ payload: CallbackPayload, faces: [Embedding], job: ReprocessJob, key: String,
+                      on tx: any SQLDatabase) async throws -> CallbackResponse {
+        if let remembered = try await IdentityService.rememberedResponse(for: key, on: tx) { return remembered }
+        guard let photo = try await tx.raw("SELECT status FROM photos WHERE id = \(bind: payload.photoID)").first() else {
+            throw PhotoSorterError.photoNotFound(payload.photoID)
+        }
+        let modelVersion = payload.meta?.modelVersion ?? job.model.embedder
+        let alreadyStaged = try await tx.raw("""
+            SELECT 1 AS one FROM reprocess_photos WHERE job_id = \(bind: job.id) AND photo_id = \(bind: payload.photoID)
+            """).first() != nil
+        let response = CallbackResponse(ok: true, createdPersonIDs: [], personIDs: [])
+        let status = try photo.decode(column: "status", as: String.self)
+        if alreadyStaged || status == PhotoStatus.processed.rawValue {
+            return response
+        }
+        try await tx.raw("""
+            INSERT INTO reprocess_photos (job_id, photo_id, width, height, face_count, model_version)
+            VALUES (\(bind: job.id), \(bind: payload.photoID), \(bind: payload.width), \(bind: payload.height),
+                \(bind: faces.count), \(bind: modelVersion))
+            """).run()
+        for (index, (face, detection)) in zip(faces, payload.detections).enumerated() {
+            try await tx.raw("""
+                INSERT INTO reprocess_faces (job_id, photo_id, face_index, vector, bbox_x1, bbox_y1, bbox_x2, bbox_y2,
+                    confidence, model_version)
+                VALUES (\(bind: job.id), \(bind: payload.photoID), \(bind: index), \(bind: EmbeddingCodec.encode(face)),
+                    \(bind: detection.bbox.x1), \(bind: detection.bbox.y1), \(bind: detection.bbox.x2), \(bind: detection.bbox.y2),
+                    \(bind: detection.confidence ?? 0), \(bind: modelVersion))
+                """).run()
+        }
+        try await tx.raw("""
+            UPDATE photos SET status = 'PROCESSED', last_error = NULL, processing_started_at = NULL, next_attempt_at = NULL,
+                updated_at = \(bind: nowMs())
+            WHERE id = \(bind: payload.photoID)
+            """).run()
+        try await IdentityService.remember(response, key: key, photoID: payload.photoID, on: tx)
+        return response
+    }
+}

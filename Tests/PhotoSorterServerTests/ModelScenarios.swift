@@ -1,0 +1,128 @@
+import Foundation
+import PhotoSorterCore
+@testable import PhotoSorterServer
+import PhotoSorterTestSupport
+import XCTest
+
+/// One face model per database, and `reprocess` to switch models or re-run one: proven through the HTTP API.
+enum ModelScenarios {
+    /// A database of dlib faces refuses an ArcFace result with 409 and the way out (`reprocess`); nothing is written.
+    /// An unknown model or a vector of the wrong length for its own model is a 422.
+    static func resultsOfAnotherModelAreRefused(_ flavor: DatabaseFlavor) async throws {
+        try await TestService.run(flavor) { service in
+            _ = try await service.waitUntilDone(try await service.ingest(URL.faces("lfw_small/Aaron_Peirsol")))
+            let before = try await service.photos()
+            let persons = service.services.identity.personCount
+            XCTAssertEqual(service.services.identity.model, .dlib)
+            let health = try await service.request(.GET, "/health").body
+            XCTAssertTrue(String(decoding: health, as: UTF8.self).contains(#""model":"dlib""#))
+
+            let face = EmbeddingFixture.shared.photos(inSet: "lfw_small")[1].faces
+            let photoID = try XCTUnwrap(before.first?.photoID)
+            let detectionsBefore = try await service.photo(photoID).detections
+            let arcface = try await service.request(.POST, "/callback/photo-processed",
+                                                    body: Scenarios.callback(photoID: photoID, callbackID: "arc", faces: face, model: .arcface))
+            XCTAssertEqual(arcface.status, .conflict)
+            XCTAssertTrue(arcface.reason.contains("photo-sorter reprocess --model arcface"), arcface.reason)
+
+            var unknown = try JSONSerialization.jsonObject(with: Scenarios.callback(photoID: photoID, callbackID: "u", faces: face)) as! [String: Any]
+            unknown["meta"] = ["model_version": "facenet-512+mtcnn"]
+            let unknownReply = try await service.request(.POST, "/callback/photo-processed", body: try JSONSerialization.data(withJSONObject: unknown))
+            XCTAssertEqual(unknownReply.status, .unprocessableEntity)
+            XCTAssertTrue(unknownReply.reason.contains("facenet-512"), unknownReply.reason)
+
+            XCTAssertEqual(service.services.identity.personCount, persons)
+            let detectionsAfter = try await service.photo(photoID).detections
+            XCTAssertEqual(detectionsAfter, detectionsBefore)
+            XCTAssertEqual(service.services.identity.model, .dlib)
+        }
+        try await TestService.run(flavor, backgroundWork: false) { service in
+            await service.services.ingest.waitForScan(try await service.ingest(URL.faces("lfw_small/Aaron_Peirsol")))
+            let photos = try await service.photos()
+            let photoID = try XCTUnwrap(photos.first?.photoID)
+            var short = try JSONSerialization.jsonObject(with: Scenarios.callback(
+                photoID: photoID, callbackID: "s", faces: EmbeddingFixture.shared.photos(inSet: "lfw_small")[0].faces)) as! [String: Any]
+            short["meta"] = ["model_version": FakeMLService.FakeModel.arcface.modelVersion]
+            let reply = try await service.request(.POST, "/callback/photo-processed", body: try JSONSerialization.data(withJSONObject: short))
+            XCTAssertEqual(reply.status, .unprocessableEntity)
+            XCTAssertTrue(reply.reason.contains("512"), reply.reason)
+            XCTAssertNil(service.services.identity.model)
+        }
+    }
+
+    /// Reprocess with the same model on an unchanged set: every photo keeps exactly its person ids.
+    static func reprocessWithSameModelKeepsEveryID(_ flavor: DatabaseFlavor) async throws {
+        try await TestService.run(flavor) { service in
+            _ = try await service.waitUntilDone(try await service.ingest(URL.faces("face_recognition_examples")))
+            let before = try await personIDsByPath(service)
+            let persons = service.services.identity.personCount
+            let status = try await reprocess(service, body: "{}")
+            XCTAssertEqual(status.model, "dlib")
+            let result = try XCTUnwrap(status.result)
+            XCTAssertEqual(result.personsKept, persons)
+            XCTAssertEqual(result.personsCreated, 0)
+            XCTAssertEqual(result.personsRemoved, 0)
+            XCTAssertEqual(result.photos, before.count)
+            let after = try await personIDsByPath(service)
+            XCTAssertEqual(after, before)
+            XCTAssertEqual(service.services.identity.personCount, persons)
+        }
+    }
+
+    /// Switching models: ArcFace results are refused until `reprocess --model arcface` runs; then every photo is
+    /// re-analysed, persons keep their ids (thresholds pinned so both models group alike), the database holds
+    /// 512-d ArcFace faces, and dlib results are the ones refused.
+    static func reprocessSwitchesModelKeepingIDs(_ flavor: DatabaseFlavor) async throws {
+        let pinned: (inout ServiceConfig) -> Void = {
+            $0.matchThreshold = 0.92; $0.smallPersonMargin = 0.01; $0.mirrorThreshold = 0.985
+        }
+        try await TestService.run(flavor, tune: pinned) { service in
+            _ = try await service.waitUntilDone(try await service.ingest(URL.faces("face_recognition_examples")))
+            let before = try await personIDsByPath(service)
+            service.ml.run(.arcface)
+
+            let wrongModel = try await service.request(.POST, "/reprocess", body: Data(#"{"model": "dlib"}"#.utf8))
+            XCTAssertEqual(wrongModel.status, .conflict)
+            XCTAssertTrue(wrongModel.reason.contains("PHOTO_SORTER_ML_MODEL=dlib"), wrongModel.reason)
+            let unknown = try await service.request(.POST, "/reprocess", body: Data(#"{"model": "facenet"}"#.utf8))
+            XCTAssertEqual(unknown.status, .unprocessableEntity)
+
+            let status = try await reprocess(service, body: #"{"model": "arcface"}"#)
+            XCTAssertEqual(status.model, "arcface")
+            XCTAssertEqual(status.result?.personsKept, Set(before.values.flatMap { $0 }).count)
+            let after = try await personIDsByPath(service)
+            XCTAssertEqual(after, before)
+            XCTAssertEqual(service.services.identity.model, .arcface)
+            let somePerson = try XCTUnwrap(before.values.first { !$0.isEmpty }?.first)
+            let person = try await service.request(.GET, "/person/\(somePerson)?include_embedding=true").decode(PersonView.self)
+            XCTAssertEqual(Data(base64Encoded: try XCTUnwrap(person.representativeEmbedding))?.count, 512 * 4)
+
+            let photos = try await service.photos()
+            let photoID = try XCTUnwrap(photos.first?.photoID)
+            let dlib = try await service.request(.POST, "/callback/photo-processed", body: Scenarios.callback(
+                photoID: photoID, callbackID: "old", faces: EmbeddingFixture.shared.photos(inSet: "lfw_small")[0].faces))
+            XCTAssertEqual(dlib.status, .conflict)
+            XCTAssertTrue(dlib.reason.contains("model arcface"), dlib.reason)
+        }
+    }
+
+    /// POST /reprocess, then GET /reprocess/{id} until the job is done.
+    private static func reprocess(_ service: TestService, body: String, timeout: Double = 60) async throws -> ReprocessStatus {
+        let started = try await service.request(.POST, "/reprocess", body: Data(body.utf8))
+        XCTAssertEqual(started.status, .accepted, started.reason)
+        let jobID = try started.decode(ReprocessStatus.self).jobID
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            let status = try await service.request(.GET, "/reprocess/\(jobID)").decode(ReprocessStatus.self)
+            if status.done { return status }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        XCTFail("reprocess \(jobID) not done after \(timeout) s")
+        throw PhotoSorterError.conflict("reprocess timed out")
+    }
+
+    /// Every photo's person ids, by path.
+    private static func personIDsByPath(_ service: TestService) async throws -> [String: [Int64]] {
+        Dictionary(uniqueKeysWithValues: try await service.photos().map { ($0.path, $0.personIDs.sorted()) })
+    }
+}
