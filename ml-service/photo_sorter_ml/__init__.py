@@ -1,3 +1,3 @@
 """photo-sorter ML service: decode -> detect -> align -> embed -> suggest -> callback."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -1,4 +1,7 @@
-"""`python -m photo_sorter_ml`: run the ML service with uvicorn (PHOTO_SORTER_ML_HOST/PORT)."""
+"""`python -m photo_sorter_ml`: run the ML service with uvicorn (PHOTO_SORTER_ML_HOST/PORT).
+
+Exit status 2: bad configuration; 3: a model weight file is missing or altered (nothing listens then).
+"""
 from __future__ import annotations
 
 import logging
@@ -20,8 +23,14 @@ def main() -> int:
     import uvicorn
 
     from .app import create_app
+    from .models import ModelFileError
 
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info",
+    try:
+        app = create_app(settings)
+    except ModelFileError as e:
+        print(f"photo_sorter_ml: cannot start the {settings.model} model: {e}", file=sys.stderr)
+        return 3
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level="info",
                 access_log=os.environ.get("PHOTO_SORTER_ML_ACCESS_LOG", "0") == "1")
     return 0
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hmac
+import importlib.metadata
 import logging
 import math
 import multiprocessing
@@ -28,6 +29,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from . import __version__
 from .callback import SECRET_HEADER, CallbackClient
 from .config import Settings
+from .models import model_spec, verify_weights
 from .persons import PersonCache
 from .pipeline import PipelineParams, analyse_in_worker, init_worker, params_dict, ping
 from .security import CallbackPolicy, PathPolicy
@@ -62,6 +64,11 @@ class Service:
 
     def __init__(self, settings: Settings):
         self.settings = settings
+        self.spec = model_spec(settings.model)
+        # Checked here, in the API process, so that a missing or altered weight file stops the service
+        # before it listens (models.ModelFileError); the workers check again when they load.
+        self.weights = verify_weights(settings.model, settings.detector, settings.model_dir)
+        self.model_version = self.spec.model_version(settings.detector)
         self.paths = PathPolicy(settings.allowed_roots)
         self.callbacks_policy = CallbackPolicy(settings.callback_allowlist)
         self.params = PipelineParams.from_settings(settings)
@@ -74,11 +81,10 @@ class Service:
         self.started = time.time()
         self._avg_job_s = 1.0
         self.tasks: set[asyncio.Task] = set()
-        self.persons = PersonCache(settings.service_url, settings.shared_secret, settings.dump_refresh_s,
-                                   settings.dump_full_refresh_s)
+        self.persons = PersonCache(settings.service_url, settings.shared_secret, self.spec.embedding_dim,
+                                   settings.dump_refresh_s, settings.dump_full_refresh_s)
         self.callbacks = CallbackClient(settings.callback_retries, settings.callback_backoff_s,
                                         settings.callback_timeout_s, settings.shared_secret)
-        self.model_version: str | None = None
 
     # --- pool -------------------------------------------------------------------------------------
     def _new_pool(self) -> ProcessPoolExecutor:
@@ -98,9 +104,7 @@ class Service:
         loop = asyncio.get_running_loop()
         t0 = time.perf_counter()
         try:
-            results = await asyncio.gather(*[loop.run_in_executor(self.pool, ping)
-                                             for _ in range(self.settings.workers)])
-            self.model_version = results[0]["model_version"]
+            await asyncio.gather(*[loop.run_in_executor(self.pool, ping) for _ in range(self.settings.workers)])
             self.ready = True
             log.info("models loaded in %d worker process(es) in %.1fs (%s)", self.settings.workers,
                      time.perf_counter() - t0, self.model_version)
@@ -171,7 +175,7 @@ class Service:
         if dets:
             await self.persons.ensure_fresh()
         vectors = (np.stack([np.frombuffer(d["embedding"], dtype="<f4") for d in dets])
-                   if dets else np.zeros((0, 128), dtype=np.float32))
+                   if dets else np.zeros((0, self.spec.embedding_dim), dtype=np.float32))
         suggestions = self.persons.suggest(vectors, self.settings.suggest_threshold)
         detections, new_persons = [], []
         for i, (d, s) in enumerate(zip(dets, suggestions)):
@@ -223,6 +227,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             log.warning("PHOTO_SORTER_ALLOWED_ROOTS is not set: every readable path is allowed")
         if not settings.shared_secret:
             log.warning("PHOTO_SORTER_SHARED_SECRET is not set: requests are not authenticated")
+        log.info("model %s (%s, %d-d), weights: %s", settings.model, service.model_version,
+                 service.spec.embedding_dim, ", ".join(f"{w.name} sha256 {w.sha256[:12]}" for w in service.weights))
         await service.start()
         yield
         await service.stop()
@@ -309,6 +315,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def health():
         return {
             "status": "ok" if service.ready else ("error" if service.load_error else "loading"),
+            "model": settings.model,
+            "model_version": service.model_version,
+            "embedding_dim": service.spec.embedding_dim,
             "models_loaded": service.ready,
             "load_error": service.load_error,
             "queue_depth": service.depth,
@@ -325,22 +334,41 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.get("/version")
     async def version():
-        from .models import describe_models
-
-        info = describe_models(settings.detector)
+        spec = service.spec
         return {
             "service": "photo-sorter-ml",
             "version": __version__,
-            "model_version": service.model_version or f"dlib-resnet-v1+{settings.detector}-5pt",
-            "detector": settings.detector,
-            "upsample": settings.upsample,
+            "model": spec.name,
+            "model_version": service.model_version,
+            "embedding_dim": spec.embedding_dim,
+            "detector": spec.detector_name(settings.detector),
             "detect_max_side": settings.detect_max_side,
-            "embedding_dim": 128,
-            "dlib_version": info["dlib"]["version"],
-            **info,
+            "upsample": settings.upsample,
+            "suggest_threshold": settings.suggest_threshold,
+            "weights_package": {"name": spec.weights.distribution,
+                                "version": installed_version(spec.weights.distribution)},
+            "weights": [w.as_dict() for w in service.weights],
+            "licence": spec.weights.licence,
+            "runtime": runtime_info(spec.name),
         }
 
     return app
+
+
+def installed_version(distribution: str) -> str | None:
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def runtime_info(model: str) -> dict:
+    """Versions of the inference libraries (dlib's build flags need the module; onnxruntime's do not)."""
+    if model == "dlib":
+        from .models.dlib_models import dlib_info
+
+        return {"dlib": dlib_info()}
+    return {name: installed_version(name) for name in ("onnxruntime", "insightface", "opencv-python-headless")}
 
 
 def _clean_errors(errors: list) -> list:

@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from .models import DEFAULT_MODEL, model_spec
+
 log = logging.getLogger("photo_sorter_ml")
 
 DEFAULT_SERVICE_URL = "http://127.0.0.1:8080"
@@ -29,7 +31,7 @@ def origin_of(url: str) -> str | None:
     return f"{scheme}://{host}:{port}"
 
 
-def _int(env: dict, name: str, default: int, minimum: int | None = None) -> int:
+def _int(env: dict, name: str, default: int | None, minimum: int | None = None) -> int | None:
     raw = env.get(name)
     if raw is None or raw.strip() == "":
         return default
@@ -42,7 +44,7 @@ def _int(env: dict, name: str, default: int, minimum: int | None = None) -> int:
     return value
 
 
-def _float(env: dict, name: str, default: float) -> float:
+def _float(env: dict, name: str, default: float | None) -> float | None:
     raw = env.get(name)
     if raw is None or raw.strip() == "":
         return default
@@ -58,9 +60,12 @@ class Settings:
     port: int = 8001
     workers: int = field(default_factory=lambda: os.cpu_count() or 1)
     queue_size: int = 0  # 0 -> 4 x workers
-    detector: str = "hog"  # hog | cnn
-    upsample: int = 1
-    detect_max_side: int = 1600
+    model: str = DEFAULT_MODEL  # arcface | dlib
+    model_dir: str | None = None  # folder of the model's weight files; None = the weights package's
+    detector: str = "hog"  # hog | cnn, dlib only
+    # None -> the model's default (models.MODELS)
+    upsample: int | None = None
+    detect_max_side: int | None = None
     upsample_max_side: int = 800
     max_pixels: int = 89_478_485  # Pillow's own default
     callback_retries: int = 5
@@ -72,7 +77,7 @@ class Settings:
     callback_allowlist: list[str] = field(default_factory=list)
     dump_refresh_s: float = 5.0
     dump_full_refresh_s: float = 300.0
-    suggest_threshold: float = 0.92
+    suggest_threshold: float | None = None
     max_upload_bytes: int = 200 * 1024 * 1024
 
     def __post_init__(self) -> None:
@@ -80,6 +85,13 @@ class Settings:
             self.queue_size = 4 * self.workers
         if self.detector not in ("hog", "cnn"):
             raise ValueError(f"PHOTO_SORTER_ML_DETECTOR must be hog or cnn, got {self.detector!r}")
+        spec = model_spec(self.model)
+        if self.upsample is None:
+            self.upsample = spec.upsample
+        if self.detect_max_side is None:
+            self.detect_max_side = spec.detect_max_side
+        if self.suggest_threshold is None:
+            self.suggest_threshold = spec.suggest_threshold
         if not self.callback_allowlist:
             origin = origin_of(self.service_url)
             self.callback_allowlist = [origin] if origin else []
@@ -105,9 +117,11 @@ class Settings:
             port=_int(env, "PHOTO_SORTER_ML_PORT", 8001, 0),
             workers=_int(env, "PHOTO_SORTER_ML_WORKERS", os.cpu_count() or 1, 1),
             queue_size=_int(env, "PHOTO_SORTER_ML_QUEUE_SIZE", 0, 0),
+            model=env.get("PHOTO_SORTER_ML_MODEL", "").strip().lower() or DEFAULT_MODEL,
+            model_dir=env.get("PHOTO_SORTER_ML_MODEL_DIR") or None,
             detector=env.get("PHOTO_SORTER_ML_DETECTOR", "hog").strip().lower() or "hog",
-            upsample=_int(env, "PHOTO_SORTER_ML_UPSAMPLE", 1, 0),
-            detect_max_side=_int(env, "PHOTO_SORTER_ML_DETECT_MAX_SIDE", cls.detect_max_side, 0),
+            upsample=_int(env, "PHOTO_SORTER_ML_UPSAMPLE", None, 0),
+            detect_max_side=_int(env, "PHOTO_SORTER_ML_DETECT_MAX_SIDE", None, 0),
             upsample_max_side=_int(env, "PHOTO_SORTER_ML_UPSAMPLE_MAX_SIDE", cls.upsample_max_side, 0),
             max_pixels=_int(env, "PHOTO_SORTER_ML_MAX_PIXELS", cls.max_pixels, 1),
             callback_retries=_int(env, "PHOTO_SORTER_ML_CALLBACK_RETRIES", 5, 0),
@@ -119,6 +133,6 @@ class Settings:
             callback_allowlist=allowlist,
             dump_refresh_s=_float(env, "PHOTO_SORTER_ML_DUMP_REFRESH_S", 5.0),
             dump_full_refresh_s=_float(env, "PHOTO_SORTER_ML_DUMP_FULL_REFRESH_S", 300.0),
-            suggest_threshold=_float(env, "PHOTO_SORTER_ML_SUGGEST_THRESHOLD", 0.92),
+            suggest_threshold=_float(env, "PHOTO_SORTER_ML_SUGGEST_THRESHOLD", None),
             max_upload_bytes=_int(env, "PHOTO_SORTER_ML_MAX_UPLOAD_BYTES", 200 * 1024 * 1024, 1),
         )

@@ -22,7 +22,8 @@ log = logging.getLogger("photo_sorter_ml.persons")
 PAGE_LIMIT = 5000
 
 
-def decode_embedding(b64: str, dim: int = 128) -> np.ndarray | None:
+def decode_embedding(b64: str, dim: int) -> np.ndarray | None:
+    """The L2-normalised vector, or None when it is not valid base64 of `dim` finite little-endian float32s."""
     try:
         raw = base64.b64decode(b64, validate=True)
     except Exception:
@@ -37,16 +38,17 @@ def decode_embedding(b64: str, dim: int = 128) -> np.ndarray | None:
 
 
 class PersonCache:
-    def __init__(self, service_url: str, secret: str | None, refresh_s: float, full_refresh_s: float,
+    def __init__(self, service_url: str, secret: str | None, dim: int, refresh_s: float, full_refresh_s: float,
                  timeout_s: float = 5.0):
         self.url = service_url.rstrip("/") + "/person-dump"
         self.secret = secret
+        self.dim = dim  # the running model's; representatives of another length (another model) are skipped
         self.refresh_s = refresh_s
         self.full_refresh_s = full_refresh_s
         self._client = httpx.AsyncClient(timeout=timeout_s)
         self._vectors: dict[int, np.ndarray] = {}
         self._ids = np.zeros((0,), dtype=np.int64)
-        self._matrix = np.zeros((0, 128), dtype=np.float32)
+        self._matrix = np.zeros((0, dim), dtype=np.float32)
         self._since_id = 0
         self._last_attempt = 0.0
         self._last_full = 0.0
@@ -93,7 +95,7 @@ class PersonCache:
             ids = sorted(self._vectors)
             self._ids = np.asarray(ids, dtype=np.int64)
             self._matrix = (np.stack([self._vectors[i] for i in ids]).astype(np.float32) if ids
-                            else np.zeros((0, 128), dtype=np.float32))
+                            else np.zeros((0, self.dim), dtype=np.float32))
             self._last_ok = time.monotonic()
             self.last_error = None
             self._warned = False
@@ -103,6 +105,7 @@ class PersonCache:
         if self.secret:
             headers[SECRET_HEADER] = self.secret
         out: dict[int, np.ndarray] = {}
+        skipped = 0
         for _ in range(10_000):  # bounded paging
             r = await self._client.get(self.url, params={"since_id": since_id, "limit": PAGE_LIMIT}, headers=headers)
             if r.status_code != 200:
@@ -113,15 +116,20 @@ class PersonCache:
                     pid = int(p["person_id"])
                 except (KeyError, TypeError, ValueError):
                     continue
-                v = decode_embedding(p.get("representative_embedding") or "")
+                v = decode_embedding(p.get("representative_embedding") or "", self.dim)
                 if v is not None:
                     out[pid] = v
+                else:
+                    skipped += 1
             next_since = int(body.get("next_since_id") or since_id)
             has_more = bool(body.get("has_more"))
             if not has_more or next_since <= since_id:
                 since_id = max(since_id, next_since)
                 break
             since_id = next_since
+        if skipped:
+            log.warning("person dump: %d representative embeddings are not %d-d float32 vectors (another model?); "
+                        "they are not used for suggestions", skipped, self.dim)
         return out, since_id
 
     def suggest(self, vectors: np.ndarray, threshold: float) -> list[tuple[int, float] | None]:

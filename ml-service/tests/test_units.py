@@ -1,14 +1,16 @@
-"""In-process unit tests: config/safety parsing, person cache without a Swift service, CNN detector."""
+"""In-process unit tests: config/safety parsing, person cache without a Swift service, dlib's CNN detector."""
 from __future__ import annotations
 
 import asyncio
 import base64
 import os
 
+import httpx
 import numpy as np
 import pytest
 
 from photo_sorter_ml.config import Settings, origin_of
+from photo_sorter_ml.models import MODELS, load_models
 from photo_sorter_ml.persons import PersonCache, decode_embedding
 from photo_sorter_ml.security import CallbackPolicy, PathPolicy
 
@@ -31,10 +33,21 @@ def test_origins_and_allowlist():
 
 def test_settings_defaults():
     s = Settings.from_env({})
-    assert s.port == 8001 and s.host == "127.0.0.1" and s.detector == "hog" and s.upsample == 1
+    assert s.port == 8001 and s.host == "127.0.0.1" and s.model == "arcface" and s.model_dir is None
+    assert (s.detect_max_side, s.upsample, s.suggest_threshold) == (640, 0, MODELS["arcface"].suggest_threshold)
     assert s.workers == (os.cpu_count() or 1) and s.queue_size == 4 * s.workers
-    assert s.allowed_roots is None and s.suggest_threshold == 0.92
+    assert s.allowed_roots is None
     assert Settings.from_env({"PHOTO_SORTER_ML_WORKERS": "3"}).queue_size == 12
+
+
+def test_per_model_defaults_and_overrides():
+    d = Settings.from_env({"PHOTO_SORTER_ML_MODEL": "DLIB", "PHOTO_SORTER_ML_DETECTOR": "cnn"})
+    assert (d.model, d.detector, d.detect_max_side, d.upsample, d.suggest_threshold) == ("dlib", "cnn", 1600, 1, 0.92)
+    a = Settings.from_env({"PHOTO_SORTER_ML_DETECT_MAX_SIDE": "0", "PHOTO_SORTER_ML_UPSAMPLE": "1",
+                           "PHOTO_SORTER_ML_SUGGEST_THRESHOLD": "0.5", "PHOTO_SORTER_ML_MODEL_DIR": "/w"})
+    assert (a.model, a.detect_max_side, a.upsample, a.suggest_threshold, a.model_dir) == ("arcface", 0, 1, 0.5, "/w")
+    with pytest.raises(ValueError, match="PHOTO_SORTER_ML_MODEL must be one of arcface, dlib"):
+        Settings.from_env({"PHOTO_SORTER_ML_MODEL": "hog"})
 
 
 def test_path_policy(tmp_path):
@@ -51,34 +64,64 @@ def test_path_policy(tmp_path):
     assert PathPolicy(None).resolve("/etc/passwd") == "/etc/passwd"
 
 
-def test_person_cache_unreachable_service_is_empty():
+@pytest.mark.parametrize("dim", [512, 128])
+def test_person_cache_unreachable_service_is_empty(dim):
     async def go():
-        cache = PersonCache("http://127.0.0.1:9", None, refresh_s=0.0, full_refresh_s=60, timeout_s=1)
+        cache = PersonCache("http://127.0.0.1:9", None, dim, refresh_s=0.0, full_refresh_s=60, timeout_s=1)
         await cache.refresh()
         assert cache.size == 0 and cache.last_error
-        v = np.ones((2, 128), np.float32) / np.sqrt(128)
-        assert cache.suggest(v, 0.92) == [None, None]
+        v = np.ones((2, dim), np.float32) / np.sqrt(dim)
+        assert cache.suggest(v, 0.5) == [None, None]
+        await cache.aclose()
+    asyncio.run(go())
+
+
+def _b64(v: np.ndarray) -> str:
+    return base64.b64encode(np.asarray(v, dtype="<f4").tobytes()).decode()
+
+
+def test_person_cache_keeps_only_the_models_dimension():
+    """A 512-d cache (ArcFace) suggests from 512-d representatives and skips 128-d ones (another model's)."""
+    rng = np.random.default_rng(3)
+    a, b = rng.normal(size=512), rng.normal(size=512)
+    persons = [{"person_id": 1, "representative_embedding": _b64(a)},
+               {"person_id": 2, "representative_embedding": _b64(b)},
+               {"person_id": 3, "representative_embedding": _b64(rng.normal(size=128))}]
+
+    def dump(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"persons": persons, "next_since_id": 3, "has_more": False})
+
+    async def go():
+        cache = PersonCache("http://service", None, 512, refresh_s=0.0, full_refresh_s=60)
+        cache._client = httpx.AsyncClient(transport=httpx.MockTransport(dump))
+        await cache.refresh()
+        assert cache.size == 2
+        queries = np.stack([a / np.linalg.norm(a), -b / np.linalg.norm(b)]).astype(np.float32)
+        (pid, sim), none = cache.suggest(queries, 0.45)
+        assert pid == 1 and abs(sim - 1) < 1e-5 and none is None
         await cache.aclose()
     asyncio.run(go())
 
 
 def test_decode_embedding_rejects_bad_input():
-    v = np.arange(128, dtype="<f4") + 1
-    out = decode_embedding(base64.b64encode(v.tobytes()).decode())
-    assert out is not None and abs(np.linalg.norm(out) - 1) < 1e-6
-    assert decode_embedding("!!!") is None
-    assert decode_embedding(base64.b64encode(b"\0" * 512).decode()) is None  # zero vector
-    assert decode_embedding(base64.b64encode(b"\1" * 12).decode()) is None  # wrong length
+    for dim in (128, 512):
+        v = np.arange(dim, dtype="<f4") + 1
+        out = decode_embedding(_b64(v), dim)
+        assert out is not None and out.shape == (dim,) and abs(np.linalg.norm(out) - 1) < 1e-6
+    assert decode_embedding(_b64(np.ones(128)), 512) is None  # another model's length
+    assert decode_embedding("!!!", 128) is None
+    assert decode_embedding(base64.b64encode(b"\0" * 512).decode(), 128) is None  # zero vector
+    assert decode_embedding(base64.b64encode(b"\1" * 12).decode(), 128) is None  # wrong length
 
 
 def test_cnn_detector_finds_lfw_face(faces):
     from PIL import Image
 
-    from photo_sorter_ml.models.dlib_models import CnnDetector, ResnetEmbedder
-
+    models = load_models("dlib", "cnn")
+    assert models.version == "dlib-resnet-v1+cnn-5pt"
     path = sorted((faces / "lfw_small/Tom_Hanks").glob("*.jpg"))[0]
     img = np.asarray(Image.open(path).convert("RGB"))
-    dets = CnnDetector().detect(img, 0)
+    dets = models.detector.detect(img, 0)
     assert len(dets) >= 1 and dets[0].confidence > 0
-    vec = ResnetEmbedder().embed(img, dets[:1])
+    vec = models.embedder.embed(img, dets[:1])
     assert vec.shape == (1, 128) and abs(np.linalg.norm(vec[0]) - 1) < 1e-5

