@@ -6,6 +6,8 @@ let package = Package(
     platforms: [.macOS(.v13)],
     products: [
         .executable(name: "photo-sorter", targets: ["PhotoSorterCLI"]),
+        // For bench/identity, which depends on this package by path.
+        .library(name: "PhotoSorterCore", targets: ["PhotoSorterCore"]),
     ],
     dependencies: [
         .package(url: "https://github.com/vapor/vapor.git", from: "4.122.3"),

@@ -1,29 +1,50 @@
 import Foundation
 
-/// An L2-normalised face descriptor (dlib ResNet: 128 dimensions). Cosine similarity is a dot product.
+/// An L2-normalised face descriptor: 128 values (dlib ResNet) or 512 (ArcFace). Cosine similarity is a
+/// dot product; embeddings of different dimensions come from different models and are never compared.
 public struct Embedding: Sendable, Equatable {
-    public static let dimension = 128
+    /// Dimensions of the face models the service accepts: dlib ResNet (128) and ArcFace (512).
+    public static let supportedDimensions: Set<Int> = [128, 512]
     public let values: [Float]
+    public var dimension: Int { values.count }
 
-    /// Normalises `values`; fails when the dimension is wrong, a value is not finite, or the vector is zero.
+    /// Normalises `values`; fails when the dimension is not supported, a value is not finite, or the vector is zero.
     public init(normalising values: [Float]) throws(EmbeddingError) {
-        guard values.count == Self.dimension else { throw .wrongDimension(values.count) }
+        guard Self.supportedDimensions.contains(values.count) else { throw .wrongDimension(values.count) }
         guard values.allSatisfy(\.isFinite) else { throw .notFinite }
         let norm = values.reduce(Float(0)) { $0 + $1 * $1 }.squareRoot()
         guard norm > 1e-6 else { throw .zeroVector }
         self.values = values.map { $0 / norm }
     }
 
-    /// Cosine similarity of two normalised vectors.
+    /// Cosine similarity of two normalised vectors of the same dimension.
     public func similarity(to other: Embedding) -> Float {
-        Self.dot(values, other.values)
+        precondition(dimension == other.dimension, "cannot compare a \(dimension)-d embedding with a \(other.dimension)-d one")
+        return Float(Self.dot(values, other.values))
     }
 
-    @inline(__always)
-    static func dot(_ a: [Float], _ b: [Float]) -> Float {
-        var sum: Float = 0
-        for i in 0..<a.count { sum += a[i] * b[i] }
-        return sum
+    /// Dot product accumulated in double precision. Every product of two floats is exact in a double and
+    /// the sum's rounding error is some 10⁻¹⁵, far below a float's resolution, so the result rounded to
+    /// `Float` does not depend on the order of the additions (short of a sum within 10⁻¹⁵ of a rounding
+    /// boundary). Every similarity the core reports is computed this way, so a straightforward reference
+    /// loop (as in the tests) gets the same `Float`.
+    static func dot(_ a: UnsafeBufferPointer<Float>, _ b: UnsafeBufferPointer<Float>) -> Double {
+        precondition(a.count == b.count && a.count % 4 == 0)
+        // Four independent accumulators keep the additions pipelined.
+        var s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0
+        var i = 0
+        while i < a.count {
+            s0 += Double(a[i]) * Double(b[i])
+            s1 += Double(a[i &+ 1]) * Double(b[i &+ 1])
+            s2 += Double(a[i &+ 2]) * Double(b[i &+ 2])
+            s3 += Double(a[i &+ 3]) * Double(b[i &+ 3])
+            i &+= 4
+        }
+        return (s0 + s1) + (s2 + s3)
+    }
+
+    static func dot(_ a: [Float], _ b: [Float]) -> Double {
+        a.withUnsafeBufferPointer { a in b.withUnsafeBufferPointer { b in dot(a, b) } }
     }
 }
 
@@ -36,17 +57,25 @@ public enum EmbeddingError: Error, Equatable, CustomStringConvertible {
     case zeroVector
 
     public var description: String {
+        let dimensions = Embedding.supportedDimensions.sorted()
         switch self {
-        case .invalidBase64: "embedding is not valid base64"
-        case .wrongByteCount(let count): "embedding has \(count) bytes, expected \(Embedding.dimension * 4) (128 float32)"
-        case .wrongDimension(let count): "embedding has \(count) values, expected \(Embedding.dimension)"
-        case .notFinite: "embedding contains NaN or infinity"
-        case .zeroVector: "embedding is a zero vector"
+        case .invalidBase64:
+            return "embedding is not valid base64"
+        case .wrongByteCount(let count):
+            let expected = dimensions.map { "\($0 * 4) (\($0) float32)" }.joined(separator: " or ")
+            return "embedding has \(count) bytes, expected \(expected)"
+        case .wrongDimension(let count):
+            return "embedding has \(count) values, expected \(dimensions.map(String.init).joined(separator: " or "))"
+        case .notFinite:
+            return "embedding contains NaN or infinity"
+        case .zeroVector:
+            return "embedding is a zero vector"
         }
     }
 }
 
-/// Wire and storage form of embeddings: float32 little-endian bytes, base64 in JSON.
+/// Wire and storage form of embeddings: float32 little-endian bytes, base64 in JSON. The byte count
+/// tells the dimension (4 bytes per value).
 public enum EmbeddingCodec {
     public static func decode(base64: String) throws(EmbeddingError) -> Embedding {
         guard let data = Data(base64Encoded: base64) else { throw .invalidBase64 }
@@ -54,11 +83,12 @@ public enum EmbeddingCodec {
     }
 
     public static func decode(bytes: Data) throws(EmbeddingError) -> Embedding {
-        guard bytes.count == Embedding.dimension * 4 else { throw .wrongByteCount(bytes.count) }
-        var values = [Float](repeating: 0, count: Embedding.dimension)
-        bytes.withUnsafeBytes { raw in
-            for i in 0..<Embedding.dimension {
-                values[i] = Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: i * 4, as: UInt32.self)))
+        guard bytes.count % 4 == 0, Embedding.supportedDimensions.contains(bytes.count / 4) else {
+            throw .wrongByteCount(bytes.count)
+        }
+        let values = bytes.withUnsafeBytes { raw in
+            (0..<bytes.count / 4).map { i in
+                Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: i * 4, as: UInt32.self)))
             }
         }
         return try Embedding(normalising: values)

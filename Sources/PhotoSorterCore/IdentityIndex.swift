@@ -1,29 +1,20 @@
-/// What the resolver remembers about one person: the running sum of their face vectors and a bounded
-/// set of member faces. Cosine similarity to the *unnormalised* mean (`q · sum / count`) equals the mean
-/// of the similarities to every member face: a spread-out person scores lower than a tight one, which
-/// is what keeps two look-alike people from being merged through a chain of borderline faces.
+/// What the resolver remembers about one person: the sum of their face vectors and how many faces that is.
+/// Cosine similarity to the *unnormalised* mean (`q · sum / count`) equals the mean of the similarities to
+/// every member face: a spread-out person scores lower than a tight one, which is what keeps two look-alike
+/// people from being merged through a chain of borderline faces.
 public struct PersonProfile: Sendable {
-    public private(set) var sum: [Float]
-    public private(set) var count: Int
+    public let sum: [Float]
+    public let count: Int
 
-    init(first: Embedding) {
-        sum = first.values
-        count = 1
-    }
-
-    mutating func add(_ face: Embedding) {
-        for i in 0..<sum.count { sum[i] += face.values[i] }
-        count += 1
-    }
-
-    mutating func remove(_ face: Embedding) {
-        for i in 0..<sum.count { sum[i] -= face.values[i] }
-        count -= 1
-    }
-
-    /// Mean similarity of `face` to the person's faces.
+    /// Mean similarity of `face` to the person's faces: the score identity resolution compares with the threshold.
     public func meanSimilarity(to face: Embedding) -> Float {
-        Embedding.dot(face.values, sum) / Float(count)
+        precondition(face.dimension == sum.count, "a \(face.dimension)-d face cannot be compared with a \(sum.count)-d person")
+        return Self.meanSimilarity(dot: Embedding.dot(face.values, sum), faceCount: count)
+    }
+
+    /// The one formula for a mean similarity, shared with the index's scan so both give the same `Float`.
+    static func meanSimilarity(dot: Double, faceCount: Int) -> Float {
+        Float(dot / Double(faceCount))
     }
 
     /// Unit-length direction of the person's faces: the representative embedding handed to the ML service.
@@ -34,46 +25,80 @@ public struct PersonProfile: Sendable {
 }
 
 /// In-memory index of every person's profile, the state identity resolution reads. Value type: the
-/// server owns one copy behind its serialising identity service and updates it after each commit.
+/// server owns one copy behind its serialising identity service and updates it after each commit
+/// (a change copies only the storage block it touches, see `PersonRows`).
+///
+/// All faces of an index have one dimension: the one given at init, else that of the first face added.
+/// Adding, removing or matching a face of another dimension is a programming error (a precondition):
+/// check `dimension` first.
 public struct IdentityIndex: Sendable {
-    public private(set) var profiles: [Int64: PersonProfile] = [:]
-    /// Person ids in insertion order, so scans and ties are deterministic.
-    private var order: [Int64] = []
+    /// Nil until the dimension is known (given at init, or fixed by the first face).
+    private var rows: PersonRows?
+    private var rowOfPerson: [Int64: Int] = [:]
 
-    public init() {}
+    public init(dimension: Int? = nil) {
+        precondition(dimension.map(Embedding.supportedDimensions.contains) ?? true, "unsupported dimension \(dimension!)")
+        rows = dimension.map(PersonRows.init(dimension:))
+    }
 
-    public var personCount: Int { profiles.count }
+    /// The dimension of every face in the index; nil until the first face fixes it. It stays fixed when
+    /// the last person leaves.
+    public var dimension: Int? { rows?.dimension }
+
+    public var personCount: Int { rowOfPerson.count }
+
+    /// Every person's id, ascending.
+    public var personIDs: [Int64] { rowOfPerson.keys.sorted() }
+
+    /// Read-only view of the persons by id, as the dictionary it replaces: `keys` (unordered) and
+    /// `profiles[id]` (nil for an unknown person). Each lookup copies that person's sum.
+    public var profiles: Profiles { Profiles(index: self) }
+
+    public struct Profiles: Sendable {
+        fileprivate let index: IdentityIndex
+
+        public var keys: some Collection<Int64> { index.rowOfPerson.keys }
+        public var count: Int { index.rowOfPerson.count }
+
+        public subscript(person: Int64) -> PersonProfile? {
+            index.rowOfPerson[person].map { index.rows!.profile(atRow: $0) }
+        }
+    }
 
     /// Records that `face` belongs to `person` (creating the profile on first sight).
     public mutating func add(_ face: Embedding, to person: Int64) {
-        if profiles[person] == nil {
-            profiles[person] = PersonProfile(first: face)
-            order.append(person)
+        requireDimension(of: face)
+        if rows == nil { rows = PersonRows(dimension: face.dimension) }
+        if let row = rowOfPerson[person] {
+            rows!.add(face, toRow: row)
         } else {
-            profiles[person]!.add(face)
+            rowOfPerson[person] = rows!.append(face, person: person)
         }
     }
 
     /// Forgets a face of `person` (its photo was replaced); a person left without faces leaves the index.
     public mutating func remove(_ face: Embedding, from person: Int64) {
-        guard var profile = profiles[person] else { return }
-        profile.remove(face)
-        if profile.count > 0 {
-            profiles[person] = profile
-        } else {
-            profiles[person] = nil
-            order.removeAll { $0 == person }
-        }
+        requireDimension(of: face)
+        guard let row = rowOfPerson[person] else { return }
+        let outcome = rows!.remove(face, fromRow: row)
+        if outcome.rowRemoved { rowOfPerson[person] = nil }
+        if let moved = outcome.movedPerson { rowOfPerson[moved] = row }
     }
 
-    /// Every person `face` may join under `policy`, best mean similarity first.
+    /// Every person `face` may join under `policy` — mean similarity (`PersonProfile.meanSimilarity`) at least
+    /// `policy.threshold(forPersonOfSize:)` of their face count — best first, equal similarities by ascending
+    /// person id. Exactly what scoring every person would give: the quantised first pass only skips persons
+    /// it proves to be below the threshold (see `PersonRows.candidates`).
     public func candidates(for face: Embedding, policy: IdentityPolicy) -> [(person: Int64, similarity: Float)] {
-        var result: [(person: Int64, similarity: Float)] = []
-        for person in order {
-            let profile = profiles[person]!
-            let similarity = profile.meanSimilarity(to: face)
-            if similarity >= policy.threshold(forPersonOfSize: profile.count) { result.append((person, similarity)) }
-        }
-        return result.sorted { $0.similarity > $1.similarity }
+        requireDimension(of: face)
+        guard let rows else { return [] }
+        return rows.candidates(for: face, policy: policy)
+            .map { (person: rows.personID(atRow: $0.row), similarity: $0.similarity) }
+            .sorted { ($0.similarity, $1.person) > ($1.similarity, $0.person) }
+    }
+
+    private func requireDimension(of face: Embedding) {
+        precondition(dimension == nil || dimension == face.dimension,
+                     "a \(face.dimension)-d face does not fit an index of \(dimension!)-d faces")
     }
 }

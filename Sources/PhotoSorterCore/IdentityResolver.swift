@@ -13,7 +13,7 @@ public enum FaceIdentity: Sendable, Equatable {
 /// person harder to join: its "mean" is a single noisy sample, and early look-alike pairs are what merges
 /// two people. Mean over the orders: pairwise precision 0.971, BCubed F1 0.945 (0.92 + 0.01/√n), against
 /// 0.944 / 0.953 for a flat 0.92 — merging two people is the worse error.
-public struct IdentityPolicy: Sendable, Equatable {
+public struct IdentityPolicy: Sendable, Hashable {
     /// Base mean-similarity (cosine) a face needs to join a person.
     public var matchThreshold: Float
     /// Extra similarity required from small persons, divided by the square root of their face count.
@@ -61,7 +61,7 @@ public struct IdentityResolver: Sendable {
                 pairs.append((face, candidate.person, candidate.similarity))
             }
         }
-        // Stable order for equal scores: lower face index, then earlier person.
+        // Stable order for equal scores: lower face index, then lower person id (the order of `candidates`).
         pairs.sort { ($0.similarity, -$0.face) > ($1.similarity, -$1.face) }
 
         var result = [FaceIdentity?](repeating: nil, count: faces.count)

@@ -1,0 +1,388 @@
+#if !_endian(little)
+#error("the 4-bit codes are read as little-endian 16-bit lanes")
+#endif
+
+/// Storage behind `IdentityIndex`: one row per person, in blocks of `rowsPerBlock` rows.
+///
+/// A row holds the person's exact float32 sum of face vectors (the source of truth) and a 4-bit copy of
+/// their mean vector (`sum / count`), eight times smaller, which every query scans first; only rows whose
+/// 4-bit score could reach the threshold are scored again from the exact sum (see `candidates`).
+///
+/// A full block also gets a centre, the mean of its rows' means, and its rows encode their mean minus the
+/// centre. The encoding error grows with the length of what is encoded: dlib's embeddings share a large
+/// common direction (unrelated faces score about 0.84), and without it their 4-bit bounds would be
+/// too loose to skip anyone.
+///
+/// Blocks keep copy-on-write cheap: the index is a value the server copies and then mutates, and a change
+/// copies only the arrays of the block it touches, not every person's vectors.
+struct PersonRows: Sendable {
+    /// A change to a shared index copies one block (2 MiB of sums at 512-d); the scan streams each
+    /// block's codes (256 KiB at 512-d), and 256-row blocks scanned measurably slower.
+    static let rowsPerBlock = 1024
+
+    /// Rows of one block, parallel arrays indexed by slot.
+    private struct Block: Sendable {
+        var personIDs: [Int64] = []
+        var summaries: [RowSummary] = []
+        /// `slots × dimension` floats: each person's exact sum of face vectors.
+        var sums: [Float] = []
+        /// `slots × dimension / 2` bytes: each person's 4-bit mean vector minus `centre`, laid out as
+        /// `NibbleCodes` says.
+        var codes: [UInt8] = []
+        /// `dimension` floats once the block has been full, else empty (no centre).
+        var centre: [Float] = []
+    }
+
+    let dimension: Int
+    private var count = 0
+    private var blocks: [Block] = []
+
+    init(dimension: Int) {
+        precondition(dimension % NibbleCodes.dimensionsPerGroup == 0 && dimension <= NibbleCodes.maximumDimension)
+        self.dimension = dimension
+    }
+
+    func personID(atRow row: Int) -> Int64 {
+        blocks[row / Self.rowsPerBlock].personIDs[row % Self.rowsPerBlock]
+    }
+
+    /// The exact sum and face count of a row.
+    func profile(atRow row: Int) -> PersonProfile {
+        let block = blocks[row / Self.rowsPerBlock], slot = row % Self.rowsPerBlock
+        let sum = Array(block.sums[slot * dimension..<(slot + 1) * dimension])
+        return PersonProfile(sum: sum, count: Int(block.summaries[slot].faceCount))
+    }
+
+    /// Adds a row for a new person whose first face is `face`; returns its row.
+    mutating func append(_ face: Embedding, person: Int64) -> Int {
+        if blocks.last.map({ $0.personIDs.count == Self.rowsPerBlock }) ?? true { blocks.append(Block()) }
+        let last = blocks.count - 1
+        blocks[last].personIDs.append(person)
+        blocks[last].summaries.append(RowSummary(faceCount: 0, scale: 0, errorBound: 0, normBound: 0))
+        blocks[last].sums.append(contentsOf: repeatElement(0, count: dimension))
+        blocks[last].codes.append(contentsOf: repeatElement(0, count: dimension / 2))
+        count += 1
+        update(row: count - 1, adding: face, sign: 1)
+        if blocks[last].personIDs.count == Self.rowsPerBlock && blocks[last].centre.isEmpty { centre(block: last) }
+        return count - 1
+    }
+
+    /// Adds `face` to the sum of `row`.
+    mutating func add(_ face: Embedding, toRow row: Int) {
+        update(row: row, adding: face, sign: 1)
+    }
+
+    /// Subtracts `face` from the sum of `row`. A row left without faces is replaced by the last row
+    /// (swap-remove): `movedPerson` is the person whose row moved into `row`, for the caller to re-point.
+    mutating func remove(_ face: Embedding, fromRow row: Int) -> (rowRemoved: Bool, movedPerson: Int64?) {
+        let block = row / Self.rowsPerBlock, slot = row % Self.rowsPerBlock
+        guard blocks[block].summaries[slot].faceCount == 1 else {
+            update(row: row, adding: face, sign: -1)
+            return (false, nil)
+        }
+        let lastRow = count - 1
+        let lastBlock = lastRow / Self.rowsPerBlock, lastSlot = lastRow % Self.rowsPerBlock
+        var moved: Int64?
+        if row != lastRow {
+            // Copied out first, so no second reference to the last block's arrays forces a copy-on-write.
+            let person = blocks[lastBlock].personIDs[lastSlot]
+            let faceCount = blocks[lastBlock].summaries[lastSlot].faceCount
+            let sum = Array(blocks[lastBlock].sums[lastSlot * dimension..<(lastSlot + 1) * dimension])
+            blocks[block].personIDs[slot] = person
+            blocks[block].summaries[slot].faceCount = faceCount
+            blocks[block].sums.replaceSubrange(slot * dimension..<(slot + 1) * dimension, with: sum)
+            encode(row: row)   // against this block's centre
+            moved = person
+        }
+        blocks[lastBlock].personIDs.removeLast()
+        blocks[lastBlock].summaries.removeLast()
+        blocks[lastBlock].sums.removeLast(dimension)
+        blocks[lastBlock].codes.removeLast(dimension / 2)
+        if blocks[lastBlock].personIDs.isEmpty { blocks.removeLast() }
+        count -= 1
+        return (true, moved)
+    }
+
+    /// `sum += sign · face`, element by element in float32 (the same float operations whatever the storage),
+    /// then re-encodes the row.
+    private mutating func update(row: Int, adding face: Embedding, sign: Float) {
+        let dimension = dimension
+        let block = row / Self.rowsPerBlock, slot = row % Self.rowsPerBlock
+        blocks[block].sums.withUnsafeMutableBufferPointer { sums in
+            face.values.withUnsafeBufferPointer { values in
+                for i in 0..<dimension { sums[slot * dimension + i] += sign * values[i] }
+            }
+        }
+        blocks[block].summaries[slot].faceCount += sign > 0 ? 1 : -1
+        encode(row: row)
+    }
+
+    /// Writes the codes and bounds of `row` from its sum, face count and its block's centre.
+    private mutating func encode(row: Int) {
+        let dimension = dimension
+        let block = row / Self.rowsPerBlock, slot = row % Self.rowsPerBlock
+        let faceCount = Int(blocks[block].summaries[slot].faceCount)
+        // The codes go through a buffer: one closure can't hold `blocks` for reading the sum and for writing.
+        blocks[block].summaries[slot] = withUnsafeTemporaryAllocation(of: UInt8.self, capacity: dimension / 2) { codes in
+            let summary = blocks[block].sums.withUnsafeBufferPointer { sums in
+                blocks[block].centre.withUnsafeBufferPointer { centre in
+                    NibbleCodes.encodeMean(of: UnsafeBufferPointer(rebasing: sums[slot * dimension..<(slot + 1) * dimension]),
+                                           faceCount: faceCount, centre: centre, into: codes)
+                }
+            }
+            blocks[block].codes.withUnsafeMutableBufferPointer { allCodes in
+                _ = UnsafeMutableBufferPointer(rebasing: allCodes[slot * dimension / 2..<(slot + 1) * dimension / 2])
+                    .update(fromContentsOf: codes)
+            }
+            return summary
+        }
+    }
+
+    /// Gives a full block its centre, the mean of its rows' means, and re-encodes its rows. Any centre keeps
+    /// the bounds valid; the block keeps this one for good.
+    private mutating func centre(block: Int) {
+        var centre = [Float](repeating: 0, count: dimension)
+        for slot in 0..<blocks[block].personIDs.count {
+            let perFace = 1 / Float(blocks[block].summaries[slot].faceCount)
+            for i in 0..<dimension { centre[i] += blocks[block].sums[slot * dimension + i] * perFace }
+        }
+        let rows = Float(blocks[block].personIDs.count)
+        blocks[block].centre = centre.map { $0 / rows }
+        for slot in 0..<blocks[block].personIDs.count { encode(row: block * Self.rowsPerBlock + slot) }
+    }
+
+    /// Every row whose mean similarity `q · sum / count` reaches `policy.threshold(forPersonOfSize: count)`,
+    /// with that similarity, in row order. Exactly the rows an exact scan of every sum would return:
+    ///
+    /// The 4-bit pass computes, per row, an upper bound of the row's true score (`q · centre` plus
+    /// `QuantisedQuery.upperBound`) and skips the row when the bound is below the lowest threshold any row
+    /// can have, less a slack that covers float rounding of the bound and of the reported similarity. A row
+    /// the exact rule accepts has a bound above that, so it is never skipped; every row not skipped is
+    /// decided by the exact rule.
+    func candidates(for face: Embedding, policy: IdentityPolicy) -> [(row: Int, similarity: Float)] {
+        precondition(face.dimension == dimension, "a \(face.dimension)-d face cannot be matched against \(dimension)-d persons")
+        let query = QuantisedQuery(face)
+        // threshold(n) = match + margin/√n lies between match (n → ∞) and threshold(1), float rounding included.
+        let lowestThreshold = min(policy.matchThreshold, policy.threshold(forPersonOfSize: 1))
+        let floor = lowestThreshold - QuantisedQuery.roundingSlack
+        let dimension = dimension
+        var result: [(row: Int, similarity: Float)] = []
+        face.values.withUnsafeBufferPointer { faceValues in
+            // Copied to the stack, where the compiler knows the vectors are 16-byte aligned (not so for array
+            // storage): the multiplies then read them from memory directly, measured 10–20 % faster.
+            withUnsafeTemporaryAllocation(of: SIMD8<UInt16>.self, capacity: query.levels.count) { levels in
+                _ = levels.initialize(fromContentsOf: query.levels)
+                // All of a block's 4-bit dots first, then their bounds: two tight loops run measurably faster
+                // than one that alternates between the SIMD dot and the scalar bound.
+                withUnsafeTemporaryAllocation(of: Int32.self, capacity: Self.rowsPerBlock) { codedDots in
+                    for (blockIndex, block) in blocks.enumerated() {
+                        // q · m = q · centre + q · (m − centre), the codes encoding the second term.
+                        let centreDot = block.centre.isEmpty ? 0 : Float(Embedding.dot(face.values, block.centre))
+                        block.codes.withUnsafeBytes { codes in
+                            for slot in 0..<block.personIDs.count {
+                                codedDots[slot] = NibbleCodes.dot(levels.baseAddress!, codes.baseAddress! + slot * dimension / 2,
+                                                                  groups: dimension / NibbleCodes.dimensionsPerGroup)
+                            }
+                        }
+                        block.summaries.withUnsafeBufferPointer { summaries in
+                            block.sums.withUnsafeBufferPointer { sums in
+                                for slot in 0..<summaries.count
+                                where centreDot + query.upperBound(codedDot: codedDots[slot], row: summaries[slot]) >= floor {
+                                    let faceCount = Int(summaries[slot].faceCount)
+                                    let sum = UnsafeBufferPointer(rebasing: sums[slot * dimension..<(slot + 1) * dimension])
+                                    let similarity = PersonProfile.meanSimilarity(dot: Embedding.dot(faceValues, sum), faceCount: faceCount)
+                                    if similarity >= policy.threshold(forPersonOfSize: faceCount) {
+                                        result.append((blockIndex * Self.rowsPerBlock + slot, similarity))
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        return result
+    }
+}
+
+/// What the 4-bit pass needs to know about a row besides its codes. The row encodes `r = sum / count − centre`
+/// (centre 0 in a block without one) as `scale · (code − 8) + e`, where `e` is the quantisation error.
+struct RowSummary: Sendable {
+    var faceCount: Int32
+    var scale: Float
+    /// At least ‖e‖.
+    var errorBound: Float
+    /// At least ‖r‖.
+    var normBound: Float
+}
+
+/// The 4-bit encoding of mean vectors and its integer dot product with a query quantised to 8 bits.
+///
+/// A row's `dimension / 2` bytes are groups of 16 bytes covering 32 dimensions; read as eight
+/// little-endian 16-bit lanes, nibble `k` (bits 4k..<4k+4) of lane `j` in group `g` holds the code of
+/// dimension `32g + 8k + j`. So each nibble position of a group covers eight consecutive dimensions and
+/// meets the query's levels in their natural order: one load, shift and mask per eight codes, and SSE2's
+/// 16-bit multiply (the x86_64 baseline; no -march flags needed).
+enum NibbleCodes {
+    static let dimensionsPerGroup = 32
+    /// Products `code · level` are at most 15 · 127 = 1905, and each 16-bit lane of an accumulator
+    /// gets `dimension / 32` of them: at most 17 fit in an Int16, hence at most 544 dimensions.
+    static let maximumDimension = 544
+    /// Candidate scales are `max |m_i| / divisor`: clipping the largest values a little often lowers
+    /// the error of the rest; the best of these is kept (7 represents a one-hot vector exactly).
+    private static let scaleDivisors: [Float] = [7, 8, 9, 10, 11]
+
+    /// Writes the `sum.count / 2` code bytes of `sum / faceCount − centre` (an empty centre is 0) into `codes`
+    /// and returns the bounds the 4-bit pass uses. Computed in float: their rounding (below 10⁻⁶) is inside
+    /// `QuantisedQuery.roundingSlack`.
+    static func encodeMean(of sum: UnsafeBufferPointer<Float>, faceCount: Int, centre: UnsafeBufferPointer<Float>,
+                           into codes: UnsafeMutableBufferPointer<UInt8>) -> RowSummary {
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: sum.count) { mean in
+            let perFace = SIMD8<Float>(repeating: 1 / Float(faceCount))
+            var largestMagnitudes = SIMD8<Float>(), squaredNorms = SIMD8<Float>()
+            for start in stride(from: 0, to: sum.count, by: 8) {
+                var values = UnsafeRawPointer(sum.baseAddress! + start).loadUnaligned(as: SIMD8<Float>.self) * perFace
+                if !centre.isEmpty { values -= UnsafeRawPointer(centre.baseAddress! + start).loadUnaligned(as: SIMD8<Float>.self) }
+                UnsafeMutableRawPointer(mean.baseAddress! + start).storeBytes(of: values, as: SIMD8<Float>.self)
+                let magnitudes = unsafeBitCast(unsafeBitCast(values, to: SIMD8<UInt32>.self) & 0x7FFF_FFFF, to: SIMD8<Float>.self)
+                largestMagnitudes.replace(with: magnitudes, where: magnitudes .> largestMagnitudes)
+                squaredNorms += values * values
+            }
+            let largest = largestMagnitudes.max(), squaredNorm = squaredNorms.sum()
+            let means = UnsafeBufferPointer(mean)
+            var scale: Float = 0, squaredError = squaredNorm   // scale 0: every code 8
+            for divisor in scaleDivisors where largest / divisor >= .leastNormalMagnitude {
+                let error = Self.squaredError(of: means, scale: largest / divisor)
+                if error < squaredError { (scale, squaredError) = (largest / divisor, error) }
+            }
+            let reciprocal = SIMD8<Float>(repeating: scale > 0 ? 1 / scale : 0)
+            for group in 0..<sum.count / dimensionsPerGroup {
+                // Nibble k of lane j: dimension 32·group + 8k + j.
+                var lanes = SIMD8<UInt32>()
+                for nibble in 0..<4 {
+                    let values = UnsafeRawPointer(means.baseAddress! + group * dimensionsPerGroup + nibble * 8)
+                        .loadUnaligned(as: SIMD8<Float>.self)
+                    // 2²³ + code is exact, the code in the low mantissa bits: no checked float-to-int conversion.
+                    let biased = level(of: values, reciprocal: reciprocal) + SIMD8(repeating: 8 + 8_388_608)
+                    lanes |= (unsafeBitCast(biased, to: SIMD8<UInt32>.self) & 0xF) &<< UInt32(4 * nibble)
+                }
+                for lane in 0..<8 {
+                    codes[group * 16 + lane * 2] = UInt8(truncatingIfNeeded: lanes[lane])
+                    codes[group * 16 + lane * 2 + 1] = UInt8(truncatingIfNeeded: lanes[lane] >> 8)
+                }
+            }
+            // Rounded up, so the stored values are bounds.
+            return RowSummary(faceCount: Int32(faceCount), scale: scale, errorBound: squaredError.squareRoot().nextUp,
+                              normBound: squaredNorm.squareRoot().nextUp)
+        }
+    }
+
+    /// `‖mean − scale · level‖²` for the levels `encodeMean` stores with `scale`.
+    private static func squaredError(of mean: UnsafeBufferPointer<Float>, scale: Float) -> Float {
+        let reciprocal = SIMD8<Float>(repeating: 1 / scale), step = SIMD8<Float>(repeating: scale)
+        var total = SIMD8<Float>()
+        for start in stride(from: 0, to: mean.count, by: 8) {
+            let values = UnsafeRawPointer(mean.baseAddress! + start).loadUnaligned(as: SIMD8<Float>.self)
+            let residual = values - level(of: values, reciprocal: reciprocal) * step
+            total += residual * residual
+        }
+        return total.sum()
+    }
+
+    /// `value · reciprocal` rounded to the nearest integer (ties to even), clamped into −8...7. Adding and
+    /// subtracting 1.5 · 2²³ rounds a float below 2²² in magnitude with plain SSE2 arithmetic (`rounded()`
+    /// is a libm call there); `replace(with:where:)` compiles to minps/maxps, where `clamped` is a call.
+    @inline(__always)
+    private static func level(of values: SIMD8<Float>, reciprocal: SIMD8<Float>) -> SIMD8<Float> {
+        let rounding = SIMD8<Float>(repeating: 12_582_912)
+        let lowest = SIMD8<Float>(repeating: -8), highest = SIMD8<Float>(repeating: 7)
+        var level = (values * reciprocal + rounding) - rounding
+        level.replace(with: lowest, where: level .< lowest)
+        level.replace(with: highest, where: level .> highest)
+        return level
+    }
+
+    /// `Σ level_i · code_i` over one row of `groups` groups: `levels` are the query's levels, eight dimensions
+    /// per vector, and `codes` the row's bytes. Exact: each 16-bit lane accumulates at most
+    /// `maximumDimension / 32` products (see there), then the lanes are widened to 32 bits.
+    @inline(__always)
+    static func dot(_ levels: UnsafePointer<SIMD8<UInt16>>, _ codes: UnsafeRawPointer, groups: Int) -> Int32 {
+        let low4 = SIMD8<UInt16>(repeating: 0xF)
+        var sum0 = SIMD8<UInt16>(), sum1 = SIMD8<UInt16>(), sum2 = SIMD8<UInt16>(), sum3 = SIMD8<UInt16>()
+        var group = 0
+        while group < groups {
+            let lanes = codes.loadUnaligned(fromByteOffset: group &* 16, as: SIMD8<UInt16>.self)
+            let groupLevels = levels + group &* 4
+            // Wrapping 16-bit arithmetic is two's complement: the lanes hold the signed sums.
+            sum0 &+= (lanes & low4) &* groupLevels[0]
+            sum1 &+= ((lanes &>> 4) & low4) &* groupLevels[1]
+            sum2 &+= ((lanes &>> 8) & low4) &* groupLevels[2]
+            sum3 &+= (lanes &>> 12) &* groupLevels[3]
+            group &+= 1
+        }
+        return widenedSum(sum0) &+ widenedSum(sum1) &+ widenedSum(sum2) &+ widenedSum(sum3)
+    }
+
+    /// Sum of eight signed 16-bit lanes, in 32 bits (sign extension by shifts: SIMD conversions are not inlined).
+    @inline(__always)
+    private static func widenedSum(_ lanes: SIMD8<UInt16>) -> Int32 {
+        let pairs = unsafeBitCast(lanes, to: SIMD4<Int32>.self)
+        return (((pairs &<< 16) &>> 16) &+ (pairs &>> 16)).wrappedSum()
+    }
+}
+
+/// A query face quantised for the 4-bit pass: `q = scale · level + e_q` with levels in −127...127.
+///
+/// For a row encoding `r = m − centre = s · (c − 8) + e` (see `RowSummary`), writing `b = scale · level`:
+/// `q · r = b · s(c − 8) + b · e + e_q · r ≤ scale · s · I + ‖b‖·‖e‖ + ‖e_q‖·‖r‖` (Cauchy–Schwarz), where
+/// `I = Σ level_i (c_i − 8)` is an exact integer. That bound is what `upperBound` returns; the scan adds
+/// `q · centre`.
+struct QuantisedQuery {
+    /// Levels are in −127...127 so that `NibbleCodes.dot` can sum in 16 bits (see there).
+    static let largestLevel = 127
+    /// Covers, with a wide margin, float rounding in the rows' bounds (below 10⁻⁶, see `encodeMean`), in
+    /// `upperBound` and `q · centre` (relative 10⁻⁶ of terms below 2) and in the reported similarity
+    /// (10⁻⁷): a bound this far below the threshold is still a rejection.
+    static let roundingSlack: Float = 1e-4
+
+    /// The Int16 levels as bit patterns, eight consecutive dimensions per vector.
+    let levels: [SIMD8<UInt16>]
+    private let levelSum: Int32
+    private let scale: Float
+    /// At least ‖b‖ and ‖e_q‖.
+    private let normBound: Float
+    private let errorBound: Float
+
+    init(_ face: Embedding) {
+        let largest = face.values.reduce(Float(0)) { max($0, abs($1)) }
+        scale = largest / Float(Self.largestLevel)
+        let step = Double(scale)
+        let reciprocal = step > 0 ? 1 / step : 0
+        // Nearest level, ties up: truncation of a positive number (see `NibbleCodes.code`).
+        let levels = face.values.map {
+            Int16(min(max(Int(Double($0) * reciprocal + 128.5) - 128, -Self.largestLevel), Self.largestLevel))
+        }
+        self.levels = stride(from: 0, to: levels.count, by: 8).map { start in
+            var vector = SIMD8<UInt16>()
+            for lane in 0..<8 { vector[lane] = UInt16(bitPattern: levels[start + lane]) }
+            return vector
+        }
+        levelSum = levels.reduce(0) { $0 + Int32($1) }
+        var squaredNorm = 0.0, squaredError = 0.0
+        for (value, level) in zip(face.values, levels) {
+            let dequantised = step * Double(level)
+            squaredNorm += dequantised * dequantised
+            squaredError += (Double(value) - dequantised) * (Double(value) - dequantised)
+        }
+        normBound = Float(squaredNorm.squareRoot()).nextUp
+        errorBound = Float(squaredError.squareRoot()).nextUp
+    }
+
+    /// Upper bound of `q · r` for a row, given `codedDot = Σ level_i · c_i` from `NibbleCodes.dot`.
+    @inline(__always)
+    func upperBound(codedDot: Int32, row: RowSummary) -> Float {
+        // |I| ≤ 544 · 127 · 23 < 2²⁴: exact as a Float.
+        let integerDot = Float(codedDot &- 8 &* levelSum)
+        return scale * row.scale * integerDot + normBound * row.errorBound + errorBound * row.normBound
+    }
+}
