@@ -59,6 +59,9 @@ final class FakeMLService: Sendable {
         return service
     }
 
+    /// Accepts the next `count` requests without ever calling back.
+    func dropNext(_ count: Int) { behaviour.withLockedValue { $0.dropFirst = count } }
+
     /// Switches the model the fake runs, as restarting the real service with another PHOTO_SORTER_ML_MODEL would.
     func run(_ model: FakeModel) { behaviour.withLockedValue { $0.model = model } }
 

@@ -106,6 +106,38 @@ enum ModelScenarios {
         }
     }
 
+    /// An interrupted reprocess resumes: starting it again with the same model continues the same job, and photos
+    /// already analysed by it are not sent to the ML service again.
+    static func interruptedReprocessResumesWithoutRedoingPhotos(_ flavor: DatabaseFlavor) async throws {
+        try await TestService.run(flavor) { service in
+            let status = try await service.waitUntilDone(try await service.ingest(URL.faces("face_recognition_examples")))
+            let before = try await personIDsByPath(service)
+            let sentBefore = service.ml.requestedPhotoIDs.count
+            service.ml.dropNext(2)  // two photos of the job are lost in flight, as when `reprocess` is stopped
+            let started = try await service.request(.POST, "/reprocess", body: Data("{}".utf8)).decode(ReprocessStatus.self)
+            var progress = started
+            for _ in 0..<300 where progress.analysed < status.processed - 2 {
+                try await Task.sleep(for: .milliseconds(100))
+                progress = try await service.request(.GET, "/reprocess/\(started.jobID)").decode(ReprocessStatus.self)
+            }
+            XCTAssertEqual(progress.status, "RUNNING")
+            XCTAssertEqual(progress.analysed, status.processed - 2)
+            XCTAssertEqual(progress.pending, 2)
+
+            // What a restart does with photos left PROCESSING, then the same command again.
+            let lost = try await service.services.database.sql.raw(
+                "UPDATE photos SET status = 'READY' WHERE status = 'PROCESSING' RETURNING id").all().count
+            XCTAssertEqual(lost, 2)
+            let resumed = try await reprocess(service, body: "{}")
+            XCTAssertEqual(resumed.jobID, started.jobID)
+            XCTAssertEqual(resumed.result?.photos, status.processed)
+            let sent = service.ml.requestedPhotoIDs.dropFirst(sentBefore)
+            XCTAssertEqual(sent.count, status.processed + 2, "only the two lost photos are sent twice")
+            let after = try await personIDsByPath(service)
+            XCTAssertEqual(after, before)
+        }
+    }
+
     /// POST /reprocess, then GET /reprocess/{id} until the job is done.
     private static func reprocess(_ service: TestService, body: String, timeout: Double = 60) async throws -> ReprocessStatus {
         let started = try await service.request(.POST, "/reprocess", body: Data(body.utf8))

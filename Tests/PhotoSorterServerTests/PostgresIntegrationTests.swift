@@ -20,4 +20,5 @@ final class PostgresIntegrationTests: XCTestCase {
     func testResultsOfAnotherModelAreRefused() async throws { try await ModelScenarios.resultsOfAnotherModelAreRefused(.postgres) }
     func testReprocessWithSameModelKeepsEveryID() async throws { try await ModelScenarios.reprocessWithSameModelKeepsEveryID(.postgres) }
     func testReprocessSwitchesModelKeepingIDs() async throws { try await ModelScenarios.reprocessSwitchesModelKeepingIDs(.postgres) }
+    func testInterruptedReprocessResumesWithoutRedoingPhotos() async throws { try await ModelScenarios.interruptedReprocessResumesWithoutRedoingPhotos(.postgres) }
 }

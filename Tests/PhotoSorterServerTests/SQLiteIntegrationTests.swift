@@ -20,4 +20,5 @@ final class SQLiteIntegrationTests: XCTestCase {
     func testResultsOfAnotherModelAreRefused() async throws { try await ModelScenarios.resultsOfAnotherModelAreRefused(.sqlite) }
     func testReprocessWithSameModelKeepsEveryID() async throws { try await ModelScenarios.reprocessWithSameModelKeepsEveryID(.sqlite) }
     func testReprocessSwitchesModelKeepingIDs() async throws { try await ModelScenarios.reprocessSwitchesModelKeepingIDs(.sqlite) }
+    func testInterruptedReprocessResumesWithoutRedoingPhotos() async throws { try await ModelScenarios.interruptedReprocessResumesWithoutRedoingPhotos(.sqlite) }
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """ML service benchmark: photos/s and ms per face per stage, the service's two models vs a plain dlib-bin baseline.
 
-    python3 bench/ml/bench_ml.py [--lfw-limit 200] [--workers N] [--no-write]
+    ml-service/.venv/bin/python bench/ml/bench_ml.py [--lfw-limit 200] [--workers N] [--no-write]
 
 Runs, on the same photos (lfw_small, the group photos, and the group photos upscaled to >= 6 MP):
   baseline      plain face_recognition-style loop: full-resolution decode, HOG upsample 1, one process,
@@ -121,7 +121,7 @@ def table(results: dict) -> str:
 def write_results(results: dict, args, workers: int) -> str:
     date = dt.datetime.now().strftime("%Y-%m-%d %H:%M")
     body = [f"## ML service", "",
-            f"Measured {date} on {machine()} by `python3 bench/ml/bench_ml.py --lfw-limit {args.lfw_limit}` "
+            f"Measured {date} on {machine()} by `ml-service/.venv/bin/python bench/ml/bench_ml.py --lfw-limit {args.lfw_limit}` "
             f"(see bench/ml/README.md).", "",
             "- **baseline**: face_recognition-style loop, prebuilt `" + DLIB_BIN + "` wheel, full-resolution decode, "
             "HOG upsample 1, one process, one photo at a time (`bench/ml/baseline.py`).",
@@ -157,7 +157,7 @@ def write_results(results: dict, args, workers: int) -> str:
              "was 4-5x faster. On this 2-vCPU machine two worker processes raise each photo's CPU time "
              "noticeably (shared core resources and other sessions' builds), so the pool gains less than 2x; "
              "most of the group-photo gain comes from downscaled detection (same faces found).", "",
-             "Commands:", "", "```", "scripts/install-ml.sh", f"python3 bench/ml/bench_ml.py --lfw-limit {args.lfw_limit}",
+             "Commands:", "", "```", "scripts/install-ml.sh", f"ml-service/.venv/bin/python bench/ml/bench_ml.py --lfw-limit {args.lfw_limit}",
              "```", ""]
     section = "\n".join(body)
     path = REPO / "bench/RESULTS.md"
