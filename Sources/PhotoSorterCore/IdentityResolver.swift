@@ -6,13 +6,11 @@ public enum FaceIdentity: Sendable, Equatable {
     case new(slot: Int)
 }
 
-/// Tunables of identity resolution, chosen with `bench/accuracy/simulate_rules.py` (the same rule replayed
-/// over the recorded dlib embeddings of `lfw_small` in 10 arrival orders; see bench/RESULTS.md):
-/// a face joins a person when its mean similarity to the person's faces reaches
-/// `matchThreshold + smallPersonMargin / sqrt(faces of the person)`. The margin makes a one- or two-face
-/// person harder to join: its "mean" is a single noisy sample, and early look-alike pairs are what merges
-/// two people. Mean over the orders: pairwise precision 0.971, BCubed F1 0.945 (0.92 + 0.01/√n), against
-/// 0.944 / 0.953 for a flat 0.92 — merging two people is the worse error.
+/// Tunables of identity resolution: a face joins a person when its mean similarity to the person's faces
+/// reaches `matchThreshold + smallPersonMargin / sqrt(faces of the person)`. The margin makes a one- or
+/// two-face person harder to join: its "mean" is a single noisy sample, and early look-alike pairs are what
+/// merges two people. Each face model has its own values (`FaceModel.policy`), chosen with
+/// `bench/accuracy/simulate_rules.py` on `lfw_small` (bench/RESULTS.md); the defaults here are dlib's.
 public struct IdentityPolicy: Sendable, Hashable {
     /// Base mean-similarity (cosine) a face needs to join a person.
     public var matchThreshold: Float
