@@ -2,7 +2,6 @@ import ArgumentParser
 import Foundation
 import PhotoSorterCore
 import PhotoSorterServer
-import Vapor
 
 /// `photo-sorter reprocess [--model M]`: re-analyses every photo of the library with a face model and rebuilds
 /// the persons, keeping person ids wherever the new grouping allows. Ctrl-C stops; the same command resumes.
@@ -18,24 +17,10 @@ struct ReprocessCommand: AsyncParsableCommand {
 
     func run() async throws {
         let config = try options.load()
-        let app = try await Application.make(Environment(name: "production", arguments: ["photo-sorter", "serve"]))
-        app.logger.logLevel = ProcessInfo.processInfo.environment["LOG_LEVEL"].flatMap { Logger.Level(rawValue: $0) } ?? .warning
-        var mlChild: MLServiceProcess?
-        let interrupted = InterruptFlag()
-        let exitCode: Int32
-        do {
-            try await configure(app, config: config)
-            let services = app.photoSorter
-            let model = config.requestedModel ?? services.identity.model ?? .default
-            mlChild = try await MLServiceProcess.ensure(model: model, config: config, services: services, allowedRoot: nil)
-            try await app.startup()
-            exitCode = try await reprocess(services, model: model, interrupted: interrupted, config: config)
-        } catch {
-            await shutdown(app, mlChild: mlChild)
-            throw error
+        try await LocalPipeline.run(config: config, allowedRoot: nil,
+                                    chooseModel: { config.requestedModel ?? $0.identity.model ?? .default }) {
+            services, model, interrupted in try await reprocess(services, model: model, interrupted: interrupted, config: config)
         }
-        await shutdown(app, mlChild: mlChild)
-        if exitCode != 0 { throw ExitCode(exitCode) }
     }
 
     private func reprocess(_ services: PhotoSorterServices, model: FaceModel, interrupted: InterruptFlag,

@@ -1,8 +1,6 @@
 import ArgumentParser
 import Foundation
 import PhotoSorterServer
-import SQLKit
-import Vapor
 
 /// `photo-sorter sort <folder>`: the whole pipeline on one machine. Starts the service in process and the
 /// ML service as a child when none answers, ingests the folder, shows progress, prints a summary.
@@ -23,32 +21,17 @@ struct SortCommand: AsyncParsableCommand {
 
     func run() async throws {
         let config = try options.load()
-        let app = try await Application.make(Environment(name: "production", arguments: ["photo-sorter", "serve"]))
-        app.logger.logLevel = ProcessInfo.processInfo.environment["LOG_LEVEL"].flatMap { Logger.Level(rawValue: $0) } ?? .warning
-        var mlChild: MLServiceProcess?
-        let interrupted = InterruptFlag()
-        let exitCode: Int32
-        do {
-            try await configure(app, config: config)
-            let model = try MLServiceProcess.model(forSortWith: config, stored: app.photoSorter.identity.model)
-            mlChild = try await MLServiceProcess.ensure(model: model, config: config, services: app.photoSorter,
-                                                        allowedRoot: try resolvedFolder())
-            try await app.startup()
-            exitCode = try await sort(app: app, config: config, interrupted: interrupted)
-        } catch {
-            await shutdown(app, mlChild: mlChild)
-            throw error
+        try await LocalPipeline.run(config: config, allowedRoot: try resolvedFolder(),
+                                    chooseModel: { try MLServiceProcess.model(forSortWith: config, stored: $0.identity.model) }) {
+            services, _, interrupted in try await sort(services, config: config, interrupted: interrupted)
         }
-        await shutdown(app, mlChild: mlChild)
-        if exitCode != 0 { throw ExitCode(exitCode) }
     }
 
     private func resolvedFolder() throws -> String {
         URL(fileURLWithPath: folder).standardizedFileURL.resolvingSymlinksInPath().path
     }
 
-    private func sort(app: Application, config: ServiceConfig, interrupted: InterruptFlag) async throws -> Int32 {
-        let services = app.photoSorter
+    private func sort(_ services: PhotoSorterServices, config: ServiceConfig, interrupted: InterruptFlag) async throws -> Int32 {
         let started = Date()
         let startedMs = Int64(started.timeIntervalSince1970 * 1000)
         let jobID = try await services.ingest.start(IngestRequest(path: folder, jobName: "sort"))
@@ -75,15 +58,7 @@ struct SortCommand: AsyncParsableCommand {
     }
 }
 
-/// Stops scanning and dispatch, then the ML child (no more callbacks), then the server and database.
-/// Photos still PROCESSING are returned to the queue at the next start.
-func shutdown(_ app: Application, mlChild: MLServiceProcess?) async {
-    await app.photoSorterIfConfigured?.stopBackgroundWork()
-    mlChild?.stop()
-    try? await app.asyncShutdown()
-}
-
-/// Set by SIGINT/SIGTERM so the sort loop stops and shuts everything down cleanly.
+/// Set by SIGINT/SIGTERM so the `sort` and `reprocess` loops stop and shut everything down cleanly.
 final class InterruptFlag: @unchecked Sendable {
     private var sources: [DispatchSourceSignal] = []
     private let lock = NSLock()

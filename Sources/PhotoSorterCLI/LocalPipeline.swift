@@ -1,0 +1,42 @@
+import ArgumentParser
+import Foundation
+import PhotoSorterCore
+import PhotoSorterServer
+import Vapor
+
+/// The whole pipeline on this machine, as `sort` and `reprocess` run it: the service in process (database,
+/// migrations, workers) and an ML service running the chosen model (a child process when none answers).
+enum LocalPipeline {
+    /// Starts everything, runs `body`, and always shuts down in order; a non-zero code from `body` becomes the
+    /// process's exit status. `chooseModel` sees the configured services (e.g. the database's model).
+    static func run(config: ServiceConfig, allowedRoot: String?,
+                    chooseModel: (PhotoSorterServices) throws -> FaceModel,
+                    _ body: (PhotoSorterServices, FaceModel, InterruptFlag) async throws -> Int32) async throws {
+        let app = try await Application.make(Environment(name: "production", arguments: ["photo-sorter", "serve"]))
+        app.logger.logLevel = ProcessInfo.processInfo.environment["LOG_LEVEL"].flatMap { Logger.Level(rawValue: $0) } ?? .warning
+        var mlChild: MLServiceProcess?
+        let interrupted = InterruptFlag()
+        let exitCode: Int32
+        do {
+            try await configure(app, config: config)
+            let model = try chooseModel(app.photoSorter)
+            mlChild = try await MLServiceProcess.ensure(model: model, config: config, services: app.photoSorter,
+                                                        allowedRoot: allowedRoot)
+            try await app.startup()
+            exitCode = try await body(app.photoSorter, model, interrupted)
+        } catch {
+            await shutdown(app, mlChild: mlChild)
+            throw error
+        }
+        await shutdown(app, mlChild: mlChild)
+        if exitCode != 0 { throw ExitCode(exitCode) }
+    }
+
+    /// Stops scanning and dispatch, then the ML child (no more callbacks), then the server and database.
+    /// Photos still PROCESSING are returned to the queue at the next start.
+    private static func shutdown(_ app: Application, mlChild: MLServiceProcess?) async {
+        await app.photoSorterIfConfigured?.stopBackgroundWork()
+        mlChild?.stop()
+        try? await app.asyncShutdown()
+    }
+}
