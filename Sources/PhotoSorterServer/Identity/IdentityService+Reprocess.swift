@@ -4,21 +4,28 @@ import SQLKit
 
 extension IdentityService {
     /// Replaces every face and person assignment with the staged results of `job`, in one transaction under
-    /// the identity lock, then reloads the index. Photos are replayed in the order their faces were first
+    /// the identity lock, and reloads the index from it. Photos are replayed in the order their faces were first
     /// committed, so the same model on the same photos gives the same persons; each new group keeps the old id
     /// it shares the most photos with (`LibraryRebuild`). Nil when the job is no longer running (another
     /// instance finished it).
     ///
+    /// The index is reloaded inside the transaction, before the commit makes the job COMPLETED, so nobody sees a
+    /// finished job with the old persons; if the commit fails, the index is reloaded from what stayed.
     /// Other instances keep their old index until they restart.
     func finishReprocess(_ job: ReprocessJob) async throws -> ReprocessResult? {
         try await lock.withLock {
-            let result = try await self.database.transaction { tx -> ReprocessResult? in
-                try await self.lockAcrossInstances(tx)
-                guard let current = try await ReprocessService.runningJob(on: tx), current.id == job.id else { return nil }
-                return try await self.rebuild(job, on: tx)
+            do {
+                return try await self.database.transaction { tx -> ReprocessResult? in
+                    try await self.lockAcrossInstances(tx)
+                    guard let current = try await ReprocessService.runningJob(on: tx), current.id == job.id else { return nil }
+                    let result = try await self.rebuild(job, on: tx)
+                    try await self.reload(on: tx)
+                    return result
+                }
+            } catch {
+                try? await self.reload()
+                throw error
             }
-            if result != nil { try await self.reload() }
-            return result
         }
     }
 

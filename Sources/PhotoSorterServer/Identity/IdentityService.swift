@@ -54,10 +54,11 @@ public final class IdentityService: Sendable {
         try await lock.withLock { try await self.reload() }
     }
 
-    /// `load` for a caller that holds the lock.
-    func reload() async throws {
-        let model = try await storedModel(on: database.sql)
-        let updates = try await embeddings(after: 0, on: database.sql)
+    /// `load` for a caller that holds the lock; reads through `db` (a transaction sees its own writes).
+    func reload(on db: (any SQLDatabase)? = nil) async throws {
+        let db = db ?? database.sql
+        let model = try await storedModel(on: db)
+        let updates = try await embeddings(after: 0, on: db)
         state.withLockedValue { $0 = State(model: model) }
         apply(updates)
         logger.info("identity index loaded", metadata: [
