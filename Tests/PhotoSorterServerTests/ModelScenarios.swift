@@ -124,6 +124,24 @@ enum ModelScenarios {
             XCTAssertEqual(progress.analysed, status.processed - 2)
             XCTAssertEqual(progress.pending, 2)
 
+            // While the job runs, only results of its model are staged: another model, or a vector of the wrong
+            // length for the job's model, is refused and stages nothing.
+            let photosNow = try await service.photos()
+            let inFlight = try XCTUnwrap(photosNow.first { $0.status == .processing }?.photoID)
+            let face = EmbeddingFixture.shared.photos(inSet: "lfw_small")[0].faces
+            let otherModel = try await service.request(.POST, "/callback/photo-processed", body: Scenarios.callback(
+                photoID: inFlight, callbackID: "other-model", faces: face, model: .arcface))
+            XCTAssertEqual(otherModel.status, .conflict, otherModel.reason)
+            var wrongLength = try JSONSerialization.jsonObject(with: Scenarios.callback(
+                photoID: inFlight, callbackID: "wrong-length", faces: face, model: .arcface)) as! [String: Any]
+            wrongLength["meta"] = ["model_version": FakeMLService.FakeModel.dlib.modelVersion]
+            let wrongLengthReply = try await service.request(.POST, "/callback/photo-processed",
+                                                             body: try JSONSerialization.data(withJSONObject: wrongLength))
+            XCTAssertEqual(wrongLengthReply.status, .conflict, wrongLengthReply.reason)
+            XCTAssertTrue(wrongLengthReply.reason.contains("128"), wrongLengthReply.reason)
+            let unchanged = try await service.request(.GET, "/reprocess/\(started.jobID)").decode(ReprocessStatus.self)
+            XCTAssertEqual(unchanged.analysed, progress.analysed)
+
             // What a restart does with photos left PROCESSING, then the same command again.
             let lost = try await service.services.database.sql.raw(
                 "UPDATE photos SET status = 'READY' WHERE status = 'PROCESSING' RETURNING id").all().count

@@ -76,7 +76,8 @@ public final class IdentityService: Sendable {
         return model
     }
 
-    /// The model that produced `payload`'s faces, checked against the faces' length. Nil for a result without faces.
+    /// The model named by `payload`'s `model_version`. Required with faces; nil for a result without faces that
+    /// names none or an unknown one.
     private func resultModel(of payload: CallbackPayload, faces: [Embedding]) throws -> FaceModel? {
         guard let version = payload.meta?.modelVersion else {
             if faces.isEmpty { return nil }
@@ -131,10 +132,9 @@ public final class IdentityService: Sendable {
                 var stored = snapshot.model
                 if stored == nil, !updates.isEmpty { stored = try await self.storedModel(on: tx) }
                 if payload.status == .processed, let job = try await ReprocessService.runningJob(on: tx) {
-                    if model == job.model || (model == nil && faces.isEmpty) {
-                        return (try await ReprocessService.stage(payload, faces: faces, job: job, key: key, on: tx), updates, stored)
-                    }
+                    // During a reprocess only the job's model is accepted (a photo without faces from any model).
                     try self.check(faces, of: model, version: payload.meta?.modelVersion, against: job.model)
+                    return (try await ReprocessService.stage(payload, faces: faces, job: job, key: key, on: tx), updates, stored)
                 }
                 try self.check(faces, of: model, version: payload.meta?.modelVersion, against: stored)
                 let response = try await self.store(payload, faces: faces, key: key, model: model, index: index, on: tx, updates: &updates)
