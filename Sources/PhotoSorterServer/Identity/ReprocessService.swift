@@ -8,7 +8,6 @@ import Vapor
 struct ReprocessJob: Sendable {
     let id: String
     let model: FaceModel
-    let total: Int
 }
 
 /// What a finished reprocess changed.
@@ -177,15 +176,14 @@ public final class ReprocessService: Sendable {
     }
 
     static func runningJob(on db: any SQLDatabase) async throws -> ReprocessJob? {
-        guard let row = try await db.raw("SELECT job_id, model, total FROM reprocess_jobs WHERE status = 'RUNNING' LIMIT 1").first() else {
+        guard let row = try await db.raw("SELECT job_id, model FROM reprocess_jobs WHERE status = 'RUNNING' LIMIT 1").first() else {
             return nil
         }
         let name = try row.decode(column: "model", as: String.self)
         guard let model = FaceModel.named(name) else {
             throw PhotoSorterError.conflict("a reprocess job targets an unknown model \"\(name)\"")
         }
-        return ReprocessJob(id: try row.decode(column: "job_id", as: String.self), model: model,
-                            total: try row.decode(column: "total", as: Int.self))
+        return ReprocessJob(id: try row.decode(column: "job_id", as: String.self), model: model)
     }
 
     /// Keeps one result of the running job's model for the rebuild; the photo counts as done (PROCESSED) and
