@@ -85,6 +85,12 @@ public struct IdentityIndex: Sendable {
         if let moved = outcome.movedPerson { rowOfPerson[moved] = row }
     }
 
+    /// How many faces `person` has (0 for an unknown person).
+    public func faceCount(of person: Int64) -> Int {
+        guard let row = rowOfPerson[person] else { return 0 }
+        return rows!.faceCount(atRow: row)
+    }
+
     /// Every person `face` may join under `policy` — mean similarity (`PersonProfile.meanSimilarity`) at least
     /// `policy.threshold(forPersonOfSize:)` of their face count — best first, equal similarities by ascending
     /// person id. Exactly what scoring every person would give: the quantised first pass only skips persons

@@ -32,19 +32,46 @@ public struct IdentityPolicy: Sendable, Hashable {
     }
 }
 
+/// A face's resolution plus its nearest competitor, for the review queue.
+public struct FaceResolution: Sendable, Equatable {
+    public let identity: FaceIdentity
+    /// The most similar person this face did not join, if one scores within `IdentityResolver.reviewWindow`
+    /// below the joining threshold (or above it, when the same-photo rule gave it to another face).
+    public let runnerUp: Candidate?
+
+    public struct Candidate: Sendable, Equatable {
+        public let person: Int64
+        public let similarity: Float
+    }
+}
+
 /// Assigns the faces of one photo to persons. Pure: reads the index, never changes it.
 ///
 /// Same-photo rule: two faces in one photo are never the same person. Candidate (face, person) pairs are
 /// taken best score first; a person already taken in this photo is skipped, so the weaker face falls to
 /// its next-best person above threshold or to a new person. Mirror faces follow their twin.
+///
+/// Cannot-link constraints (`excluded`): a face never joins a person listed for it (a user said "not this
+/// person"; a confirmed face of the same photo already is that person).
 public struct IdentityResolver: Sendable {
     public var policy: IdentityPolicy
+
+    /// How far below the joining threshold a person still counts as a face's runner-up: a face that nearly
+    /// joined someone else is worth a user's look.
+    public static let reviewWindow: Float = 0.10
 
     public init(policy: IdentityPolicy = IdentityPolicy()) {
         self.policy = policy
     }
 
     public func resolve(_ faces: [Embedding], against index: IdentityIndex) -> [FaceIdentity] {
+        resolveWithRunnerUps(faces, against: index).map(\.identity)
+    }
+
+    /// `resolve`, with each face's runner-up and per-face excluded persons (`excluded[i]` for face `i`; missing
+    /// entries exclude nobody).
+    public func resolveWithRunnerUps(_ faces: [Embedding], against index: IdentityIndex,
+                                     excluded: [Set<Int64>] = []) -> [FaceResolution] {
         // A face that nearly duplicates an earlier face of the same photo is its mirror.
         var twin = [Int?](repeating: nil, count: faces.count)
         for j in faces.indices {
@@ -53,10 +80,19 @@ public struct IdentityResolver: Sendable {
                 break
             }
         }
+        var reviewPolicy = policy
+        reviewPolicy.matchThreshold -= Self.reviewWindow
         var pairs: [(face: Int, person: Int64, similarity: Float)] = []
+        var nearby = [[FaceResolution.Candidate]](repeating: [], count: faces.count)
         for face in faces.indices where twin[face] == nil {
-            for candidate in index.candidates(for: faces[face], policy: policy) {
-                pairs.append((face, candidate.person, candidate.similarity))
+            let excludedPersons = face < excluded.count ? excluded[face] : []
+            for candidate in index.candidates(for: faces[face], policy: reviewPolicy)
+            where !excludedPersons.contains(candidate.person) {
+                nearby[face].append(.init(person: candidate.person, similarity: candidate.similarity))
+                // Candidates of the lowered policy join only when they also pass the real threshold.
+                if candidate.similarity >= policy.threshold(forPersonOfSize: index.faceCount(of: candidate.person)) {
+                    pairs.append((face, candidate.person, candidate.similarity))
+                }
             }
         }
         // Stable order for equal scores: lower face index, then lower person id (the order of `candidates`).
@@ -72,6 +108,7 @@ public struct IdentityResolver: Sendable {
         for face in faces.indices {
             if let original = twin[face] {
                 result[face] = result[original]
+                nearby[face] = nearby[original]
                 continue
             }
             if result[face] == nil {
@@ -79,6 +116,11 @@ public struct IdentityResolver: Sendable {
                 nextSlot += 1
             }
         }
-        return result.map { $0! }
+        return faces.indices.map { face in
+            let identity = result[face]!
+            var joined: Int64?
+            if case .existing(let person, _) = identity { joined = person }
+            return FaceResolution(identity: identity, runnerUp: nearby[face].first { $0.person != joined })
+        }
     }
 }

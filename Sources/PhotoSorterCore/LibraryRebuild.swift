@@ -62,11 +62,15 @@ public enum LibraryRebuild {
 
     /// Old person id for each cluster that keeps one. `clusterPhotos[c]` holds the photos of cluster `c`;
     /// `oldPersonsByPhoto[p]` the persons photo `p` showed before. Ties go to the lower old id, then cluster.
-    public static func keepIDs(clusterPhotos: [Set<Int64>], oldPersonsByPhoto: [Int64: [Int64]]) -> [Int: Int64] {
+    /// `forbidden[c]` lists ids cluster `c` may not take (a face of it was marked "not this person").
+    public static func keepIDs(clusterPhotos: [Set<Int64>], oldPersonsByPhoto: [Int64: [Int64]],
+                               forbidden: [Int: Set<Int64>] = [:]) -> [Int: Int64] {
         var shared: [Pair: Int] = [:]
         for (cluster, photos) in clusterPhotos.enumerated() {
             for photo in photos {
-                for person in oldPersonsByPhoto[photo] ?? [] { shared[Pair(cluster: cluster, person: person), default: 0] += 1 }
+                for person in oldPersonsByPhoto[photo] ?? [] where forbidden[cluster]?.contains(person) != true {
+                    shared[Pair(cluster: cluster, person: person), default: 0] += 1
+                }
             }
         }
         let ranked = shared.sorted { a, b in

@@ -46,6 +46,10 @@ struct PersonRows: Sendable {
         blocks[row / Self.rowsPerBlock].personIDs[row % Self.rowsPerBlock]
     }
 
+    func faceCount(atRow row: Int) -> Int {
+        Int(blocks[row / Self.rowsPerBlock].summaries[row % Self.rowsPerBlock].faceCount)
+    }
+
     /// The exact sum and face count of a row.
     func profile(atRow row: Int) -> PersonProfile {
         let block = blocks[row / Self.rowsPerBlock], slot = row % Self.rowsPerBlock

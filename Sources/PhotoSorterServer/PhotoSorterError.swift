@@ -9,17 +9,20 @@ public enum PhotoSorterError: AbortError, Equatable {
     case invalidRequest(String)
     case photoNotFound(Int64)
     case personNotFound(Int64)
+    case faceNotFound(Int64)
     case jobNotFound(String)
     case unauthorized
     case mlServiceUnavailable(String)
     case mlServiceRejected(status: Int, reason: String)
-    /// The request is valid but contradicts the database's state (another face model, a running reprocess).
+    /// The request is valid but contradicts the database's state (another face model, a running reprocess, a
+    /// correction that breaks a constraint).
     case conflict(String)
     case reprocessJobNotFound(String)
+    case reclusterJobNotFound(String)
 
     public var status: HTTPResponseStatus {
         switch self {
-        case .folderNotFound, .photoNotFound, .personNotFound, .jobNotFound, .reprocessJobNotFound: .notFound
+        case .folderNotFound, .photoNotFound, .personNotFound, .faceNotFound, .jobNotFound, .reprocessJobNotFound, .reclusterJobNotFound: .notFound
         case .conflict: .conflict
         case .notADirectory, .invalidRequest: .unprocessableEntity
         case .outsideAllowedRoots: .forbidden
@@ -37,12 +40,14 @@ public enum PhotoSorterError: AbortError, Equatable {
         case .invalidRequest(let why): why
         case .photoNotFound(let id): "no photo with id \(id)"
         case .personNotFound(let id): "no person with id \(id)"
+        case .faceNotFound(let id): "no face with id \(id)"
         case .jobNotFound(let id): "no ingest job with id \(id)"
         case .unauthorized: "missing or wrong X-Photo-Sorter-Secret header"
         case .mlServiceUnavailable(let why): "ML service unavailable: \(why)"
         case .mlServiceRejected(let status, let why): "ML service answered \(status): \(why)"
         case .conflict(let why): why
         case .reprocessJobNotFound(let id): "no reprocess job with id \(id)"
+        case .reclusterJobNotFound(let id): "no recluster job with id \(id)"
         }
     }
 }

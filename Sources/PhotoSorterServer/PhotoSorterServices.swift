@@ -14,6 +14,8 @@ public final class PhotoSorterServices: Sendable {
     public let dispatcher: PhotoDispatcher
     public let ml: MLClient
     public let reprocess: ReprocessService
+    public let people: PeopleService
+    public let recluster: ReclusterService
     let statuses: PhotoStatusStore
     let reads: ReadQueries
     let retryScheduler: RetryScheduler
@@ -44,6 +46,8 @@ public final class PhotoSorterServices: Sendable {
                                     onFacesRemoved: { identity.forget($0) })
         self.reprocess = ReprocessService(database: database, identity: identity, ml: ml, maxRetries: config.maxRetries,
                                           logger: logger, onWorkQueued: { dispatcher.poke() })
+        self.people = PeopleService(database: database, identity: identity, reads: reads, config: config)
+        self.recluster = ReclusterService(database: database, identity: identity, logger: logger)
         self.retryScheduler = RetryScheduler(database: database, queue: queue, maxRetries: config.maxRetries, logger: logger)
         self.staleScheduler = StaleProcessingScheduler(database: database, statuses: statuses,
                                                        timeoutSeconds: config.processingTimeoutSeconds, logger: logger)
@@ -59,6 +63,7 @@ public final class PhotoSorterServices: Sendable {
             if !rows.isEmpty { logger.info("orphaned PROCESSING photos returned to the queue", metadata: ["count": "\(rows.count)"]) }
         }
         try await ingest.resumeInterruptedJobs()
+        try await recluster.failInterruptedJobs()
         let interval = config.schedulerIntervalSeconds
         let tasks = [
             Task { await self.dispatcher.run() },
@@ -87,6 +92,7 @@ public final class PhotoSorterServices: Sendable {
         let tasks = backgroundTasks.withLockedValue { tasks in defer { tasks = [] }; return tasks }
         tasks.forEach { $0.cancel() }
         for task in tasks { await task.value }
+        await recluster.waitForBackgroundJob()
     }
 }
 

@@ -6,6 +6,8 @@ func routes(_ app: Application) throws {
     try app.register(collection: PhotoController())
     try app.register(collection: CallbackController())
     try app.register(collection: PersonController())
+    try app.register(collection: PeopleController())
+    try app.register(collection: ReclusterController())
     try app.register(collection: ReprocessController())
     try app.register(collection: HealthController())
 }

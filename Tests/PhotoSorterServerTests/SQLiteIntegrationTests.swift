@@ -21,4 +21,9 @@ final class SQLiteIntegrationTests: XCTestCase {
     func testReprocessWithSameModelKeepsEveryID() async throws { try await ModelScenarios.reprocessWithSameModelKeepsEveryID(.sqlite) }
     func testReprocessSwitchesModelKeepingIDs() async throws { try await ModelScenarios.reprocessSwitchesModelKeepingIDs(.sqlite) }
     func testInterruptedReprocessResumesWithoutRedoingPhotos() async throws { try await ModelScenarios.interruptedReprocessResumesWithoutRedoingPhotos(.sqlite) }
+    func testCorrectionsSurviveReclusterAndReingest() async throws { try await PeopleScenarios.correctionsSurviveReclusterAndReingest(.sqlite) }
+    func testBadCorrectionsAreRefusedAndChangeNothing() async throws { try await PeopleScenarios.badCorrectionsAreRefusedAndChangeNothing(.sqlite) }
+    func testConcurrentCorrectionsAndCallbacksLoseNothing() async throws { try await PeopleScenarios.concurrentCorrectionsAndCallbacksLoseNothing(.sqlite) }
+    func testListingReviewAndDumpReflectCorrections() async throws { try await PeopleScenarios.listingReviewAndDumpReflectCorrections(.sqlite) }
+    func testIDsStayStableAsTheLibraryGrows() async throws { try await PeopleScenarios.idsStayStableAsTheLibraryGrows(.sqlite) }
 }

@@ -14,7 +14,7 @@ struct PersonController: RouteCollection {
         var view = try await req.photoSorter.reads.person(id)
         if req.query[Bool.self, at: "include_embedding"] == true {
             try req.requireSecret()
-            view.representativeEmbedding = req.photoSorter.identity.representative(of: id).map(EmbeddingCodec.base64)
+            view.representativeEmbedding = req.photoSorter.identity.representative(of: view.personID).map(EmbeddingCodec.base64)
         }
         return view
     }

@@ -67,13 +67,20 @@ public struct PersonView: Content, Sendable {
 
     public var personID: Int64
     public var displayName: String?
+    public var hidden: Bool
     public var faceCount: Int
     public var photoCount: Int
     public var createdAt: Int64
     public var examplePhotos: [ExamplePhoto]
     public var representativeEmbedding: String?
+    /// Set when the id asked for was merged into this person: the asked id and the survivor (this `personID`).
+    public var redirectedFrom: Int64?
+    public var mergedInto: Int64?
 
     enum CodingKeys: String, CodingKey {
+        case hidden
+        case redirectedFrom = "redirected_from"
+        case mergedInto = "merged_into"
         case personID = "person_id"
         case displayName = "display_name"
         case faceCount = "face_count"
@@ -90,10 +97,14 @@ public struct PersonDump: Content, Sendable {
         public var personID: Int64
         public var representativeEmbedding: String
         public var representativePhotoID: Int64?
+        /// The person's name and visibility as corrected by users (renames and hides reach the ML service's cache).
+        public var displayName: String?
+        public var hidden: Bool
         public var meta: [String: Int]
 
         enum CodingKeys: String, CodingKey {
-            case meta
+            case meta, hidden
+            case displayName = "display_name"
             case personID = "person_id"
             case representativeEmbedding = "representative_embedding"
             case representativePhotoID = "representative_photo_id"

@@ -11,7 +11,7 @@ extension IdentityService {
     ///
     /// The index is reloaded inside the transaction, before the commit makes the job COMPLETED, so nobody sees a
     /// finished job with the old persons; if the commit fails, the index is reloaded from what stayed.
-    /// Other instances keep their old index until they restart.
+    /// Other instances reload theirs at their next commit (the generation changed).
     func finishReprocess(_ job: ReprocessJob) async throws -> ReprocessResult? {
         try await lock.withLock {
             do {
@@ -19,6 +19,7 @@ extension IdentityService {
                     try await self.lockAcrossInstances(tx)
                     guard let current = try await ReprocessService.runningJob(on: tx), current.id == job.id else { return nil }
                     let result = try await self.rebuild(job, on: tx)
+                    _ = try await Self.bumpGeneration(on: tx)
                     try await self.reload(on: tx)
                     return result
                 }

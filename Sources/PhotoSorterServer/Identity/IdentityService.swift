@@ -16,12 +16,16 @@ import SQLKit
 /// advisory lock. Inside the lock the index first catches up with embeddings other instances committed
 /// (ids are allocated inside the lock, so "id greater than the last seen" is complete), so a person
 /// created a moment ago — even one the ML service's dump has not seen — is matched, never duplicated.
+/// Changes that move faces between persons (corrections, re-clusters, reprocess) bump `identity_generation`;
+/// an instance that finds another generation than its own reloads the whole index first.
 public final class IdentityService: Sendable {
     struct State {
         var index = IdentityIndex()
         var lastEmbeddingID: Int64 = 0
         /// Model of the stored faces; nil while the database holds none.
         var model: FaceModel?
+        /// The `identity_generation` this index reflects.
+        var generation: Int64 = 0
     }
 
     /// Key of the advisory lock that serialises identity commits across instances.
@@ -57,9 +61,10 @@ public final class IdentityService: Sendable {
     /// `load` for a caller that holds the lock; reads through `db` (a transaction sees its own writes).
     func reload(on db: (any SQLDatabase)? = nil) async throws {
         let db = db ?? database.sql
+        let generation = try await Self.generation(on: db)
         let model = try await storedModel(on: db)
         let updates = try await embeddings(after: 0, on: db)
-        state.withLockedValue { $0 = State(model: model) }
+        state.withLockedValue { $0 = State(model: model, generation: generation) }
         apply(updates)
         logger.info("identity index loaded", metadata: [
             "persons": "\(personCount)", "faces": "\(updates.count)", "model": "\(model?.description ?? "none yet")"])
@@ -123,14 +128,9 @@ public final class IdentityService: Sendable {
         let model = try resultModel(of: payload, faces: faces)
         callbacksCounter.increment()
         return try await lock.withLock {
-            let snapshot = self.state.withLockedValue { $0 }
             let (response, updates, storedModel) = try await self.database.transaction { tx in
-                try await self.lockAcrossInstances(tx)
-                var index = snapshot.index
-                var updates = try await self.embeddings(after: snapshot.lastEmbeddingID, on: tx)
-                for update in updates { index.add(update.face, to: update.person) }
-                var stored = snapshot.model
-                if stored == nil, !updates.isEmpty { stored = try await self.storedModel(on: tx) }
+                var (snapshot, updates) = try await self.catchUp(on: tx)
+                let index = snapshot.index, stored = snapshot.model
                 if payload.status == .processed, let job = try await ReprocessService.runningJob(on: tx) {
                     // During a reprocess only the job's model is accepted (a photo without faces from any model).
                     try self.check(faces, of: model, version: payload.meta?.modelVersion, against: job.model)
@@ -143,6 +143,33 @@ public final class IdentityService: Sendable {
             self.apply(updates, model: storedModel)
             return response
         }
+    }
+
+    /// Takes the cross-instance lock and brings this instance up to date inside `tx`: the index as it was plus the
+    /// faces other instances committed since (also returned, to `apply` after the commit), or, when persons
+    /// were changed elsewhere (another generation), the index reloaded from `tx`. Call under `lock`.
+    func catchUp(on tx: any SQLDatabase) async throws -> (State, [IndexUpdate]) {
+        try await lockAcrossInstances(tx)
+        var snapshot = state.withLockedValue { $0 }
+        if try await Self.generation(on: tx) != snapshot.generation {
+            try await reload(on: tx)
+            return (state.withLockedValue { $0 }, [])
+        }
+        let updates = try await embeddings(after: snapshot.lastEmbeddingID, on: tx)
+        for update in updates { snapshot.index.add(update.face, to: update.person) }
+        if snapshot.model == nil, !updates.isEmpty { snapshot.model = try await storedModel(on: tx) }
+        return (snapshot, updates)
+    }
+
+    static func generation(on db: any SQLDatabase) async throws -> Int64 {
+        try await db.raw("SELECT generation FROM identity_generation WHERE id = 1").first()?
+            .decode(column: "generation", as: Int64.self) ?? 0
+    }
+
+    /// Records that persons changed (other instances reload); returns the new generation.
+    static func bumpGeneration(on tx: any SQLDatabase) async throws -> Int64 {
+        try await tx.raw("UPDATE identity_generation SET generation = generation + 1 WHERE id = 1").run()
+        return try await generation(on: tx)
     }
 
     /// Serialises identity commits across instances (PostgreSQL; SQLite has one writer anyway).
@@ -224,16 +251,18 @@ public final class IdentityService: Sendable {
 
     private func storeFaces(_ payload: CallbackPayload, faces: [Embedding], model: FaceModel?, index: IdentityIndex, now: Int64,
                             on tx: any SQLDatabase, updates: inout [IndexUpdate]) async throws -> CallbackResponse {
-        let identities = model.map { IdentityResolver(policy: config.identityPolicy(for: $0)).resolve(faces, against: index) } ?? []
+        let resolutions = model.map {
+            IdentityResolver(policy: config.identityPolicy(for: $0)).resolveWithRunnerUps(faces, against: index)
+        } ?? []
         let modelVersion = payload.meta?.modelVersion ?? "unknown"
         var newPersonBySlot: [Int: Int64] = [:]
         var created: [Int64] = []
         var personIDs: [Int64] = []
         var facesPerPerson: [Int64: Int] = [:]
-        for (faceIndex, identity) in identities.enumerated() {
+        for (faceIndex, resolution) in resolutions.enumerated() {
             let person: Int64
             var similarity: Double?
-            switch identity {
+            switch resolution.identity {
             case .existing(let id, let score):
                 person = id
                 similarity = Double(score)
@@ -256,11 +285,13 @@ public final class IdentityService: Sendable {
             let createdPerson = created.contains(person)
             let embeddingID = try await tx.raw("""
                 INSERT INTO embeddings (photo_id, person_id, face_index, vector, bbox_x1, bbox_y1, bbox_x2, bbox_y2,
-                    confidence, similarity, created_person, suggested_person_id, model_version, created_at)
+                    confidence, similarity, created_person, suggested_person_id, model_version, created_at,
+                    runner_up_person_id, runner_up_similarity)
                 VALUES (\(bind: payload.photoID), \(bind: person), \(bind: faceIndex), \(bind: EmbeddingCodec.encode(faces[faceIndex])),
                     \(bind: detection.bbox.x1), \(bind: detection.bbox.y1), \(bind: detection.bbox.x2), \(bind: detection.bbox.y2),
                     \(bind: detection.confidence ?? 0), \(bind: similarity), \(bind: createdPerson), \(bind: detection.suggestedPersonID),
-                    \(bind: modelVersion), \(bind: now)) RETURNING id
+                    \(bind: modelVersion), \(bind: now), \(bind: resolution.runnerUp?.person),
+                    \(bind: resolution.runnerUp.map { Double($0.similarity) })) RETURNING id
                 """).first()!.decode(column: "id", as: Int64.self)
             updates.append(IndexUpdate(embeddingID: embeddingID, person: person, face: faces[faceIndex]))
             if !personIDs.contains(person) { personIDs.append(person) }
@@ -300,17 +331,20 @@ public final class IdentityService: Sendable {
             let ids = state.index.profiles.keys.filter { $0 > sinceID }.sorted()
             return (ids.prefix(limit).map { ($0, state.index.profiles[$0]!) }, ids.count > limit)
         }
-        var representativePhotos: [Int64: Int64] = [:]
+        var rows: [Int64: (photo: Int64?, name: String?, hidden: Bool)] = [:]
         if let first = page.first?.0, let last = page.last?.0 {
-            for row in try await database.sql.raw(
-                "SELECT id, representative_photo_id FROM persons WHERE id >= \(bind: first) AND id <= \(bind: last)").all() {
-                representativePhotos[try row.decode(column: "id", as: Int64.self)] =
-                    try row.decode(column: "representative_photo_id", as: Int64?.self)
+            for row in try await database.sql.raw("""
+                SELECT id, representative_photo_id, display_name, hidden FROM persons WHERE id >= \(bind: first) AND id <= \(bind: last)
+                """).all() {
+                rows[try row.decode(column: "id", as: Int64.self)] = (try row.decode(column: "representative_photo_id", as: Int64?.self),
+                                                                      try row.decode(column: "display_name", as: String?.self),
+                                                                      try row.decode(column: "hidden", as: Bool.self))
             }
         }
         let entries = page.map { id, profile in
             PersonDump.Entry(personID: id, representativeEmbedding: EmbeddingCodec.base64(profile.representative),
-                             representativePhotoID: representativePhotos[id], meta: ["face_count": profile.count])
+                             representativePhotoID: rows[id]?.photo, displayName: rows[id]?.name, hidden: rows[id]?.hidden ?? false,
+                             meta: ["face_count": profile.count])
         }
         return PersonDump(persons: entries, nextSinceID: page.last?.0 ?? sinceID, hasMore: hasMore)
     }

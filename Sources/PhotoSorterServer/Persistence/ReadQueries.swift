@@ -27,10 +27,11 @@ struct ReadQueries: Sendable {
         }
     }
 
-    private static let photoColumns = "id, path, filename, status, width, height, no_faces, person_ids, retry_count, last_error"
+    /// Columns of `PhotoRow`, from `photos` aliased `p`.
+    private static let photoColumns = "p.id, p.path, p.filename, p.status, p.width, p.height, p.no_faces, p.person_ids, p.retry_count, p.last_error"
 
     func photo(_ id: Int64) async throws -> PhotoView {
-        guard let row = try await database.sql.raw("SELECT \(unsafeRaw: Self.photoColumns) FROM photos WHERE id = \(bind: id)")
+        guard let row = try await database.sql.raw("SELECT \(unsafeRaw: Self.photoColumns) FROM photos p WHERE p.id = \(bind: id)")
             .first(decoding: PhotoRow.self, keyDecodingStrategy: .convertFromSnakeCase) else { throw PhotoSorterError.photoNotFound(id) }
         let detections = try await database.sql.raw("""
             SELECT id, person_id, bbox_x1, bbox_y1, bbox_x2, bbox_y2, confidence, similarity, created_person
@@ -49,28 +50,51 @@ struct ReadQueries: Sendable {
 
     func photos(afterID: Int64, limit: Int, status: PhotoStatus?) async throws -> PhotoPage {
         let rows = try await database.sql.raw("""
-            SELECT \(unsafeRaw: Self.photoColumns) FROM photos WHERE id > \(bind: afterID)
-            \(unsafeRaw: status.map { "AND status = '\($0.rawValue)'" } ?? "") ORDER BY id LIMIT \(bind: limit + 1)
+            SELECT \(unsafeRaw: Self.photoColumns) FROM photos p WHERE p.id > \(bind: afterID)
+            \(unsafeRaw: status.map { "AND p.status = '\($0.rawValue)'" } ?? "") ORDER BY p.id LIMIT \(bind: limit + 1)
             """).all(decoding: PhotoRow.self, keyDecodingStrategy: .convertFromSnakeCase)
         let page = try rows.prefix(limit).map { try $0.view(detections: nil) }
         return PhotoPage(photos: page, nextAfterID: rows.count > limit ? page.last?.photoID : nil)
     }
 
-    func person(_ id: Int64, exampleLimit: Int = 20) async throws -> PersonView {
-        guard let row = try await database.sql.raw("""
-            SELECT id, display_name, face_count, photo_count, created_at FROM persons WHERE id = \(bind: id)
-            """).first() else { throw PhotoSorterError.personNotFound(id) }
-        let examples = try await database.sql.raw("""
+    /// A person; an id absorbed by a merge answers with the survivor, `redirectedFrom` and `mergedInto` set.
+    /// The photos showing `person`, by id.
+    func photos(ofPerson person: Int64, afterID: Int64, limit: Int) async throws -> PhotoPage {
+        let rows = try await database.sql.raw("""
+            SELECT \(unsafeRaw: Self.photoColumns) FROM photo_persons pp JOIN photos p ON p.id = pp.photo_id
+            WHERE pp.person_id = \(bind: person) AND p.id > \(bind: afterID) ORDER BY p.id LIMIT \(bind: limit + 1)
+            """).all(decoding: PhotoRow.self, keyDecodingStrategy: .convertFromSnakeCase)
+        let page = try rows.prefix(limit).map { try $0.view(detections: nil) }
+        return PhotoPage(photos: page, nextAfterID: rows.count > limit ? page.last?.photoID : nil)
+    }
+
+    func person(_ id: Int64, exampleLimit: Int = 20, on db: (any SQLDatabase)? = nil) async throws -> PersonView {
+        let db = db ?? database.sql
+        let columns = "id, display_name, hidden, face_count, photo_count, created_at, merged_into"
+        guard var row = try await db.raw("SELECT \(unsafeRaw: columns) FROM persons WHERE id = \(bind: id)").first() else {
+            throw PhotoSorterError.personNotFound(id)
+        }
+        let survivor = try row.decode(column: "merged_into", as: Int64?.self)
+        if let survivor {
+            guard let survivorRow = try await db.raw("SELECT \(unsafeRaw: columns) FROM persons WHERE id = \(bind: survivor)").first() else {
+                throw PhotoSorterError.personNotFound(survivor)
+            }
+            row = survivorRow
+        }
+        let personID = survivor ?? id
+        let examples = try await db.raw("""
             SELECT p.id, p.path FROM photo_persons pp JOIN photos p ON p.id = pp.photo_id
-            WHERE pp.person_id = \(bind: id) ORDER BY p.id LIMIT \(bind: exampleLimit)
+            WHERE pp.person_id = \(bind: personID) ORDER BY p.id LIMIT \(bind: exampleLimit)
             """).all().map {
             PersonView.ExamplePhoto(photoID: try $0.decode(column: "id", as: Int64.self), path: try $0.decode(column: "path", as: String.self))
         }
-        return PersonView(personID: id, displayName: try row.decode(column: "display_name", as: String?.self),
+        return PersonView(personID: personID, displayName: try row.decode(column: "display_name", as: String?.self),
+                          hidden: try row.decode(column: "hidden", as: Bool.self),
                           faceCount: try row.decode(column: "face_count", as: Int.self),
                           photoCount: try row.decode(column: "photo_count", as: Int.self),
                           createdAt: try row.decode(column: "created_at", as: Int64.self),
-                          examplePhotos: examples, representativeEmbedding: nil)
+                          examplePhotos: examples, representativeEmbedding: nil,
+                          redirectedFrom: survivor == nil ? nil : id, mergedInto: survivor)
     }
 
     private struct JobRow: Decodable {

@@ -1,0 +1,240 @@
+/// Re-clusters every face of a library under the user's corrections and maps the result onto the existing
+/// person ids, so ids survive and every change is accounted for.
+///
+/// Constraints:
+/// - a *confirmed* face (placed by a user, or part of a merge) is fixed to its person: each person's confirmed
+///   faces seed one cluster that keeps that person's id (must-link);
+/// - a face marked "not this person" never shares a cluster with a face that person had (nor takes that id),
+///   and two faces of one photo never share a person (cannot-link; mirrors aside, as in `IdentityResolver`).
+///
+/// The clustering is the identity rule itself (`IdentityResolver` over an `IdentityIndex`, mean similarity to a
+/// person's faces, best pair first) replayed offline over all unconfirmed faces, photo by photo in the order given
+/// — callers pass the order in which photos were first committed. Replaying the rule rather than running a generic
+/// clusterer keeps one definition of "same person" for live commits and re-clusters (a generic average-linkage
+/// run merged two brothers on `lfw_scale` at the threshold it needed on `lfw_small`; bench/RESULTS.md), and makes
+/// the result stable: the same faces and constraints give the same clusters, and a library that grew keeps the
+/// clusters of its older photos, which were replayed first.
+///
+/// Ids: a seeded cluster keeps its person; every other cluster takes the old id it shares the most faces with
+/// (never a retired id, a seeded person's id, or an id one of its faces rejected); the rest are new persons.
+/// An old id left without a cluster is recorded as merged into the person that received most of its faces.
+public enum Reclustering {
+    /// One stored face.
+    public struct Face: Sendable {
+        public let id: Int64
+        public let photo: Int64
+        public let embedding: Embedding
+        /// Its person now.
+        public let person: Int64
+        public let confirmed: Bool
+        /// Persons this face is not ("not this person").
+        public let rejected: Set<Int64>
+
+        public init(id: Int64, photo: Int64, embedding: Embedding, person: Int64, confirmed: Bool, rejected: Set<Int64> = []) {
+            self.id = id
+            self.photo = photo
+            self.embedding = embedding
+            self.person = person
+            self.confirmed = confirmed
+            self.rejected = rejected
+        }
+    }
+
+    /// A person in the result: an existing id, or the n-th new person (numbered from 0 in order of creation).
+    public enum Person: Sendable, Hashable {
+        case existing(Int64)
+        case new(Int)
+    }
+
+    /// Where one face ends up.
+    public struct Assignment: Sendable, Equatable {
+        public let face: Int64
+        public let person: Person
+        /// Similarity to the person when the face joined it by the rule; nil for a confirmed face or one that
+        /// started its person.
+        public let similarity: Float?
+        /// The nearest person it did not join (review queue).
+        public let runnerUp: Person?
+        public let runnerUpSimilarity: Float?
+    }
+
+    public struct Outcome: Sendable {
+        /// One per input face, in input order.
+        public let assignments: [Assignment]
+        public let newPersonCount: Int
+        /// Old ids that no cluster kept, each with the person that received most of its faces.
+        public let merged: [(from: Int64, into: Person)]
+    }
+
+    /// Most passes `run` makes to reach a state its own next pass leaves unchanged.
+    public static let maxPasses = 5
+
+    /// Re-clusters `faces` (grouped by photo, photos in first-commit order, faces in face order; person ids positive).
+    /// `retired` ids (earlier merges) are never given out again.
+    ///
+    /// A "not this person" keeps a face away from the faces that person holds *now*, so one pass can leave a state
+    /// the next pass would change (faces released by a split are no longer that person's). `run` therefore repeats
+    /// the pass on its own result — new persons under provisional ids, merged ids retired and their rejections moved
+    /// to the person that absorbed them, as the service records them — until a pass changes nothing, so that a
+    /// re-cluster run twice changes nothing the second time. Without rejections one pass is already such a state.
+    public static func run(_ faces: [Face], policy: IdentityPolicy, retired: Set<Int64> = []) -> Outcome {
+        var current = faces
+        var retired = retired
+        var outcome = pass(current, policy: policy, retired: retired)
+        var passes = 1
+        while passes < maxPasses, zip(current, outcome.assignments).contains(where: { $0.1.person != .existing($0.0.person) }) {
+            let provisionalBase = -(Int64(passes) << 40)
+            func id(_ person: Person) -> Int64 {
+                switch person {
+                case .existing(let id): id
+                case .new(let n): provisionalBase - Int64(n)
+                }
+            }
+            let absorbedBy = Dictionary(outcome.merged.map { ($0.from, id($0.into)) }, uniquingKeysWith: { first, _ in first })
+            retired.formUnion(absorbedBy.keys)
+            current = zip(current, outcome.assignments).map { face, assignment in
+                Face(id: face.id, photo: face.photo, embedding: face.embedding, person: id(assignment.person), confirmed: face.confirmed,
+                     rejected: Set(face.rejected.map { absorbedBy[$0] ?? $0 }))
+            }
+            outcome = pass(current, policy: policy, retired: retired)
+            passes += 1
+        }
+        guard passes > 1 else { return outcome }
+        // Relative to the input: provisional ids and the last pass's new persons are new, numbered by first appearance.
+        var newNumber: [Person: Int] = [:]
+        func relabel(_ person: Person) -> Person {
+            if case .existing(let id) = person, id > 0 { return person }
+            if let n = newNumber[person] { return .new(n) }
+            newNumber[person] = newNumber.count
+            return .new(newNumber.count - 1)
+        }
+        let assignments = outcome.assignments.map {
+            Assignment(face: $0.face, person: relabel($0.person), similarity: $0.similarity,
+                       runnerUp: $0.runnerUp.map(relabel), runnerUpSimilarity: $0.runnerUpSimilarity)
+        }
+        return Outcome(assignments: assignments, newPersonCount: newNumber.count,
+                       merged: merges(from: faces.map(\.person), to: assignments.map(\.person)))
+    }
+
+    /// One replay of the rule over every unconfirmed face, and the id mapping.
+    private static func pass(_ faces: [Face], policy: IdentityPolicy, retired: Set<Int64>) -> Outcome {
+        let resolver = IdentityResolver(policy: policy)
+        var index = IdentityIndex()
+        // Index keys: a seeded person's own id; for a cluster of the replay, a key below every real id that grows
+        // with creation order, so equal scores resolve in creation order as they do live (ascending person id).
+        let firstReplayKey = Int64.min / 2
+        var seeded = Set<Int64>()
+        // Cannot-link bookkeeping: clusters holding a face of person p now, and clusters holding a face that rejected p.
+        var clustersWithFaceOf: [Int64: Set<Int64>] = [:]
+        var clustersRejecting: [Int64: Set<Int64>] = [:]
+        func join(_ face: Face, _ key: Int64) {
+            index.add(face.embedding, to: key)
+            clustersWithFaceOf[face.person, default: []].insert(key)
+            for person in face.rejected { clustersRejecting[person, default: []].insert(key) }
+        }
+        for face in faces where face.confirmed {
+            join(face, face.person)
+            seeded.insert(face.person)
+        }
+
+        var keyOfFace = [Int64](repeating: 0, count: faces.count)
+        var similarity = [Float?](repeating: nil, count: faces.count)
+        var runnerUpKey = [Int64?](repeating: nil, count: faces.count)
+        var runnerUpSimilarity = [Float?](repeating: nil, count: faces.count)
+        var replayClusters = 0
+        var start = 0
+        while start < faces.count {
+            var end = start + 1
+            while end < faces.count && faces[end].photo == faces[start].photo { end += 1 }
+            let photo = start..<end
+            let confirmedPersons = Set(photo.filter { faces[$0].confirmed }.map { faces[$0].person })
+            let open = photo.filter { !faces[$0].confirmed }
+            for position in photo where faces[position].confirmed { keyOfFace[position] = faces[position].person }
+            let resolutions = resolver.resolveWithRunnerUps(
+                open.map { faces[$0].embedding }, against: index,
+                excluded: open.map { position in
+                    let face = faces[position]
+                    var excluded = confirmedPersons.union(clustersRejecting[face.person] ?? [])
+                    for person in face.rejected { excluded.formUnion(clustersWithFaceOf[person] ?? []) }
+                    return excluded
+                })
+            var keyOfSlot: [Int: Int64] = [:]
+            for (position, resolution) in zip(open, resolutions) {
+                switch resolution.identity {
+                case .existing(let key, let score):
+                    keyOfFace[position] = key
+                    similarity[position] = score
+                case .new(let slot):
+                    if let key = keyOfSlot[slot] {
+                        keyOfFace[position] = key
+                    } else {
+                        keyOfFace[position] = firstReplayKey + Int64(replayClusters)
+                        keyOfSlot[slot] = keyOfFace[position]
+                        replayClusters += 1
+                    }
+                }
+                runnerUpKey[position] = resolution.runnerUp?.person
+                runnerUpSimilarity[position] = resolution.runnerUp?.similarity
+            }
+            // Like a commit: the photo was resolved as a whole, then its faces join the index.
+            for position in open { join(faces[position], keyOfFace[position]) }
+            start = end
+        }
+
+        // Map replay clusters onto old ids by shared faces.
+        var clusterFaces = [Set<Int64>](repeating: [], count: replayClusters)
+        var forbidden: [Int: Set<Int64>] = [:]
+        var oldPersonOfFace: [Int64: [Int64]] = [:]
+        for (position, face) in faces.enumerated() where keyOfFace[position] < 0 {
+            let cluster = Int(keyOfFace[position] - firstReplayKey)
+            clusterFaces[cluster].insert(face.id)
+            if !face.rejected.isEmpty { forbidden[cluster, default: []].formUnion(face.rejected) }
+            if !seeded.contains(face.person) && !retired.contains(face.person) { oldPersonOfFace[face.id] = [face.person] }
+        }
+        let kept = LibraryRebuild.keepIDs(clusterPhotos: clusterFaces, oldPersonsByPhoto: oldPersonOfFace, forbidden: forbidden)
+        var personOfCluster = [Person](repeating: .new(0), count: replayClusters)
+        var newPersonCount = 0
+        for cluster in 0..<replayClusters {
+            if let id = kept[cluster] {
+                personOfCluster[cluster] = .existing(id)
+            } else {
+                personOfCluster[cluster] = .new(newPersonCount)
+                newPersonCount += 1
+            }
+        }
+        func person(ofKey key: Int64) -> Person {
+            key < 0 ? personOfCluster[Int(key - firstReplayKey)] : .existing(key)
+        }
+
+        let assignments = faces.indices.map { position in
+            Assignment(face: faces[position].id, person: person(ofKey: keyOfFace[position]), similarity: similarity[position],
+                       runnerUp: runnerUpKey[position].map(person(ofKey:)), runnerUpSimilarity: runnerUpSimilarity[position])
+        }
+        return Outcome(assignments: assignments, newPersonCount: newPersonCount,
+                       merged: merges(from: faces.map(\.person), to: assignments.map(\.person)))
+    }
+
+    /// Old ids that no longer appear, each with the person that received most of their faces.
+    private static func merges(from old: [Int64], to new: [Person]) -> [(from: Int64, into: Person)] {
+        var receivedFrom: [Int64: [Person: Int]] = [:]
+        for (from, to) in zip(old, new) { receivedFrom[from, default: [:]][to, default: 0] += 1 }
+        let surviving = Set(new)
+        let merged = receivedFrom.keys.sorted().compactMap { old -> (from: Int64, into: Person)? in
+            guard !surviving.contains(.existing(old)) else { return nil }
+            let into = receivedFrom[old]!.max { a, b in
+                let (orderA, orderB) = (order(a.key), order(b.key))
+                return (a.value, orderB.0, orderB.1) < (b.value, orderA.0, orderA.1)
+            }!.key
+            return (old, into)
+        }
+        return merged
+    }
+
+    /// Total order on result persons for deterministic tie-breaks: existing ids first, ascending, then new ones.
+    private static func order(_ person: Person) -> (Int, Int64) {
+        switch person {
+        case .existing(let id): (0, id)
+        case .new(let n): (1, Int64(n))
+        }
+    }
+}

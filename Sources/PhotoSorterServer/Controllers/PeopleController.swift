@@ -1,0 +1,95 @@
+import Vapor
+
+/// People and their corrections: GET /persons, GET /person/{id}/faces|photos, PATCH /person/{id},
+/// POST /persons/merge, GET /faces/{id}, POST /faces/move, POST /faces/{id}/reject|confirm, GET /review.
+/// Writes need the shared secret when one is set.
+struct PeopleController: RouteCollection {
+    func boot(routes: any RoutesBuilder) throws {
+        routes.get("persons", use: list)
+        routes.get("person", ":id", "faces", use: faces)
+        routes.get("person", ":id", "photos", use: photos)
+        routes.patch("person", ":id", use: update)
+        routes.post("persons", "merge", use: merge)
+        routes.get("faces", ":id", use: face)
+        routes.post("faces", "move", use: move)
+        routes.post("faces", ":id", "reject", use: reject)
+        routes.post("faces", ":id", "confirm", use: confirm)
+        routes.get("review", use: review)
+    }
+
+    /// `?offset&limit&name&hidden=false|true|any&unnamed=true`
+    func list(req: Request) async throws -> PersonPage {
+        var query = PersonListQuery()
+        query.offset = req.query[Int.self, at: "offset"] ?? 0
+        query.limit = req.query[Int.self, at: "limit"] ?? 50
+        query.name = req.query[String.self, at: "name"]
+        if let hidden = req.query[String.self, at: "hidden"] {
+            guard let value = PersonListQuery.Hidden(rawValue: hidden) else {
+                throw PhotoSorterError.invalidRequest("hidden must be false, true or any")
+            }
+            query.hidden = value
+        }
+        query.unnamedOnly = req.query[Bool.self, at: "unnamed"] ?? false
+        return try await req.photoSorter.people.list(query)
+    }
+
+    func faces(req: Request) async throws -> FacePage {
+        try await req.photoSorter.people.faces(of: try req.int64Parameter("id"), afterID: req.query[Int64.self, at: "after_id"] ?? 0,
+                                                limit: req.query[Int.self, at: "limit"] ?? 100)
+    }
+
+    func photos(req: Request) async throws -> PhotoPage {
+        try await req.photoSorter.people.photos(of: try req.int64Parameter("id"), afterID: req.query[Int64.self, at: "after_id"] ?? 0,
+                                                 limit: req.query[Int.self, at: "limit"] ?? 100)
+    }
+
+    func update(req: Request) async throws -> PersonView {
+        try req.requireSecret()
+        return try await req.photoSorter.people.update(try req.int64Parameter("id"), try req.content.decode(PersonUpdate.self))
+    }
+
+    func merge(req: Request) async throws -> MergeResult {
+        try req.requireSecret()
+        return try await req.photoSorter.people.merge(try req.content.decode(MergeRequest.self))
+    }
+
+    func face(req: Request) async throws -> FaceView {
+        try await req.photoSorter.people.face(try req.int64Parameter("id"))
+    }
+
+    func move(req: Request) async throws -> MoveResult {
+        try req.requireSecret()
+        return try await req.photoSorter.people.move(try req.content.decode(MoveRequest.self))
+    }
+
+    func reject(req: Request) async throws -> RejectResult {
+        try req.requireSecret()
+        return try await req.photoSorter.people.reject(face: try req.int64Parameter("id"))
+    }
+
+    func confirm(req: Request) async throws -> FaceView {
+        try req.requireSecret()
+        return try await req.photoSorter.people.confirm(face: try req.int64Parameter("id"))
+    }
+
+    func review(req: Request) async throws -> ReviewPage {
+        try await req.photoSorter.people.review(limit: req.query[Int.self, at: "limit"] ?? 20)
+    }
+}
+
+/// POST /recluster starts a re-cluster job; GET /recluster/{jobId} follows it.
+struct ReclusterController: RouteCollection {
+    func boot(routes: any RoutesBuilder) throws {
+        routes.post("recluster", use: start)
+        routes.get("recluster", ":jobId", use: status)
+    }
+
+    func start(req: Request) async throws -> Response {
+        try req.requireSecret()
+        return try await req.photoSorter.recluster.start().encodeResponse(status: .accepted, for: req)
+    }
+
+    func status(req: Request) async throws -> ReclusterStatus {
+        try await req.photoSorter.recluster.status(req.parameters.get("jobId")!)
+    }
+}

@@ -1,0 +1,216 @@
+import PhotoSorterCore
+import Vapor
+
+/// One person in GET /persons.
+public struct PersonSummary: Content, Sendable, Equatable {
+    public var personID: Int64
+    public var displayName: String?
+    public var hidden: Bool
+    public var faceCount: Int
+    public var photoCount: Int
+    public var representativePhotoID: Int64?
+    public var createdAt: Int64
+
+    enum CodingKeys: String, CodingKey {
+        case hidden
+        case personID = "person_id"
+        case displayName = "display_name"
+        case faceCount = "face_count"
+        case photoCount = "photo_count"
+        case representativePhotoID = "representative_photo_id"
+        case createdAt = "created_at"
+    }
+}
+
+/// GET /persons: a page of persons, most photos first.
+public struct PersonPage: Content, Sendable {
+    public var persons: [PersonSummary]
+    /// Persons matching the filter, on every page.
+    public var total: Int
+    public var nextOffset: Int?
+
+    enum CodingKeys: String, CodingKey {
+        case persons, total
+        case nextOffset = "next_offset"
+    }
+}
+
+/// Which persons GET /persons lists.
+public struct PersonListQuery: Sendable {
+    public enum Hidden: String, Sendable, CaseIterable { case `false`, `true`, any }
+
+    public var offset = 0
+    public var limit = 50
+    /// Case-insensitive part of the display name.
+    public var name: String?
+    public var hidden: Hidden = .false
+    /// Only persons without a display name.
+    public var unnamedOnly = false
+
+    public init() {}
+}
+
+/// One face (a stored embedding) as corrections and the review queue show it.
+public struct FaceView: Content, Sendable, Equatable {
+    public var faceID: Int64
+    public var photoID: Int64
+    public var path: String
+    public var faceIndex: Int
+    public var personID: Int64
+    public var bbox: BoundingBox
+    public var confidence: Double
+    public var similarity: Double?
+    /// Placed by a user: never moves by itself.
+    public var confirmed: Bool
+    public var runnerUpPersonID: Int64?
+    public var runnerUpSimilarity: Double?
+
+    enum CodingKeys: String, CodingKey {
+        case path, bbox, confidence, similarity, confirmed
+        case faceID = "face_id"
+        case photoID = "photo_id"
+        case faceIndex = "face_index"
+        case personID = "person_id"
+        case runnerUpPersonID = "runner_up_person_id"
+        case runnerUpSimilarity = "runner_up_similarity"
+    }
+}
+
+/// GET /person/{id}/faces.
+public struct FacePage: Content, Sendable {
+    public var faces: [FaceView]
+    public var nextAfterID: Int64?
+
+    enum CodingKeys: String, CodingKey {
+        case faces
+        case nextAfterID = "next_after_id"
+    }
+}
+
+/// One entry of GET /review: a face and how close its decision was.
+public struct ReviewItem: Content, Sendable {
+    public var face: FaceView
+    /// Similarity to its person minus similarity to the runner-up (for a face that started its person, the
+    /// joining threshold stands in for the first): the smaller, the less certain.
+    public var gap: Double
+
+    public func encode(to encoder: any Encoder) throws {
+        try face.encode(to: encoder)
+        var container = encoder.container(keyedBy: GapKey.self)
+        try container.encode(gap, forKey: .gap)
+    }
+
+    public init(face: FaceView, gap: Double) {
+        self.face = face
+        self.gap = gap
+    }
+
+    public init(from decoder: any Decoder) throws {
+        face = try FaceView(from: decoder)
+        gap = try decoder.container(keyedBy: GapKey.self).decode(Double.self, forKey: .gap)
+    }
+
+    private enum GapKey: String, CodingKey { case gap }
+}
+
+/// GET /review.
+public struct ReviewPage: Content, Sendable {
+    public var faces: [ReviewItem]
+}
+
+/// PATCH /person/{id}: a field left out stays as it is; `"display_name": null` clears the name.
+public struct PersonUpdate: Content, Sendable {
+    /// nil: unchanged; `.some(nil)`: cleared.
+    public var displayName: String??
+    public var hidden: Bool?
+
+    public init(displayName: String?? = nil, hidden: Bool? = nil) {
+        self.displayName = displayName
+        self.hidden = hidden
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case hidden
+        case displayName = "display_name"
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        if container.contains(.displayName) {
+            displayName = .some(try container.decodeNil(forKey: .displayName) ? nil : try container.decode(String.self, forKey: .displayName))
+        }
+        hidden = try container.decodeIfPresent(Bool.self, forKey: .hidden)
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        if let displayName { try container.encode(displayName, forKey: .displayName) }
+        try container.encodeIfPresent(hidden, forKey: .hidden)
+    }
+}
+
+/// POST /persons/merge.
+public struct MergeRequest: Content, Sendable {
+    public var personIDs: [Int64]
+    /// The survivor; default the oldest (lowest) id.
+    public var into: Int64?
+
+    public init(personIDs: [Int64], into: Int64? = nil) {
+        self.personIDs = personIDs
+        self.into = into
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case into
+        case personIDs = "person_ids"
+    }
+}
+
+public struct MergeResult: Content, Sendable {
+    public var person: PersonView
+    /// The absorbed ids, now redirects to `person`.
+    public var merged: [Int64]
+}
+
+/// POST /faces/move: to `toPersonID`, or to a new person when it is nil.
+public struct MoveRequest: Content, Sendable {
+    public var faceIDs: [Int64]
+    public var toPersonID: Int64?
+
+    public init(faceIDs: [Int64], toPersonID: Int64?) {
+        self.faceIDs = faceIDs
+        self.toPersonID = toPersonID
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case faceIDs = "face_ids"
+        case toPersonID = "to_person_id"
+    }
+}
+
+public struct MoveResult: Content, Sendable, Equatable {
+    public var personID: Int64
+    public var createdPerson: Bool
+    public var faceIDs: [Int64]
+
+    enum CodingKeys: String, CodingKey {
+        case personID = "person_id"
+        case createdPerson = "created_person"
+        case faceIDs = "face_ids"
+    }
+}
+
+/// POST /faces/{id}/reject: where the face went after "not this person".
+public struct RejectResult: Content, Sendable, Equatable {
+    public var faceID: Int64
+    public var rejectedPersonID: Int64
+    public var personID: Int64
+    public var createdPerson: Bool
+
+    enum CodingKeys: String, CodingKey {
+        case faceID = "face_id"
+        case rejectedPersonID = "rejected_person_id"
+        case personID = "person_id"
+        case createdPerson = "created_person"
+    }
+}

@@ -1,0 +1,104 @@
+import Foundation
+import PhotoSorterCore
+import SQLKit
+
+/// A face that changed person in a correction or a re-cluster.
+struct FaceMove: Sendable {
+    let face: Embedding
+    let from: Int64
+    let to: Int64
+}
+
+extension IdentityService {
+    /// Runs a change of persons or faces (a correction, a re-cluster) in one transaction, serialised with every
+    /// commit (this instance's lock and the cross-instance lock), against an index that is up to date. `body`
+    /// returns its result and the faces it moved; the index applies the moves once the transaction committed,
+    /// and when faces moved the generation is bumped so other instances reload. A failed body changes nothing.
+    func change<T: Sendable>(
+        _ body: @escaping @Sendable (_ tx: any SQLDatabase, _ index: IdentityIndex, _ model: FaceModel?) async throws -> (T, [FaceMove])
+    ) async throws -> T {
+        try await lock.withLock {
+            let (result, updated) = try await self.database.transaction { tx -> (T, State) in
+                var (snapshot, updates) = try await self.catchUp(on: tx)
+                if let last = updates.last { snapshot.lastEmbeddingID = max(snapshot.lastEmbeddingID, last.embeddingID) }
+                let (result, moves) = try await body(tx, snapshot.index, snapshot.model)
+                for move in moves where move.from != move.to {
+                    snapshot.index.remove(move.face, from: move.from)
+                    snapshot.index.add(move.face, to: move.to)
+                }
+                if !moves.isEmpty { snapshot.generation = try await Self.bumpGeneration(on: tx) }
+                return (result, snapshot)
+            }
+            self.state.withLockedValue { $0 = updated }
+            return result
+        }
+    }
+}
+
+/// Keeps the derived person data right after faces moved: `photo_persons`, `photos.person_ids`, and each
+/// person's counts and representative photo.
+enum PersonBookkeeping {
+    /// Recomputes the derived rows of `photos` and `persons` from `embeddings`, inside `tx`.
+    static func refresh(photos: some Collection<Int64>, persons: some Collection<Int64>, on tx: any SQLDatabase) async throws {
+        let now = nowMs()
+        for photo in Set(photos).sorted() {
+            var personIDs: [Int64] = []
+            for row in try await tx.raw("SELECT person_id FROM embeddings WHERE photo_id = \(bind: photo) ORDER BY face_index").all() {
+                let person = try row.decode(column: "person_id", as: Int64.self)
+                if !personIDs.contains(person) { personIDs.append(person) }
+            }
+            try await tx.raw("DELETE FROM photo_persons WHERE photo_id = \(bind: photo)").run()
+            for person in personIDs {
+                try await tx.raw("INSERT INTO photo_persons (photo_id, person_id) VALUES (\(bind: photo), \(bind: person))").run()
+            }
+            try await tx.raw("""
+                UPDATE photos SET person_ids = \(bind: String(decoding: try JSONEncoder().encode(personIDs), as: UTF8.self)),
+                    updated_at = \(bind: now) WHERE id = \(bind: photo)
+                """).run()
+        }
+        for person in Set(persons).sorted() {
+            let counts = try await tx.raw("""
+                SELECT COUNT(*) AS faces, COUNT(DISTINCT photo_id) AS photos, MIN(photo_id) AS first_photo
+                FROM embeddings WHERE person_id = \(bind: person)
+                """).first()!
+            let firstPhoto = try counts.decode(column: "first_photo", as: Int64?.self)
+            // The representative photo stays while it still shows the person.
+            try await tx.raw("""
+                UPDATE persons SET face_count = \(bind: try counts.decode(column: "faces", as: Int.self)),
+                    photo_count = \(bind: try counts.decode(column: "photos", as: Int.self)),
+                    representative_photo_id = CASE WHEN representative_photo_id IN
+                        (SELECT photo_id FROM photo_persons WHERE person_id = \(bind: person))
+                        THEN representative_photo_id ELSE \(bind: firstPhoto) END,
+                    updated_at = \(bind: now)
+                WHERE id = \(bind: person)
+                """).run()
+        }
+    }
+
+    /// Inserts a person without faces yet (its counts come from `refresh`).
+    static func insertPerson(representativePhoto: Int64?, on tx: any SQLDatabase) async throws -> Int64 {
+        let now = nowMs()
+        return try await tx.raw("""
+            INSERT INTO persons (display_name, face_count, photo_count, representative_photo_id, created_at, updated_at)
+            VALUES (NULL, 0, 0, \(bind: representativePhoto), \(bind: now), \(bind: now)) RETURNING id
+            """).first()!.decode(column: "id", as: Int64.self)
+    }
+
+    /// Turns `absorbed` into redirects to `survivor`: no faces, `merged_into` set, and every older redirect to
+    /// them now points at `survivor` too. The survivor takes the first absorbed name when it has none.
+    static func redirect(_ absorbed: [Int64], to survivor: Int64, on tx: any SQLDatabase) async throws {
+        guard !absorbed.isEmpty else { return }
+        let now = nowMs()
+        if try await tx.raw("SELECT display_name FROM persons WHERE id = \(bind: survivor)").first()?
+            .decode(column: "display_name", as: String?.self) == nil,
+           let name = try await tx.raw("""
+                SELECT display_name FROM persons WHERE id IN (\(binds: absorbed)) AND display_name IS NOT NULL ORDER BY id LIMIT 1
+                """).first()?.decode(column: "display_name", as: String.self) {
+            try await tx.raw("UPDATE persons SET display_name = \(bind: name) WHERE id = \(bind: survivor)").run()
+        }
+        try await tx.raw("""
+            UPDATE persons SET merged_into = \(bind: survivor), face_count = 0, photo_count = 0, updated_at = \(bind: now)
+            WHERE id IN (\(binds: absorbed)) OR merged_into IN (\(binds: absorbed))
+            """).run()
+    }
+}

@@ -1,0 +1,129 @@
+import Foundation
+import PhotoSorterCore
+import SQLKit
+
+/// What a re-cluster changed.
+public struct ReclusterResult: Codable, Sendable, Equatable {
+    public var faces: Int
+    /// Live persons afterwards.
+    public var persons: Int
+    public var facesMoved: Int
+    /// Persons that kept their id with at least one face.
+    public var personsKept: Int
+    /// New ids (splits).
+    public var personsCreated: Int
+    /// Ids that became redirects (merges).
+    public var personsMerged: Int
+    public var confirmedFaces: Int
+    public var seconds: Double
+
+    enum CodingKeys: String, CodingKey {
+        case faces, persons, seconds
+        case facesMoved = "faces_moved"
+        case personsKept = "persons_kept"
+        case personsCreated = "persons_created"
+        case personsMerged = "persons_merged"
+        case confirmedFaces = "confirmed_faces"
+    }
+}
+
+extension IdentityService {
+    /// Re-clusters every face under the stored constraints (`Reclustering`) and writes what changed in one
+    /// transaction: moved faces, new persons (splits), redirects for ids no cluster kept (merges), fresh runner-ups,
+    /// and the derived counts. Running it again on an unchanged library changes nothing.
+    func recluster() async throws -> ReclusterResult {
+        let started = Date()
+        return try await change { tx, _, model in
+            let faces = try await Self.facesForRecluster(on: tx)
+            guard let model, !faces.isEmpty else {
+                return (ReclusterResult(faces: 0, persons: 0, facesMoved: 0, personsKept: 0, personsCreated: 0, personsMerged: 0,
+                                        confirmedFaces: 0, seconds: Date().timeIntervalSince(started)), [])
+            }
+            let retired = Set(try await tx.raw("SELECT id FROM persons WHERE merged_into IS NOT NULL").all()
+                .map { try $0.decode(column: "id", as: Int64.self) })
+            let outcome = Reclustering.run(faces.map(\.face), policy: self.config.identityPolicy(for: model), retired: retired)
+
+            var firstPhotoOfNew = [Int64?](repeating: nil, count: outcome.newPersonCount)
+            for (stored, assignment) in zip(faces, outcome.assignments) {
+                if case .new(let n) = assignment.person, firstPhotoOfNew[n] == nil { firstPhotoOfNew[n] = stored.face.photo }
+            }
+            var newIDs: [Int64] = []
+            for photo in firstPhotoOfNew {
+                newIDs.append(try await PersonBookkeeping.insertPerson(representativePhoto: photo, on: tx))
+            }
+            func id(of person: Reclustering.Person) -> Int64 {
+                switch person {
+                case .existing(let id): id
+                case .new(let n): newIDs[n]
+                }
+            }
+            var moves: [FaceMove] = []
+            var photos = Set<Int64>(), persons = Set<Int64>()
+            for (stored, assignment) in zip(faces, outcome.assignments) {
+                let person = id(of: assignment.person)
+                let similarity = assignment.similarity.map(Double.init)
+                let runnerUp = assignment.runnerUp.map(id(of:))
+                let runnerUpSimilarity = assignment.runnerUpSimilarity.map(Double.init)
+                let moved = person != stored.face.person
+                if moved {
+                    moves.append(FaceMove(face: stored.face.embedding, from: stored.face.person, to: person))
+                    photos.insert(stored.face.photo)
+                    persons.formUnion([stored.face.person, person])
+                }
+                // A confirmed face keeps the similarity it had; only the rule's own decisions are rewritten.
+                let newSimilarity = stored.face.confirmed ? stored.similarity : similarity
+                guard moved || newSimilarity != stored.similarity || runnerUp != stored.runnerUp
+                    || runnerUpSimilarity != stored.runnerUpSimilarity else { continue }
+                try await tx.raw("""
+                    UPDATE embeddings SET person_id = \(bind: person), similarity = \(bind: newSimilarity),
+                        runner_up_person_id = \(bind: runnerUp), runner_up_similarity = \(bind: runnerUpSimilarity)
+                    WHERE id = \(bind: stored.face.id)
+                    """).run()
+            }
+            try await PersonBookkeeping.refresh(photos: photos, persons: persons, on: tx)
+            for (from, into) in outcome.merged {
+                try await PeopleService.retarget([from], to: id(of: into), on: tx)
+                try await PersonBookkeeping.redirect([from], to: id(of: into), on: tx)
+            }
+            let livePersons = Set(outcome.assignments.map(\.person))
+            let result = ReclusterResult(
+                faces: faces.count, persons: livePersons.count, facesMoved: moves.count,
+                personsKept: livePersons.count - outcome.newPersonCount, personsCreated: outcome.newPersonCount,
+                personsMerged: outcome.merged.count, confirmedFaces: faces.filter(\.face.confirmed).count,
+                seconds: Date().timeIntervalSince(started))
+            return (result, moves)
+        }
+    }
+
+    private struct StoredFace {
+        let face: Reclustering.Face
+        let similarity: Double?
+        let runnerUp: Int64?
+        let runnerUpSimilarity: Double?
+    }
+
+    /// Every face with its constraints, photos in the order their faces were first committed.
+    private static func facesForRecluster(on tx: any SQLDatabase) async throws -> [StoredFace] {
+        var rejected: [Int64: Set<Int64>] = [:]
+        for row in try await tx.raw("SELECT embedding_id, person_id FROM face_rejections").all() {
+            rejected[try row.decode(column: "embedding_id", as: Int64.self), default: []]
+                .insert(try row.decode(column: "person_id", as: Int64.self))
+        }
+        return try await tx.raw("""
+            SELECT e.id, e.photo_id, e.person_id, e.vector, e.confirmed, e.similarity, e.runner_up_person_id, e.runner_up_similarity
+            FROM embeddings e JOIN (SELECT photo_id, MIN(id) AS first_id FROM embeddings GROUP BY photo_id) f ON f.photo_id = e.photo_id
+            ORDER BY f.first_id, e.face_index
+            """).all().map { row in
+            let id = try row.decode(column: "id", as: Int64.self)
+            return StoredFace(
+                face: Reclustering.Face(
+                    id: id, photo: try row.decode(column: "photo_id", as: Int64.self),
+                    embedding: try EmbeddingCodec.decode(bytes: try row.decode(column: "vector", as: Data.self)),
+                    person: try row.decode(column: "person_id", as: Int64.self),
+                    confirmed: try row.decode(column: "confirmed", as: Bool.self), rejected: rejected[id] ?? []),
+                similarity: try row.decode(column: "similarity", as: Double?.self),
+                runnerUp: try row.decode(column: "runner_up_person_id", as: Int64?.self),
+                runnerUpSimilarity: try row.decode(column: "runner_up_similarity", as: Double?.self))
+        }
+    }
+}

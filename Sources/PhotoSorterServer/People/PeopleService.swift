@@ -1,0 +1,407 @@
+import Foundation
+import PhotoSorterCore
+import SQLKit
+
+/// People as users see and correct them: listing, a person's faces and photos, the review queue, export, and the
+/// corrections — rename, hide, merge, move faces (split), "not this person", confirm. The API and the CLI both
+/// call these, so the rules are the same in both.
+///
+/// Every correction is one transaction through `IdentityService.change` (serialised with ML commits, checked
+/// completely before anything is written: a refused request changes nothing) and is stored as a constraint the
+/// next re-cluster obeys: a face a user placed is `confirmed` (a merge confirms every face of the persons it
+/// joins: must-link); "not this person" is a row in `face_rejections` (cannot-link). An absorbed person stays as
+/// a redirect (`merged_into`).
+public final class PeopleService: Sendable {
+    let database: PhotoSorterDatabase
+    let identity: IdentityService
+    let reads: ReadQueries
+    let config: ServiceConfig
+
+    init(database: PhotoSorterDatabase, identity: IdentityService, reads: ReadQueries, config: ServiceConfig) {
+        self.database = database
+        self.identity = identity
+        self.reads = reads
+        self.config = config
+    }
+
+    // MARK: Reads
+
+    public func list(_ query: PersonListQuery) async throws -> PersonPage {
+        guard (1...1000).contains(query.limit), query.offset >= 0 else {
+            throw PhotoSorterError.invalidRequest("limit must be 1...1000 and offset at least 0")
+        }
+        var conditions: [SQLQueryString] = ["merged_into IS NULL", "face_count > 0"]
+        switch query.hidden {
+        case .false: conditions.append("hidden = \(false)")
+        case .true: conditions.append("hidden = \(true)")
+        case .any: break
+        }
+        if query.unnamedOnly { conditions.append("display_name IS NULL") }
+        if let name = query.name, !name.isEmpty {
+            conditions.append("LOWER(display_name) LIKE \(bind: "%" + name.lowercased() + "%")")
+        }
+        let filter = conditions.joined(separator: " AND ")
+        let total = try await database.sql.raw("SELECT COUNT(*) AS n FROM persons WHERE \(filter)").first()!
+            .decode(column: "n", as: Int.self)
+        let persons = try await database.sql.raw("""
+            SELECT id, display_name, hidden, face_count, photo_count, representative_photo_id, created_at FROM persons
+            WHERE \(filter) ORDER BY photo_count DESC, id LIMIT \(bind: query.limit) OFFSET \(bind: query.offset)
+            """).all().map { row in
+            PersonSummary(personID: try row.decode(column: "id", as: Int64.self),
+                          displayName: try row.decode(column: "display_name", as: String?.self),
+                          hidden: try row.decode(column: "hidden", as: Bool.self),
+                          faceCount: try row.decode(column: "face_count", as: Int.self),
+                          photoCount: try row.decode(column: "photo_count", as: Int.self),
+                          representativePhotoID: try row.decode(column: "representative_photo_id", as: Int64?.self),
+                          createdAt: try row.decode(column: "created_at", as: Int64.self))
+        }
+        let next = query.offset + persons.count
+        return PersonPage(persons: persons, total: total, nextOffset: next < total ? next : nil)
+    }
+
+    public func person(_ id: Int64) async throws -> PersonView {
+        try await reads.person(id)
+    }
+
+    /// A person's faces by face id (a redirect id reads the survivor's).
+    public func faces(of person: Int64, afterID: Int64 = 0, limit: Int = 100) async throws -> FacePage {
+        guard (1...1000).contains(limit) else { throw PhotoSorterError.invalidRequest("limit must be 1...1000") }
+        let id = try await reads.person(person).personID
+        let faces = try await Self.faces(where: "e.person_id = \(bind: id) AND e.id > \(bind: afterID)",
+                                         orderBy: "e.id", limit: limit + 1, on: database.sql)
+        return FacePage(faces: Array(faces.prefix(limit)), nextAfterID: faces.count > limit ? faces[limit - 1].faceID : nil)
+    }
+
+    /// A person's photos by photo id.
+    public func photos(of person: Int64, afterID: Int64 = 0, limit: Int = 100) async throws -> PhotoPage {
+        guard (1...1000).contains(limit) else { throw PhotoSorterError.invalidRequest("limit must be 1...1000") }
+        let id = try await reads.person(person).personID
+        return try await reads.photos(ofPerson: id, afterID: afterID, limit: limit)
+    }
+
+    public func face(_ id: Int64) async throws -> FaceView {
+        try await Self.face(id, on: database.sql)
+    }
+
+    /// The least certain decisions first: faces no user has confirmed, of visible persons, whose similarity to
+    /// their person is closest to that of the runner-up (a face that started a person counts the joining
+    /// threshold as its similarity).
+    public func review(limit: Int = 20) async throws -> ReviewPage {
+        guard (1...500).contains(limit) else { throw PhotoSorterError.invalidRequest("limit must be 1...500") }
+        guard let model = identity.model else { return ReviewPage(faces: []) }
+        let threshold = Double(config.identityPolicy(for: model).matchThreshold)
+        let gap: SQLQueryString = "(COALESCE(e.similarity, \(literal: threshold)) - e.runner_up_similarity)"
+        let faces = try await Self.faces(
+            where: """
+                e.confirmed = \(false) AND e.runner_up_similarity IS NOT NULL AND p.hidden = \(false)
+                AND NOT EXISTS (SELECT 1 FROM face_rejections r WHERE r.embedding_id = e.id AND r.person_id = e.runner_up_person_id)
+                """,
+            orderBy: "\(gap), e.id", limit: limit, on: database.sql)
+        return ReviewPage(faces: faces.map { face in
+            ReviewItem(face: face, gap: (face.similarity ?? threshold) - (face.runnerUpSimilarity ?? 0))
+        })
+    }
+
+    /// What `photo-sorter export` writes: visible persons with at least `minPhotos` photos — named ones, and unnamed
+    /// ones when `includeUnnamed` — each with its photos, most photos first.
+    public func exportPersons(minPhotos: Int, includeUnnamed: Bool) async throws -> [ExportPerson] {
+        guard minPhotos >= 1 else { throw PhotoSorterError.invalidRequest("min-photos must be at least 1") }
+        var persons: [ExportPerson] = []
+        for row in try await database.sql.raw("""
+            SELECT id, display_name FROM persons
+            WHERE merged_into IS NULL AND hidden = \(false) AND photo_count >= \(bind: minPhotos)
+                \(unsafeRaw: includeUnnamed ? "" : "AND display_name IS NOT NULL")
+            ORDER BY photo_count DESC, id
+            """).all() {
+            let id = try row.decode(column: "id", as: Int64.self)
+            let photos = try await database.sql.raw("""
+                SELECT p.id, p.path FROM photo_persons pp JOIN photos p ON p.id = pp.photo_id WHERE pp.person_id = \(bind: id) ORDER BY p.id
+                """).all().map { ExportPhoto(photoID: try $0.decode(column: "id", as: Int64.self), path: try $0.decode(column: "path", as: String.self)) }
+            persons.append(ExportPerson(personID: id, displayName: try row.decode(column: "display_name", as: String?.self), photos: photos))
+        }
+        return persons
+    }
+
+    // MARK: Corrections
+
+    /// Renames and/or hides a person (a redirect id changes the survivor).
+    public func update(_ id: Int64, _ update: PersonUpdate) async throws -> PersonView {
+        if case .some(.some(let name)) = update.displayName {
+            guard !name.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty, name.count <= 200 else {
+                throw PhotoSorterError.invalidRequest("display_name must be 1...200 characters and not blank; send null to clear it")
+            }
+        }
+        return try await identity.change { tx, _, _ in
+            let person = try await Self.livePerson(id, on: tx, followRedirect: true)
+            let now = nowMs()
+            if let name = update.displayName {
+                try await tx.raw("""
+                    UPDATE persons SET display_name = \(bind: name?.trimmingCharacters(in: .whitespacesAndNewlines)),
+                        updated_at = \(bind: now) WHERE id = \(bind: person)
+                    """).run()
+            }
+            if let hidden = update.hidden {
+                try await tx.raw("UPDATE persons SET hidden = \(hidden), updated_at = \(bind: now) WHERE id = \(bind: person)").run()
+            }
+            return (try await self.reads.person(id, on: tx), [])
+        }
+    }
+
+    /// Merges persons into one: `into` when given (it may be one of `ids` or not), else the oldest id. Every face
+    /// of them is confirmed in the survivor (must-link); the others become redirects.
+    public func merge(_ request: MergeRequest) async throws -> MergeResult {
+        let ids = request.personIDs + (request.into.map { request.personIDs.contains($0) ? [] : [$0] } ?? [])
+        guard Set(ids).count == ids.count else {
+            throw PhotoSorterError.invalidRequest("person_ids lists a person twice (a person cannot be merged into itself)")
+        }
+        guard ids.count >= 2 else {
+            throw PhotoSorterError.invalidRequest("a merge needs at least two different persons")
+        }
+        let survivor = request.into ?? ids.min()!
+        let absorbed = ids.filter { $0 != survivor }.sorted()
+        return try await identity.change { tx, _, _ in
+            for id in ids {
+                _ = try await Self.livePerson(id, on: tx, followRedirect: false)
+                if try await tx.raw("SELECT hidden FROM persons WHERE id = \(bind: id)").first()!.decode(column: "hidden", as: Bool.self) {
+                    throw PhotoSorterError.conflict("person \(id) is hidden; unhide it before merging")
+                }
+            }
+            if let row = try await tx.raw("""
+                SELECT photo_id FROM embeddings WHERE person_id IN (\(binds: ids))
+                GROUP BY photo_id HAVING COUNT(DISTINCT person_id) > 1 ORDER BY photo_id LIMIT 1
+                """).first() {
+                let photo = try row.decode(column: "photo_id", as: Int64.self)
+                throw PhotoSorterError.conflict("photo \(photo) shows more than one of persons \(ids.sorted()): two faces of one photo are "
+                    + "two people, so they cannot be merged; move the wrong face first")
+            }
+            if let row = try await tx.raw("""
+                SELECT r.embedding_id, r.person_id FROM face_rejections r JOIN embeddings e ON e.id = r.embedding_id
+                WHERE e.person_id IN (\(binds: ids)) AND r.person_id IN (\(binds: ids)) ORDER BY r.embedding_id LIMIT 1
+                """).first() {
+                throw PhotoSorterError.conflict("face \(try row.decode(column: "embedding_id", as: Int64.self)) was marked as not person "
+                    + "\(try row.decode(column: "person_id", as: Int64.self)); move it out before merging")
+            }
+            var moves: [FaceMove] = []
+            var photos = Set<Int64>()
+            for row in try await tx.raw("SELECT photo_id, person_id, vector FROM embeddings WHERE person_id IN (\(binds: absorbed))").all() {
+                photos.insert(try row.decode(column: "photo_id", as: Int64.self))
+                moves.append(FaceMove(face: try EmbeddingCodec.decode(bytes: try row.decode(column: "vector", as: Data.self)),
+                                      from: try row.decode(column: "person_id", as: Int64.self), to: survivor))
+            }
+            try await tx.raw("""
+                UPDATE embeddings SET person_id = \(bind: survivor), confirmed = \(true) WHERE person_id IN (\(binds: ids))
+                """).run()
+            try await Self.retarget(absorbed, to: survivor, on: tx)
+            try await PersonBookkeeping.redirect(absorbed, to: survivor, on: tx)
+            try await PersonBookkeeping.refresh(photos: photos, persons: [survivor], on: tx)
+            return (MergeResult(person: try await self.reads.person(survivor, on: tx), merged: absorbed), moves)
+        }
+    }
+
+    /// Moves faces to a person (or to a new one when `toPersonID` is nil) and confirms them there; each is also
+    /// recorded as not the person it left. A person left without faces becomes a redirect to the target.
+    public func move(_ request: MoveRequest) async throws -> MoveResult {
+        let faceIDs = request.faceIDs
+        guard !faceIDs.isEmpty, faceIDs.count <= 10_000 else { throw PhotoSorterError.invalidRequest("face_ids must list 1...10000 faces") }
+        guard Set(faceIDs).count == faceIDs.count else { throw PhotoSorterError.invalidRequest("face_ids lists a face twice") }
+        return try await identity.change { tx, _, _ in
+            let faces = try await Self.storedFaces(faceIDs, on: tx)
+            let photos = Dictionary(grouping: faces, by: \.photo)
+            if let (photo, _) = photos.first(where: { $0.value.count > 1 }) {
+                throw PhotoSorterError.conflict("faces \(photos[photo]!.map(\.id).sorted()) are in the same photo \(photo): two faces of "
+                    + "one photo are two people")
+            }
+            var target = request.toPersonID
+            if let person = target {
+                _ = try await Self.livePerson(person, on: tx, followRedirect: false)
+                if try await tx.raw("SELECT hidden FROM persons WHERE id = \(bind: person)").first()!.decode(column: "hidden", as: Bool.self) {
+                    throw PhotoSorterError.conflict("person \(person) is hidden; unhide it before moving faces to it")
+                }
+                if let row = try await tx.raw("""
+                    SELECT id, photo_id FROM embeddings WHERE person_id = \(bind: person) AND photo_id IN (\(binds: Array(photos.keys)))
+                        AND id NOT IN (\(binds: faceIDs)) LIMIT 1
+                    """).first() {
+                    throw PhotoSorterError.conflict("person \(person) already has face \(try row.decode(column: "id", as: Int64.self)) in photo "
+                        + "\(try row.decode(column: "photo_id", as: Int64.self)); two faces of one photo are two people")
+                }
+                if let row = try await tx.raw("""
+                    SELECT embedding_id FROM face_rejections WHERE person_id = \(bind: person) AND embedding_id IN (\(binds: faceIDs)) LIMIT 1
+                    """).first() {
+                    throw PhotoSorterError.conflict("face \(try row.decode(column: "embedding_id", as: Int64.self)) was marked as not person \(person)")
+                }
+            }
+            let created = target == nil
+            if target == nil { target = try await PersonBookkeeping.insertPerson(representativePhoto: faces[0].photo, on: tx) }
+            let person = target!
+            try await tx.raw("""
+                UPDATE embeddings SET person_id = \(bind: person), confirmed = \(true), similarity = NULL WHERE id IN (\(binds: faceIDs))
+                """).run()
+            let sources = Set(faces.map(\.person)).subtracting([person])
+            try await PersonBookkeeping.refresh(photos: photos.keys, persons: sources.union([person]), on: tx)
+            let emptied = try await Self.personsWithoutFaces(sources, on: tx)
+            // A face moved out of a person that keeps other faces is not that person (cannot-link), so a re-cluster
+            // cannot pull the rest of that person after it.
+            for face in faces where face.person != person && !emptied.contains(face.person) {
+                try await tx.raw("""
+                    INSERT INTO face_rejections (embedding_id, person_id, created_at)
+                    SELECT \(bind: face.id), \(bind: face.person), \(bind: nowMs())
+                    WHERE NOT EXISTS (SELECT 1 FROM face_rejections WHERE embedding_id = \(bind: face.id) AND person_id = \(bind: face.person))
+                    """).run()
+            }
+            try await Self.retarget(emptied, to: person, on: tx)
+            try await PersonBookkeeping.redirect(emptied, to: person, on: tx)
+            return (MoveResult(personID: person, createdPerson: created, faceIDs: faceIDs),
+                    faces.map { FaceMove(face: $0.embedding, from: $0.person, to: person) })
+        }
+    }
+
+    /// "Not this person": records the rejection and moves the face where the identity rule puts it without that
+    /// person (nor the persons of the photo's other faces, nor any it was rejected from before): its best other
+    /// person above the threshold, else a new person. The face is no longer confirmed.
+    public func reject(face faceID: Int64) async throws -> RejectResult {
+        try await identity.change { tx, index, model in
+            let face = try await Self.storedFaces([faceID], on: tx)[0]
+            guard let model else { throw PhotoSorterError.conflict("the library holds no faces yet") }
+            var excluded = Set(try await tx.raw("SELECT person_id FROM face_rejections WHERE embedding_id = \(bind: faceID)").all()
+                .map { try $0.decode(column: "person_id", as: Int64.self) })
+            excluded.insert(face.person)
+            for row in try await tx.raw("""
+                SELECT person_id FROM embeddings WHERE photo_id = \(bind: face.photo) AND id <> \(bind: faceID)
+                """).all() {
+                excluded.insert(try row.decode(column: "person_id", as: Int64.self))
+            }
+            try await tx.raw("""
+                INSERT INTO face_rejections (embedding_id, person_id, created_at) VALUES (\(bind: faceID), \(bind: face.person), \(bind: nowMs()))
+                """).run()
+            var withoutFace = index
+            withoutFace.remove(face.embedding, from: face.person)
+            let resolution = IdentityResolver(policy: self.config.identityPolicy(for: model))
+                .resolveWithRunnerUps([face.embedding], against: withoutFace, excluded: [excluded])[0]
+            let target: Int64
+            var similarity: Double?
+            switch resolution.identity {
+            case .existing(let person, let score):
+                target = person
+                similarity = Double(score)
+            case .new:
+                target = try await PersonBookkeeping.insertPerson(representativePhoto: face.photo, on: tx)
+            }
+            try await tx.raw("""
+                UPDATE embeddings SET person_id = \(bind: target), confirmed = \(false), similarity = \(bind: similarity),
+                    runner_up_person_id = \(bind: resolution.runnerUp?.person),
+                    runner_up_similarity = \(bind: resolution.runnerUp.map { Double($0.similarity) })
+                WHERE id = \(bind: faceID)
+                """).run()
+            try await PersonBookkeeping.refresh(photos: [face.photo], persons: [face.person, target], on: tx)
+            try await Self.deletePersonsWithoutFaces([face.person], on: tx)
+            let created: Bool
+            if case .new = resolution.identity { created = true } else { created = false }
+            return (RejectResult(faceID: faceID, rejectedPersonID: face.person, personID: target, createdPerson: created),
+                    [FaceMove(face: face.embedding, from: face.person, to: target)])
+        }
+    }
+
+    /// Confirms that a face is its person (it never moves by itself again).
+    public func confirm(face faceID: Int64) async throws -> FaceView {
+        try await identity.change { tx, _, _ in
+            _ = try await Self.storedFaces([faceID], on: tx)
+            try await tx.raw("UPDATE embeddings SET confirmed = \(true) WHERE id = \(bind: faceID)").run()
+            return (try await Self.face(faceID, on: tx), [])
+        }
+    }
+
+    // MARK: Helpers
+
+    struct StoredFace {
+        let id: Int64
+        let photo: Int64
+        let person: Int64
+        let embedding: Embedding
+    }
+
+    /// The faces `ids`, in that order; 404 naming the first that does not exist.
+    static func storedFaces(_ ids: [Int64], on tx: any SQLDatabase) async throws -> [StoredFace] {
+        var byID: [Int64: StoredFace] = [:]
+        for row in try await tx.raw("SELECT id, photo_id, person_id, vector FROM embeddings WHERE id IN (\(binds: ids))").all() {
+            let id = try row.decode(column: "id", as: Int64.self)
+            byID[id] = StoredFace(id: id, photo: try row.decode(column: "photo_id", as: Int64.self),
+                                  person: try row.decode(column: "person_id", as: Int64.self),
+                                  embedding: try EmbeddingCodec.decode(bytes: try row.decode(column: "vector", as: Data.self)))
+        }
+        return try ids.map { id in
+            guard let face = byID[id] else { throw PhotoSorterError.faceNotFound(id) }
+            return face
+        }
+    }
+
+    /// The id of a live person: 404 when missing; a redirect is followed or refused (409 naming the survivor).
+    static func livePerson(_ id: Int64, on tx: any SQLDatabase, followRedirect: Bool) async throws -> Int64 {
+        guard let row = try await tx.raw("SELECT merged_into FROM persons WHERE id = \(bind: id)").first() else {
+            throw PhotoSorterError.personNotFound(id)
+        }
+        guard let survivor = try row.decode(column: "merged_into", as: Int64?.self) else { return id }
+        if followRedirect { return survivor }
+        throw PhotoSorterError.conflict("person \(id) was merged into person \(survivor); use \(survivor)")
+    }
+
+    private static func personsWithoutFaces(_ persons: Set<Int64>, on tx: any SQLDatabase) async throws -> [Int64] {
+        guard !persons.isEmpty else { return [] }
+        let withFaces = Set(try await tx.raw("SELECT DISTINCT person_id FROM embeddings WHERE person_id IN (\(binds: Array(persons)))").all()
+            .map { try $0.decode(column: "person_id", as: Int64.self) })
+        return persons.subtracting(withFaces).sorted()
+    }
+
+    /// Removes persons left without faces that nothing redirects to (a face rejected from its only person).
+    private static func deletePersonsWithoutFaces(_ persons: Set<Int64>, on tx: any SQLDatabase) async throws {
+        for person in try await personsWithoutFaces(persons, on: tx) {
+            guard try await tx.raw("SELECT 1 AS one FROM persons WHERE merged_into = \(bind: person) LIMIT 1").first() == nil else { continue }
+            try await tx.raw("UPDATE embeddings SET runner_up_person_id = NULL, runner_up_similarity = NULL WHERE runner_up_person_id = \(bind: person)").run()
+            try await tx.raw("DELETE FROM persons WHERE id = \(bind: person)").run()
+        }
+    }
+
+    /// Points rejections and runner-ups at `survivor` instead of `absorbed` (a face that is not an absorbed person
+    /// is not the survivor either).
+    static func retarget(_ absorbed: [Int64], to survivor: Int64, on tx: any SQLDatabase) async throws {
+        guard !absorbed.isEmpty else { return }
+        try await tx.raw("""
+            INSERT INTO face_rejections (embedding_id, person_id, created_at)
+            SELECT DISTINCT embedding_id, \(bind: survivor), \(bind: nowMs()) FROM face_rejections r
+            WHERE r.person_id IN (\(binds: absorbed)) AND NOT EXISTS
+                (SELECT 1 FROM face_rejections s WHERE s.embedding_id = r.embedding_id AND s.person_id = \(bind: survivor))
+            """).run()
+        try await tx.raw("DELETE FROM face_rejections WHERE person_id IN (\(binds: absorbed))").run()
+        try await tx.raw("""
+            UPDATE embeddings SET runner_up_person_id = CASE WHEN person_id = \(bind: survivor) THEN NULL ELSE \(bind: survivor) END,
+                runner_up_similarity = CASE WHEN person_id = \(bind: survivor) THEN NULL ELSE runner_up_similarity END
+            WHERE runner_up_person_id IN (\(binds: absorbed))
+            """).run()
+    }
+
+    static func face(_ id: Int64, on db: any SQLDatabase) async throws -> FaceView {
+        guard let face = try await faces(where: "e.id = \(bind: id)", orderBy: "e.id", limit: 1, on: db).first else {
+            throw PhotoSorterError.faceNotFound(id)
+        }
+        return face
+    }
+
+    static func faces(where condition: SQLQueryString, orderBy: SQLQueryString, limit: Int, on db: any SQLDatabase) async throws -> [FaceView] {
+        try await db.raw("""
+            SELECT e.id, e.photo_id, ph.path, e.face_index, e.person_id, e.bbox_x1, e.bbox_y1, e.bbox_x2, e.bbox_y2, e.confidence,
+                e.similarity, e.confirmed, e.runner_up_person_id, e.runner_up_similarity
+            FROM embeddings e JOIN photos ph ON ph.id = e.photo_id JOIN persons p ON p.id = e.person_id
+            WHERE \(condition) ORDER BY \(orderBy) LIMIT \(bind: limit)
+            """).all().map { row in
+            FaceView(faceID: try row.decode(column: "id", as: Int64.self), photoID: try row.decode(column: "photo_id", as: Int64.self),
+                     path: try row.decode(column: "path", as: String.self), faceIndex: try row.decode(column: "face_index", as: Int.self),
+                     personID: try row.decode(column: "person_id", as: Int64.self),
+                     bbox: BoundingBox(x1: try row.decode(column: "bbox_x1", as: Int.self), y1: try row.decode(column: "bbox_y1", as: Int.self),
+                                       x2: try row.decode(column: "bbox_x2", as: Int.self), y2: try row.decode(column: "bbox_y2", as: Int.self)),
+                     confidence: try row.decode(column: "confidence", as: Double.self),
+                     similarity: try row.decode(column: "similarity", as: Double?.self),
+                     confirmed: try row.decode(column: "confirmed", as: Bool.self),
+                     runnerUpPersonID: try row.decode(column: "runner_up_person_id", as: Int64?.self),
+                     runnerUpSimilarity: try row.decode(column: "runner_up_similarity", as: Double?.self))
+        }
+    }
+}

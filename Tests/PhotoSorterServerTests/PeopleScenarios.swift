@@ -1,0 +1,327 @@
+import Foundation
+import PhotoSorterCore
+@testable import PhotoSorterServer
+import PhotoSorterTestSupport
+import SQLKit
+import Vapor
+import XCTest
+
+/// People corrections and re-clustering, proven through the HTTP API on real (recorded dlib) embeddings.
+enum PeopleScenarios {
+    // MARK: Scenarios
+
+    /// Rename, split (move to a new person), "not this person" and merge are kept through a re-cluster and a
+    /// re-ingest of the folder; the absorbed id redirects; a second re-cluster changes nothing.
+    static func correctionsSurviveReclusterAndReingest(_ flavor: DatabaseFlavor) async throws {
+        try await TestService.run(flavor) { service in
+            let folder = URL.faces("face_recognition_examples")
+            _ = try await service.waitUntilDone(try await service.ingest(folder))
+            let people = try await service.request(.GET, "/persons?limit=100").decode(PersonPage.self).persons
+            XCTAssertGreaterThanOrEqual(people.count, 6)
+            let (a, b, c, d) = (people[0].personID, people[1].personID, people[2].personID, people[3].personID)
+
+            let renamed = try await service.request(.PATCH, "/person/\(a)", json: PersonUpdate(displayName: .some("Ann Example")))
+            XCTAssertEqual(renamed.status, .ok, renamed.reason)
+            let facesOfA = try await faces(of: a, service)
+            let split = try await service.request(.POST, "/faces/move", json: MoveRequest(faceIDs: [facesOfA[1].faceID], toPersonID: nil))
+                .decode(MoveResult.self)
+            XCTAssertTrue(split.createdPerson)
+            let rejectedFace = try await faces(of: b, service)[1]
+            let rejected = try await service.request(.POST, "/faces/\(rejectedFace.faceID)/reject").decode(RejectResult.self)
+            XCTAssertEqual(rejected.rejectedPersonID, b)
+            XCTAssertNotEqual(rejected.personID, b)
+            let merged = try await service.request(.POST, "/persons/merge", json: MergeRequest(personIDs: [c, d], into: c)).decode(MergeResult.self)
+            XCTAssertEqual(merged.merged, [d])
+            XCTAssertEqual(merged.person.personID, c)
+            try await assertConsistent(service)
+
+            let confirmed = try await confirmedFaces(service)
+            XCTAssertEqual(confirmed[facesOfA[1].faceID], split.personID)
+            let reclustered = try await recluster(service)
+            XCTAssertEqual(reclustered.confirmedFaces, confirmed.count)
+            _ = try await service.waitUntilDone(try await service.ingest(folder))
+            _ = try await recluster(service)
+
+            for (face, person) in confirmed {
+                let now = try await service.request(.GET, "/faces/\(face)").decode(FaceView.self)
+                XCTAssertEqual(now.personID, person, "confirmed face \(face) moved")
+                XCTAssertTrue(now.confirmed)
+            }
+            let rejectedNow = try await service.request(.GET, "/faces/\(rejectedFace.faceID)").decode(FaceView.self)
+            XCTAssertNotEqual(rejectedNow.personID, b, "a face marked 'not this person' went back")
+            let ann = try await service.request(.GET, "/person/\(a)").decode(PersonView.self)
+            XCTAssertEqual(ann.displayName, "Ann Example")
+            XCTAssertEqual(ann.personID, a)
+            let redirect = try await service.request(.GET, "/person/\(d)").decode(PersonView.self)
+            XCTAssertEqual(redirect.personID, c)
+            XCTAssertEqual(redirect.mergedInto, c)
+            XCTAssertEqual(redirect.redirectedFrom, d)
+
+            let again = try await recluster(service)
+            XCTAssertEqual(again.facesMoved, 0)
+            XCTAssertEqual(again.personsCreated, 0)
+            XCTAssertEqual(again.personsMerged, 0)
+            try await assertConsistent(service)
+        }
+    }
+
+    /// Every bad correction is a 4xx with a reason and changes nothing.
+    static func badCorrectionsAreRefusedAndChangeNothing(_ flavor: DatabaseFlavor) async throws {
+        try await TestService.run(flavor) { service in
+            _ = try await service.waitUntilDone(try await service.ingest(URL.faces("face_recognition_examples")))
+            let people = try await service.request(.GET, "/persons?limit=100").decode(PersonPage.self).persons
+            let (a, b, hidden) = (people[0].personID, people[1].personID, people[2].personID)
+            _ = try await service.request(.PATCH, "/person/\(hidden)", json: PersonUpdate(hidden: true))
+            let rejectedFace = try await faces(of: b, service)[0]
+            let rejection = try await service.request(.POST, "/faces/\(rejectedFace.faceID)/reject").decode(RejectResult.self)
+            let photos = try await service.photos()
+            let group = try XCTUnwrap(photos.first { $0.personIDs.count >= 2 })
+            let groupPhoto = try await service.photo(group.photoID)
+            let groupFaces = try XCTUnwrap(groupPhoto.detections)
+            let faceOfA = try await faces(of: a, service)[0]
+            let otherPersonInGroup = groupFaces[1].personID
+            let before = try await snapshot(service)
+
+            struct Refusal {
+                let what: String, method: HTTPMethod, path: String, body: Data?, status: HTTPResponseStatus
+            }
+            func json(_ value: some Encodable) throws -> Data { try JSONEncoder().encode(value) }
+            var refused: [Refusal] = []
+            refused.append(Refusal(what: "merge into itself", method: .POST, path: "/persons/merge",
+                                   body: try json(MergeRequest(personIDs: [a, a])), status: .unprocessableEntity))
+            refused.append(Refusal(what: "merge a person into itself by into", method: .POST, path: "/persons/merge",
+                                   body: try json(MergeRequest(personIDs: [a], into: a)), status: .unprocessableEntity))
+            refused.append(Refusal(what: "merge a missing person", method: .POST, path: "/persons/merge",
+                                   body: try json(MergeRequest(personIDs: [a, 999_999])), status: .notFound))
+            refused.append(Refusal(what: "merge a hidden person", method: .POST, path: "/persons/merge",
+                                   body: try json(MergeRequest(personIDs: [a, hidden])), status: .conflict))
+            refused.append(Refusal(what: "merge two persons of one photo", method: .POST, path: "/persons/merge",
+                                   body: try json(MergeRequest(personIDs: [groupFaces[0].personID, otherPersonInGroup])), status: .conflict))
+            refused.append(Refusal(what: "move a missing face", method: .POST, path: "/faces/move",
+                                   body: try json(MoveRequest(faceIDs: [faceOfA.faceID, 999_999], toPersonID: b)), status: .notFound))
+            refused.append(Refusal(what: "move two faces of one photo", method: .POST, path: "/faces/move",
+                                   body: try json(MoveRequest(faceIDs: [groupFaces[0].embeddingID, groupFaces[1].embeddingID], toPersonID: a)),
+                                   status: .conflict))
+            refused.append(Refusal(what: "move a face to a person already in its photo", method: .POST, path: "/faces/move",
+                                   body: try json(MoveRequest(faceIDs: [groupFaces[0].embeddingID], toPersonID: otherPersonInGroup)), status: .conflict))
+            refused.append(Refusal(what: "move a face back to a person it is not", method: .POST, path: "/faces/move",
+                                   body: try json(MoveRequest(faceIDs: [rejectedFace.faceID], toPersonID: rejection.rejectedPersonID)), status: .conflict))
+            refused.append(Refusal(what: "move to a hidden person", method: .POST, path: "/faces/move",
+                                   body: try json(MoveRequest(faceIDs: [faceOfA.faceID], toPersonID: hidden)), status: .conflict))
+            refused.append(Refusal(what: "move no faces", method: .POST, path: "/faces/move",
+                                   body: try json(MoveRequest(faceIDs: [], toPersonID: a)), status: .unprocessableEntity))
+            refused.append(Refusal(what: "reject a missing face", method: .POST, path: "/faces/999999/reject", body: nil, status: .notFound))
+            refused.append(Refusal(what: "rename to blank", method: .PATCH, path: "/person/\(a)",
+                                   body: Data(#"{"display_name": "  "}"#.utf8), status: .unprocessableEntity))
+            refused.append(Refusal(what: "rename a missing person", method: .PATCH, path: "/person/999999",
+                                   body: Data(#"{"display_name": "X"}"#.utf8), status: .notFound))
+            refused.append(Refusal(what: "malformed body", method: .POST, path: "/persons/merge", body: Data("{".utf8), status: .badRequest))
+            for refusal in refused {
+                let reply = try await service.request(refusal.method, refusal.path, body: refusal.body)
+                XCTAssertEqual(reply.status, refusal.status, "\(refusal.what): \(reply.reason)")
+                XCTAssertFalse(reply.reason.isEmpty, "\(refusal.what) gives no reason")
+                let after = try await snapshot(service)
+                XCTAssertEqual(after, before, "\(refusal.what) changed something")
+            }
+            try await assertConsistent(service)
+        }
+    }
+
+    /// Corrections racing ML callbacks: every correction and every photo is kept, and all derived data agrees.
+    static func concurrentCorrectionsAndCallbacksLoseNothing(_ flavor: DatabaseFlavor) async throws {
+        try await TestService.run(flavor) { service in
+            _ = try await service.waitUntilDone(try await service.ingest(URL.faces("face_recognition_examples")))
+            let people = try await service.request(.GET, "/persons?limit=100").decode(PersonPage.self).persons
+            let job = try await service.ingest(URL.faces("lfw_small"), batchSize: 20)
+            var moved: [Int64: Int64] = [:]
+            try await withThrowingTaskGroup(of: (Int64, Int64)?.self) { group in
+                for person in people.prefix(4) {
+                    let faces = try await faces(of: person.personID, service)
+                    group.addTask {
+                        let result = try await service.request(.POST, "/faces/move", json: MoveRequest(faceIDs: [faces[0].faceID], toPersonID: nil))
+                        XCTAssertEqual(result.status, .ok, result.reason)
+                        return (faces[0].faceID, try result.decode(MoveResult.self).personID)
+                    }
+                    group.addTask {
+                        let reply = try await service.request(.PATCH, "/person/\(person.personID)", json: PersonUpdate(displayName: .some("P\(person.personID)")))
+                        XCTAssertEqual(reply.status, .ok, reply.reason)
+                        return nil
+                    }
+                }
+                for try await pair in group { if let (face, person) = pair { moved[face] = person } }
+            }
+            let status = try await service.waitUntilDone(job, timeout: 180)
+            XCTAssertEqual(status.processed, status.scanned)
+            for (face, person) in moved {
+                let now = try await service.request(.GET, "/faces/\(face)").decode(FaceView.self)
+                XCTAssertEqual(now.personID, person)
+            }
+            for person in people.prefix(4) {
+                let view = try await service.request(.GET, "/person/\(person.personID)").decode(PersonView.self)
+                XCTAssertEqual(view.displayName, "P\(person.personID)")
+            }
+            try await assertConsistent(service)
+        }
+    }
+
+    /// Listing pages by photo count with filters; the review queue puts the least certain faces first and a
+    /// confirmed face leaves it; the person dump carries names and hidden flags.
+    static func listingReviewAndDumpReflectCorrections(_ flavor: DatabaseFlavor) async throws {
+        try await TestService.run(flavor) { service in
+            _ = try await service.waitUntilDone(try await service.ingest(URL.faces("lfw_small")))
+            let all = try await service.request(.GET, "/persons?limit=1000").decode(PersonPage.self)
+            XCTAssertEqual(all.total, all.persons.count)
+            XCTAssertEqual(all.persons.map(\.photoCount), all.persons.map(\.photoCount).sorted(by: >))
+            let firstPage = try await service.request(.GET, "/persons?limit=10").decode(PersonPage.self)
+            XCTAssertEqual(firstPage.nextOffset, 10)
+            let second = try await service.request(.GET, "/persons?limit=10&offset=10").decode(PersonPage.self)
+            XCTAssertEqual(second.persons.map(\.personID), Array(all.persons.dropFirst(10).prefix(10)).map(\.personID))
+
+            let top = all.persons[0].personID
+            _ = try await service.request(.PATCH, "/person/\(top)", json: PersonUpdate(displayName: .some("Top Person")))
+            _ = try await service.request(.PATCH, "/person/\(all.persons[1].personID)", json: PersonUpdate(hidden: true))
+            let named = try await service.request(.GET, "/persons?name=top").decode(PersonPage.self)
+            XCTAssertEqual(named.persons.map(\.personID), [top])
+            let unnamed = try await service.request(.GET, "/persons?unnamed=true&limit=1000").decode(PersonPage.self)
+            XCTAssertEqual(unnamed.total, all.total - 2, "the named and the hidden person are not listed")
+            let hidden = try await service.request(.GET, "/persons?hidden=true").decode(PersonPage.self)
+            XCTAssertEqual(hidden.persons.map(\.personID), [all.persons[1].personID])
+
+            let review = try await service.request(.GET, "/review?limit=50").decode(ReviewPage.self).faces
+            XCTAssertFalse(review.isEmpty)
+            XCTAssertEqual(review.map(\.gap), review.map(\.gap).sorted())
+            XCTAssertTrue(review.allSatisfy { $0.face.runnerUpPersonID != nil && $0.face.runnerUpPersonID != $0.face.personID })
+            let first = review[0].face
+            let confirmed = try await service.request(.POST, "/faces/\(first.faceID)/confirm").decode(FaceView.self)
+            XCTAssertTrue(confirmed.confirmed)
+            let reviewAfter = try await service.request(.GET, "/review?limit=50").decode(ReviewPage.self).faces
+            XCTAssertFalse(reviewAfter.contains { $0.face.faceID == first.faceID })
+
+            let dump = try await service.request(.GET, "/person-dump?limit=10000").decode(PersonDump.self)
+            XCTAssertEqual(dump.persons.first { $0.personID == top }?.displayName, "Top Person")
+            XCTAssertEqual(dump.persons.first { $0.personID == all.persons[1].personID }?.hidden, true)
+        }
+    }
+
+    /// Sort half of lfw_small (every other photo of each person), then the rest: of the faces placed in the first
+    /// run, at most 1% end under another id (following redirects of recorded merges).
+    static func idsStayStableAsTheLibraryGrows(_ flavor: DatabaseFlavor) async throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("photo-sorter-halves-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: root) }
+        let lfw = URL.faces("lfw_small")
+        for person in try FileManager.default.contentsOfDirectory(atPath: lfw.path).sorted() {
+            let files = try FileManager.default.contentsOfDirectory(atPath: lfw.appendingPathComponent(person).path).sorted()
+            for (n, file) in files.enumerated() {
+                let half = root.appendingPathComponent(n % 2 == 0 ? "first" : "second").appendingPathComponent(person)
+                try FileManager.default.createDirectory(at: half, withIntermediateDirectories: true)
+                try FileManager.default.createSymbolicLink(at: half.appendingPathComponent(file),
+                                                           withDestinationURL: lfw.appendingPathComponent(person).appendingPathComponent(file))
+            }
+        }
+        try await TestService.run(flavor) { service in
+            _ = try await service.waitUntilDone(try await service.ingest(root.appendingPathComponent("first")))
+            _ = try await recluster(service)
+            let before = try await facePersons(service)
+            _ = try await service.waitUntilDone(try await service.ingest(root.appendingPathComponent("second")))
+            let result = try await recluster(service)
+            let after = try await facePersons(service)
+            let redirects = try await service.services.database.sql.raw("SELECT id, merged_into FROM persons WHERE merged_into IS NOT NULL")
+                .all().reduce(into: [Int64: Int64]()) { $0[try $1.decode(column: "id", as: Int64.self)] = try $1.decode(column: "merged_into", as: Int64.self) }
+            let moved = before.filter { face, person in after[face] != (redirects[person] ?? person) }
+            XCTAssertGreaterThan(before.count, 250)
+            XCTAssertLessThanOrEqual(Double(moved.count), 0.01 * Double(before.count),
+                                     "\(moved.count) of \(before.count) first-run faces changed id; recluster: \(result)")
+        }
+    }
+
+    // MARK: Helpers
+
+    static func faces(of person: Int64, _ service: TestService) async throws -> [FaceView] {
+        try await service.request(.GET, "/person/\(person)/faces?limit=1000").decode(FacePage.self).faces
+    }
+
+    static func recluster(_ service: TestService) async throws -> ReclusterResult {
+        let started = try await service.request(.POST, "/recluster")
+        XCTAssertEqual(started.status, .accepted, started.reason)
+        let jobID = try started.decode(ReclusterStatus.self).jobID
+        for _ in 0..<600 {
+            let status = try await service.request(.GET, "/recluster/\(jobID)").decode(ReclusterStatus.self)
+            if status.done {
+                XCTAssertEqual(status.status, "COMPLETED", status.error ?? "")
+                return try XCTUnwrap(status.result)
+            }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        throw XCTSkip("recluster \(jobID) did not finish")
+    }
+
+    static func confirmedFaces(_ service: TestService) async throws -> [Int64: Int64] {
+        try await service.services.database.sql.raw("SELECT id, person_id FROM embeddings WHERE confirmed = \(true)").all()
+            .reduce(into: [:]) { $0[try $1.decode(column: "id", as: Int64.self)] = try $1.decode(column: "person_id", as: Int64.self) }
+    }
+
+    static func facePersons(_ service: TestService) async throws -> [Int64: Int64] {
+        try await service.services.database.sql.raw("SELECT id, person_id FROM embeddings").all()
+            .reduce(into: [:]) { $0[try $1.decode(column: "id", as: Int64.self)] = try $1.decode(column: "person_id", as: Int64.self) }
+    }
+
+    /// Every row corrections touch, as text: equal snapshots mean nothing changed.
+    static func snapshot(_ service: TestService) async throws -> [String] {
+        let sql = service.services.database.sql
+        var lines: [String] = []
+        for query: SQLQueryString in [
+            "SELECT id, person_id, confirmed, similarity, runner_up_person_id FROM embeddings ORDER BY id",
+            "SELECT id, display_name, hidden, merged_into, face_count, photo_count FROM persons ORDER BY id",
+            "SELECT embedding_id, person_id FROM face_rejections ORDER BY embedding_id, person_id",
+            "SELECT photo_id, person_id FROM photo_persons ORDER BY photo_id, person_id",
+            "SELECT id, person_ids FROM photos ORDER BY id",
+        ] {
+            for row in try await sql.raw(query).all() {
+                lines.append(row.allColumns.map { "\($0)=\(describe(row, $0))" }.joined(separator: " "))
+            }
+        }
+        return lines
+    }
+
+    /// A column's value as text, whatever its type.
+    private static func describe(_ row: any SQLRow, _ column: String) -> String {
+        if (try? row.decodeNil(column: column)) == true { return "nil" }
+        if let value = try? row.decode(column: column, as: Int64.self) { return "\(value)" }
+        if let value = try? row.decode(column: column, as: Double.self) { return "\(value)" }
+        if let value = try? row.decode(column: column, as: Bool.self) { return "\(value)" }
+        return (try? row.decode(column: column, as: String.self)) ?? "?"
+    }
+
+    /// Derived data agrees with the faces: counts, photo_persons, photos.person_ids, and the in-memory index.
+    static func assertConsistent(_ service: TestService, file: StaticString = #filePath, line: UInt = #line) async throws {
+        let sql = service.services.database.sql
+        var facesOf: [Int64: Int] = [:], photosOf: [Int64: Set<Int64>] = [:], personsOfPhoto: [Int64: [Int64]] = [:]
+        for row in try await sql.raw("SELECT photo_id, person_id FROM embeddings ORDER BY photo_id, face_index").all() {
+            let photo = try row.decode(column: "photo_id", as: Int64.self), person = try row.decode(column: "person_id", as: Int64.self)
+            facesOf[person, default: 0] += 1
+            photosOf[person, default: []].insert(photo)
+            if personsOfPhoto[photo]?.contains(person) != true { personsOfPhoto[photo, default: []].append(person) }
+        }
+        for row in try await sql.raw("SELECT id, face_count, photo_count, merged_into FROM persons").all() {
+            let id = try row.decode(column: "id", as: Int64.self)
+            XCTAssertEqual(try row.decode(column: "face_count", as: Int.self), facesOf[id] ?? 0, "face_count of \(id)", file: file, line: line)
+            XCTAssertEqual(try row.decode(column: "photo_count", as: Int.self), photosOf[id]?.count ?? 0, "photo_count of \(id)", file: file, line: line)
+            if try row.decode(column: "merged_into", as: Int64?.self) != nil {
+                XCTAssertNil(facesOf[id], "redirect \(id) still has faces", file: file, line: line)
+            }
+        }
+        var photoPersons: [Int64: Set<Int64>] = [:]
+        for row in try await sql.raw("SELECT photo_id, person_id FROM photo_persons").all() {
+            photoPersons[try row.decode(column: "photo_id", as: Int64.self), default: []].insert(try row.decode(column: "person_id", as: Int64.self))
+        }
+        XCTAssertEqual(photoPersons, personsOfPhoto.mapValues(Set.init), "photo_persons", file: file, line: line)
+        for photo in try await service.photos() where photo.status == .processed {
+            XCTAssertEqual(photo.personIDs, personsOfPhoto[photo.photoID] ?? [], "person_ids of photo \(photo.photoID)", file: file, line: line)
+        }
+        let index = service.services.identity.state.withLockedValue { $0.index }
+        XCTAssertEqual(index.personCount, facesOf.count, "persons in the index", file: file, line: line)
+        for (person, count) in facesOf {
+            XCTAssertEqual(index.faceCount(of: person), count, "faces of \(person) in the index", file: file, line: line)
+        }
+    }
+}
