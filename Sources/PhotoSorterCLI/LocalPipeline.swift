@@ -12,8 +12,7 @@ enum LocalPipeline {
     static func run(config: ServiceConfig, allowedRoot: String?,
                     chooseModel: (PhotoSorterServices) throws -> FaceModel,
                     _ body: (PhotoSorterServices, FaceModel, InterruptFlag) async throws -> Int32) async throws {
-        let app = try await Application.make(Environment(name: "production", arguments: ["photo-sorter", "serve"]))
-        app.logger.logLevel = ProcessInfo.processInfo.environment["LOG_LEVEL"].flatMap { Logger.Level(rawValue: $0) } ?? .warning
+        let app = try await Application.makeForCommandLine(arguments: ["photo-sorter", "serve"])
         var mlChild: MLServiceProcess?
         let interrupted = InterruptFlag()
         let exitCode: Int32

@@ -1,13 +1,14 @@
 import ArgumentParser
 import PhotoSorterServer
 
-/// `photo-sorter`: serve the API, migrate the database, or sort a folder end to end.
+/// `photo-sorter`: sort a folder end to end, correct the persons, re-cluster, export, serve the API, migrate the database.
 @main
 struct PhotoSorterCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "photo-sorter",
         abstract: "Finds every face in a photo library and gives each person one stable id.",
-        subcommands: [SortCommand.self, ReprocessCommand.self, ServeCommand.self, MigrateCommand.self],
+        subcommands: [SortCommand.self, PeopleCommand.self, ReclusterCommand.self, ExportCommand.self, ReprocessCommand.self,
+                      ServeCommand.self, MigrateCommand.self],
         defaultSubcommand: SortCommand.self)
 }
 

@@ -29,15 +29,7 @@ struct MigrateCommand: AsyncParsableCommand {
     @OptionGroup var options: ConfigOptions
 
     func run() async throws {
-        let config = try options.load()
-        let app = try await Application.make(Environment(name: "production", arguments: ["photo-sorter"]))
-        do {
-            try await configure(app, config: config, backgroundWork: false)
-        } catch {
-            try? await app.asyncShutdown()
-            throw error
-        }
-        try await app.asyncShutdown()
-        print("database ready: \(config.databaseURL)")
+        let database = try await InProcessService.run(options) { $0.config.databaseURL }
+        print("database ready: \(database)")
     }
 }

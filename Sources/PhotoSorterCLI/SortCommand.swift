@@ -4,7 +4,8 @@ import PhotoSorterServer
 
 /// `photo-sorter sort <folder>`: the whole pipeline on one machine. Starts the service in process and the
 /// ML service as a child when none answers, ingests the folder, shows progress, prints a summary.
-/// Running it again resumes: finished photos are skipped and every person keeps its id.
+/// Running it again resumes: finished photos are skipped and every person keeps its id. At the end it re-clusters
+/// the whole library (unless `--no-recluster`), which keeps ids and every correction.
 struct SortCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "sort", abstract: "Sort the faces of a folder into persons.")
 
@@ -18,6 +19,9 @@ struct SortCommand: AsyncParsableCommand {
 
     @ArgumentParser.Option(help: "Write the summary as JSON to this file.")
     var summaryJson: String?
+
+    @ArgumentParser.Flag(help: "Skip the closing re-cluster of all faces (`photo-sorter recluster` runs it later).")
+    var noRecluster = false
 
     func run() async throws {
         let config = try options.load()
@@ -48,8 +52,15 @@ struct SortCommand: AsyncParsableCommand {
             writeToStandardError("\ninterrupted: progress is saved in \(config.databaseURL); run the same command again to resume.\n")
             return 130
         }
+        let wallSeconds = Date().timeIntervalSince(started)
+        var recluster: ReclusterResult?
+        if !noRecluster {
+            writeToStandardError("re-clustering all faces of the library…\n")
+            recluster = try await services.recluster.run()
+            writeToStandardError(recluster!.summaryLine + "\n")
+        }
         let summary = try await SortSummary.collect(services: services, jobID: jobID, status: status, config: config,
-                                                    startedMs: startedMs, wallSeconds: Date().timeIntervalSince(started))
+                                                    startedMs: startedMs, wallSeconds: wallSeconds, recluster: recluster)
         print(summary.text)
         if let summaryJson {
             try JSONEncoder().encode(summary).write(to: URL(fileURLWithPath: summaryJson))

@@ -9,18 +9,22 @@ struct SortSummary: Encodable {
     var failed: Int
     var noFaces: Int
     var faces: Int
+    /// Persons after the closing re-cluster.
     var persons: Int
     /// Face model of the library (`arcface`, `dlib`); nil when no face was stored yet.
     var model: String?
     var failures: [PhotoFailure]
+    /// Time of the ingest; the closing re-cluster's own time is in `recluster`.
     var wallSeconds: Double
     /// Sum of the ML service's own per-photo time (decode + detect + embed) for photos finished in this run.
     var mlSeconds: Double
     /// ML worker processes, to turn `mlSeconds` into wall time: overhead ≈ 1 − mlSeconds / mlWorkers / wallSeconds.
     var mlWorkers: Int?
+    /// What the closing re-cluster changed; null in the JSON when `--no-recluster` skipped it.
+    var recluster: ReclusterResult?
 
     enum CodingKeys: String, CodingKey {
-        case database, processed, failed, faces, persons, model, failures
+        case database, processed, failed, faces, persons, model, failures, recluster
         case photosTotal = "photos_total"
         case noFaces = "no_faces"
         case wallSeconds = "wall_seconds"
@@ -29,13 +33,32 @@ struct SortSummary: Encodable {
     }
 
     static func collect(services: PhotoSorterServices, jobID: String, status: IngestStatus, config: ServiceConfig,
-                        startedMs: Int64, wallSeconds: Double) async throws -> SortSummary {
+                        startedMs: Int64, wallSeconds: Double, recluster: ReclusterResult?) async throws -> SortSummary {
         let workers = await services.ml.health()?["workers"]?.number.map { Int($0) }
         return SortSummary(
             database: DatabaseLocation.describe(config), photosTotal: status.processed + status.failed + status.ready + status.processing,
             processed: status.processed, failed: status.failed, noFaces: status.noFaces, faces: status.faces,
             persons: services.identity.personCount, model: services.identity.model?.name, failures: try await services.failures(ofJob: jobID),
-            wallSeconds: wallSeconds, mlSeconds: try await services.mlSeconds(ofJob: jobID, since: startedMs), mlWorkers: workers)
+            wallSeconds: wallSeconds, mlSeconds: try await services.mlSeconds(ofJob: jobID, since: startedMs), mlWorkers: workers,
+            recluster: recluster)
+    }
+
+    /// As synthesised, except that `recluster` is written as null when it was skipped.
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(database, forKey: .database)
+        try container.encode(photosTotal, forKey: .photosTotal)
+        try container.encode(processed, forKey: .processed)
+        try container.encode(failed, forKey: .failed)
+        try container.encode(noFaces, forKey: .noFaces)
+        try container.encode(faces, forKey: .faces)
+        try container.encode(persons, forKey: .persons)
+        try container.encodeIfPresent(model, forKey: .model)
+        try container.encode(failures, forKey: .failures)
+        try container.encode(wallSeconds, forKey: .wallSeconds)
+        try container.encode(mlSeconds, forKey: .mlSeconds)
+        try container.encodeIfPresent(mlWorkers, forKey: .mlWorkers)
+        try container.encode(recluster, forKey: .recluster)
     }
 
     var text: String {
@@ -44,6 +67,8 @@ struct SortSummary: Encodable {
             "faces:    \(faces)",
             "persons:  \(persons)" + (model.map { " (face model: \($0))" } ?? ""),
             "time:     " + String(format: "%.1f s", wallSeconds),
+            "re-cluster: " + (recluster.map { "\($0.facesMoved) faces moved, \($0.personsCreated) new persons, \($0.personsMerged) merged ("
+                + String(format: "%.1f s", $0.seconds) + ")" } ?? "skipped"),
             "database: \(database)",
         ]
         if !failures.isEmpty {

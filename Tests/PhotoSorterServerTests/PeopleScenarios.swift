@@ -203,6 +203,26 @@ enum PeopleScenarios {
         }
     }
 
+    /// A person a correction left without faces keeps its row, so its id is never handed to somebody else
+    /// (SQLite reuses the highest deleted rowid).
+    static func emptiedPersonIDsAreNeverReused(_ flavor: DatabaseFlavor) async throws {
+        try await TestService.run(flavor) { service in
+            _ = try await service.waitUntilDone(try await service.ingest(URL.faces("face_recognition_examples")))
+            let people = try await service.request(.GET, "/persons?limit=100").decode(PersonPage.self).persons
+            let faces = try await faces(of: people[0].personID, service)
+            let split = try await service.request(.POST, "/faces/move", json: MoveRequest(faceIDs: [faces[0].faceID], toPersonID: nil))
+                .decode(MoveResult.self)
+            let rejected = try await service.request(.POST, "/faces/\(faces[0].faceID)/reject").decode(RejectResult.self)
+            XCTAssertEqual(rejected.rejectedPersonID, split.personID)
+            let emptied = try await service.request(.GET, "/person/\(split.personID)").decode(PersonView.self)
+            XCTAssertEqual(emptied.faceCount, 0)
+            let next = try await service.request(.POST, "/faces/move", json: MoveRequest(faceIDs: [faces[1].faceID], toPersonID: nil))
+                .decode(MoveResult.self)
+            XCTAssertGreaterThan(next.personID, split.personID)
+            try await assertConsistent(service)
+        }
+    }
+
     /// Sort half of lfw_small (every other photo of each person), then the rest: of the faces placed in the first
     /// run, at most 1% end under another id (following redirects of recorded merges).
     static func idsStayStableAsTheLibraryGrows(_ flavor: DatabaseFlavor) async throws {

@@ -26,4 +26,5 @@ final class PostgresIntegrationTests: XCTestCase {
     func testConcurrentCorrectionsAndCallbacksLoseNothing() async throws { try await PeopleScenarios.concurrentCorrectionsAndCallbacksLoseNothing(.postgres) }
     func testListingReviewAndDumpReflectCorrections() async throws { try await PeopleScenarios.listingReviewAndDumpReflectCorrections(.postgres) }
     func testIDsStayStableAsTheLibraryGrows() async throws { try await PeopleScenarios.idsStayStableAsTheLibraryGrows(.postgres) }
+    func testEmptiedPersonIDsAreNeverReused() async throws { try await PeopleScenarios.emptiedPersonIDsAreNeverReused(.postgres) }
 }

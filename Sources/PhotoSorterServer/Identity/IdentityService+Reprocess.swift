@@ -104,9 +104,27 @@ extension IdentityService {
                     """).first()!.decode(column: "id", as: Int64.self))
             }
         }
+        // An old id no group kept becomes a redirect to the person that now shows most of its photos (ids are never
+        // deleted, so never reused); one whose photos show nobody now stays as an empty person.
         let removed = oldPersons.subtracting(kept.values).sorted()
+        var newPersonsOfPhoto: [Int64: Set<Int64>] = [:]
+        for (photo, photoAssignments) in zip(ordered, assignments) {
+            newPersonsOfPhoto[photo.id] = Set(photoAssignments.map { personOfCluster[$0.cluster] })
+        }
+        var photosOfRemoved: [Int64: [Int64]] = [:]
+        for (photo, persons) in oldPersonsByPhoto {
+            for person in persons where !kept.values.contains(person) { photosOfRemoved[person, default: []].append(photo) }
+        }
         for person in removed {
-            try await tx.raw("DELETE FROM persons WHERE id = \(bind: person)").run()
+            var shared: [Int64: Int] = [:]
+            for photo in photosOfRemoved[person] ?? [] {
+                for target in newPersonsOfPhoto[photo] ?? [] { shared[target, default: 0] += 1 }
+            }
+            if let target = shared.max(by: { ($0.value, -$0.key) < ($1.value, -$1.key) })?.key {
+                try await PersonBookkeeping.redirect([person], to: target, on: tx)
+            } else {
+                try await tx.raw("UPDATE persons SET face_count = 0, photo_count = 0, updated_at = \(bind: now) WHERE id = \(bind: person)").run()
+            }
         }
 
         var faceCount = 0

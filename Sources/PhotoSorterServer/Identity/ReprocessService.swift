@@ -19,7 +19,7 @@ public struct ReprocessResult: Codable, Sendable, Equatable {
     public var photosFailed: Int
     public var persons: Int
     /// Persons that kept their id (the new grouping shares the most photos with them), got a new id, or
-    /// were absorbed (no new group matched them).
+    /// lost theirs (no new group matched them: a redirect to the person now showing most of their photos).
     public var personsKept: Int
     public var personsCreated: Int
     public var personsRemoved: Int

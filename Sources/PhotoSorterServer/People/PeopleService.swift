@@ -293,7 +293,7 @@ public final class PeopleService: Sendable {
                 WHERE id = \(bind: faceID)
                 """).run()
             try await PersonBookkeeping.refresh(photos: [face.photo], persons: [face.person, target], on: tx)
-            try await Self.deletePersonsWithoutFaces([face.person], on: tx)
+            try await Self.clearRunnerUps(to: [face.person], on: tx)
             let created: Bool
             if case .new = resolution.identity { created = true } else { created = false }
             return (RejectResult(faceID: faceID, rejectedPersonID: face.person, personID: target, createdPerson: created),
@@ -351,12 +351,11 @@ public final class PeopleService: Sendable {
         return persons.subtracting(withFaces).sorted()
     }
 
-    /// Removes persons left without faces that nothing redirects to (a face rejected from its only person).
-    private static func deletePersonsWithoutFaces(_ persons: Set<Int64>, on tx: any SQLDatabase) async throws {
+    /// A person a rejection left without faces stays as an empty row (ids are never reused: SQLite would hand the
+    /// highest id out again after a delete); it is no longer anyone's runner-up.
+    private static func clearRunnerUps(to persons: Set<Int64>, on tx: any SQLDatabase) async throws {
         for person in try await personsWithoutFaces(persons, on: tx) {
-            guard try await tx.raw("SELECT 1 AS one FROM persons WHERE merged_into = \(bind: person) LIMIT 1").first() == nil else { continue }
             try await tx.raw("UPDATE embeddings SET runner_up_person_id = NULL, runner_up_similarity = NULL WHERE runner_up_person_id = \(bind: person)").run()
-            try await tx.raw("DELETE FROM persons WHERE id = \(bind: person)").run()
         }
     }
 
