@@ -21,6 +21,14 @@ public struct BoundingBox: Codable, Sendable, Equatable {
     public var array: [Int] { [x1, y1, x2, y2] }
     public var area: Int { (x2 - x1) * (y2 - y1) }
 
+    /// Area of the overlap divided by the area of the union (0 when they do not overlap).
+    public func intersectionOverUnion(with other: BoundingBox) -> Double {
+        let width = min(x2, other.x2) - max(x1, other.x1), height = min(y2, other.y2) - max(y1, other.y1)
+        guard width > 0, height > 0 else { return 0 }
+        let overlap = Double(width * height)
+        return overlap / (Double(area + other.area) - overlap)
+    }
+
     // Wire form is a JSON array, as in the spec's callback payload.
     public init(from decoder: any Decoder) throws {
         let values = try [Int](from: decoder)

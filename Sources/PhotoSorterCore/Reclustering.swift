@@ -1,5 +1,6 @@
 /// Re-clusters every face of a library under the user's corrections and maps the result onto the existing
-/// person ids, so ids survive and every change is accounted for.
+/// person ids, so ids survive and every change is accounted for. Used by `recluster` (same faces) and by a
+/// reprocess (new faces, each carrying the person, confirmation and rejections of the old face it replaces).
 ///
 /// Constraints:
 /// - a *confirmed* face (placed by a user, or part of a merge) is fixed to its person: each person's confirmed
@@ -24,13 +25,14 @@ public enum Reclustering {
         public let id: Int64
         public let photo: Int64
         public let embedding: Embedding
-        /// Its person now.
-        public let person: Int64
+        /// Its person now; nil for a face not placed yet (a reprocess's new face that matches no old one).
+        public let person: Int64?
         public let confirmed: Bool
         /// Persons this face is not ("not this person").
         public let rejected: Set<Int64>
 
-        public init(id: Int64, photo: Int64, embedding: Embedding, person: Int64, confirmed: Bool, rejected: Set<Int64> = []) {
+        public init(id: Int64, photo: Int64, embedding: Embedding, person: Int64?, confirmed: Bool = false, rejected: Set<Int64> = []) {
+            precondition(!confirmed || person != nil, "a confirmed face has a person")
             self.id = id
             self.photo = photo
             self.embedding = embedding
@@ -82,7 +84,9 @@ public enum Reclustering {
         var retired = retired
         var outcome = pass(current, policy: policy, retired: retired)
         var passes = 1
-        while passes < maxPasses, zip(current, outcome.assignments).contains(where: { $0.1.person != .existing($0.0.person) }) {
+        while passes < maxPasses, zip(current, outcome.assignments).contains(where: { face, assignment in
+            face.person.map { assignment.person != .existing($0) } ?? true
+        }) {
             let provisionalBase = -(Int64(passes) << 40)
             func id(_ person: Person) -> Int64 {
                 switch person {
@@ -129,12 +133,12 @@ public enum Reclustering {
         var clustersRejecting: [Int64: Set<Int64>] = [:]
         func join(_ face: Face, _ key: Int64) {
             index.add(face.embedding, to: key)
-            clustersWithFaceOf[face.person, default: []].insert(key)
+            if let person = face.person { clustersWithFaceOf[person, default: []].insert(key) }
             for person in face.rejected { clustersRejecting[person, default: []].insert(key) }
         }
         for face in faces where face.confirmed {
-            join(face, face.person)
-            seeded.insert(face.person)
+            join(face, face.person!)
+            seeded.insert(face.person!)
         }
 
         var keyOfFace = [Int64](repeating: 0, count: faces.count)
@@ -147,14 +151,14 @@ public enum Reclustering {
             var end = start + 1
             while end < faces.count && faces[end].photo == faces[start].photo { end += 1 }
             let photo = start..<end
-            let confirmedPersons = Set(photo.filter { faces[$0].confirmed }.map { faces[$0].person })
+            let confirmedPersons = Set(photo.filter { faces[$0].confirmed }.compactMap { faces[$0].person })
             let open = photo.filter { !faces[$0].confirmed }
-            for position in photo where faces[position].confirmed { keyOfFace[position] = faces[position].person }
+            for position in photo where faces[position].confirmed { keyOfFace[position] = faces[position].person! }
             let resolutions = resolver.resolveWithRunnerUps(
                 open.map { faces[$0].embedding }, against: index,
                 excluded: open.map { position in
                     let face = faces[position]
-                    var excluded = confirmedPersons.union(clustersRejecting[face.person] ?? [])
+                    var excluded = confirmedPersons.union(face.person.flatMap { clustersRejecting[$0] } ?? [])
                     for person in face.rejected { excluded.formUnion(clustersWithFaceOf[person] ?? []) }
                     return excluded
                 })
@@ -184,14 +188,14 @@ public enum Reclustering {
         // Map replay clusters onto old ids by shared faces.
         var clusterFaces = [Set<Int64>](repeating: [], count: replayClusters)
         var forbidden: [Int: Set<Int64>] = [:]
-        var oldPersonOfFace: [Int64: [Int64]] = [:]
+        var oldPersonOfFace: [Int64: Int64] = [:]
         for (position, face) in faces.enumerated() where keyOfFace[position] < 0 {
             let cluster = Int(keyOfFace[position] - firstReplayKey)
             clusterFaces[cluster].insert(face.id)
             if !face.rejected.isEmpty { forbidden[cluster, default: []].formUnion(face.rejected) }
-            if !seeded.contains(face.person) && !retired.contains(face.person) { oldPersonOfFace[face.id] = [face.person] }
+            if let person = face.person, !seeded.contains(person), !retired.contains(person) { oldPersonOfFace[face.id] = person }
         }
-        let kept = LibraryRebuild.keepIDs(clusterPhotos: clusterFaces, oldPersonsByPhoto: oldPersonOfFace, forbidden: forbidden)
+        let kept = keepIDs(clusterFaces: clusterFaces, oldPersonOfFace: oldPersonOfFace, forbidden: forbidden)
         var personOfCluster = [Person](repeating: .new(0), count: replayClusters)
         var newPersonCount = 0
         for cluster in 0..<replayClusters {
@@ -214,10 +218,41 @@ public enum Reclustering {
                        merged: merges(from: faces.map(\.person), to: assignments.map(\.person)))
     }
 
+    /// Old id for each cluster that keeps one: `clusterFaces[c]` holds the faces of cluster `c`, `oldPersonOfFace`
+    /// the person each face had (faces without one do not vote). Largest overlaps first, each old id used once;
+    /// ties go to the lower old id, then the earlier cluster. `forbidden[c]` lists ids cluster `c` may not take.
+    public static func keepIDs(clusterFaces: [Set<Int64>], oldPersonOfFace: [Int64: Int64],
+                               forbidden: [Int: Set<Int64>] = [:]) -> [Int: Int64] {
+        var shared: [Pair: Int] = [:]
+        for (cluster, faces) in clusterFaces.enumerated() {
+            for face in faces {
+                guard let person = oldPersonOfFace[face], forbidden[cluster]?.contains(person) != true else { continue }
+                shared[Pair(cluster: cluster, person: person), default: 0] += 1
+            }
+        }
+        let ranked = shared.sorted { a, b in
+            (a.value, -a.key.person, -a.key.cluster) > (b.value, -b.key.person, -b.key.cluster)
+        }
+        var result: [Int: Int64] = [:]
+        var usedPersons = Set<Int64>()
+        for (pair, _) in ranked where result[pair.cluster] == nil && !usedPersons.contains(pair.person) {
+            result[pair.cluster] = pair.person
+            usedPersons.insert(pair.person)
+        }
+        return result
+    }
+
+    private struct Pair: Hashable {
+        let cluster: Int
+        let person: Int64
+    }
+
     /// Old ids that no longer appear, each with the person that received most of their faces.
-    private static func merges(from old: [Int64], to new: [Person]) -> [(from: Int64, into: Person)] {
+    private static func merges(from old: [Int64?], to new: [Person]) -> [(from: Int64, into: Person)] {
         var receivedFrom: [Int64: [Person: Int]] = [:]
-        for (from, to) in zip(old, new) { receivedFrom[from, default: [:]][to, default: 0] += 1 }
+        for (from, to) in zip(old, new) {
+            if let from { receivedFrom[from, default: [:]][to, default: 0] += 1 }
+        }
         let surviving = Set(new)
         let merged = receivedFrom.keys.sorted().compactMap { old -> (from: Int64, into: Person)? in
             guard !surviving.contains(.existing(old)) else { return nil }

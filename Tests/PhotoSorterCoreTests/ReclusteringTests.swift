@@ -22,11 +22,11 @@ final class ReclusteringTests: XCTestCase {
 
     /// The faces as the service stores an outcome: new persons get fresh ids, rejections of merged ids move to the
     /// person that absorbed them.
-    private func applied(_ outcome: Reclustering.Outcome, to faces: [Reclustering.Face]) -> [Reclustering.Face] {
+    private func applied(_ outcome: Reclustering.Outcome, to faces: [Reclustering.Face], newIDsFrom base: Int64 = 2_000_000) -> [Reclustering.Face] {
         func id(_ person: Reclustering.Person) -> Int64 {
             switch person {
             case .existing(let id): id
-            case .new(let n): Int64(2_000_000 + n)
+            case .new(let n): base + Int64(n)
             }
         }
         let absorbedBy = Dictionary(uniqueKeysWithValues: outcome.merged.map { ($0.from, id($0.into)) })
@@ -102,6 +102,19 @@ final class ReclusteringTests: XCTestCase {
         XCTAssertEqual(persons(retired), [.new(0), .new(1)])
     }
 
+    func testEachClusterKeepsTheOldIDItSharesTheMostFacesWithAndEachIDIsUsedOnce() {
+        // Old person 7 had faces 1, 2, 3; person 8 faces 4, 5. Cluster 0 = {1, 2}, cluster 1 = {3, 4, 5}, cluster 2 = {6} (new).
+        let kept = Reclustering.keepIDs(clusterFaces: [[1, 2], [3, 4, 5], [6]], oldPersonOfFace: [1: 7, 2: 7, 3: 7, 4: 8, 5: 8])
+        XCTAssertEqual(kept, [0: 7, 1: 8])
+    }
+
+    func testTiesGoToTheLowerOldIDThenTheEarlierClusterAndForbiddenIDsAreSkipped() {
+        let kept = Reclustering.keepIDs(clusterFaces: [[1], [2]], oldPersonOfFace: [1: 4, 2: 4])
+        XCTAssertEqual(kept, [0: 4], "person 4 is taken by cluster 0; cluster 1 shares no other old person")
+        let forbidden = Reclustering.keepIDs(clusterFaces: [[1], [2]], oldPersonOfFace: [1: 4, 2: 4], forbidden: [0: [4]])
+        XCTAssertEqual(forbidden, [1: 4])
+    }
+
     func testRunnerUpIsTheNearestPersonTheFaceDidNotJoin() throws {
         let faces = [
             face(1, photo: 1, try unit(0), person: 7),
@@ -119,27 +132,29 @@ final class ReclusteringTests: XCTestCase {
     func testRunningTwiceChangesNothingOnRealEmbeddings() {
         let photos = EmbeddingFixture.shared.photos(inSet: "lfw_small")
         let policy = FaceModel.dlib.policy
-        let online = LibraryRebuild.cluster(
-            photos.enumerated().map { LibraryRebuild.Photo(id: Int64($0.offset), faces: $0.element.faces.map(\.embedding)) }, policy: policy)
-        var faces: [Reclustering.Face] = []
-        for (photo, (fixturePhoto, assignments)) in zip(photos, online.assignments).enumerated() {
-            for (face, assignment) in zip(fixturePhoto.faces, assignments) {
-                faces.append(Reclustering.Face(id: Int64(faces.count + 1), photo: Int64(photo), embedding: face.embedding,
-                                               person: Int64(1000 + assignment.cluster), confirmed: false))
+        // Faces nobody placed yet: the replay is the online rule, photo by photo.
+        var unplaced: [Reclustering.Face] = []
+        for (photo, fixturePhoto) in photos.enumerated() {
+            for face in fixturePhoto.faces {
+                unplaced.append(Reclustering.Face(id: Int64(unplaced.count + 1), photo: Int64(photo), embedding: face.embedding, person: nil))
             }
         }
+        let online = Reclustering.run(unplaced, policy: policy)
+        XCTAssertEqual(online.newPersonCount, Set(online.assignments.map(\.person)).count)
+        XCTAssertTrue(online.merged.isEmpty)
+        var faces = applied(online, to: unplaced, newIDsFrom: 1000)
         let first = Reclustering.run(faces, policy: policy)
-        XCTAssertEqual(first.assignments.map(\.person), faces.map { .existing($0.person) })
+        XCTAssertEqual(first.assignments.map(\.person), faces.map { .existing($0.person!) })
 
         // Corrections: confirm face 5 into face 1's person, reject face 10's person for it.
         faces[4] = Reclustering.Face(id: faces[4].id, photo: faces[4].photo, embedding: faces[4].embedding, person: faces[0].person, confirmed: true)
         faces[9] = Reclustering.Face(id: faces[9].id, photo: faces[9].photo, embedding: faces[9].embedding, person: faces[9].person,
-                                     confirmed: false, rejected: [faces[9].person])
+                                     confirmed: false, rejected: [faces[9].person!])
         let corrected = Reclustering.run(faces, policy: policy)
-        XCTAssertEqual(corrected.assignments[4].person, .existing(faces[0].person))
-        XCTAssertNotEqual(corrected.assignments[9].person, .existing(faces[9].person))
+        XCTAssertEqual(corrected.assignments[4].person, .existing(faces[0].person!))
+        XCTAssertNotEqual(corrected.assignments[9].person, .existing(faces[9].person!))
         let again = Reclustering.run(applied(corrected, to: faces), policy: policy, retired: Set(corrected.merged.map(\.from)))
-        let changed = zip(applied(corrected, to: faces), again.assignments).filter { $0.1.person != .existing($0.0.person) }
+        let changed = zip(applied(corrected, to: faces), again.assignments).filter { $0.1.person != .existing($0.0.person!) }
         XCTAssertEqual(changed.count, 0, "faces moved by a second run: \(changed.map(\.0.id))")
         XCTAssertEqual(again.newPersonCount, 0)
         XCTAssertTrue(again.merged.isEmpty)

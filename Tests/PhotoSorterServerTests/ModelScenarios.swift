@@ -157,7 +157,7 @@ enum ModelScenarios {
     }
 
     /// POST /reprocess, then GET /reprocess/{id} until the job is done.
-    private static func reprocess(_ service: TestService, body: String, timeout: Double = 60) async throws -> ReprocessStatus {
+    static func reprocess(_ service: TestService, body: String, timeout: Double = 60) async throws -> ReprocessStatus {
         let started = try await service.request(.POST, "/reprocess", body: Data(body.utf8))
         XCTAssertEqual(started.status, .accepted, started.reason)
         let jobID = try started.decode(ReprocessStatus.self).jobID

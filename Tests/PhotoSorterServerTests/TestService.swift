@@ -104,13 +104,18 @@ final class TestService: @unchecked Sendable {
         let body: Data
         let headers: HTTPHeaders
 
+        /// The body as `T`; a body that is not one (an error answer) fails the test with what came instead.
         func decode<T: Decodable>(_ type: T.Type = T.self) throws -> T {
             do { return try JSONDecoder().decode(T.self, from: body) } catch {
-                throw XCTSkip("cannot decode \(T.self) from \(status): \(String(decoding: body, as: UTF8.self))")
+                throw UnexpectedReply(description: "cannot decode \(T.self) from \(status): \(String(decoding: body, as: UTF8.self))")
             }
         }
 
         var reason: String { (try? JSONDecoder().decode([String: JSONValue].self, from: body))?["reason"]?.string ?? "" }
+    }
+
+    struct UnexpectedReply: Error, CustomStringConvertible {
+        let description: String
     }
 
     enum JSONValue: Decodable {

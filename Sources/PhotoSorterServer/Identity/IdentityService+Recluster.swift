@@ -64,11 +64,11 @@ extension IdentityService {
                 let similarity = assignment.similarity.map(Double.init)
                 let runnerUp = assignment.runnerUp.map(id(of:))
                 let runnerUpSimilarity = assignment.runnerUpSimilarity.map(Double.init)
-                let moved = person != stored.face.person
+                let moved = person != stored.person
                 if moved {
-                    moves.append(FaceMove(face: stored.face.embedding, from: stored.face.person, to: person))
+                    moves.append(FaceMove(face: stored.face.embedding, from: stored.person, to: person))
                     photos.insert(stored.face.photo)
-                    persons.formUnion([stored.face.person, person])
+                    persons.formUnion([stored.person, person])
                 }
                 // A confirmed face keeps the similarity it had; only the rule's own decisions are rewritten.
                 let newSimilarity = stored.face.confirmed ? stored.similarity : similarity
@@ -97,6 +97,7 @@ extension IdentityService {
 
     private struct StoredFace {
         let face: Reclustering.Face
+        let person: Int64
         let similarity: Double?
         let runnerUp: Int64?
         let runnerUpSimilarity: Double?
@@ -114,13 +115,13 @@ extension IdentityService {
             FROM embeddings e JOIN (SELECT photo_id, MIN(id) AS first_id FROM embeddings GROUP BY photo_id) f ON f.photo_id = e.photo_id
             ORDER BY f.first_id, e.face_index
             """).all().map { row in
-            let id = try row.decode(column: "id", as: Int64.self)
+            let id = try row.decode(column: "id", as: Int64.self), person = try row.decode(column: "person_id", as: Int64.self)
             return StoredFace(
                 face: Reclustering.Face(
                     id: id, photo: try row.decode(column: "photo_id", as: Int64.self),
                     embedding: try EmbeddingCodec.decode(bytes: try row.decode(column: "vector", as: Data.self)),
-                    person: try row.decode(column: "person_id", as: Int64.self),
-                    confirmed: try row.decode(column: "confirmed", as: Bool.self), rejected: rejected[id] ?? []),
+                    person: person, confirmed: try row.decode(column: "confirmed", as: Bool.self), rejected: rejected[id] ?? []),
+                person: person,
                 similarity: try row.decode(column: "similarity", as: Double?.self),
                 runnerUp: try row.decode(column: "runner_up_person_id", as: Int64?.self),
                 runnerUpSimilarity: try row.decode(column: "runner_up_similarity", as: Double?.self))

@@ -4,10 +4,11 @@ import SQLKit
 
 extension IdentityService {
     /// Replaces every face and person assignment with the staged results of `job`, in one transaction under
-    /// the identity lock, and reloads the index from it. Photos are replayed in the order their faces were first
-    /// committed, so the same model on the same photos gives the same persons; each new group keeps the old id
-    /// it shares the most photos with (`LibraryRebuild`). Nil when the job is no longer running (another
-    /// instance finished it).
+    /// the identity lock, and reloads the index from it. Each new face takes the place of the old face of its
+    /// photo it overlaps most (box IoU ≥ 0.5): its person, its confirmation and its "not this person" marks. Then
+    /// `Reclustering` places the new faces under those corrections, photos in the order their faces were first
+    /// committed, so the same model on the same photos gives the same persons, and each new cluster keeps the old
+    /// id it shares the most faces with. Nil when the job is no longer running (another instance finished it).
     ///
     /// The index is reloaded inside the transaction, before the commit makes the job COMPLETED, so nobody sees a
     /// finished job with the old persons; if the commit fails, the index is reloaded from what stayed.
@@ -40,9 +41,20 @@ extension IdentityService {
 
     private struct StagedFace {
         let embedding: Embedding
-        let bbox: [Int]
+        let bbox: BoundingBox
         let confidence: Double
     }
+
+    /// An old face, for carrying its person and corrections over to the new face that replaces it.
+    private struct OldFace {
+        let id: Int64
+        let bbox: BoundingBox
+        let person: Int64
+        let confirmed: Bool
+    }
+
+    /// Least overlap (IoU) for a new face to take an old face's place.
+    static let replacementOverlap = 0.5
 
     private func rebuild(_ job: ReprocessJob, on tx: any SQLDatabase) async throws -> ReprocessResult {
         var photos: [Int64: StagedPhoto] = [:]
@@ -61,91 +73,85 @@ extension IdentityService {
             let id = try row.decode(column: "photo_id", as: Int64.self)
             photos[id]?.faces.append(StagedFace(
                 embedding: try EmbeddingCodec.decode(bytes: try row.decode(column: "vector", as: Data.self)),
-                bbox: try ["bbox_x1", "bbox_y1", "bbox_x2", "bbox_y2"].map { try row.decode(column: $0, as: Int.self) },
-                confidence: try row.decode(column: "confidence", as: Double.self)))
+                bbox: try Self.bbox(of: row), confidence: try row.decode(column: "confidence", as: Double.self)))
         }
         var firstCommit: [Int64: Int64] = [:]
-        for row in try await tx.raw("SELECT photo_id, MIN(id) AS first_id FROM embeddings GROUP BY photo_id").all() {
-            firstCommit[try row.decode(column: "photo_id", as: Int64.self)] = try row.decode(column: "first_id", as: Int64.self)
+        var oldFaces: [Int64: [OldFace]] = [:]
+        for row in try await tx.raw("""
+            SELECT id, photo_id, person_id, confirmed, bbox_x1, bbox_y1, bbox_x2, bbox_y2 FROM embeddings ORDER BY id
+            """).all() {
+            let photo = try row.decode(column: "photo_id", as: Int64.self)
+            let face = OldFace(id: try row.decode(column: "id", as: Int64.self), bbox: try Self.bbox(of: row),
+                               person: try row.decode(column: "person_id", as: Int64.self),
+                               confirmed: try row.decode(column: "confirmed", as: Bool.self))
+            if firstCommit[photo] == nil { firstCommit[photo] = face.id }
+            oldFaces[photo, default: []].append(face)
         }
-        var oldPersonsByPhoto: [Int64: [Int64]] = [:]
-        for row in try await tx.raw("SELECT photo_id, person_id FROM photo_persons").all() {
-            oldPersonsByPhoto[try row.decode(column: "photo_id", as: Int64.self), default: []]
-                .append(try row.decode(column: "person_id", as: Int64.self))
+        var rejections: [Int64: Set<Int64>] = [:]
+        for row in try await tx.raw("SELECT embedding_id, person_id FROM face_rejections").all() {
+            rejections[try row.decode(column: "embedding_id", as: Int64.self), default: []].insert(try row.decode(column: "person_id", as: Int64.self))
         }
-        let oldPersons = Set(try await tx.raw("SELECT id FROM persons").all().map { try $0.decode(column: "id", as: Int64.self) })
+        let livePersons = Set(try await tx.raw("SELECT id FROM persons WHERE merged_into IS NULL AND face_count > 0").all()
+            .map { try $0.decode(column: "id", as: Int64.self) })
+        let retired = Set(try await tx.raw("SELECT id FROM persons WHERE merged_into IS NOT NULL").all()
+            .map { try $0.decode(column: "id", as: Int64.self) })
 
-        // Replay in first-commit order; photos that had no faces before come last, by id.
+        // Replay in first-commit order; photos that had no faces before come last, by id. Each new face stands in
+        // for the old face it overlaps most.
         let ordered = photos.values.sorted { (firstCommit[$0.id] ?? .max, $0.id) < (firstCommit[$1.id] ?? .max, $1.id) }
-        let (assignments, clusterCount) = LibraryRebuild.cluster(
-            ordered.map { LibraryRebuild.Photo(id: $0.id, faces: $0.faces.map(\.embedding)) },
-            policy: config.identityPolicy(for: job.model))
-        var clusterPhotos = [[Int64]](repeating: [], count: clusterCount)
-        for (photo, photoAssignments) in zip(ordered, assignments) {
-            for cluster in Set(photoAssignments.map(\.cluster)) { clusterPhotos[cluster].append(photo.id) }
+        var faces: [Reclustering.Face] = []
+        var staged: [(photo: StagedPhoto, face: StagedFace, faceIndex: Int)] = []
+        for photo in ordered {
+            let replaced = Self.match(photo.faces.map(\.bbox), to: (oldFaces[photo.id] ?? []))
+            for (faceIndex, face) in photo.faces.enumerated() {
+                let old = replaced[faceIndex]
+                faces.append(Reclustering.Face(id: Int64(faces.count), photo: photo.id, embedding: face.embedding, person: old?.person,
+                                               confirmed: old?.confirmed ?? false, rejected: old.flatMap { rejections[$0.id] } ?? []))
+                staged.append((photo, face, faceIndex))
+            }
         }
-        let kept = LibraryRebuild.keepIDs(clusterPhotos: clusterPhotos.map { Set($0) }, oldPersonsByPhoto: oldPersonsByPhoto)
+        let outcome = Reclustering.run(faces, policy: config.identityPolicy(for: job.model), retired: retired)
 
         let now = nowMs()
         try await tx.raw("DELETE FROM photo_persons").run()
         try await tx.raw("DELETE FROM embeddings").run()
-        var personOfCluster: [Int64] = []
-        for cluster in 0..<clusterCount {
-            let representative = clusterPhotos[cluster][0]
-            if let person = kept[cluster] {
+        var newIDs: [Int64] = []
+        var firstPhotoOfNew = [Int64?](repeating: nil, count: outcome.newPersonCount)
+        for (face, assignment) in zip(faces, outcome.assignments) {
+            if case .new(let n) = assignment.person, firstPhotoOfNew[n] == nil { firstPhotoOfNew[n] = face.photo }
+        }
+        for photo in firstPhotoOfNew { newIDs.append(try await PersonBookkeeping.insertPerson(representativePhoto: photo, on: tx)) }
+        func id(of person: Reclustering.Person) -> Int64 {
+            switch person {
+            case .existing(let id): id
+            case .new(let n): newIDs[n]
+            }
+        }
+        var personIDsOfPhoto: [Int64: [Int64]] = [:]
+        var started = Set<Int64>()
+        for ((photo, face, faceIndex), (reclustered, assignment)) in zip(staged, zip(faces, outcome.assignments)) {
+            let person = id(of: assignment.person)
+            var createdPerson = false
+            if case .new = assignment.person { createdPerson = started.insert(person).inserted }
+            let embeddingID = try await tx.raw("""
+                INSERT INTO embeddings (photo_id, person_id, face_index, vector, bbox_x1, bbox_y1, bbox_x2, bbox_y2,
+                    confidence, similarity, created_person, suggested_person_id, model_version, created_at,
+                    confirmed, runner_up_person_id, runner_up_similarity)
+                VALUES (\(bind: photo.id), \(bind: person), \(bind: faceIndex), \(bind: EmbeddingCodec.encode(face.embedding)),
+                    \(bind: face.bbox.x1), \(bind: face.bbox.y1), \(bind: face.bbox.x2), \(bind: face.bbox.y2),
+                    \(bind: face.confidence), \(bind: assignment.similarity.map(Double.init)), \(bind: createdPerson),
+                    \(bind: Int64?.none), \(bind: photo.modelVersion), \(bind: now), \(bind: reclustered.confirmed),
+                    \(bind: assignment.runnerUp.map(id(of:))), \(bind: assignment.runnerUpSimilarity.map(Double.init))) RETURNING id
+                """).first()!.decode(column: "id", as: Int64.self)
+            for rejected in reclustered.rejected {
                 try await tx.raw("""
-                    UPDATE persons SET representative_photo_id = \(bind: representative), updated_at = \(bind: now) WHERE id = \(bind: person)
+                    INSERT INTO face_rejections (embedding_id, person_id, created_at) VALUES (\(bind: embeddingID), \(bind: rejected), \(bind: now))
                     """).run()
-                personOfCluster.append(person)
-            } else {
-                personOfCluster.append(try await tx.raw("""
-                    INSERT INTO persons (display_name, face_count, photo_count, representative_photo_id, created_at, updated_at)
-                    VALUES (NULL, 0, 0, \(bind: representative), \(bind: now), \(bind: now)) RETURNING id
-                    """).first()!.decode(column: "id", as: Int64.self))
             }
+            if personIDsOfPhoto[photo.id]?.contains(person) != true { personIDsOfPhoto[photo.id, default: []].append(person) }
         }
-        // An old id no group kept becomes a redirect to the person that now shows most of its photos (ids are never
-        // deleted, so never reused); one whose photos show nobody now stays as an empty person.
-        let removed = oldPersons.subtracting(kept.values).sorted()
-        var newPersonsOfPhoto: [Int64: Set<Int64>] = [:]
-        for (photo, photoAssignments) in zip(ordered, assignments) {
-            newPersonsOfPhoto[photo.id] = Set(photoAssignments.map { personOfCluster[$0.cluster] })
-        }
-        var photosOfRemoved: [Int64: [Int64]] = [:]
-        for (photo, persons) in oldPersonsByPhoto {
-            for person in persons where !kept.values.contains(person) { photosOfRemoved[person, default: []].append(photo) }
-        }
-        for person in removed {
-            var shared: [Int64: Int] = [:]
-            for photo in photosOfRemoved[person] ?? [] {
-                for target in newPersonsOfPhoto[photo] ?? [] { shared[target, default: 0] += 1 }
-            }
-            if let target = shared.max(by: { ($0.value, -$0.key) < ($1.value, -$1.key) })?.key {
-                try await PersonBookkeeping.redirect([person], to: target, on: tx)
-            } else {
-                try await tx.raw("UPDATE persons SET face_count = 0, photo_count = 0, updated_at = \(bind: now) WHERE id = \(bind: person)").run()
-            }
-        }
-
-        var faceCount = 0
-        var facesPerPerson: [Int64: Int] = [:]
-        for (photo, photoAssignments) in zip(ordered, assignments) {
-            var personIDs: [Int64] = []
-            for (faceIndex, (face, assignment)) in zip(photo.faces, photoAssignments).enumerated() {
-                let person = personOfCluster[assignment.cluster]
-                try await tx.raw("""
-                    INSERT INTO embeddings (photo_id, person_id, face_index, vector, bbox_x1, bbox_y1, bbox_x2, bbox_y2,
-                        confidence, similarity, created_person, suggested_person_id, model_version, created_at)
-                    VALUES (\(bind: photo.id), \(bind: person), \(bind: faceIndex), \(bind: EmbeddingCodec.encode(face.embedding)),
-                        \(bind: face.bbox[0]), \(bind: face.bbox[1]), \(bind: face.bbox[2]), \(bind: face.bbox[3]),
-                        \(bind: face.confidence), \(bind: assignment.similarity.map(Double.init)),
-                        \(bind: assignment.createdCluster && kept[assignment.cluster] == nil), \(bind: Int64?.none),
-                        \(bind: photo.modelVersion), \(bind: now))
-                    """).run()
-                facesPerPerson[person, default: 0] += 1
-                if !personIDs.contains(person) { personIDs.append(person) }
-            }
-            faceCount += photo.faces.count
+        for photo in ordered {
+            let personIDs = personIDsOfPhoto[photo.id] ?? []
             for person in personIDs {
                 try await tx.raw("INSERT INTO photo_persons (photo_id, person_id) VALUES (\(bind: photo.id), \(bind: person))").run()
             }
@@ -156,19 +162,22 @@ extension IdentityService {
                 WHERE id = \(bind: photo.id)
                 """).run()
         }
-        for (cluster, person) in personOfCluster.enumerated() {
-            try await tx.raw("""
-                UPDATE persons SET face_count = \(bind: facesPerPerson[person] ?? 0), photo_count = \(bind: clusterPhotos[cluster].count),
-                    updated_at = \(bind: now) WHERE id = \(bind: person)
-                """).run()
-        }
         // Photos the new model could not analyse keep their status and reason, but no longer show anyone.
         let photosFailed = try await tx.raw("""
             UPDATE photos SET face_count = 0, person_ids = '[]', updated_at = \(bind: now)
             WHERE id NOT IN (SELECT photo_id FROM reprocess_photos WHERE job_id = \(bind: job.id)) RETURNING id
             """).all().count
-        let result = ReprocessResult(photos: ordered.count, faces: faceCount, photosFailed: photosFailed, persons: clusterCount,
-                                     personsKept: kept.count, personsCreated: clusterCount - kept.count, personsRemoved: removed.count)
+        // Ids no cluster kept become redirects to the person that received most of their faces; a person whose
+        // faces all vanished with the old model stays as an empty row (ids are never deleted, so never reused).
+        for (from, into) in outcome.merged {
+            try await PeopleService.retarget([from], to: id(of: into), on: tx)
+            try await PersonBookkeeping.redirect([from], to: id(of: into), on: tx)
+        }
+        let survivors = Set(outcome.assignments.map { id(of: $0.person) })
+        try await PersonBookkeeping.refresh(photos: [Int64](), persons: livePersons.union(survivors), on: tx)
+        let result = ReprocessResult(photos: ordered.count, faces: faces.count, photosFailed: photosFailed, persons: survivors.count,
+                                     personsKept: survivors.count - outcome.newPersonCount, personsCreated: outcome.newPersonCount,
+                                     personsRemoved: livePersons.subtracting(survivors).count)
         try await tx.raw("DELETE FROM reprocess_faces WHERE job_id = \(bind: job.id)").run()
         try await tx.raw("DELETE FROM reprocess_photos WHERE job_id = \(bind: job.id)").run()
         try await tx.raw("""
@@ -176,5 +185,30 @@ extension IdentityService {
                 finished_at = \(bind: now) WHERE job_id = \(bind: job.id)
             """).run()
         return result
+    }
+
+    /// For each new box, the old face it replaces: pairs by largest overlap first, each old face used once, IoU at
+    /// least `replacementOverlap`.
+    private static func match(_ boxes: [BoundingBox], to old: [OldFace]) -> [OldFace?] {
+        var pairs: [(new: Int, old: Int, overlap: Double)] = []
+        for (n, box) in boxes.enumerated() {
+            for (o, face) in old.enumerated() {
+                let overlap = box.intersectionOverUnion(with: face.bbox)
+                if overlap >= replacementOverlap { pairs.append((n, o, overlap)) }
+            }
+        }
+        pairs.sort { ($0.overlap, -$0.new, -$0.old) > ($1.overlap, -$1.new, -$1.old) }
+        var result = [OldFace?](repeating: nil, count: boxes.count)
+        var used = Set<Int>()
+        for pair in pairs where result[pair.new] == nil && !used.contains(pair.old) {
+            result[pair.new] = old[pair.old]
+            used.insert(pair.old)
+        }
+        return result
+    }
+
+    private static func bbox(of row: any SQLRow) throws -> BoundingBox {
+        BoundingBox(x1: try row.decode(column: "bbox_x1", as: Int.self), y1: try row.decode(column: "bbox_y1", as: Int.self),
+                    x2: try row.decode(column: "bbox_x2", as: Int.self), y2: try row.decode(column: "bbox_y2", as: Int.self))
     }
 }
