@@ -84,7 +84,8 @@ public enum Reclustering {
         var retired = retired
         var outcome = pass(current, policy: policy, retired: retired)
         var passes = 1
-        while passes < maxPasses, zip(current, outcome.assignments).contains(where: { face, assignment in
+        let hasRejections = faces.contains { !$0.rejected.isEmpty }
+        while hasRejections, passes < maxPasses, zip(current, outcome.assignments).contains(where: { face, assignment in
             face.person.map { assignment.person != .existing($0) } ?? true
         }) {
             let provisionalBase = -(Int64(passes) << 40)
