@@ -244,6 +244,25 @@ enum PeopleScenarios {
         }
     }
 
+    /// With a shared secret configured, every write (corrections, re-cluster, reprocess) needs it; reads do not.
+    static func writesNeedTheSharedSecret(_ flavor: DatabaseFlavor) async throws {
+        try await TestService.run(flavor, tune: { $0.sharedSecret = "s3cret" }) { service in
+            let writes: [(HTTPMethod, String, String)] = [
+                (.PATCH, "/person/1", #"{"hidden": true}"#), (.POST, "/persons/merge", #"{"person_ids": [1, 2]}"#),
+                (.POST, "/faces/move", #"{"face_ids": [1]}"#), (.POST, "/faces/1/reject", "{}"), (.POST, "/faces/1/confirm", "{}"),
+                (.POST, "/recluster", "{}"), (.POST, "/reprocess", "{}"),
+            ]
+            for (method, path, body) in writes {
+                let reply = try await service.request(method, path, body: Data(body.utf8))
+                XCTAssertEqual(reply.status, .unauthorized, "\(method) \(path): \(reply.reason)")
+            }
+            let recluster = try await service.request(.POST, "/recluster", body: Data("{}".utf8), headers: [("X-Photo-Sorter-Secret", "s3cret")])
+            XCTAssertEqual(recluster.status, .accepted, recluster.reason)
+            let list = try await service.request(.GET, "/persons")
+            XCTAssertEqual(list.status, .ok)
+        }
+    }
+
     /// A person a correction left without faces keeps its row, so its id is never handed to somebody else
     /// (SQLite reuses the highest deleted rowid).
     static func emptiedPersonIDsAreNeverReused(_ flavor: DatabaseFlavor) async throws {

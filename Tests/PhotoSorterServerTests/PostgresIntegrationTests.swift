@@ -28,4 +28,5 @@ final class PostgresIntegrationTests: XCTestCase {
     func testIDsStayStableAsTheLibraryGrows() async throws { try await PeopleScenarios.idsStayStableAsTheLibraryGrows(.postgres) }
     func testEmptiedPersonIDsAreNeverReused() async throws { try await PeopleScenarios.emptiedPersonIDsAreNeverReused(.postgres) }
     func testCorrectionsSurviveAReprocess() async throws { try await PeopleScenarios.correctionsSurviveAReprocess(.postgres) }
+    func testWritesNeedTheSharedSecret() async throws { try await PeopleScenarios.writesNeedTheSharedSecret(.postgres) }
 }

@@ -28,4 +28,5 @@ final class SQLiteIntegrationTests: XCTestCase {
     func testIDsStayStableAsTheLibraryGrows() async throws { try await PeopleScenarios.idsStayStableAsTheLibraryGrows(.sqlite) }
     func testEmptiedPersonIDsAreNeverReused() async throws { try await PeopleScenarios.emptiedPersonIDsAreNeverReused(.sqlite) }
     func testCorrectionsSurviveAReprocess() async throws { try await PeopleScenarios.correctionsSurviveAReprocess(.sqlite) }
+    func testWritesNeedTheSharedSecret() async throws { try await PeopleScenarios.writesNeedTheSharedSecret(.sqlite) }
 }

@@ -1,7 +1,8 @@
 import PhotoSorterCore
 import Vapor
 
-/// POST /reprocess `{model?}` starts (or resumes) re-analysis of every photo; GET /reprocess/{jobId} follows it.
+/// POST /reprocess `{model?}` starts (or resumes) re-analysis of every photo (shared secret when one is set);
+/// GET /reprocess/{jobId} follows it.
 struct ReprocessController: RouteCollection {
     func boot(routes: any RoutesBuilder) throws {
         routes.post("reprocess", use: start)
@@ -14,6 +15,7 @@ struct ReprocessController: RouteCollection {
     }
 
     func start(req: Request) async throws -> Response {
+        try req.requireSecret()
         let body = req.body.data == nil ? StartRequest() : try req.content.decode(StartRequest.self)
         let services = req.photoSorter
         let model: FaceModel
