@@ -12,24 +12,27 @@ struct FaceMove: Sendable {
 extension IdentityService {
     /// Runs a change of persons or faces (a correction, a re-cluster) in one transaction, serialised with every
     /// commit (this instance's lock and the cross-instance lock), against an index that is up to date. `body`
-    /// returns its result and the faces it moved; the index applies the moves once the transaction committed,
-    /// and when faces moved the generation is bumped so other instances reload. A failed body changes nothing.
+    /// returns its result and the faces it moved; once the transaction committed, the index takes the moves (on
+    /// top of its current state, like a commit's faces), and when faces moved the generation is bumped so other
+    /// instances reload. A failed body changes nothing.
     func change<T: Sendable>(
         _ body: @escaping @Sendable (_ tx: any SQLDatabase, _ index: IdentityIndex, _ model: FaceModel?) async throws -> (T, [FaceMove])
     ) async throws -> T {
         try await lock.withLock {
-            let (result, updated) = try await self.database.transaction { tx -> (T, State) in
-                var (snapshot, updates) = try await self.catchUp(on: tx)
-                if let last = updates.last { snapshot.lastEmbeddingID = max(snapshot.lastEmbeddingID, last.embeddingID) }
+            let (result, moves, updates, model, generation) = try await self.database.transaction { tx in
+                let (snapshot, updates) = try await self.catchUp(on: tx)
                 let (result, moves) = try await body(tx, snapshot.index, snapshot.model)
-                for move in moves where move.from != move.to {
-                    snapshot.index.remove(move.face, from: move.from)
-                    snapshot.index.add(move.face, to: move.to)
-                }
-                if !moves.isEmpty { snapshot.generation = try await Self.bumpGeneration(on: tx) }
-                return (result, snapshot)
+                let generation = moves.isEmpty ? nil : try await Self.bumpGeneration(on: tx)
+                return (result, moves, updates, snapshot.model, generation)
             }
-            self.state.withLockedValue { $0 = updated }
+            self.apply(updates, model: model)
+            self.state.withLockedValue { state in
+                for move in moves where move.from != move.to {
+                    state.index.remove(move.face, from: move.from)
+                    state.index.add(move.face, to: move.to)
+                }
+                if let generation { state.generation = generation }
+            }
             return result
         }
     }
