@@ -263,6 +263,38 @@ enum PeopleScenarios {
         }
     }
 
+    /// Two instances on one PostgreSQL database: after a merge on one, the other's index reflects it at its next
+    /// identity write (the generation changed), so it never matches a face to the absorbed person.
+    static func otherInstancesCatchUpWithCorrections() async throws {
+        try await TestService.run(.postgres) { service in
+            _ = try await service.waitUntilDone(try await service.ingest(URL.faces("face_recognition_examples")))
+            var config = service.config
+            config.port = service.config.port + 1
+            let other = try await Application.make(Environment(name: "testing", arguments: ["photo-sorter-tests", "serve"]))
+            other.logger.logLevel = .warning
+            do {
+                try await configure(other, config: config, backgroundWork: false)
+                let people = try await service.request(.GET, "/persons?limit=100").decode(PersonPage.self).persons
+                let (c, d) = try await twoPersonsNeverTogether(people.map(\.personID), service)
+                let facesOfD = try await faces(of: d, service)
+                let before = other.photoSorter.identity.state.withLockedValue { $0.index }
+                XCTAssertEqual(before.faceCount(of: d), facesOfD.count)
+
+                _ = try await service.request(.POST, "/persons/merge", json: MergeRequest(personIDs: [c, d], into: c)).decode(MergeResult.self)
+                let anyFace = try await faces(of: c, service)[0]
+                _ = try await other.photoSorter.people.confirm(face: anyFace.faceID)
+                let after = other.photoSorter.identity.state.withLockedValue { $0.index }
+                XCTAssertEqual(after.faceCount(of: d), 0, "the other instance still matches faces to the absorbed person")
+                let facesOfC = try await faces(of: c, service)
+                XCTAssertEqual(after.faceCount(of: c), facesOfC.count)
+            } catch {
+                try? await other.asyncShutdown()
+                throw error
+            }
+            try await other.asyncShutdown()
+        }
+    }
+
     /// A person a correction left without faces keeps its row, so its id is never handed to somebody else
     /// (SQLite reuses the highest deleted rowid).
     static func emptiedPersonIDsAreNeverReused(_ flavor: DatabaseFlavor) async throws {

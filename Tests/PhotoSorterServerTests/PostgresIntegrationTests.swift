@@ -29,4 +29,5 @@ final class PostgresIntegrationTests: XCTestCase {
     func testEmptiedPersonIDsAreNeverReused() async throws { try await PeopleScenarios.emptiedPersonIDsAreNeverReused(.postgres) }
     func testCorrectionsSurviveAReprocess() async throws { try await PeopleScenarios.correctionsSurviveAReprocess(.postgres) }
     func testWritesNeedTheSharedSecret() async throws { try await PeopleScenarios.writesNeedTheSharedSecret(.postgres) }
+    func testOtherInstancesCatchUpWithCorrections() async throws { try await PeopleScenarios.otherInstancesCatchUpWithCorrections() }
 }
