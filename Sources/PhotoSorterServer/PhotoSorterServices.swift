@@ -61,9 +61,10 @@ public final class PhotoSorterServices: Sendable {
                 UPDATE photos SET status = 'READY', processing_started_at = NULL WHERE status = 'PROCESSING' RETURNING id
                 """).all()
             if !rows.isEmpty { logger.info("orphaned PROCESSING photos returned to the queue", metadata: ["count": "\(rows.count)"]) }
+            // Likewise a RUNNING re-cluster job was cut off (on PostgreSQL it may be another instance's, still running).
+            try await recluster.failInterruptedJobs()
         }
         try await ingest.resumeInterruptedJobs()
-        try await recluster.failInterruptedJobs()
         let interval = config.schedulerIntervalSeconds
         let tasks = [
             Task { await self.dispatcher.run() },

@@ -25,8 +25,8 @@ public struct ReclusterStatus: Content, Sendable {
 
 /// Re-clustering as a job (`recluster_jobs`): `start` records it and runs it in the background, `run` runs one
 /// to the end (the CLI, `sort`'s closing re-cluster). The work is one transaction
-/// (`IdentityService.recluster`), so a job that dies half-way changed nothing; at start-up such a job is
-/// marked FAILED.
+/// (`IdentityService.recluster`), so a job that dies half-way changed nothing; on SQLite (one instance) such a job
+/// is marked FAILED at the next start-up.
 public final class ReclusterService: Sendable {
     private let database: PhotoSorterDatabase
     private let identity: IdentityService
