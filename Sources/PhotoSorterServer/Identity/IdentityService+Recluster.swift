@@ -39,30 +39,16 @@ extension IdentityService {
                 return (ReclusterResult(faces: 0, persons: 0, facesMoved: 0, personsKept: 0, personsCreated: 0, personsMerged: 0,
                                         confirmedFaces: 0, seconds: Date().timeIntervalSince(started)), [])
             }
-            let retired = Set(try await tx.raw("SELECT id FROM persons WHERE merged_into IS NOT NULL").all()
-                .map { try $0.decode(column: "id", as: Int64.self) })
-            let outcome = Reclustering.run(faces.map(\.face), policy: self.config.identityPolicy(for: model), retired: retired)
-
-            var firstPhotoOfNew = [Int64?](repeating: nil, count: outcome.newPersonCount)
-            for (stored, assignment) in zip(faces, outcome.assignments) {
-                if case .new(let n) = assignment.person, firstPhotoOfNew[n] == nil { firstPhotoOfNew[n] = stored.face.photo }
-            }
-            var newIDs: [Int64] = []
-            for photo in firstPhotoOfNew {
-                newIDs.append(try await PersonBookkeeping.insertPerson(representativePhoto: photo, on: tx))
-            }
-            func id(of person: Reclustering.Person) -> Int64 {
-                switch person {
-                case .existing(let id): id
-                case .new(let n): newIDs[n]
-                }
-            }
+            let input = faces.map(\.face)
+            let outcome = Reclustering.run(input, policy: self.config.identityPolicy(for: model),
+                                           retired: try await PersonBookkeeping.retiredIDs(on: tx))
+            let newIDs = try await PersonBookkeeping.insertNewPersons(of: outcome, faces: input, on: tx)
             var moves: [FaceMove] = []
             var photos = Set<Int64>(), persons = Set<Int64>()
             for (stored, assignment) in zip(faces, outcome.assignments) {
-                let person = id(of: assignment.person)
+                let person = assignment.person.id(newIDs: newIDs)
                 let similarity = assignment.similarity.map(Double.init)
-                let runnerUp = assignment.runnerUp.map(id(of:))
+                let runnerUp = assignment.runnerUp?.id(newIDs: newIDs)
                 let runnerUpSimilarity = assignment.runnerUpSimilarity.map(Double.init)
                 let moved = person != stored.person
                 if moved {
@@ -81,10 +67,7 @@ extension IdentityService {
                     """).run()
             }
             try await PersonBookkeeping.refresh(photos: photos, persons: persons, on: tx)
-            for (from, into) in outcome.merged {
-                try await PeopleService.retarget([from], to: id(of: into), on: tx)
-                try await PersonBookkeeping.redirect([from], to: id(of: into), on: tx)
-            }
+            try await PersonBookkeeping.recordMerges(of: outcome, newIDs: newIDs, on: tx)
             let livePersons = Set(outcome.assignments.map(\.person))
             let result = ReclusterResult(
                 faces: faces.count, persons: livePersons.count, facesMoved: moves.count,
@@ -105,11 +88,7 @@ extension IdentityService {
 
     /// Every face with its constraints, photos in the order their faces were first committed.
     private static func facesForRecluster(on tx: any SQLDatabase) async throws -> [StoredFace] {
-        var rejected: [Int64: Set<Int64>] = [:]
-        for row in try await tx.raw("SELECT embedding_id, person_id FROM face_rejections").all() {
-            rejected[try row.decode(column: "embedding_id", as: Int64.self), default: []]
-                .insert(try row.decode(column: "person_id", as: Int64.self))
-        }
+        let rejected = try await PersonBookkeeping.rejectionsByFace(on: tx)
         return try await tx.raw("""
             SELECT e.id, e.photo_id, e.person_id, e.vector, e.confirmed, e.similarity, e.runner_up_person_id, e.runner_up_similarity
             FROM embeddings e JOIN (SELECT photo_id, MIN(id) AS first_id FROM embeddings GROUP BY photo_id) f ON f.photo_id = e.photo_id

@@ -73,7 +73,7 @@ extension IdentityService {
             let id = try row.decode(column: "photo_id", as: Int64.self)
             photos[id]?.faces.append(StagedFace(
                 embedding: try EmbeddingCodec.decode(bytes: try row.decode(column: "vector", as: Data.self)),
-                bbox: try Self.bbox(of: row), confidence: try row.decode(column: "confidence", as: Double.self)))
+                bbox: try BoundingBox(row: row), confidence: try row.decode(column: "confidence", as: Double.self)))
         }
         var firstCommit: [Int64: Int64] = [:]
         var oldFaces: [Int64: [OldFace]] = [:]
@@ -81,19 +81,14 @@ extension IdentityService {
             SELECT id, photo_id, person_id, confirmed, bbox_x1, bbox_y1, bbox_x2, bbox_y2 FROM embeddings ORDER BY id
             """).all() {
             let photo = try row.decode(column: "photo_id", as: Int64.self)
-            let face = OldFace(id: try row.decode(column: "id", as: Int64.self), bbox: try Self.bbox(of: row),
+            let face = OldFace(id: try row.decode(column: "id", as: Int64.self), bbox: try BoundingBox(row: row),
                                person: try row.decode(column: "person_id", as: Int64.self),
                                confirmed: try row.decode(column: "confirmed", as: Bool.self))
             if firstCommit[photo] == nil { firstCommit[photo] = face.id }
             oldFaces[photo, default: []].append(face)
         }
-        var rejections: [Int64: Set<Int64>] = [:]
-        for row in try await tx.raw("SELECT embedding_id, person_id FROM face_rejections").all() {
-            rejections[try row.decode(column: "embedding_id", as: Int64.self), default: []].insert(try row.decode(column: "person_id", as: Int64.self))
-        }
+        let rejections = try await PersonBookkeeping.rejectionsByFace(on: tx)
         let livePersons = Set(try await tx.raw("SELECT id FROM persons WHERE merged_into IS NULL AND face_count > 0").all()
-            .map { try $0.decode(column: "id", as: Int64.self) })
-        let retired = Set(try await tx.raw("SELECT id FROM persons WHERE merged_into IS NOT NULL").all()
             .map { try $0.decode(column: "id", as: Int64.self) })
 
         // Replay in first-commit order; photos that had no faces before come last, by id. Each new face stands in
@@ -110,27 +105,17 @@ extension IdentityService {
                 staged.append((photo, face, faceIndex))
             }
         }
-        let outcome = Reclustering.run(faces, policy: config.identityPolicy(for: job.model), retired: retired)
+        let outcome = Reclustering.run(faces, policy: config.identityPolicy(for: job.model),
+                                       retired: try await PersonBookkeeping.retiredIDs(on: tx))
 
         let now = nowMs()
         try await tx.raw("DELETE FROM photo_persons").run()
         try await tx.raw("DELETE FROM embeddings").run()
-        var newIDs: [Int64] = []
-        var firstPhotoOfNew = [Int64?](repeating: nil, count: outcome.newPersonCount)
-        for (face, assignment) in zip(faces, outcome.assignments) {
-            if case .new(let n) = assignment.person, firstPhotoOfNew[n] == nil { firstPhotoOfNew[n] = face.photo }
-        }
-        for photo in firstPhotoOfNew { newIDs.append(try await PersonBookkeeping.insertPerson(representativePhoto: photo, on: tx)) }
-        func id(of person: Reclustering.Person) -> Int64 {
-            switch person {
-            case .existing(let id): id
-            case .new(let n): newIDs[n]
-            }
-        }
+        let newIDs = try await PersonBookkeeping.insertNewPersons(of: outcome, faces: faces, on: tx)
         var personIDsOfPhoto: [Int64: [Int64]] = [:]
         var started = Set<Int64>()
         for ((photo, face, faceIndex), (reclustered, assignment)) in zip(staged, zip(faces, outcome.assignments)) {
-            let person = id(of: assignment.person)
+            let person = assignment.person.id(newIDs: newIDs)
             var createdPerson = false
             if case .new = assignment.person { createdPerson = started.insert(person).inserted }
             let embeddingID = try await tx.raw("""
@@ -141,7 +126,7 @@ extension IdentityService {
                     \(bind: face.bbox.x1), \(bind: face.bbox.y1), \(bind: face.bbox.x2), \(bind: face.bbox.y2),
                     \(bind: face.confidence), \(bind: assignment.similarity.map(Double.init)), \(bind: createdPerson),
                     \(bind: Int64?.none), \(bind: photo.modelVersion), \(bind: now), \(bind: reclustered.confirmed),
-                    \(bind: assignment.runnerUp.map(id(of:))), \(bind: assignment.runnerUpSimilarity.map(Double.init))) RETURNING id
+                    \(bind: assignment.runnerUp?.id(newIDs: newIDs)), \(bind: assignment.runnerUpSimilarity.map(Double.init))) RETURNING id
                 """).first()!.decode(column: "id", as: Int64.self)
             for rejected in reclustered.rejected {
                 try await tx.raw("""
@@ -169,11 +154,8 @@ extension IdentityService {
             """).all().count
         // Ids no cluster kept become redirects to the person that received most of their faces; a person whose
         // faces all vanished with the old model stays as an empty row (ids are never deleted, so never reused).
-        for (from, into) in outcome.merged {
-            try await PeopleService.retarget([from], to: id(of: into), on: tx)
-            try await PersonBookkeeping.redirect([from], to: id(of: into), on: tx)
-        }
-        let survivors = Set(outcome.assignments.map { id(of: $0.person) })
+        try await PersonBookkeeping.recordMerges(of: outcome, newIDs: newIDs, on: tx)
+        let survivors = Set(outcome.assignments.map { $0.person.id(newIDs: newIDs) })
         try await PersonBookkeeping.refresh(photos: [Int64](), persons: livePersons.union(survivors), on: tx)
         let result = ReprocessResult(photos: ordered.count, faces: faces.count, photosFailed: photosFailed, persons: survivors.count,
                                      personsKept: survivors.count - outcome.newPersonCount, personsCreated: outcome.newPersonCount,
@@ -205,10 +187,5 @@ extension IdentityService {
             used.insert(pair.old)
         }
         return result
-    }
-
-    private static func bbox(of row: any SQLRow) throws -> BoundingBox {
-        BoundingBox(x1: try row.decode(column: "bbox_x1", as: Int.self), y1: try row.decode(column: "bbox_y1", as: Int.self),
-                    x2: try row.decode(column: "bbox_x2", as: Int.self), y2: try row.decode(column: "bbox_y2", as: Int.self))
     }
 }

@@ -160,12 +160,7 @@ public final class PeopleService: Sendable {
         let survivor = request.into ?? ids.min()!
         let absorbed = ids.filter { $0 != survivor }.sorted()
         return try await identity.change { tx, _, _ in
-            for id in ids {
-                _ = try await Self.livePerson(id, on: tx, followRedirect: false)
-                if try await tx.raw("SELECT hidden FROM persons WHERE id = \(bind: id)").first()!.decode(column: "hidden", as: Bool.self) {
-                    throw PhotoSorterError.conflict("person \(id) is hidden; unhide it before merging")
-                }
-            }
+            for id in ids { try await Self.requireVisiblePerson(id, on: tx, before: "merging") }
             if let row = try await tx.raw("""
                 SELECT photo_id FROM embeddings WHERE person_id IN (\(binds: ids))
                 GROUP BY photo_id HAVING COUNT(DISTINCT person_id) > 1 ORDER BY photo_id LIMIT 1
@@ -191,7 +186,6 @@ public final class PeopleService: Sendable {
             try await tx.raw("""
                 UPDATE embeddings SET person_id = \(bind: survivor), confirmed = \(true) WHERE person_id IN (\(binds: ids))
                 """).run()
-            try await Self.retarget(absorbed, to: survivor, on: tx)
             try await PersonBookkeeping.redirect(absorbed, to: survivor, on: tx)
             try await PersonBookkeeping.refresh(photos: photos, persons: [survivor], on: tx)
             return (MergeResult(person: try await self.reads.person(survivor, on: tx), merged: absorbed), moves)
@@ -213,10 +207,7 @@ public final class PeopleService: Sendable {
             }
             var target = request.toPersonID
             if let person = target {
-                _ = try await Self.livePerson(person, on: tx, followRedirect: false)
-                if try await tx.raw("SELECT hidden FROM persons WHERE id = \(bind: person)").first()!.decode(column: "hidden", as: Bool.self) {
-                    throw PhotoSorterError.conflict("person \(person) is hidden; unhide it before moving faces to it")
-                }
+                try await Self.requireVisiblePerson(person, on: tx, before: "moving faces to it")
                 if let row = try await tx.raw("""
                     SELECT id, photo_id FROM embeddings WHERE person_id = \(bind: person) AND photo_id IN (\(binds: Array(photos.keys)))
                         AND id NOT IN (\(binds: faceIDs)) LIMIT 1
@@ -248,7 +239,6 @@ public final class PeopleService: Sendable {
                     WHERE NOT EXISTS (SELECT 1 FROM face_rejections WHERE embedding_id = \(bind: face.id) AND person_id = \(bind: face.person))
                     """).run()
             }
-            try await Self.retarget(emptied, to: person, on: tx)
             try await PersonBookkeeping.redirect(emptied, to: person, on: tx)
             return (MoveResult(personID: person, createdPerson: created, faceIDs: faceIDs),
                     faces.map { FaceMove(face: $0.embedding, from: $0.person, to: person) })
@@ -344,6 +334,14 @@ public final class PeopleService: Sendable {
         throw PhotoSorterError.conflict("person \(id) was merged into person \(survivor); use \(survivor)")
     }
 
+    /// A live person that is not hidden: 404 when missing, 409 when merged or hidden (`before` says what to unhide it for).
+    private static func requireVisiblePerson(_ id: Int64, on tx: any SQLDatabase, before action: String) async throws {
+        _ = try await livePerson(id, on: tx, followRedirect: false)
+        if try await tx.raw("SELECT hidden FROM persons WHERE id = \(bind: id)").first()!.decode(column: "hidden", as: Bool.self) {
+            throw PhotoSorterError.conflict("person \(id) is hidden; unhide it before \(action)")
+        }
+    }
+
     private static func personsWithoutFaces(_ persons: Set<Int64>, on tx: any SQLDatabase) async throws -> [Int64] {
         guard !persons.isEmpty else { return [] }
         let withFaces = Set(try await tx.raw("SELECT DISTINCT person_id FROM embeddings WHERE person_id IN (\(binds: Array(persons)))").all()
@@ -357,24 +355,6 @@ public final class PeopleService: Sendable {
         for person in try await personsWithoutFaces(persons, on: tx) {
             try await tx.raw("UPDATE embeddings SET runner_up_person_id = NULL, runner_up_similarity = NULL WHERE runner_up_person_id = \(bind: person)").run()
         }
-    }
-
-    /// Points rejections and runner-ups at `survivor` instead of `absorbed` (a face that is not an absorbed person
-    /// is not the survivor either).
-    static func retarget(_ absorbed: [Int64], to survivor: Int64, on tx: any SQLDatabase) async throws {
-        guard !absorbed.isEmpty else { return }
-        try await tx.raw("""
-            INSERT INTO face_rejections (embedding_id, person_id, created_at)
-            SELECT DISTINCT embedding_id, \(bind: survivor), \(bind: nowMs()) FROM face_rejections r
-            WHERE r.person_id IN (\(binds: absorbed)) AND NOT EXISTS
-                (SELECT 1 FROM face_rejections s WHERE s.embedding_id = r.embedding_id AND s.person_id = \(bind: survivor))
-            """).run()
-        try await tx.raw("DELETE FROM face_rejections WHERE person_id IN (\(binds: absorbed))").run()
-        try await tx.raw("""
-            UPDATE embeddings SET runner_up_person_id = CASE WHEN person_id = \(bind: survivor) THEN NULL ELSE \(bind: survivor) END,
-                runner_up_similarity = CASE WHEN person_id = \(bind: survivor) THEN NULL ELSE runner_up_similarity END
-            WHERE runner_up_person_id IN (\(binds: absorbed))
-            """).run()
     }
 
     static func face(_ id: Int64, on db: any SQLDatabase) async throws -> FaceView {
@@ -394,8 +374,7 @@ public final class PeopleService: Sendable {
             FaceView(faceID: try row.decode(column: "id", as: Int64.self), photoID: try row.decode(column: "photo_id", as: Int64.self),
                      path: try row.decode(column: "path", as: String.self), faceIndex: try row.decode(column: "face_index", as: Int.self),
                      personID: try row.decode(column: "person_id", as: Int64.self),
-                     bbox: BoundingBox(x1: try row.decode(column: "bbox_x1", as: Int.self), y1: try row.decode(column: "bbox_y1", as: Int.self),
-                                       x2: try row.decode(column: "bbox_x2", as: Int.self), y2: try row.decode(column: "bbox_y2", as: Int.self)),
+                     bbox: try BoundingBox(row: row),
                      confidence: try row.decode(column: "confidence", as: Double.self),
                      similarity: try row.decode(column: "similarity", as: Double?.self),
                      confirmed: try row.decode(column: "confirmed", as: Bool.self),

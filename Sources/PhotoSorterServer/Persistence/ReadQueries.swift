@@ -38,8 +38,7 @@ struct ReadQueries: Sendable {
             FROM embeddings WHERE photo_id = \(bind: id) ORDER BY face_index
             """).all().map { row in
             DetectionView(embeddingID: try row.decode(column: "id", as: Int64.self),
-                          bbox: BoundingBox(x1: try row.decode(column: "bbox_x1", as: Int.self), y1: try row.decode(column: "bbox_y1", as: Int.self),
-                                            x2: try row.decode(column: "bbox_x2", as: Int.self), y2: try row.decode(column: "bbox_y2", as: Int.self)),
+                          bbox: try BoundingBox(row: row),
                           confidence: try row.decode(column: "confidence", as: Double.self),
                           personID: try row.decode(column: "person_id", as: Int64.self),
                           similarity: try row.decode(column: "similarity", as: Double?.self),
