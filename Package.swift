@@ -39,7 +39,9 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
-            ]
+            ],
+            // The people web page (index.html, app.js, app.css), served by WebController.
+            resources: [.copy("Web")]
         ),
         .executableTarget(
             name: "PhotoSorterCLI",

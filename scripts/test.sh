@@ -4,13 +4,15 @@
 #   ./scripts/test.sh
 #
 # Steps, stopping at the first failure:
-#   1. install-ml     scripts/install-ml.sh (ml-service/.venv, dlib built from source on first run)
+#   1. install-ml     scripts/install-ml.sh (ml-service/.venv, dlib built from source on first run), the pinned test
+#                     tools of tests/requirements.txt and Debian's chromium for the browser tests
 #   2. swift-build    swift build --build-tests
 #   3. postgres       scripts/start-postgres.sh (private cluster on 127.0.0.1:55432; stopped on exit)
 #   4. swift-test     swift test, with PHOTO_SORTER_TEST_POSTGRES_URL set and PHOTO_SORTER_REQUIRE_POSTGRES=1
 #   5. python-test    pytest ml-service/tests bench/accuracy
 #   6. e2e            pytest tests/e2e (real ML service + real Swift service on ../shared/testdata/faces,
-#                     on SQLite and on a fresh PostgreSQL database photo_sorter_e2e)
+#                     on SQLite and on a fresh PostgreSQL database photo_sorter_e2e; the web page in headless
+#                     Chromium, screenshots under tests/e2e/out/web)
 # Set PHOTO_SORTER_TEST_SKIP="e2e swift-test" (space-separated step names) to skip steps locally.
 set -euo pipefail
 
@@ -101,9 +103,14 @@ install_ml() {
     # (set -e does not apply inside a function run as `f || rc=$?`: check each command explicitly.)
     bash "$REPO/scripts/install-ml.sh" || return 1
     [ -x "$VENV_PY" ] || { echo "install-ml.sh did not create $VENV_PY" >&2; return 1; }
-    # The e2e tests and bench unit tests run under the ML venv's interpreter: make sure pytest is there.
-    if ! "$VENV_PY" -c "import pytest" >/dev/null 2>&1; then
-        "$VENV_PY" -m pip install --quiet pytest
+    # The e2e tests and bench unit tests run under the ML venv's interpreter: pytest and Playwright (pinned).
+    "$VENV_PY" -m pip install --quiet --disable-pip-version-check -r "$REPO/tests/requirements.txt" || return 1
+    # The browser tests drive Debian's Chromium.
+    if ! command -v chromium >/dev/null 2>&1; then
+        local sudo=""
+        [ "$(id -u)" -ne 0 ] && sudo="sudo"
+        $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends chromium \
+            || return 1
     fi
 }
 

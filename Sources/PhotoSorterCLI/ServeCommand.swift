@@ -13,6 +13,7 @@ struct ServeCommand: AsyncParsableCommand {
         let app = try await Application.make(Environment(name: "production", arguments: ["photo-sorter", "serve"]))
         do {
             try await configure(app, config: config)
+            app.logger.notice("browse: \(config.browseURL)")
             try await app.execute()
         } catch {
             try? await app.asyncShutdown()

@@ -23,6 +23,9 @@ struct SortCommand: AsyncParsableCommand {
     @ArgumentParser.Flag(help: "Skip the closing re-cluster of all faces (`photo-sorter recluster` runs it later).")
     var noRecluster = false
 
+    @ArgumentParser.Flag(help: "Keep serving the people web page after the sort, until Ctrl-C.")
+    var browse = false
+
     func run() async throws {
         let config = try options.load()
         try await LocalPipeline.run(config: config, allowedRoot: try resolvedFolder(),
@@ -64,6 +67,12 @@ struct SortCommand: AsyncParsableCommand {
         print(summary.text)
         if let summaryJson {
             try JSONEncoder().encode(summary).write(to: URL(fileURLWithPath: summaryJson))
+        }
+        if browse {
+            writeToStandardError("browse: \(config.browseURL)  (Ctrl-C stops)\n")
+            while !interrupted.isSet { try await Task.sleep(for: .milliseconds(250)) }
+        } else {
+            writeToStandardError("browse: \(config.browseURL)  (after `photo-sorter serve --database \(DatabaseLocation.describe(config))`, or sort with --browse)\n")
         }
         return summary.failed > 0 ? 1 : 0
     }

@@ -19,14 +19,24 @@ public enum PhotoSorterError: AbortError, Equatable {
     case conflict(String)
     case reprocessJobNotFound(String)
     case reclusterJobNotFound(String)
+    /// A thumbnail or preview that does not exist and cannot be made (a person without faces, a render that
+    /// returned nothing).
+    case imageUnavailable(String)
+    /// A browser write that did not come from the page itself (cross-site, a form, no `X-Photo-Sorter-Request`).
+    case crossSiteWrite(String)
+    case unsupportedMediaType(String)
+    /// No or a wrong API token where one is required.
+    case tokenRequired
 
     public var status: HTTPResponseStatus {
         switch self {
-        case .folderNotFound, .photoNotFound, .personNotFound, .faceNotFound, .jobNotFound, .reprocessJobNotFound, .reclusterJobNotFound: .notFound
+        case .folderNotFound, .photoNotFound, .personNotFound, .faceNotFound, .jobNotFound, .reprocessJobNotFound, .reclusterJobNotFound,
+             .imageUnavailable: .notFound
         case .conflict: .conflict
         case .notADirectory, .invalidRequest: .unprocessableEntity
-        case .outsideAllowedRoots: .forbidden
-        case .unauthorized: .unauthorized
+        case .outsideAllowedRoots, .crossSiteWrite: .forbidden
+        case .unsupportedMediaType: .unsupportedMediaType
+        case .unauthorized, .tokenRequired: .unauthorized
         case .mlServiceUnavailable: .serviceUnavailable
         case .mlServiceRejected: .badGateway
         }
@@ -48,6 +58,10 @@ public enum PhotoSorterError: AbortError, Equatable {
         case .conflict(let why): why
         case .reprocessJobNotFound(let id): "no reprocess job with id \(id)"
         case .reclusterJobNotFound(let id): "no recluster job with id \(id)"
+        case .imageUnavailable(let why): why
+        case .crossSiteWrite(let why): "write refused: \(why)"
+        case .unsupportedMediaType(let why): why
+        case .tokenRequired: "this service needs its API token (Authorization: Bearer …, or open the page once with ?token=…)"
         }
     }
 }

@@ -16,6 +16,7 @@ public final class PhotoSorterServices: Sendable {
     public let reprocess: ReprocessService
     public let people: PeopleService
     public let recluster: ReclusterService
+    public let media: MediaService
     let statuses: PhotoStatusStore
     let reads: ReadQueries
     let retryScheduler: RetryScheduler
@@ -48,6 +49,7 @@ public final class PhotoSorterServices: Sendable {
                                           logger: logger, onWorkQueued: { dispatcher.poke() })
         self.people = PeopleService(database: database, identity: identity, reads: reads, config: config)
         self.recluster = ReclusterService(database: database, identity: identity, logger: logger)
+        self.media = MediaService(database: database, ml: ml, logger: logger)
         self.retryScheduler = RetryScheduler(database: database, queue: queue, maxRetries: config.maxRetries, logger: logger)
         self.staleScheduler = StaleProcessingScheduler(database: database, statuses: statuses,
                                                        timeoutSeconds: config.processingTimeoutSeconds, logger: logger)

@@ -43,7 +43,11 @@ public func configure(_ app: Application, config: ServiceConfig, backgroundWork:
     let services = PhotoSorterServices(config: config, database: database, httpClient: app.http.client.shared, logger: app.logger)
     try await services.identity.load()
     app.photoSorter = services
-    try routes(app)
+    if let token = config.apiToken {
+        app.middleware.use(AccessTokenMiddleware(token: token, sharedSecret: config.sharedSecret))
+    }
+    app.middleware.use(CrossSiteWriteGuard())
+    try routes(app, webAssets: try WebAssets.load())
     if backgroundWork {
         app.lifecycle.use(BackgroundWorkLifecycle(services: services))
     }

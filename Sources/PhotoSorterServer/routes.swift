@@ -1,7 +1,7 @@
 import Vapor
 
 /// Every HTTP endpoint of the service, by controller.
-func routes(_ app: Application) throws {
+func routes(_ app: Application, webAssets: WebAssets) throws {
     try app.register(collection: IngestController())
     try app.register(collection: PhotoController())
     try app.register(collection: CallbackController())
@@ -10,4 +10,6 @@ func routes(_ app: Application) throws {
     try app.register(collection: ReclusterController())
     try app.register(collection: ReprocessController())
     try app.register(collection: HealthController())
+    try app.register(collection: MediaController())
+    try app.register(collection: WebController(assets: webAssets))
 }

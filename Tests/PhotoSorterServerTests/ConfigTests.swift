@@ -26,6 +26,19 @@ final class ConfigTests: XCTestCase {
         XCTAssertEqual(DatabaseFlavor.parse(config.databaseURL).flavor, .postgres)
     }
 
+    func testServiceReachableFromOtherMachinesNeedsAnAPIToken() throws {
+        XCTAssertThrowsError(try ServiceConfig.load(environment: ["PHOTO_SORTER_HOST": "0.0.0.0"])) {
+            XCTAssertTrue("\($0)".contains("PHOTO_SORTER_API_TOKEN"), "\($0)")
+        }
+        XCTAssertThrowsError(try ServiceConfig.load(environment: ["PHOTO_SORTER_HOST": "0.0.0.0", "PHOTO_SORTER_API_TOKEN": "short"]))
+        let open = try ServiceConfig.load(environment: ["PHOTO_SORTER_HOST": "0.0.0.0", "PHOTO_SORTER_API_TOKEN": "0123456789abcdef0123"])
+        XCTAssertEqual(open.apiToken, "0123456789abcdef0123")
+        XCTAssertEqual(open.browseURL, "http://127.0.0.1:8080/")
+        for loopback in ["127.0.0.1", "localhost", "::1", "127.0.0.2"] {
+            XCTAssertNoThrow(try ServiceConfig.load(environment: ["PHOTO_SORTER_HOST": loopback]), loopback)
+        }
+    }
+
     func testInvalidValuesAreRejectedWithTheirName() {
         XCTAssertThrowsError(try ServiceConfig.load(environment: ["PHOTO_SORTER_PORT": "eighty"])) {
             XCTAssertTrue("\($0)".contains("PHOTO_SORTER_PORT"), "\($0)")

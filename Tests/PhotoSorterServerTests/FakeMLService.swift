@@ -18,6 +18,9 @@ final class FakeMLService: Sendable {
         /// Accept but never call back for this many requests (a crashed worker).
         var dropFirst = 0
         var model = FakeModel.dlib
+        /// Send a thumbnail per face and a preview with each result, as the real service does by default.
+        /// Off: a service from before thumbnails; the Swift service then asks POST /render.
+        var sendsImages = true
     }
 
     /// The model the fake claims to run. `.arcface` sends each fixture vector repeated four times (512 values)
@@ -39,6 +42,7 @@ final class FakeMLService: Sendable {
     let app: Application
     private let behaviour: NIOLockedValueBox<Behaviour>
     private let requests = NIOLockedValueBox([Int64]())
+    private let renderRequests = NIOLockedValueBox([String]())
     private let fixture = EmbeddingFixture.shared
 
     private init(app: Application, behaviour: Behaviour) {
@@ -55,6 +59,7 @@ final class FakeMLService: Sendable {
         app.post("process-photo") { req async throws -> Response in try await service.processPhoto(req) }
         app.get("health") { _ in ["status": "ok", "model": service.behaviour.withLockedValue { $0.model.name }] }
         app.post("embeddings", "from-image") { req async throws -> Response in try await service.analyse(req) }
+        app.post("render") { req async throws -> Response in try await service.render(req) }
         try await app.startup()
         return service
     }
@@ -67,6 +72,8 @@ final class FakeMLService: Sendable {
 
     var url: String { "http://127.0.0.1:\(app.http.server.shared.localAddress!.port!)" }
     var requestedPhotoIDs: [Int64] { requests.withLockedValue { $0 } }
+    /// Paths POST /render was asked for, in order.
+    var renderedPaths: [String] { renderRequests.withLockedValue { $0 } }
 
     func stop() async throws { try await app.asyncShutdown() }
 
@@ -97,10 +104,13 @@ final class FakeMLService: Sendable {
         case .process:
             let client = req.application.http.client.shared
             let callback = callbackBody(for: body)
+            // The real service is configured with the same secret the Swift service sends it.
+            let secret = req.headers.first(name: "X-Photo-Sorter-Secret")
             Task {
                 var request = HTTPClientRequest(url: body.callbackUrl)
                 request.method = .POST
                 request.headers.add(name: "Content-Type", value: "application/json")
+                if let secret { request.headers.add(name: "X-Photo-Sorter-Secret", value: secret) }
                 request.body = .bytes(ByteBuffer(data: callback))
                 _ = try? await client.execute(request, timeout: .seconds(30))
             }
@@ -121,6 +131,33 @@ final class FakeMLService: Sendable {
         return Response(status: .ok, headers: ["Content-Type": "application/json"],
                         body: .init(data: try JSONSerialization.data(withJSONObject: body)))
     }
+
+    /// POST /render: a labelled JPEG per box and a preview; slow enough (50 ms) that concurrent requests overlap.
+    private func render(_ req: Request) async throws -> Response {
+        struct Body: Content { var path: String; var boxes: [[Int]] }
+        let body = try req.content.decode(Body.self)
+        renderRequests.withLockedValue { $0.append(body.path) }
+        try await Task.sleep(for: .milliseconds(50))
+        let answer: [String: Any] = [
+            "width": 250, "height": 250, "preview_width": 250, "preview_height": 250,
+            "preview": Self.labelledJPEG("render preview \(body.path)").base64EncodedString(),
+            "thumbnails": body.boxes.map { Self.labelledJPEG("render \(body.path) box \($0)").base64EncodedString() },
+        ]
+        return Response(status: .ok, headers: ["Content-Type": "application/json"],
+                        body: .init(data: try JSONSerialization.data(withJSONObject: answer)))
+    }
+
+    /// A real (2×2) JPEG carrying `label` in a comment segment, so a test can tell which image it was served.
+    static func labelledJPEG(_ label: String) -> Data {
+        let jpeg = Data(base64Encoded: tinyJPEG)!
+        let text = Data(label.utf8)
+        let length = UInt16(text.count + 2)
+        return jpeg.prefix(2) + Data([0xFF, 0xFE, UInt8(length >> 8), UInt8(length & 0xFF)]) + text + jpeg.dropFirst(2)
+    }
+
+    private static let tinyJPEG = """
+        /9j/4AAQSkZJRgABAQAAAQABAAD/2wBDABALDA4MChAODQ4SERATGCgaGBYWGDEjJR0oOjM9PDkzODdASFxOQERXRTc4UG1RV19iZ2hnPk1xeXBkeFxlZ2P/2wBDARESEhgVGC8aGi9jQjhCY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2P/wAARCAACAAIDASIAAhEBAxEB/8QAHwAAAQUBAQEBAQEAAAAAAAAAAAECAwQFBgcICQoL/8QAtRAAAgEDAwIEAwUFBAQAAAF9AQIDAAQRBRIhMUEGE1FhByJxFDKBkaEII0KxwRVS0fAkM2JyggkKFhcYGRolJicoKSo0NTY3ODk6Q0RFRkdISUpTVFVWV1hZWmNkZWZnaGlqc3R1dnd4eXqDhIWGh4iJipKTlJWWl5iZmqKjpKWmp6ipqrKztLW2t7i5usLDxMXGx8jJytLT1NXW19jZ2uHi4+Tl5ufo6erx8vP09fb3+Pn6/8QAHwEAAwEBAQEBAQEBAQAAAAAAAAECAwQFBgcICQoL/8QAtREAAgECBAQDBAcFBAQAAQJ3AAECAxEEBSExBhJBUQdhcRMiMoEIFEKRobHBCSMzUvAVYnLRChYkNOEl8RcYGRomJygpKjU2Nzg5OkNERUZHSElKU1RVVldYWVpjZGVmZ2hpanN0dXZ3eHl6goOEhYaHiImKkpOUlZaXmJmaoqOkpaanqKmqsrO0tba3uLm6wsPExcbHyMnK0tPU1dbX2Nna4uPk5ebn6Onq8vP09fb3+Pn6/9oADAMBAAIRAxEAPwDPooormOg//9k=
+        """
 
     /// Fixture photos by content digest, so copies of test photos elsewhere are recognised too.
     private static let fixturePathsByDigest: [String: String] = {
@@ -144,7 +181,17 @@ final class FakeMLService: Sendable {
             body["status"] = "PROCESSED"
             body["width"] = 250
             body["height"] = 250
-            body["detections"] = photo.faces.map { ["bbox": $0.bbox.array, "embedding": model.embedding($0), "confidence": 1.0] as [String: Any] }
+            let sendsImages = behaviour.withLockedValue { $0.sendsImages }
+            body["detections"] = photo.faces.enumerated().map { index, face in
+                var detection: [String: Any] = ["bbox": face.bbox.array, "embedding": model.embedding(face), "confidence": 1.0]
+                if sendsImages { detection["thumbnail"] = Self.labelledJPEG("callback \(relative) face \(index)").base64EncodedString() }
+                return detection
+            }
+            if sendsImages {
+                body["preview"] = Self.labelledJPEG("callback \(relative) preview").base64EncodedString()
+                body["preview_width"] = 250
+                body["preview_height"] = 250
+            }
             body["new_persons"] = []
         } else {
             body["status"] = "FAILED"

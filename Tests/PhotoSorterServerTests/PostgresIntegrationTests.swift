@@ -30,4 +30,6 @@ final class PostgresIntegrationTests: XCTestCase {
     func testCorrectionsSurviveAReprocess() async throws { try await PeopleScenarios.correctionsSurviveAReprocess(.postgres) }
     func testWritesNeedTheSharedSecret() async throws { try await PeopleScenarios.writesNeedTheSharedSecret(.postgres) }
     func testOtherInstancesCatchUpWithCorrections() async throws { try await PeopleScenarios.otherInstancesCatchUpWithCorrections() }
+    func testImagesFromCallbacksAreServedFromStorage() async throws { try await WebScenarios.imagesFromCallbacksAreServedFromStorage(.postgres) }
+    func testOlderDatabasesGetImagesLazilyOncePerPhoto() async throws { try await WebScenarios.olderDatabasesGetImagesLazilyOncePerPhoto(.postgres) }
 }

@@ -29,4 +29,10 @@ final class SQLiteIntegrationTests: XCTestCase {
     func testEmptiedPersonIDsAreNeverReused() async throws { try await PeopleScenarios.emptiedPersonIDsAreNeverReused(.sqlite) }
     func testCorrectionsSurviveAReprocess() async throws { try await PeopleScenarios.correctionsSurviveAReprocess(.sqlite) }
     func testWritesNeedTheSharedSecret() async throws { try await PeopleScenarios.writesNeedTheSharedSecret(.sqlite) }
+    func testImagesFromCallbacksAreServedFromStorage() async throws { try await WebScenarios.imagesFromCallbacksAreServedFromStorage(.sqlite) }
+    func testOlderDatabasesGetImagesLazilyOncePerPhoto() async throws { try await WebScenarios.olderDatabasesGetImagesLazilyOncePerPhoto(.sqlite) }
+    func testWebPageIsServedWithItsFiles() async throws { try await WebScenarios.webPageIsServedWithItsFiles(.sqlite) }
+    func testCrossSiteWritesAreRefused() async throws { try await WebScenarios.crossSiteWritesAreRefused(.sqlite) }
+    func testApiTokenGuardsEveryPageAndCall() async throws { try await WebScenarios.apiTokenGuardsEveryPageAndCall(.sqlite) }
+    func testJobFailuresListEachPhotoWithItsReason() async throws { try await WebScenarios.jobFailuresListEachPhotoWithItsReason(.sqlite) }
 }

@@ -14,6 +14,9 @@ public struct ServiceConfig: Codable, Sendable, Equatable {
     public var mlServiceURLs = ["http://127.0.0.1:8001"]
     /// Required in `X-Photo-Sorter-Secret` on the callback, person dump and embedding reads when set.
     public var sharedSecret: String?
+    /// Needed by every page and API call when set (`Authorization: Bearer`, `X-Photo-Sorter-Token`, or the cookie
+    /// that `/?token=` sets). Required when `host` is not a loopback address.
+    public var apiToken: String?
     /// Folders that may be ingested; empty means any folder.
     public var allowedRoots: [String] = []
     public var batchSize = 50
@@ -41,6 +44,17 @@ public struct ServiceConfig: Codable, Sendable, Equatable {
     public init() {}
 
     public var callbackBaseURL: String { publicURL ?? "http://\(host):\(port)" }
+
+    /// Whether the service listens only on this machine (127.0.0.0/8, ::1, localhost).
+    public var bindsLoopbackOnly: Bool {
+        host == "localhost" || host == "::1" || host.hasPrefix("127.")
+    }
+
+    /// Where a browser on this machine opens the web page.
+    public var browseURL: String {
+        let shown = bindsLoopbackOnly ? host : "127.0.0.1"
+        return "http://\(shown.contains(":") ? "[\(shown)]" : shown):\(port)/"
+    }
 
     /// The model named by `model`, if any (validated by `validate()`).
     public var requestedModel: FaceModel? { model.flatMap(FaceModel.named) }
@@ -85,6 +99,7 @@ public struct ServiceConfig: Codable, Sendable, Equatable {
         if let v = try value("PUBLIC_URL", String.self) { publicURL = v }
         if let v = list("ML_URL", separator: ","), !v.isEmpty { mlServiceURLs = v }
         if let v = try value("SHARED_SECRET", String.self) { sharedSecret = v }
+        if let v = try value("API_TOKEN", String.self) { apiToken = v }
         if let v = list("ALLOWED_ROOTS", separator: ":") { allowedRoots = v }
         if let v = try value("BATCH_SIZE", Int.self) { batchSize = v }
         if let v = try value("WORKERS", Int.self) { workerConcurrency = v }
@@ -112,6 +127,12 @@ public struct ServiceConfig: Codable, Sendable, Equatable {
         for (name, value) in [("matchThreshold", matchThreshold), ("mirrorThreshold", mirrorThreshold)] {
             if let value, !(-1...1).contains(value) { throw ConfigError(message: "\(name) must be a cosine similarity in -1...1") }
         }
+        if !bindsLoopbackOnly, apiToken == nil {
+            throw ConfigError(message: "host \(host) is reachable from other machines: set PHOTO_SORTER_API_TOKEN so every page and API call needs it")
+        }
+        if let apiToken, apiToken.count < 16 {
+            throw ConfigError(message: "PHOTO_SORTER_API_TOKEN must be at least 16 characters")
+        }
         guard !mlServiceURLs.isEmpty else { throw ConfigError(message: "at least one ML service URL is needed") }
         guard maxRetries >= 0, retryBackoffSeconds >= 0, processingTimeoutSeconds > 0, schedulerIntervalSeconds > 0 else {
             throw ConfigError(message: "retry and timeout settings must not be negative")
@@ -122,7 +143,7 @@ public struct ServiceConfig: Codable, Sendable, Equatable {
 /// The configuration file: every key optional, same names as `ServiceConfig`.
 private struct PartialConfig: Decodable {
     var databaseURL: String?, host: String?, port: Int?, publicURL: String?, mlServiceURLs: [String]?
-    var sharedSecret: String?, allowedRoots: [String]?, batchSize: Int?, workerConcurrency: Int?
+    var sharedSecret: String?, apiToken: String?, allowedRoots: [String]?, batchSize: Int?, workerConcurrency: Int?
     var model: String?, matchThreshold: Float?, smallPersonMargin: Float?, mirrorThreshold: Float?, maxRetries: Int?, retryBackoffSeconds: Double?
     var schedulerIntervalSeconds: Double?, processingTimeoutSeconds: Double?, mlRequestTimeoutSeconds: Double?
     var queueHighWatermark: Int?
@@ -131,7 +152,7 @@ private struct PartialConfig: Decodable {
         var c = base
         databaseURL.map { c.databaseURL = $0 }; host.map { c.host = $0 }; port.map { c.port = $0 }
         publicURL.map { c.publicURL = $0 }; mlServiceURLs.map { c.mlServiceURLs = $0 }
-        sharedSecret.map { c.sharedSecret = $0 }; allowedRoots.map { c.allowedRoots = $0 }
+        sharedSecret.map { c.sharedSecret = $0 }; apiToken.map { c.apiToken = $0 }; allowedRoots.map { c.allowedRoots = $0 }
         batchSize.map { c.batchSize = $0 }; workerConcurrency.map { c.workerConcurrency = $0 }
         model.map { c.model = $0 }; matchThreshold.map { c.matchThreshold = $0 }; smallPersonMargin.map { c.smallPersonMargin = $0 }
         mirrorThreshold.map { c.mirrorThreshold = $0 }

@@ -9,9 +9,11 @@ public struct CallbackPayload: Content, Sendable {
         public var confidence: Double?
         public var suggestedPersonID: Int64?
         public var similarity: Double?
+        /// Base64 JPEG: a small square crop around the face, for the web page.
+        public var thumbnail: String?
 
         enum CodingKeys: String, CodingKey {
-            case bbox, embedding, confidence, similarity
+            case bbox, embedding, confidence, similarity, thumbnail
             case suggestedPersonID = "suggested_person_id"
         }
     }
@@ -50,9 +52,15 @@ public struct CallbackPayload: Content, Sendable {
     public var detections: [Detection]
     public var newPersons: [NewPerson]?
     public var meta: Meta?
+    /// Base64 JPEG of the whole photo, downscaled, with its size: the web page shows it instead of the file.
+    public var preview: String?
+    public var previewWidth: Int?
+    public var previewHeight: Int?
 
     enum CodingKeys: String, CodingKey {
-        case path, status, error, width, height, detections, meta
+        case path, status, error, width, height, detections, meta, preview
+        case previewWidth = "preview_width"
+        case previewHeight = "preview_height"
         case photoID = "photo_id"
         case callbackID = "callback_id"
         case newPersons = "new_persons"
@@ -70,6 +78,9 @@ public struct CallbackPayload: Content, Sendable {
         detections = try c.decodeIfPresent([Detection].self, forKey: .detections) ?? []
         newPersons = try c.decodeIfPresent([NewPerson].self, forKey: .newPersons)
         meta = try c.decodeIfPresent(Meta.self, forKey: .meta)
+        preview = try c.decodeIfPresent(String.self, forKey: .preview)
+        previewWidth = try c.decodeIfPresent(Int.self, forKey: .previewWidth)
+        previewHeight = try c.decodeIfPresent(Int.self, forKey: .previewHeight)
     }
 
     public init(photoID: Int64, path: String?, callbackID: String?, status: PhotoStatus, error: String? = nil,

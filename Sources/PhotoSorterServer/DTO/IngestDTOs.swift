@@ -81,3 +81,8 @@ public struct IngestStatus: Content, Sendable, Equatable {
 public struct IngestJobList: Content, Sendable {
     public var jobs: [IngestStatus]
 }
+
+/// GET /ingest-jobs/{jobId}/failures.
+public struct JobFailures: Content, Sendable {
+    public var failures: [PhotoFailure]
+}

@@ -10,9 +10,12 @@ public struct PersonSummary: Content, Sendable, Equatable {
     public var photoCount: Int
     public var representativePhotoID: Int64?
     public var createdAt: Int64
+    /// The face `GET /thumbnails/person/{id}.jpg` shows (a confirmed face first, then the most confident).
+    public var coverFaceID: Int64?
 
     enum CodingKeys: String, CodingKey {
         case hidden
+        case coverFaceID = "cover_face_id"
         case personID = "person_id"
         case displayName = "display_name"
         case faceCount = "face_count"

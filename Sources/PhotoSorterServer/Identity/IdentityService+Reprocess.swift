@@ -160,6 +160,7 @@ extension IdentityService {
         let result = ReprocessResult(photos: ordered.count, faces: faces.count, photosFailed: photosFailed, persons: survivors.count,
                                      personsKept: survivors.count - outcome.newPersonCount, personsCreated: outcome.newPersonCount,
                                      personsRemoved: livePersons.subtracting(survivors).count)
+        try await MediaStore.removeOrphanThumbnails(on: tx)
         try await tx.raw("DELETE FROM reprocess_faces WHERE job_id = \(bind: job.id)").run()
         try await tx.raw("DELETE FROM reprocess_photos WHERE job_id = \(bind: job.id)").run()
         try await tx.raw("""

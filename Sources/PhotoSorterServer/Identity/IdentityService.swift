@@ -304,6 +304,7 @@ public final class IdentityService: Sendable {
                     updated_at = \(bind: now) WHERE id = \(bind: person)
                 """).run()
         }
+        try await MediaStore.store(payload, replacingFaces: true, on: tx)
         let personIDsJSON = String(decoding: try JSONEncoder().encode(personIDs), as: UTF8.self)
         try await tx.raw("""
             UPDATE photos SET status = 'PROCESSED', width = \(bind: payload.width), height = \(bind: payload.height),

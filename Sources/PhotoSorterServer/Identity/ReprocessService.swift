@@ -217,6 +217,7 @@ public final class ReprocessService: Sendable {
                     \(bind: detection.confidence ?? 0), \(bind: modelVersion))
                 """).run()
         }
+        try await MediaStore.store(payload, replacingFaces: false, on: tx)
         try await tx.raw("""
             UPDATE photos SET status = 'PROCESSED', last_error = NULL, processing_started_at = NULL, next_attempt_at = NULL,
                 updated_at = \(bind: nowMs())

@@ -82,9 +82,15 @@ public final class IngestService: Sendable {
         }
     }
 
-    /// Canonical absolute folder path; rejects missing folders, files, and folders outside the allowed roots.
+    /// Canonical absolute folder path; rejects missing folders, files, and folders outside the allowed roots (any
+    /// folder when none are set, but only while the service listens on loopback alone).
     func resolveFolder(_ path: String) throws -> String {
         guard !path.isEmpty else { throw PhotoSorterError.invalidRequest("path is required") }
+        // Reachable from other machines, the service takes folders from requests only inside configured roots
+        // (checked before the path is touched, so nothing outside them is even probed).
+        if config.allowedRoots.isEmpty && !config.bindsLoopbackOnly {
+            throw PhotoSorterError.outsideAllowedRoots("\(path) (the service listens on \(config.host): set PHOTO_SORTER_ALLOWED_ROOTS)")
+        }
         let absolute = path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
         guard let resolved = realpath(absolute, nil) else { throw PhotoSorterError.folderNotFound(path) }
         defer { free(resolved) }
@@ -288,6 +294,7 @@ public final class IngestService: Sendable {
         }
         try await tx.raw("DELETE FROM photo_persons WHERE photo_id = \(bind: previous.id)").run()
         try await tx.raw("DELETE FROM embeddings WHERE photo_id = \(bind: previous.id)").run()
+        try await MediaStore.removeImages(ofPhoto: previous.id, on: tx)
         let row = try await tx.raw("""
             UPDATE photos SET filesize = \(bind: photo.file.size), modified_at = \(bind: photo.file.modifiedAtMs),
                 sample_hash = \(bind: photo.sampleHash), full_hash = NULL, status = 'READY', retry_count = 0, last_error = NULL,

@@ -4,6 +4,7 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOFoundationCompat
 import NIOHTTP1
+import PhotoSorterCore
 
 /// What happened when a photo was handed to the ML service.
 public enum MLDispatchOutcome: Sendable, Equatable {
@@ -80,6 +81,41 @@ public final class MLClient: Sendable {
         }
     }
 
+    /// POST /render `{path, boxes}`: a preview of the photo and a thumbnail per box, for photos analysed before
+    /// the ML service sent them. Waits out a busy service (429/503) a few times, as its Retry-After says.
+    public func render(path: String, boxes: [BoundingBox]) async throws -> RenderedImages {
+        let base = nextBaseURL()
+        let body = try JSONEncoder().encode(RenderRequest(path: path, boxes: boxes.map { [$0.x1, $0.y1, $0.x2, $0.y2] }))
+        for attempt in 1...5 {
+            let response: HTTPClientResponse
+            let buffer: ByteBuffer
+            do {
+                response = try await post("\(base)/render", json: body, timeout: .seconds(120))
+                buffer = try await response.body.collect(upTo: 32 * 1024 * 1024)
+            } catch {
+                throw PhotoSorterError.mlServiceUnavailable("\(base): \(error)")
+            }
+            let status = Int(response.status.code)
+            if (status == 429 || status == 503) && attempt < 5 {
+                let delay = min(2.0, max(0.1, response.headers.first(name: "Retry-After").flatMap(Double.init) ?? 0.5))
+                try await Task.sleep(for: .milliseconds(Int(delay * 1000)))
+                continue
+            }
+            guard status == 200 else {
+                throw PhotoSorterError.mlServiceRejected(status: status, reason: String(buffer: buffer).prefix(500).description)
+            }
+            do { return try JSONDecoder().decode(RenderedImages.self, from: Data(buffer: buffer)) } catch {
+                throw PhotoSorterError.mlServiceRejected(status: status, reason: "unreadable render answer: \(error)")
+            }
+        }
+        throw PhotoSorterError.mlServiceUnavailable("\(base) stayed busy")
+    }
+
+    private struct RenderRequest: Encodable {
+        let path: String
+        let boxes: [[Int]]
+    }
+
     /// GET /health of the first service: nil when nothing answers.
     public func health() async -> [String: JSONAnyValue]? {
         var request = HTTPClientRequest(url: "\(baseURLs[0])/health")
@@ -102,6 +138,21 @@ public final class MLClient: Sendable {
         if let sharedSecret { request.headers.add(name: "X-Photo-Sorter-Secret", value: sharedSecret) }
         request.body = .bytes(ByteBuffer(data: json))
         return try await http.execute(request, timeout: timeout ?? self.timeout)
+    }
+}
+
+/// Answer of the ML service's POST /render: base64 JPEGs.
+public struct RenderedImages: Decodable, Sendable {
+    public var preview: String
+    public var previewWidth: Int
+    public var previewHeight: Int
+    /// One per requested box, in order.
+    public var thumbnails: [String]
+
+    enum CodingKeys: String, CodingKey {
+        case preview, thumbnails
+        case previewWidth = "preview_width"
+        case previewHeight = "preview_height"
     }
 }
 

@@ -44,8 +44,9 @@ public final class PeopleService: Sendable {
         let total = try await database.sql.raw("SELECT COUNT(*) AS n FROM persons WHERE \(filter)").first()!
             .decode(column: "n", as: Int.self)
         let persons = try await database.sql.raw("""
-            SELECT id, display_name, hidden, face_count, photo_count, representative_photo_id, created_at FROM persons
-            WHERE \(filter) ORDER BY photo_count DESC, id LIMIT \(bind: query.limit) OFFSET \(bind: query.offset)
+            SELECT p.id, p.display_name, p.hidden, p.face_count, p.photo_count, p.representative_photo_id, p.created_at,
+                \(MediaStore.coverFaceSubquery) AS cover_face_id
+            FROM persons p WHERE \(filter) ORDER BY p.photo_count DESC, p.id LIMIT \(bind: query.limit) OFFSET \(bind: query.offset)
             """).all().map { row in
             PersonSummary(personID: try row.decode(column: "id", as: Int64.self),
                           displayName: try row.decode(column: "display_name", as: String?.self),
@@ -53,7 +54,8 @@ public final class PeopleService: Sendable {
                           faceCount: try row.decode(column: "face_count", as: Int.self),
                           photoCount: try row.decode(column: "photo_count", as: Int.self),
                           representativePhotoID: try row.decode(column: "representative_photo_id", as: Int64?.self),
-                          createdAt: try row.decode(column: "created_at", as: Int64.self))
+                          createdAt: try row.decode(column: "created_at", as: Int64.self),
+                          coverFaceID: try row.decode(column: "cover_face_id", as: Int64?.self))
         }
         let next = query.offset + persons.count
         return PersonPage(persons: persons, total: total, nextOffset: next < total ? next : nil)

@@ -191,10 +191,10 @@ public struct PhotoFailure: Codable, Sendable {
 }
 
 extension ReadQueries {
-    func failures(ofJob jobID: String) async throws -> [PhotoFailure] {
+    func failures(ofJob jobID: String, limit: Int = .max) async throws -> [PhotoFailure] {
         try await database.sql.raw("""
             SELECT p.id, p.path, p.last_error FROM photo_ingest_map m JOIN photos p ON p.id = m.photo_id
-            WHERE m.job_id = \(bind: jobID) AND p.status = 'FAILED' ORDER BY p.id
+            WHERE m.job_id = \(bind: jobID) AND p.status = 'FAILED' ORDER BY p.id LIMIT \(bind: limit)
             """).all().map {
             PhotoFailure(photoID: try $0.decode(column: "id", as: Int64.self), path: try $0.decode(column: "path", as: String.self),
                          error: try $0.decode(column: "last_error", as: String?.self))
