@@ -155,7 +155,7 @@ enum WebScenarios {
     }
 
     /// With an API token every page and call needs it (header, bearer, or the cookie `/?token=` sets); the ML
-    /// service gets in with the shared secret; /health stays open.
+    /// service gets in with the shared secret; /health stays open; a token holder may write where the secret is asked.
     static func apiTokenGuardsEveryPageAndCall(_ flavor: DatabaseFlavor) async throws {
         let token = "token-0123456789abcdef"
         try await TestService.run(flavor, tune: { $0.apiToken = token; $0.sharedSecret = "ml-secret" }) { service in
@@ -191,6 +191,16 @@ enum WebScenarios {
             XCTAssertEqual(withCookie.status, .ok)
             let page = try await service.request(.GET, "/", headers: [("Cookie", "photo_sorter_token=\(token)")])
             XCTAssertEqual(page.status, .ok)
+
+            // The page holds the token, not the shared secret: with the token it may correct people.
+            let person = try await service.request(.GET, "/persons?limit=1", headers: [("X-Photo-Sorter-Token", token)])
+                .decode(PersonPage.self).persons[0].personID
+            let rename = try JSONEncoder().encode(PersonUpdate(displayName: .some("Ann")))
+            let byPage = try await service.request(.PATCH, "/person/\(person)", body: rename,
+                                                   headers: [("Cookie", "photo_sorter_token=\(token)"), ("X-Photo-Sorter-Request", "1")])
+            XCTAssertEqual(byPage.status, .ok, byPage.reason)
+            let anonymous = try await service.request(.PATCH, "/person/\(person)", body: rename)
+            XCTAssertEqual(anonymous.status, .unauthorized)
         }
     }
 

@@ -18,19 +18,32 @@ struct AccessTokenMiddleware: AsyncMiddleware {
             response.cookies[Self.cookieName] = HTTPCookies.Value(string: token, path: "/", isHTTPOnly: true, sameSite: .strict)
             return response
         }
-        if presented(in: request) { return try await next.respond(to: request) }
+        switch credential(in: request) {
+        case .token:
+            request.storage[PresentedToken.self] = true
+            return try await next.respond(to: request)
+        case .sharedSecret:
+            return try await next.respond(to: request)
+        case nil:
+            break
+        }
         if request.method == .GET, request.url.path == "/" { return Self.tokenPage(status: .unauthorized) }
         throw PhotoSorterError.tokenRequired
     }
 
-    private func presented(in request: Request) -> Bool {
-        var candidates = [request.headers.bearerAuthorization?.token, request.headers.first(name: "X-Photo-Sorter-Token"),
-                          request.cookies[Self.cookieName]?.string]
-        if let sharedSecret {
-            if let given = request.headers.first(name: "X-Photo-Sorter-Secret"), Self.same(given, sharedSecret) { return true }
+    /// Marks a request that came with the API token: it may write where the shared secret is asked for.
+    struct PresentedToken: StorageKey { typealias Value = Bool }
+
+    private enum Credential { case token, sharedSecret }
+
+    private func credential(in request: Request) -> Credential? {
+        let offered = [request.headers.bearerAuthorization?.token, request.headers.first(name: "X-Photo-Sorter-Token"),
+                       request.cookies[Self.cookieName]?.string]
+        if offered.contains(where: { $0.map { Self.same($0, token) } == true }) { return .token }
+        if let sharedSecret, let given = request.headers.first(name: "X-Photo-Sorter-Secret"), Self.same(given, sharedSecret) {
+            return .sharedSecret
         }
-        candidates.removeAll { $0 == nil }
-        return candidates.contains { Self.same($0!, token) }
+        return nil
     }
 
     /// Compares in time independent of where the strings differ.
