@@ -17,13 +17,13 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, field_validator
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from . import __version__
@@ -31,7 +31,7 @@ from .callback import SECRET_HEADER, CallbackClient
 from .config import Settings
 from .models import model_spec, verify_weights
 from .persons import PersonCache
-from .pipeline import PipelineParams, analyse_in_worker, init_worker, params_dict, ping
+from .pipeline import PipelineParams, analyse_in_worker, init_worker, params_dict, ping, render_in_worker
 from .security import CallbackPolicy, PathPolicy
 
 log = logging.getLogger("photo_sorter_ml")
@@ -48,6 +48,25 @@ class ProcessPhotoRequest(BaseModel):
 class FromImageRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")
     path: str = Field(min_length=1)
+
+
+class RenderRequest(BaseModel):
+    """POST /render: thumbnails for these boxes ([x1, y1, x2, y2], orientation-corrected pixels) and a preview."""
+    model_config = ConfigDict(extra="ignore")
+    path: str = Field(min_length=1)
+    boxes: list[Annotated[list[StrictInt], Field(min_length=4, max_length=4)]] = Field(max_length=64)
+
+    @field_validator("boxes")
+    @classmethod
+    def _boxes_have_area(cls, boxes: list[list[int]]) -> list[list[int]]:
+        for i, (x1, y1, x2, y2) in enumerate(boxes):
+            if x1 >= x2 or y1 >= y2:
+                raise ValueError(f"box {i} {[x1, y1, x2, y2]} needs x1 < x2 and y1 < y2")
+        return boxes
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
 
 
 class ApiError(Exception):
@@ -149,28 +168,40 @@ class Service:
             raise ApiError(429, f"queue full ({self.waiting} waiting, {self.settings.workers} running)",
                            {"Retry-After": str(self.retry_after())}, queue_depth=self.depth)
 
+    async def _in_pool(self, what: str, fn, *args) -> dict:
+        """fn(*args) in a worker; a dead worker becomes a failure result and a fresh pool."""
+        loop = asyncio.get_running_loop()
+        pool = self.pool
+        try:
+            return await loop.run_in_executor(pool, fn, *args)
+        except BrokenProcessPool:
+            log.error("a worker process died; restarting the pool")
+            if self.pool is pool:
+                self.pool = self._new_pool()
+            return {"ok": False, "error_kind": "internal", "error": f"worker process crashed while {what} the image",
+                    "timings": {}}
+
     async def run_analysis(self, source: str | bytes, name: str) -> dict:
         """Runs one analysis in the pool; the caller has already counted it in `depth`."""
-        loop = asyncio.get_running_loop()
         t0 = time.perf_counter()
         try:
-            pool = self.pool
-            try:
-                result = await loop.run_in_executor(pool, analyse_in_worker, source, name)
-            except BrokenProcessPool:
-                log.error("a worker process died; restarting the pool")
-                if self.pool is pool:
-                    self.pool = self._new_pool()
-                result = {"ok": False, "error_kind": "internal",
-                          "error": "worker process crashed while analysing the image", "timings": {}}
+            result = await self._in_pool("analysing", analyse_in_worker, source, name)
             self._avg_job_s = 0.8 * self._avg_job_s + 0.2 * (time.perf_counter() - t0)
             return result
         finally:
             self.depth -= 1
 
+    async def run_render(self, source: str, name: str, boxes: list[list[int]]) -> dict:
+        """Decodes a photo and makes its preview and thumbnails in the pool (counted in `depth` by the
+        caller). Not part of the job-time average behind Retry-After: it is much shorter than an analysis."""
+        try:
+            return await self._in_pool("rendering", render_in_worker, source, name, boxes)
+        finally:
+            self.depth -= 1
+
     # --- results ----------------------------------------------------------------------------------
     async def shape(self, result: dict) -> dict:
-        """Worker result -> wire shape: base64 embeddings, suggestions, new_persons, meta."""
+        """Worker result -> wire shape: base64 embeddings and thumbnails, suggestions, new_persons, preview, meta."""
         dets = result.get("detections") or []
         if dets:
             await self.persons.ensure_fresh()
@@ -181,6 +212,8 @@ class Service:
         for i, (d, s) in enumerate(zip(dets, suggestions)):
             emb = base64.b64encode(d["embedding"]).decode("ascii")
             out = {"bbox": [int(x) for x in d["bbox"]], "embedding": emb, "confidence": round(float(d["confidence"]), 4)}
+            if d.get("thumbnail"):
+                out["thumbnail"] = b64(d["thumbnail"])
             if s is not None:
                 out["suggested_person_id"], out["similarity"] = s[0], round(s[1], 6)
             else:
@@ -188,9 +221,13 @@ class Service:
                                     "detection_index": i})
             detections.append(out)
         timings = {k: round(float(v), 2) for k, v in (result.get("timings") or {}).items()}
-        return {"width": result.get("width"), "height": result.get("height"), "detections": detections,
+        body = {"width": result.get("width"), "height": result.get("height"), "detections": detections,
                 "new_persons": new_persons,
                 "meta": {"model_version": result.get("model_version") or self.model_version, "timings": timings}}
+        if result.get("preview"):
+            body.update(preview=b64(result["preview"]), preview_width=int(result["preview_width"]),
+                        preview_height=int(result["preview_height"]))
+        return body
 
     async def process_job(self, req: ProcessPhotoRequest, real_path: str) -> None:
         t0 = time.perf_counter()
@@ -305,11 +342,26 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         service.depth += 1
         result = await service.run_analysis(source, name)
         if not result.get("ok"):
-            kind = result.get("error_kind")
-            status = {"missing": 404, "internal": 500}.get(kind, 422)
-            return _err(status, result.get("error") or "unknown error", kind=kind, path=shown)
+            return _failed(result, shown)
         body = await service.shape(result)
         return {"status": "PROCESSED", "error": None, **body}
+
+    @app.post("/render")
+    async def render(request: Request):
+        """A preview of the photo and a face thumbnail per box, for photos analysed without them."""
+        check_secret(request)
+        req = await json_body(request, RenderRequest)
+        real = service.paths.resolve(req.path)
+        if real is None:
+            raise ApiError(403, f"path is outside the allowed roots: {req.path}")
+        service.admit()
+        service.depth += 1
+        result = await service.run_render(real, req.path, req.boxes)
+        if not result.get("ok"):
+            return _failed(result, req.path)
+        return {"width": result["width"], "height": result["height"], "preview": b64(result["preview"]),
+                "preview_width": result["preview_width"], "preview_height": result["preview_height"],
+                "thumbnails": [b64(t) for t in result["thumbnails"]]}
 
     @app.get("/health")
     async def health():
@@ -353,6 +405,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         }
 
     return app
+
+
+def _failed(result: dict, shown: str) -> JSONResponse:
+    """A worker's failure result as an answer: 404 for a missing file, 500 for our own errors, else 422."""
+    kind = result.get("error_kind")
+    status = {"missing": 404, "internal": 500}.get(kind, 422)
+    return _err(status, result.get("error") or "unknown error", kind=kind, path=shown)
 
 
 def installed_version(distribution: str) -> str | None:

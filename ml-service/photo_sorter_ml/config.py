@@ -79,8 +79,16 @@ class Settings:
     dump_full_refresh_s: float = 300.0
     suggest_threshold: float | None = None
     max_upload_bytes: int = 200 * 1024 * 1024
+    thumbnail_size: int = 112  # face thumbnails, px square; 0 = no thumbnails and no previews
+    preview_max_side: int = 640  # photo previews, longest side in px
 
     def __post_init__(self) -> None:
+        if self.thumbnail_size != 0 and not 32 <= self.thumbnail_size <= 512:
+            raise ValueError("PHOTO_SORTER_ML_THUMBNAIL_SIZE must be 0 (off) or between 32 and 512, "
+                             f"got {self.thumbnail_size}")
+        if not 64 <= self.preview_max_side <= 4096:
+            raise ValueError("PHOTO_SORTER_ML_PREVIEW_MAX_SIDE must be between 64 and 4096, "
+                             f"got {self.preview_max_side}")
         if self.queue_size <= 0:
             self.queue_size = 4 * self.workers
         if self.detector not in ("hog", "cnn"):
@@ -135,4 +143,6 @@ class Settings:
             dump_full_refresh_s=_float(env, "PHOTO_SORTER_ML_DUMP_FULL_REFRESH_S", 300.0),
             suggest_threshold=_float(env, "PHOTO_SORTER_ML_SUGGEST_THRESHOLD", None),
             max_upload_bytes=_int(env, "PHOTO_SORTER_ML_MAX_UPLOAD_BYTES", 200 * 1024 * 1024, 1),
+            thumbnail_size=_int(env, "PHOTO_SORTER_ML_THUMBNAIL_SIZE", cls.thumbnail_size),
+            preview_max_side=_int(env, "PHOTO_SORTER_ML_PREVIEW_MAX_SIDE", cls.preview_max_side),
         )

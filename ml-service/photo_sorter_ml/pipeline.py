@@ -1,4 +1,4 @@
-"""The per-photo pipeline, run inside worker processes: decode -> detect -> align -> embed.
+"""The per-photo pipeline, run inside worker processes: decode -> detect -> align -> embed -> thumbnails.
 
 Each worker process loads the models once (`init_worker`, the pool initializer) and then handles one
 photo at a time. The result is a plain dict (picklable); suggestions are added in the main process,
@@ -16,6 +16,7 @@ import numpy as np
 from .config import Settings
 from .decode import DecodeError, decode, downscale_for_detection
 from .models import Models, load_models
+from .thumbnails import DEFAULT_PREVIEW_MAX_SIDE, DEFAULT_THUMBNAIL_SIZE, render
 
 log = logging.getLogger("photo_sorter_ml.pipeline")
 
@@ -29,12 +30,14 @@ class PipelineParams:
     detect_max_side: int
     upsample_max_side: int
     max_pixels: int
+    thumbnail_size: int = DEFAULT_THUMBNAIL_SIZE  # 0: no thumbnails and no preview in analyses
+    preview_max_side: int = DEFAULT_PREVIEW_MAX_SIDE
 
     @classmethod
     def from_settings(cls, s: Settings) -> "PipelineParams":
         return cls(model=s.model, model_dir=s.model_dir, detector=s.detector, upsample=s.upsample,
                    detect_max_side=s.detect_max_side, upsample_max_side=s.upsample_max_side,
-                   max_pixels=s.max_pixels)
+                   max_pixels=s.max_pixels, thumbnail_size=s.thumbnail_size, preview_max_side=s.preview_max_side)
 
     def load_models(self) -> Models:
         return load_models(self.model, self.detector, self.model_dir)
@@ -102,7 +105,19 @@ def analyse(source: str | bytes, name: str | None = None, models: Models | None 
         {"bbox": box, "embedding": np.ascontiguousarray(vectors[i], dtype="<f4").tobytes(), "confidence": conf}
         for i, (box, conf) in enumerate(boxes)
     ]
-    return {
+    images: dict = {}
+    if params.thumbnail_size > 0:
+        try:
+            images = render(img.rgb, [box for box, _ in boxes], params.thumbnail_size, params.preview_max_side,
+                            base=det_img)
+        except Exception:  # the analysis stands without its pictures
+            log.exception("making thumbnails failed for %s", name or "image")
+            images = {}
+        for det, thumb in zip(detections, images.get("thumbnails", ())):
+            det["thumbnail"] = thumb
+    t4 = time.perf_counter()
+
+    result = {
         "ok": True,
         "width": img.width,
         "height": img.height,
@@ -115,9 +130,15 @@ def analyse(source: str | bytes, name: str | None = None, models: Models | None 
             "decode_ms": (t1 - t0) * 1000.0,
             "detect_ms": (t2 - t1) * 1000.0,
             "embed_ms": (t3 - t2) * 1000.0,
-            "total_ms": (t3 - t0) * 1000.0,
+            "total_ms": (t4 - t0) * 1000.0,
         },
     }
+    if params.thumbnail_size > 0:
+        result["timings"]["thumbs_ms"] = (t4 - t3) * 1000.0
+    if images:
+        result.update(preview=images["preview"], preview_width=images["preview_width"],
+                      preview_height=images["preview_height"])
+    return result
 
 
 def analyse_in_worker(source: str | bytes, name: str | None = None) -> dict:
@@ -131,6 +152,45 @@ def analyse_in_worker(source: str | bytes, name: str | None = None) -> dict:
         log.exception("analysis failed for %s", name)
         return {"ok": False, "error_kind": "internal", "error": f"internal error: {type(e).__name__}: {e}",
                 "timings": {}}
+
+
+def render_photo(source: str, name: str | None, boxes: list[list[int]], params: PipelineParams | None = None) -> dict:
+    """Decodes a photo as `analyse` does and makes its preview and one thumbnail per box (POST /render).
+
+    Boxes are clipped to the image; a box with nothing inside the image is an error (kind "bad_box").
+    The thumbnail size is the configured one, or the default when thumbnails are off in analyses: a
+    render was asked for explicitly. Never raises for problems with the file: {"ok": False, ...}.
+    """
+    params = params or _PARAMS or PipelineParams.from_settings(Settings())
+    t0 = time.perf_counter()
+    try:
+        img = decode(source, params.max_pixels, name=name)
+    except DecodeError as e:
+        return {"ok": False, "error_kind": e.kind, "error": e.message}
+    t1 = time.perf_counter()
+    clipped = []
+    for i, (x1, y1, x2, y2) in enumerate(boxes):
+        c = [max(0, min(x1, img.width)), max(0, min(y1, img.height)),
+             max(0, min(x2, img.width)), max(0, min(y2, img.height))]
+        if c[0] >= c[2] or c[1] >= c[3]:
+            return {"ok": False, "error_kind": "bad_box",
+                    "error": f"box {i} {[x1, y1, x2, y2]} lies outside the {img.width}x{img.height} image"}
+        clipped.append(c)
+    out = render(img.rgb, clipped, params.thumbnail_size or DEFAULT_THUMBNAIL_SIZE, params.preview_max_side)
+    t2 = time.perf_counter()
+    return {"ok": True, "width": img.width, "height": img.height, **out,
+            "timings": {"decode_ms": (t1 - t0) * 1000.0, "thumbs_ms": (t2 - t1) * 1000.0}}
+
+
+def render_in_worker(source: str, name: str | None, boxes: list[list[int]]) -> dict:
+    """Entry point for the process pool (POST /render); turns unexpected exceptions into a failure result."""
+    try:
+        return render_photo(source, name, boxes)
+    except MemoryError:
+        return {"ok": False, "error_kind": "too_large", "error": f"out of memory rendering {name or 'image'}"}
+    except Exception as e:
+        log.exception("render failed for %s", name)
+        return {"ok": False, "error_kind": "internal", "error": f"internal error: {type(e).__name__}: {e}"}
 
 
 def params_dict(p: PipelineParams) -> dict:

@@ -1,7 +1,9 @@
-"""HTTP behaviour of the real service: callbacks, failures, retries, safety, health/version, formats."""
+"""HTTP behaviour of the real service: callbacks, failures, retries, safety, health/version, formats, thumbnails
+and previews, /render."""
 from __future__ import annotations
 
 import base64
+import io
 import os
 import time
 from pathlib import Path
@@ -11,15 +13,25 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import SECRET, analyse, submit
+from conftest import SECRET, _started, analyse, submit
 from photo_sorter_ml.models import MODELS
 from test_decode import bomb_png
 
-OBAMA = "face_recognition_examples/obama/obama.jpg"
+OBAMA = "face_recognition_examples/obama/obama.jpg"  # 910 x 1137, one face
+BALD = "dlib_faces/_group/bald_guys.jpg"  # 1986 x 1545, 24 faces
+IMAGE_FIELDS = {"preview", "preview_width", "preview_height"}
 
 
 def emb(b64: str) -> np.ndarray:
     return np.frombuffer(base64.b64decode(b64), dtype="<f4")
+
+
+def jpeg_b64(data: str) -> Image.Image:
+    """A base64 JPEG from the wire, decoded by Pillow."""
+    im = Image.open(io.BytesIO(base64.b64decode(data, validate=True)))
+    im.load()
+    assert im.format == "JPEG" and im.mode == "RGB"
+    return im
 
 
 def iou(a, b) -> float:
@@ -98,10 +110,28 @@ def test_process_photo_callback_payload(server, receiver, faces, next_id):
     assert calls[0]["secret"] == SECRET and calls[0]["path"] == "/cb"
 
 
+def test_callback_carries_a_thumbnail_per_face_and_a_preview(server, receiver, faces, next_id):
+    body = submit(server, receiver, faces / OBAMA, next_id())
+    assert body["status"] == "PROCESSED" and len(body["detections"]) == 1
+    assert jpeg_b64(body["detections"][0]["thumbnail"]).size == (112, 112)
+    assert (body["preview_width"], body["preview_height"]) == (512, 640) == jpeg_b64(body["preview"]).size
+    assert body["meta"]["timings"]["thumbs_ms"] >= 0
+    assert all("thumbnail" not in p for p in body["new_persons"])
+
+
+def test_from_image_answer_carries_a_thumbnail_per_face_and_a_preview(server, faces):
+    r = analyse(server, faces / BALD)
+    assert len(r["detections"]) == 24
+    assert all(jpeg_b64(d["thumbnail"]).size == (112, 112) for d in r["detections"])
+    assert len({d["thumbnail"] for d in r["detections"]}) == 24
+    assert (r["preview_width"], r["preview_height"]) == (640, 498) == jpeg_b64(r["preview"]).size
+
+
 def test_no_face_photo_is_processed_with_no_detections(server, receiver, faces, next_id):
     pid = next_id()
     body = submit(server, receiver, faces / "dlib_faces/_noface/dogs.jpg", pid)
     assert body["status"] == "PROCESSED" and body["detections"] == [] and body["new_persons"] == []
+    assert jpeg_b64(body["preview"]).size == (body["preview_width"], body["preview_height"])
 
 
 def test_suggestion_from_person_dump(server, receiver, faces, next_id):
@@ -202,6 +232,7 @@ def test_bad_file_fails_via_callback(server, receiver, faces, work_dir, next_id,
     assert body["status"] == "FAILED", body
     assert needle in body["error"], body["error"]
     assert body["detections"] == [] and body["photo_id"] == pid
+    assert not IMAGE_FIELDS & set(body)
 
 
 def test_unreadable_file(server, receiver, work_dir, next_id):
@@ -294,3 +325,119 @@ def test_malformed_requests(server, receiver):
     assert r.status_code == 400
     r = c.post("/embeddings/from-image", json={"nope": 1})
     assert r.status_code == 422
+    r = c.post("/render", content=b"{not json", headers={"Content-Type": "application/json"})
+    assert r.status_code == 400
+    r = c.post("/render", json={"path": "/x.jpg"})
+    assert r.status_code == 422 and any("boxes" in e["loc"] for e in r.json()["detail"])
+
+
+# --- thumbnails off ---------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def no_thumbs_server(faces, receiver, work_dir, tmp_path_factory):
+    """The service with PHOTO_SORTER_ML_THUMBNAIL_SIZE=0 (one worker)."""
+    s = _started(faces, receiver, work_dir, tmp_path_factory.mktemp("logs") / "ml-no-thumbs.log",
+                 PHOTO_SORTER_ML_THUMBNAIL_SIZE="0", PHOTO_SORTER_ML_WORKERS="1")
+    yield s
+    s.stop()
+
+
+def test_thumbnail_size_0_leaves_thumbnails_and_preview_out(no_thumbs_server, receiver, faces, next_id):
+    body = submit(no_thumbs_server, receiver, faces / OBAMA, next_id())
+    r = analyse(no_thumbs_server, faces / OBAMA)
+    for answer in (body, r):
+        assert len(answer["detections"]) == 1 and answer["detections"][0]["embedding"]
+        assert "thumbnail" not in answer["detections"][0]
+        assert not IMAGE_FIELDS & set(answer)
+        assert "thumbs_ms" not in answer["meta"]["timings"]
+
+
+def test_render_still_answers_default_sizes_when_thumbnails_are_off(no_thumbs_server, faces):
+    r = no_thumbs_server.client.post("/render", json={"path": str(faces / OBAMA), "boxes": [[378, 83, 610, 427]]})
+    assert r.status_code == 200, r.text
+    j = r.json()
+    assert [jpeg_b64(t).size for t in j["thumbnails"]] == [(112, 112)]
+    assert (j["preview_width"], j["preview_height"]) == (512, 640) == jpeg_b64(j["preview"]).size
+
+
+# --- POST /render -----------------------------------------------------------------------------------
+
+def render(server, path, boxes) -> httpx.Response:
+    return server.client.post("/render", json={"path": str(path), "boxes": boxes})
+
+
+def test_render_answers_the_analysis_thumbnails_for_its_boxes(server, faces):
+    a = analyse(server, faces / BALD)
+    r = render(server, faces / BALD, [d["bbox"] for d in a["detections"]])
+    assert r.status_code == 200, r.text
+    j = r.json()
+    assert set(j) == {"width", "height", "preview", "preview_width", "preview_height", "thumbnails"}
+    assert (j["width"], j["height"]) == (1986, 1545)
+    assert (j["preview_width"], j["preview_height"]) == (640, 498) == jpeg_b64(j["preview"]).size
+    assert j["thumbnails"] == [d["thumbnail"] for d in a["detections"]]  # the same bytes, thumbnail i for box i
+
+
+def test_render_clips_boxes_at_the_edges_and_accepts_no_boxes(server, faces):
+    r = render(server, faces / OBAMA, [[-40, -40, 60, 80], [850, 1100, 5000, 5000]])
+    assert r.status_code == 200, r.text
+    assert [jpeg_b64(t).size for t in r.json()["thumbnails"]] == [(112, 112)] * 2
+    r = render(server, faces / OBAMA, [])
+    assert r.status_code == 200 and r.json()["thumbnails"] == []
+    assert jpeg_b64(r.json()["preview"]).size == (512, 640)
+
+
+def test_render_of_an_exif_rotated_photo_is_upright(server, faces, work_dir):
+    up = Image.open(faces / OBAMA).convert("RGB")
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    rotated = work_dir / "render-rotated-6.jpg"
+    up.transpose(Image.Transpose.ROTATE_90).save(rotated, quality=95, exif=exif)
+    a, b = render(server, faces / OBAMA, []), render(server, rotated, [])
+    assert a.status_code == b.status_code == 200
+    assert (b.json()["width"], b.json()["height"]) == up.size
+    pa, pb = jpeg_b64(a.json()["preview"]), jpeg_b64(b.json()["preview"])
+    assert pa.size == pb.size == (512, 640)
+    assert np.abs(np.asarray(pa, float) - np.asarray(pb, float)).mean() < 6
+
+
+@pytest.mark.parametrize("boxes", [
+    [[1, 2, 3]], [[1, 2, 3, 4, 5]], [[10, 10, 5, 20]], [[10, 20, 30, 20]], [[1.5, 2, 3, 4]], [["1", 2, 3, 4]],
+    [[True, 2, 3, 4]], "1,2,3,4", [[0, 0, 10, 10]] * 65,
+])
+def test_render_rejects_a_bad_box_with_422(server, faces, boxes):
+    r = render(server, faces / OBAMA, boxes)
+    assert r.status_code == 422, r.text
+    assert r.json()["error"] == "invalid request" and r.json()["detail"]
+
+
+def test_render_box_entirely_outside_the_image_is_422(server, faces):
+    r = render(server, faces / OBAMA, [[10, 10, 50, 50], [950, 10, 990, 50]])
+    assert r.status_code == 422, r.text
+    assert r.json()["error"] == "box 1 [950, 10, 990, 50] lies outside the 910x1137 image"
+    assert r.json()["kind"] == "bad_box"
+
+
+def test_render_file_errors_map_like_from_image(server, work_dir):
+    r = render(server, work_dir / "missing.jpg", [])
+    assert r.status_code == 404 and "file not found" in r.json()["error"]
+    bad = work_dir / "render-bad.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\nrubbish")
+    r = render(server, bad, [[0, 0, 10, 10]])
+    assert r.status_code == 422 and r.json()["kind"] in ("corrupt", "not_image", "unreadable")
+
+
+def test_render_paths_outside_roots_are_forbidden(server, work_dir):
+    link = work_dir / "render-escape.jpg"
+    if not link.exists():
+        link.symlink_to("/etc/passwd")
+    for path in ["/etc/hostname", str(link), "relative/x.jpg"]:
+        r = render(server, path, [])
+        assert r.status_code == 403, (path, r.text)
+        assert "outside the allowed roots" in r.json()["error"]
+
+
+def test_render_requires_the_shared_secret(server, faces):
+    body = {"path": str(faces / OBAMA), "boxes": [[378, 83, 610, 427]]}
+    assert httpx.post(server.url + "/render", json=body).status_code == 401
+    assert httpx.post(server.url + "/render", json=body, headers={"X-Photo-Sorter-Secret": "wrong"}).status_code == 401
+    assert httpx.post(server.url + "/render", json=body, headers={"X-Photo-Sorter-Secret": SECRET}).status_code == 200
