@@ -66,20 +66,30 @@ def _shrink_to(region: np.ndarray, out_w: int, out_h: int) -> Image.Image:
     return im
 
 
+def _slide_into(start: int, side: int, extent: int, lo: float, hi: float) -> int:
+    """Moves a square's start so the square lies inside [0, extent) when it fits, never uncovering [lo, hi)."""
+    if side > extent or lo < 0 or hi > extent:
+        return start
+    return min(max(start, 0), extent - side)
+
+
 def face_thumbnail(rgb: np.ndarray, box: list[int], size: int = DEFAULT_THUMBNAIL_SIZE) -> bytes:
     """A size x size JPEG (quality 85) of the face in `box`, centred, with some context around it.
 
     The square's side is FACE_CONTEXT (1.4) x the box's longer side, so every face of a page has the same
-    framing whatever the box's aspect. Where the square leaves the photo (a face at an edge) that part is
-    neutral grey: the face stays centred and the thumbnail is always size x size, never an error.
+    framing whatever the box's aspect. A face near an edge keeps a full picture: the square slides into the
+    photo (the face is then off-centre) and shrinks, down to the face itself, where the photo is smaller than
+    it. Only what still lies outside (a face larger than the photo's short side, a box outside the photo) is
+    neutral grey; the thumbnail is always size x size, never an error.
     """
     if size < 1:
         raise ValueError(f"thumbnail size must be positive, got {size}")
     height, width = rgb.shape[:2]
     x1, y1, x2, y2 = (float(v) for v in box)
-    side = max(1, round(FACE_CONTEXT * max(x2 - x1, y2 - y1, 1.0)))
-    sx0 = round((x1 + x2 - side) / 2.0)
-    sy0 = round((y1 + y2 - side) / 2.0)
+    longer = max(x2 - x1, y2 - y1, 1.0)
+    side = max(1, round(max(longer, min(FACE_CONTEXT * longer, width, height))))
+    sx0 = _slide_into(round((x1 + x2 - side) / 2.0), side, width, x1, x2)
+    sy0 = _slide_into(round((y1 + y2 - side) / 2.0), side, height, y1, y2)
     ix0, iy0 = max(0, sx0), max(0, sy0)
     ix1, iy1 = min(width, sx0 + side), min(height, sy0 + side)
     canvas = Image.new("RGB", (size, size), PAD_RGB)

@@ -76,14 +76,22 @@ def test_face_thumbnail_of_a_tall_box_uses_its_longer_side():
     assert near(patch(im, 30, 56), BLUE) and near(patch(im, 82, 56), BLUE)  # face is 40 px wide here
 
 
-def test_face_at_the_image_corner_gives_a_full_size_thumbnail_padded_grey():
+def test_face_at_the_image_corner_slides_the_square_into_the_photo_instead_of_padding():
     rgb = filled(300, 200, WHITE)
+    rgb[0:40, 0:40] = RED  # the face, in the top-left corner
     im = jpeg(face_thumbnail(rgb, [0, 0, 40, 40], 112))
-    # square side 56, 8 px of it above and left of the image -> 16 px of grey in the thumbnail
+    # square side 56 at (0, 0): the face covers the top-left 40/56 of the thumbnail (80 px), the rest is photo
     assert im.size == (112, 112)
-    assert near(patch(im, 5, 5, 2), PAD_RGB) and near(patch(im, 5, 80, 2), PAD_RGB)
-    assert near(patch(im, 80, 5, 2), PAD_RGB)
-    assert near(patch(im, 60, 60), WHITE) and near(patch(im, 105, 105, 2), WHITE)
+    assert near(patch(im, 5, 5, 2), RED) and near(patch(im, 70, 70), RED)
+    assert near(patch(im, 105, 105, 2), WHITE) and near(patch(im, 105, 5, 2), WHITE) and near(patch(im, 5, 105, 2), WHITE)
+
+
+def test_face_wider_than_the_photo_is_tall_keeps_grey_only_where_no_photo_is():
+    rgb = filled(300, 60, WHITE)
+    im = jpeg(face_thumbnail(rgb, [100, 0, 180, 60], 112))
+    # square side 80 (the face's longer side: 1.4x would exceed the 60 px photo), 20 px of it below the photo
+    assert im.size == (112, 112)
+    assert near(patch(im, 56, 40), WHITE) and near(patch(im, 56, 108, 2), PAD_RGB)
 
 
 def test_face_filling_the_photo_gives_a_full_size_thumbnail(faces):

@@ -337,6 +337,8 @@
    * Infinite scroll: calls `loadMore()` (→ true while there is more) whenever the sentinel comes within
    * ~1.5 screens of the viewport. IntersectionObserver only reports changes, so after each page the sentinel is
    * observed again: if it is still visible (a short page), the observer fires again at once.
+   * The first page is asked for at once rather than on the observer's first report, which only comes after the
+   * browser's next rendering (a few hundred ms on a busy machine): the first paint of the grid waits for nothing.
    */
   function pager(ctx, sentinel, loadMore) {
     let loading = false, finished = false;
@@ -374,8 +376,8 @@
       sentinel.classList.remove('loading');
       sentinel.hidden = true;
     }
-    io.observe(sentinel);
     ctx.onCleanup(() => io.disconnect());
+    pump(); // observes the sentinel once the first page is in
     return { stop };
   }
 
@@ -788,7 +790,7 @@
         row('Path', photo.path, { class: 'path', 'data-testid': 'photo-path' }),
         row('Size', w && hgt ? `${nf.format(w)} × ${nf.format(hgt)}` : '—'),
         row('Status', h('span', { class: `status s-${String(photo.status).toLowerCase()}`, text: photo.status }), { 'data-testid': 'photo-status' }),
-        row('Faces', photo.no_faces ? 'none found' : String(dets.length)),
+        row('Faces', photo.status !== 'PROCESSED' ? '—' : photo.no_faces ? 'none found' : String(dets.length)),
         photo.retry_count ? row('Retries', String(photo.retry_count)) : null,
         photo.last_error ? row('Last error', photo.last_error, { class: 'error-text', 'data-testid': 'photo-error' }) : null),
       personIds.length ? h('h2', { class: 'side-title', text: 'People in this photo' }) : null,
@@ -852,8 +854,9 @@
         h('span', { class: 'rp-text' },
           h('span', { class: 'rp-kind', text: kind }),
           p ? nameNode(p, { withId: true }) : h('span', { class: 'pname unnamed', text: `#${pid}` }),
-          h('span', { class: 'muted small', text: (p ? plural(p.photo_count, 'photo') : '') +
-            (similarity != null ? ` · similarity ${similarity.toFixed(2)}` : '') })));
+          h('span', { class: 'muted small', text: [p ? plural(p.photo_count, 'photo') : null,
+            similarity != null ? `similarity ${similarity.toFixed(2)}` : kind === 'Put in' ? 'this face started the person' : null]
+            .filter(Boolean).join(' · ') })));
     }
 
     function reviewCard(item, person, runner) {
@@ -1025,6 +1028,7 @@
         title: h('span', { class: 'job-path' }),
         status: h('span', { class: 'status', 'data-testid': 'job-status' }),
         when: h('span', { class: 'muted small' }),
+        rate: h('span', { class: 'job-rate small', 'data-testid': 'job-rate' }),
         bar: h('div', { class: 'bar-fill' }),
         progressText: h('span', { class: 'job-progress-text', 'data-testid': 'job-progress-text' }),
         counts: h('div', { class: 'job-counts muted small', 'data-testid': 'job-counts' }),
@@ -1035,7 +1039,7 @@
       parts.barOuter = h('div', { class: 'bar', role: 'progressbar', 'aria-valuemin': '0', 'aria-valuemax': '100',
                                     'data-testid': 'job-progress' }, parts.bar);
       const el = h('article', { class: 'job card', 'data-testid': 'job-row', 'data-job-id': job.job_id },
-        h('div', { class: 'job-top' }, parts.title, parts.status, parts.when),
+        h('div', { class: 'job-top' }, parts.title, parts.rate, parts.status, parts.when),
         h('div', { class: 'job-mid' }, parts.barOuter, parts.progressText),
         parts.counts, parts.error,
         h('div', null, parts.failBtn), parts.failList);
@@ -1068,8 +1072,8 @@
       p.barOuter.classList.toggle('indeterminate', scanning);
       p.barOuter.classList.toggle('complete', job.done);
       p.barOuter.setAttribute('aria-valuenow', String(Math.round(ratio * 100)));
-      p.progressText.textContent = `${nf.format(finished)} / ${nf.format(total)}${scanning ? '+' : ''} photos` +
-        (!job.done && rate != null && rate > 0 ? ` · ${rate.toFixed(rate < 10 ? 1 : 0)} photos/s` : '');
+      p.progressText.textContent = `${nf.format(finished)} / ${nf.format(total)}${scanning ? '+' : ''} photos`;
+      p.rate.textContent = !job.done && rate != null && rate > 0 ? `${rate.toFixed(rate < 10 ? 1 : 0)} photos/s` : '';
       const bits = [
         `${nf.format(job.scanned)} found`, `${nf.format(job.inserted)} new`,
         job.skipped ? `${nf.format(job.skipped)} already known` : null,
