@@ -67,6 +67,9 @@ final class FakeMLService: Sendable {
     /// Accepts the next `count` requests without ever calling back.
     func dropNext(_ count: Int) { behaviour.withLockedValue { $0.dropFirst = count } }
 
+    /// Starts or stops sending thumbnails and previews, as upgrading the real service would.
+    func sendImages(_ on: Bool) { behaviour.withLockedValue { $0.sendsImages = on } }
+
     /// Switches the model the fake runs, as restarting the real service with another PHOTO_SORTER_ML_MODEL would.
     func run(_ model: FakeModel) { behaviour.withLockedValue { $0.model = model } }
 

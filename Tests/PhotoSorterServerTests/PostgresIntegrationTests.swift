@@ -32,4 +32,5 @@ final class PostgresIntegrationTests: XCTestCase {
     func testOtherInstancesCatchUpWithCorrections() async throws { try await PeopleScenarios.otherInstancesCatchUpWithCorrections() }
     func testImagesFromCallbacksAreServedFromStorage() async throws { try await WebScenarios.imagesFromCallbacksAreServedFromStorage(.postgres) }
     func testOlderDatabasesGetImagesLazilyOncePerPhoto() async throws { try await WebScenarios.olderDatabasesGetImagesLazilyOncePerPhoto(.postgres) }
+    func testReprocessStoresNewImagesAndDropsOrphans() async throws { try await WebScenarios.reprocessStoresNewImagesAndDropsOrphans(.postgres) }
 }

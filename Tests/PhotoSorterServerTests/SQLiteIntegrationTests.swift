@@ -35,4 +35,5 @@ final class SQLiteIntegrationTests: XCTestCase {
     func testCrossSiteWritesAreRefused() async throws { try await WebScenarios.crossSiteWritesAreRefused(.sqlite) }
     func testApiTokenGuardsEveryPageAndCall() async throws { try await WebScenarios.apiTokenGuardsEveryPageAndCall(.sqlite) }
     func testJobFailuresListEachPhotoWithItsReason() async throws { try await WebScenarios.jobFailuresListEachPhotoWithItsReason(.sqlite) }
+    func testReprocessStoresNewImagesAndDropsOrphans() async throws { try await WebScenarios.reprocessStoresNewImagesAndDropsOrphans(.sqlite) }
 }

@@ -94,6 +94,34 @@ enum WebScenarios {
         }
     }
 
+    /// A reprocess stores the images its results bring (a library from before thumbnails gets them all) and drops
+    /// those of boxes no face has any more.
+    static func reprocessStoresNewImagesAndDropsOrphans(_ flavor: DatabaseFlavor) async throws {
+        var behaviour = FakeMLService.Behaviour()
+        behaviour.sendsImages = false
+        try await TestService.run(flavor, ml: behaviour) { service in
+            _ = try await service.waitUntilDone(try await service.ingest(URL.faces("face_recognition_examples")))
+            let withFaces = try await service.photos().first { $0.status == .processed && $0.noFaces == false }
+            let photo = try XCTUnwrap(withFaces)
+            try await MediaStore.storeThumbnail(FakeMLService.labelledJPEG("orphan"), photo: photo.photoID,
+                                                box: BoundingBox(x1: 1, y1: 1, x2: 2, y2: 2), on: service.services.database.sql)
+            service.ml.sendImages(true)
+            let status = try await ModelScenarios.reprocess(service, body: "{}")
+            XCTAssertEqual(status.status, "COMPLETED")
+            for photo in try await service.photos() where photo.status == .processed {
+                for detection in try await service.photo(photo.photoID).detections ?? [] {
+                    let reply = try await service.request(.GET, "/thumbnails/face/\(detection.embeddingID).jpg")
+                    XCTAssertTrue(label(of: reply.body)?.hasPrefix("callback ") == true, "face \(detection.embeddingID): \(reply.status)")
+                }
+            }
+            XCTAssertEqual(service.ml.renderedPaths, [], "every image came with the reprocess's results")
+            let orphans = try await service.services.database.sql.raw("""
+                SELECT COUNT(*) AS n FROM face_thumbnails WHERE bbox_x2 = 2 AND bbox_y2 = 2
+                """).first()!.decode(column: "n", as: Int.self)
+            XCTAssertEqual(orphans, 0)
+        }
+    }
+
     /// GET / is the page, with its scripts and styles from the package, a strict content security policy, and
     /// the settings it reads; an unknown file is a 404.
     static func webPageIsServedWithItsFiles(_ flavor: DatabaseFlavor) async throws {
