@@ -9,13 +9,19 @@ Run: ml-service/.venv/bin/python -m pytest tests/e2e -q
 """
 from __future__ import annotations
 
+import io
 import os
 import shutil
+import signal
+import subprocess
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 
+import httpx
 import pytest
+from PIL import Image
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
@@ -286,6 +292,44 @@ def test_sort_command_runs_the_whole_pipeline(small_folder, tmp_path):
                                         tmp_path / "sort2.log", timeout=900)
     assert rc2 == 0, (tmp_path / "sort2.log").read_text(errors="replace")[-6000:]
     assert summary2["persons"] == 2 and summary2["failed"] == 0, summary2
+    assert "browse: http://127.0.0.1:" in log, log[-2000:]
+
+
+def test_sort_browse_serves_the_page_with_real_thumbnails_until_interrupted(small_folder, tmp_path):
+    """`sort --browse` keeps the service (and its ML child) up after the sort: the address it prints opens the
+    page, and the thumbnails are the real ML service's JPEGs; Ctrl-C (SIGINT) ends it cleanly."""
+    binary = harness.find_binary()
+    port, ml_port = harness.free_port(), harness.free_port()
+    log_path = tmp_path / "browse.log"
+    argv = [str(binary), "sort", str(small_folder), "--database", str(tmp_path / "browse.sqlite"), "--port", str(port),
+            "--ml-url", f"http://127.0.0.1:{ml_port}", "--no-progress", "--browse"]
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(argv, cwd=str(harness.REPO), env=harness.base_env(), stdout=log, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 900
+        while f"browse: http://127.0.0.1:{port}/" not in log_path.read_text(errors="replace"):
+            assert proc.poll() is None, log_path.read_text(errors="replace")[-4000:]
+            assert time.monotonic() < deadline, "sort --browse printed no address"
+            time.sleep(0.5)
+        base = f"http://127.0.0.1:{port}"
+        page = httpx.get(base + "/", timeout=10)
+        assert page.status_code == 200 and "/ui/app.js" in page.text
+        persons = httpx.get(base + "/persons", timeout=10).json()["persons"]
+        assert len(persons) == 2, persons
+        for person in persons:
+            thumb = httpx.get(f"{base}/thumbnails/person/{person['person_id']}.jpg", timeout=30)
+            assert thumb.status_code == 200, thumb.text
+            assert Image.open(io.BytesIO(thumb.content)).size == (112, 112)
+        photo = httpx.get(f"{base}/thumbnails/photo/{persons[0]['representative_photo_id']}.jpg", timeout=30)
+        assert photo.status_code == 200 and max(Image.open(io.BytesIO(photo.content)).size) <= 640
+        assert proc.poll() is None, "sort --browse stopped serving"
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=120) == 0, log_path.read_text(errors="replace")[-4000:]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
 
 
 # ------------------------------------------------------------------ face models and `reprocess`
