@@ -44,7 +44,7 @@ public final class PhotoSorterServices: Sendable {
         self.dispatcher = dispatcher
         self.ingest = IngestService(database: database, queue: queue, config: config, logger: logger,
                                     onWorkQueued: { dispatcher.poke() },
-                                    onFacesRemoved: { identity.forget($0) })
+                                    onFacesRemoved: { try await identity.catchUpNow() })
         self.reprocess = ReprocessService(database: database, identity: identity, ml: ml, maxRetries: config.maxRetries,
                                           logger: logger, onWorkQueued: { dispatcher.poke() })
         self.people = PeopleService(database: database, identity: identity, reads: reads, config: config)

@@ -40,7 +40,12 @@ public func configure(_ app: Application, config: ServiceConfig, backgroundWork:
     app.migrations.add(schemaMigrations)
     try await app.autoMigrate()
 
+    // ML services run on this machine or the local network: a connection that takes seconds is a service that is
+    // down, and a short connect timeout lets the pool send the photo to another one (AsyncHTTPClient keeps
+    // retrying a refused connection until this timeout).
+    app.http.client.configuration.timeout.connect = .seconds(2)
     let services = PhotoSorterServices(config: config, database: database, httpClient: app.http.client.shared, logger: app.logger)
+
     try await services.identity.load()
     app.photoSorter = services
     if let token = config.apiToken {

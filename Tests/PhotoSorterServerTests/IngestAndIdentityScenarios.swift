@@ -90,6 +90,21 @@ enum Scenarios {
         }
     }
 
+    /// With several ML services configured, one that is down costs nothing: its photos go to the other at once
+    /// (no photo fails, none waits for a retry), and the dead one is backed off.
+    static func deadMLServiceIsSkippedForALiveOne(_ flavor: DatabaseFlavor) async throws {
+        let dead = "http://127.0.0.1:9"
+        try await TestService.run(flavor, tune: { $0.mlServiceURLs.insert(dead, at: 0) }) { service in
+            let status = try await service.waitUntilDone(try await service.ingest(URL.faces("face_recognition_examples")))
+            XCTAssertEqual(status.failed, 0)
+            XCTAssertEqual(status.processed, status.inserted)
+            let photos = try await service.photos()
+            XCTAssertTrue(photos.allSatisfy { $0.retryCount == 0 })
+            let pool = service.services.ml.servicesStatus
+            XCTAssertGreaterThan(pool.first { $0.url == dead }?.failuresInARow ?? 0, 0)
+        }
+    }
+
     /// Re-ingesting a folder that overlaps an earlier one inserts only new files and keeps every id.
     static func reingestOfOverlappingFolderKeepsIDs(_ flavor: DatabaseFlavor) async throws {
         try await TestService.run(flavor) { service in

@@ -277,7 +277,7 @@ enum PeopleScenarios {
                 let people = try await service.request(.GET, "/persons?limit=100").decode(PersonPage.self).persons
                 let (c, d) = try await twoPersonsNeverTogether(people.map(\.personID), service)
                 let facesOfD = try await faces(of: d, service)
-                let before = other.photoSorter.identity.state.withLockedValue { $0.index }
+                let (before, generationBefore) = other.photoSorter.identity.state.withLockedValue { ($0.index, $0.generation) }
                 XCTAssertEqual(before.faceCount(of: d), facesOfD.count)
 
                 _ = try await service.request(.POST, "/persons/merge", json: MergeRequest(personIDs: [c, d], into: c)).decode(MergeResult.self)
@@ -287,6 +287,48 @@ enum PeopleScenarios {
                 XCTAssertEqual(after.faceCount(of: d), 0, "the other instance still matches faces to the absorbed person")
                 let facesOfC = try await faces(of: c, service)
                 XCTAssertEqual(after.faceCount(of: c), facesOfC.count)
+                let generationAfter = other.photoSorter.identity.state.withLockedValue { $0.generation }
+                XCTAssertEqual(generationAfter, generationBefore, "a merge is replayed from the change log, not by reloading everything")
+            } catch {
+                try? await other.asyncShutdown()
+                throw error
+            }
+            try await other.asyncShutdown()
+        }
+    }
+
+    /// A changed file's faces leave every instance's index: the instance that re-ingested it logs the removals, and
+    /// another instance on the same PostgreSQL drops them at its next catch-up (before, it kept them until restart).
+    static func otherInstancesForgetFacesOfAChangedFile() async throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("photo-sorter-changed-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let target = folder.appendingPathComponent("photo.jpg")
+        try FileManager.default.copyItem(at: URL.faces("face_recognition_examples/obama/obama.jpg"), to: target)
+        try FileManager.default.copyItem(at: URL.faces("face_recognition_examples/obama/obama2.jpg"), to: folder.appendingPathComponent("other.jpg"))
+        try await TestService.run(.postgres) { service in
+            _ = try await service.waitUntilDone(try await service.ingest(folder))
+            var config = service.config
+            config.port = service.config.port + 1
+            let other = try await Application.make(Environment(name: "testing", arguments: ["photo-sorter-tests", "serve"]))
+            other.logger.logLevel = .warning
+            do {
+                try await configure(other, config: config, backgroundWork: false)
+                let listed = try await service.request(.GET, "/persons").decode(PersonPage.self).persons
+                let obama = try XCTUnwrap(listed.first).personID
+                XCTAssertEqual(other.photoSorter.identity.state.withLockedValue { $0.index.faceCount(of: obama) }, 2)
+
+                // Another picture at the same path (Biden, a different size and content): Obama's face there is gone.
+                try FileManager.default.removeItem(at: target)
+                try FileManager.default.copyItem(at: URL.faces("face_recognition_examples/biden/biden.jpg"), to: target)
+                _ = try await service.waitUntilDone(try await service.ingest(folder))
+                let obamaNow = try await service.request(.GET, "/person/\(obama)").decode(PersonView.self)
+                XCTAssertEqual(obamaNow.faceCount, 1)
+
+                try await other.photoSorter.identity.catchUpNow()
+                let (index, generation) = other.photoSorter.identity.state.withLockedValue { ($0.index, $0.generation) }
+                XCTAssertEqual(index.faceCount(of: obama), 1, "the other instance still holds the removed face")
+                XCTAssertEqual(generation, service.services.identity.state.withLockedValue { $0.generation })
             } catch {
                 try? await other.asyncShutdown()
                 throw error

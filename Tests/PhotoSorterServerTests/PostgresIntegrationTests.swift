@@ -33,4 +33,6 @@ final class PostgresIntegrationTests: XCTestCase {
     func testImagesFromCallbacksAreServedFromStorage() async throws { try await WebScenarios.imagesFromCallbacksAreServedFromStorage(.postgres) }
     func testOlderDatabasesGetImagesLazilyOncePerPhoto() async throws { try await WebScenarios.olderDatabasesGetImagesLazilyOncePerPhoto(.postgres) }
     func testReprocessStoresNewImagesAndDropsOrphans() async throws { try await WebScenarios.reprocessStoresNewImagesAndDropsOrphans(.postgres) }
+    func testOtherInstancesForgetFacesOfAChangedFile() async throws { try await PeopleScenarios.otherInstancesForgetFacesOfAChangedFile() }
+    func testDeadMLServiceIsSkippedForALiveOne() async throws { try await Scenarios.deadMLServiceIsSkippedForALiveOne(.postgres) }
 }

@@ -36,4 +36,5 @@ final class SQLiteIntegrationTests: XCTestCase {
     func testApiTokenGuardsEveryPageAndCall() async throws { try await WebScenarios.apiTokenGuardsEveryPageAndCall(.sqlite) }
     func testJobFailuresListEachPhotoWithItsReason() async throws { try await WebScenarios.jobFailuresListEachPhotoWithItsReason(.sqlite) }
     func testReprocessStoresNewImagesAndDropsOrphans() async throws { try await WebScenarios.reprocessStoresNewImagesAndDropsOrphans(.sqlite) }
+    func testDeadMLServiceIsSkippedForALiveOne() async throws { try await Scenarios.deadMLServiceIsSkippedForALiveOne(.sqlite) }
 }

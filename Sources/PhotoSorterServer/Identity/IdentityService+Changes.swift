@@ -4,6 +4,7 @@ import SQLKit
 
 /// A face that changed person in a correction or a re-cluster.
 struct FaceMove: Sendable {
+    let embeddingID: Int64
     let face: Embedding
     let from: Int64
     let to: Int64
@@ -13,27 +14,72 @@ extension IdentityService {
     /// Runs a change of persons or faces (a correction, a re-cluster) in one transaction, serialised with every
     /// commit (this instance's lock and the cross-instance lock), against an index that is up to date. `body`
     /// returns its result and the faces it moved; once the transaction committed, the index takes the moves (on
-    /// top of its current state, like a commit's faces), and when faces moved the generation is bumped so other
-    /// instances reload. A failed body changes nothing.
+    /// top of its current state, like a commit's faces). Other instances learn the moves from the change log
+    /// (`identity_changes`) at their next catch-up; a bulk change (more than `bulkChange` moves) bumps the
+    /// generation instead, and they reload. A failed body changes nothing.
     func change<T: Sendable>(
         _ body: @escaping @Sendable (_ tx: any SQLDatabase, _ index: IdentityIndex, _ model: FaceModel?) async throws -> (T, [FaceMove])
     ) async throws -> T {
         try await lock.withLock {
-            let (result, moves, updates, model, generation) = try await self.database.transaction { tx in
-                let (snapshot, updates) = try await self.catchUp(on: tx)
+            let (result, moves, caughtUp, model, logged) = try await self.database.transaction { tx in
+                let (snapshot, caughtUp) = try await self.catchUp(on: tx)
                 let (result, moves) = try await body(tx, snapshot.index, snapshot.model)
-                let generation = moves.isEmpty ? nil : try await Self.bumpGeneration(on: tx)
-                return (result, moves, updates, snapshot.model, generation)
+                let real = moves.filter { $0.from != $0.to }
+                let logged: Logged
+                if real.count > Self.bulkChange {
+                    logged = .generation(try await Self.bumpGeneration(on: tx))
+                } else {
+                    logged = .changes(try await Self.log(real.map { IndexChange(move: $0) }, on: tx))
+                }
+                return (result, real, caughtUp, snapshot.model, logged)
             }
-            self.apply(updates, model: model)
+            self.apply(caughtUp, model: model)
             self.state.withLockedValue { state in
-                for move in moves where move.from != move.to {
+                for move in moves {
                     state.index.remove(move.face, from: move.from)
                     state.index.add(move.face, to: move.to)
                 }
-                if let generation { state.generation = generation }
+                switch logged {
+                case .generation(let generation): state.generation = generation
+                case .changes(let lastSeq): if let lastSeq { state.lastChangeSeq = lastSeq }
+                }
             }
             return result
+        }
+    }
+
+    /// Moves beyond which other instances reload the whole index rather than replay a change log this long.
+    static let bulkChange = 2000
+
+    private enum Logged: Sendable {
+        case generation(Int64)
+        /// The last sequence number written, nil when there was nothing to log.
+        case changes(Int64?)
+    }
+
+    /// Appends to the change log; call under the cross-instance lock (like embedding ids, sequence numbers must
+    /// be allocated in commit order for "greater than the last seen" to be complete). Returns the last sequence.
+    static func log(_ changes: [IndexChange], on tx: any SQLDatabase) async throws -> Int64? {
+        var last: Int64?
+        let now = nowMs()
+        for change in changes {
+            last = try await tx.raw("""
+                INSERT INTO identity_changes (embedding_id, from_person, to_person, vector, created_at)
+                VALUES (\(bind: change.embeddingID), \(bind: change.from), \(bind: change.to), \(bind: EmbeddingCodec.encode(change.face)),
+                    \(bind: now)) RETURNING seq
+                """).first()!.decode(column: "seq", as: Int64.self)
+        }
+        return last
+    }
+
+    /// Brings this instance's index up to date now (after faces were removed outside a commit).
+    func catchUpNow() async throws {
+        try await lock.withLock {
+            let (caughtUp, model) = try await self.database.transaction { tx in
+                let (snapshot, caughtUp) = try await self.catchUp(on: tx)
+                return (caughtUp, snapshot.model)
+            }
+            self.apply(caughtUp, model: model)
         }
     }
 }

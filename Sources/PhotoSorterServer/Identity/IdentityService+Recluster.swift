@@ -52,7 +52,7 @@ extension IdentityService {
                 let runnerUpSimilarity = assignment.runnerUpSimilarity.map(Double.init)
                 let moved = person != stored.person
                 if moved {
-                    moves.append(FaceMove(face: stored.face.embedding, from: stored.person, to: person))
+                    moves.append(FaceMove(embeddingID: stored.face.id, face: stored.face.embedding, from: stored.person, to: person))
                     photos.insert(stored.face.photo)
                     persons.formUnion([stored.person, person])
                 }

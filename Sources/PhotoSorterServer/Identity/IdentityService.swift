@@ -16,8 +16,10 @@ import SQLKit
 /// advisory lock. Inside the lock the index first catches up with embeddings other instances committed
 /// (ids are allocated inside the lock, so "id greater than the last seen" is complete), so a person
 /// created a moment ago — even one the ML service's dump has not seen — is matched, never duplicated.
-/// Changes that move faces between persons (corrections, re-clusters, reprocess) bump `identity_generation`;
-/// an instance that finds another generation than its own reloads the whole index first.
+/// Faces that move between persons (corrections, re-clusters) or disappear (a changed file) are appended to the
+/// change log `identity_changes`, which every instance replays at the same point; bulk changes (a reprocess, a
+/// large re-cluster) bump `identity_generation` instead, and an instance that finds another generation than its
+/// own reloads the whole index first.
 public final class IdentityService: Sendable {
     struct State {
         var index = IdentityIndex()
@@ -26,6 +28,8 @@ public final class IdentityService: Sendable {
         var model: FaceModel?
         /// The `identity_generation` this index reflects.
         var generation: Int64 = 0
+        /// The last `identity_changes` entry this index reflects.
+        var lastChangeSeq: Int64 = 0
     }
 
     /// Key of the advisory lock that serialises identity commits across instances.
@@ -62,10 +66,12 @@ public final class IdentityService: Sendable {
     func reload(on db: (any SQLDatabase)? = nil) async throws {
         let db = db ?? database.sql
         let generation = try await Self.generation(on: db)
+        let lastChangeSeq = try await db.raw("SELECT COALESCE(MAX(seq), 0) AS seq FROM identity_changes").first()!
+            .decode(column: "seq", as: Int64.self)
         let model = try await storedModel(on: db)
         let updates = try await embeddings(after: 0, on: db)
-        state.withLockedValue { $0 = State(model: model, generation: generation) }
-        apply(updates)
+        state.withLockedValue { $0 = State(model: model, generation: generation, lastChangeSeq: lastChangeSeq) }
+        apply(CatchUp(updates: updates, changes: []))
         logger.info("identity index loaded", metadata: [
             "persons": "\(personCount)", "faces": "\(updates.count)", "model": "\(model?.description ?? "none yet")"])
     }
@@ -128,37 +134,40 @@ public final class IdentityService: Sendable {
         let model = try resultModel(of: payload, faces: faces)
         callbacksCounter.increment()
         return try await lock.withLock {
-            let (response, updates, storedModel) = try await self.database.transaction { tx in
-                var (snapshot, updates) = try await self.catchUp(on: tx)
+            let (response, caughtUp, storedModel) = try await self.database.transaction { tx in
+                var (snapshot, caughtUp) = try await self.catchUp(on: tx)
                 let index = snapshot.index, stored = snapshot.model
                 if payload.status == .processed, let job = try await ReprocessService.runningJob(on: tx) {
                     // During a reprocess only the job's model is accepted (a photo without faces from any model).
                     try self.check(faces, of: model, version: payload.meta?.modelVersion, against: job.model)
-                    return (try await ReprocessService.stage(payload, faces: faces, job: job, key: key, on: tx), updates, stored)
+                    return (try await ReprocessService.stage(payload, faces: faces, job: job, key: key, on: tx), caughtUp, stored)
                 }
                 try self.check(faces, of: model, version: payload.meta?.modelVersion, against: stored)
-                let response = try await self.store(payload, faces: faces, key: key, model: model, index: index, on: tx, updates: &updates)
-                return (response, updates, stored ?? (faces.isEmpty ? nil : model))
+                let response = try await self.store(payload, faces: faces, key: key, model: model, index: index, on: tx,
+                                                    updates: &caughtUp.updates)
+                return (response, caughtUp, stored ?? (faces.isEmpty ? nil : model))
             }
-            self.apply(updates, model: storedModel)
+            self.apply(caughtUp, model: storedModel)
             return response
         }
     }
 
     /// Takes the cross-instance lock and brings this instance up to date inside `tx`: the index as it was plus the
-    /// faces other instances committed since (also returned, to `apply` after the commit), or, when persons
-    /// were changed elsewhere (another generation), the index reloaded from `tx`. Call under `lock`.
-    func catchUp(on tx: any SQLDatabase) async throws -> (State, [IndexUpdate]) {
+    /// faces other instances committed and the moves and removals they logged since (also returned, to `apply`
+    /// after the commit), or, when persons were changed in bulk elsewhere (another generation), the index reloaded
+    /// from `tx`. Call under `lock`.
+    func catchUp(on tx: any SQLDatabase) async throws -> (State, CatchUp) {
         try await lockAcrossInstances(tx)
         var snapshot = state.withLockedValue { $0 }
         if try await Self.generation(on: tx) != snapshot.generation {
             try await reload(on: tx)
-            return (state.withLockedValue { $0 }, [])
+            return (state.withLockedValue { $0 }, CatchUp(updates: [], changes: []))
         }
-        let updates = try await embeddings(after: snapshot.lastEmbeddingID, on: tx)
-        for update in updates { snapshot.index.add(update.face, to: update.person) }
-        if snapshot.model == nil, !updates.isEmpty { snapshot.model = try await storedModel(on: tx) }
-        return (snapshot, updates)
+        let caughtUp = CatchUp(updates: try await embeddings(after: snapshot.lastEmbeddingID, on: tx),
+                               changes: try await changes(after: snapshot.lastChangeSeq, on: tx))
+        caughtUp.apply(to: &snapshot)
+        if snapshot.model == nil, !caughtUp.updates.isEmpty { snapshot.model = try await storedModel(on: tx) }
+        return (snapshot, caughtUp)
     }
 
     static func generation(on db: any SQLDatabase) async throws -> Int64 {
@@ -174,8 +183,12 @@ public final class IdentityService: Sendable {
 
     /// Serialises identity commits across instances (PostgreSQL; SQLite has one writer anyway).
     func lockAcrossInstances(_ tx: any SQLDatabase) async throws {
-        if database.flavor == .postgres {
-            try await tx.raw("SELECT pg_advisory_xact_lock(\(bind: Self.advisoryLockKey))").run()
+        try await Self.lockAcrossInstances(tx, flavor: database.flavor)
+    }
+
+    static func lockAcrossInstances(_ tx: any SQLDatabase, flavor: DatabaseFlavor) async throws {
+        if flavor == .postgres {
+            try await tx.raw("SELECT pg_advisory_xact_lock(\(bind: advisoryLockKey))").run()
         }
     }
 
@@ -185,13 +198,64 @@ public final class IdentityService: Sendable {
         let face: Embedding
     }
 
-    func apply(_ updates: [IndexUpdate], model: FaceModel? = nil) {
-        state.withLockedValue { state in
-            if state.model == nil { state.model = model }
+    /// One entry of the change log: a face moved (`to` set) or removed (`to` nil).
+    struct IndexChange: Sendable {
+        var seq: Int64 = 0
+        let embeddingID: Int64
+        let from: Int64
+        let to: Int64?
+        let face: Embedding
+
+        init(seq: Int64 = 0, embeddingID: Int64, from: Int64, to: Int64?, face: Embedding) {
+            self.seq = seq
+            self.embeddingID = embeddingID
+            self.from = from
+            self.to = to
+            self.face = face
+        }
+
+        init(move: FaceMove) {
+            self.init(embeddingID: move.embeddingID, from: move.from, to: move.to, face: move.face)
+        }
+    }
+
+    /// What a catch-up read: new faces, then logged changes.
+    struct CatchUp: Sendable {
+        var updates: [IndexUpdate]
+        var changes: [IndexChange]
+
+        /// Adds the new faces, then replays the changes in order. A change to a face the index did not hold before
+        /// this catch-up is skipped: a new face arrives with its current person, and a removed one never arrives.
+        func apply(to state: inout State) {
+            let held = state.lastEmbeddingID
             for update in updates where update.embeddingID > state.lastEmbeddingID {
                 state.index.add(update.face, to: update.person)
                 state.lastEmbeddingID = update.embeddingID
             }
+            for change in changes where change.seq > state.lastChangeSeq {
+                if change.embeddingID <= held {
+                    state.index.remove(change.face, from: change.from)
+                    if let to = change.to { state.index.add(change.face, to: to) }
+                }
+                state.lastChangeSeq = change.seq
+            }
+        }
+    }
+
+    func apply(_ caughtUp: CatchUp, model: FaceModel? = nil) {
+        state.withLockedValue { state in
+            if state.model == nil { state.model = model }
+            caughtUp.apply(to: &state)
+        }
+    }
+
+    func changes(after seq: Int64, on db: any SQLDatabase) async throws -> [IndexChange] {
+        try await db.raw("""
+            SELECT seq, embedding_id, from_person, to_person, vector FROM identity_changes WHERE seq > \(bind: seq) ORDER BY seq
+            """).all().map { row in
+            IndexChange(seq: try row.decode(column: "seq", as: Int64.self), embeddingID: try row.decode(column: "embedding_id", as: Int64.self),
+                        from: try row.decode(column: "from_person", as: Int64.self), to: try row.decode(column: "to_person", as: Int64?.self),
+                        face: try EmbeddingCodec.decode(bytes: try row.decode(column: "vector", as: Data.self)))
         }
     }
 
@@ -316,14 +380,6 @@ public final class IdentityService: Sendable {
         facesCounter.increment(by: faces.count)
         personsCreatedCounter.increment(by: created.count)
         return CallbackResponse(ok: true, createdPersonIDs: created, personIDs: personIDs)
-    }
-
-    /// Removes faces whose photo was replaced by a changed file (their rows are already deleted).
-    /// Other instances keep them until they restart: the index catches up on new faces only.
-    func forget(_ faces: [(person: Int64, face: Embedding)]) {
-        state.withLockedValue { state in
-            for (person, face) in faces { state.index.remove(face, from: person) }
-        }
     }
 
     /// A page of representative embeddings for persons with id > `sinceID`, from the in-memory index.

@@ -17,7 +17,8 @@ public final class IngestService: Sendable {
     private let config: ServiceConfig
     private let logger: Logger
     private let onWorkQueued: @Sendable () -> Void
-    private let onFacesRemoved: @Sendable ([(person: Int64, face: Embedding)]) -> Void
+    /// Called after a changed file's faces were removed and logged: the identity index catches up.
+    private let onFacesRemoved: @Sendable () async throws -> Void
     private let running = NIOLockedValueBox([String: Task<Void, Never>]())
     private let filesScanned = Counter(label: "photo_sorter_files_scanned_total")
     private let photosInserted = Counter(label: "photo_sorter_photos_inserted_total")
@@ -25,7 +26,7 @@ public final class IngestService: Sendable {
 
     init(database: PhotoSorterDatabase, queue: any WorkQueue, config: ServiceConfig, logger: Logger,
          onWorkQueued: @escaping @Sendable () -> Void,
-         onFacesRemoved: @escaping @Sendable ([(person: Int64, face: Embedding)]) -> Void) {
+         onFacesRemoved: @escaping @Sendable () async throws -> Void) {
         self.database = database
         self.queue = queue
         self.config = config
@@ -199,7 +200,7 @@ public final class IngestService: Sendable {
         }
         let rejected = files.count - inspected.count
         let batch = inspected
-        let (newItems, removedFaces) = try await database.transaction { tx -> ([WorkItem], [RemovedFace]) in
+        let (newItems, removedFaces) = try await database.transaction { tx -> ([WorkItem], Int) in
             let existing = batch.isEmpty ? [] : try await tx.select()
                 .columns("id", "path", "filesize", "modified_at", "sample_hash").from("photos")
                 .where("path", .in, batch.map(\.file.path))
@@ -214,7 +215,7 @@ public final class IngestService: Sendable {
             if dryRun {
                 try await self.advance(jobID, index: index, scanned: files.count, inserted: fresh.count + changed.count,
                                        skipped: skipped, queued: 0, rejected: rejected, on: tx)
-                return ([], [])
+                return ([], 0)
             }
             let now = nowMs()
             var items: [WorkItem] = []
@@ -230,7 +231,11 @@ public final class IngestService: Sendable {
                 let rows = try await insert.ignoringConflicts(with: ["path"]).returning("id", "path", "attempt").all()
                 items += try rows.map(WorkItem.init(row:))
             }
-            var removed: [RemovedFace] = []
+            var removed: [IdentityService.IndexChange] = []
+            if !changed.isEmpty {
+                // The removals go to the identity change log, whose sequence is allocated under the identity lock.
+                try await IdentityService.lockAcrossInstances(tx, flavor: self.database.flavor)
+            }
             for photo in changed {
                 let (item, faces) = try await self.requeueChanged(photo, previous: byPath[photo.file.path]!, now: now, on: tx)
                 items.append(item)
@@ -260,9 +265,10 @@ public final class IngestService: Sendable {
             }
             try await self.advance(jobID, index: index, scanned: files.count, inserted: fresh.count + changed.count,
                                    skipped: skipped, queued: items.count, rejected: rejected, on: tx)
-            return (items, removed)
+            _ = try await IdentityService.log(removed, on: tx)
+            return (items, removed.count)
         }
-        if !removedFaces.isEmpty { onFacesRemoved(removedFaces.map { ($0.person, $0.face) }) }
+        if removedFaces > 0 { try await onFacesRemoved() }
         if !newItems.isEmpty {
             try await queue.enqueue(newItems)
             photosInserted.increment(by: newItems.count)
@@ -272,21 +278,16 @@ public final class IngestService: Sendable {
         batchTimer.recordNanoseconds(elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000)
     }
 
-    private struct RemovedFace: Sendable {
-        let person: Int64
-        let face: Embedding
-    }
-
     /// A file whose size/mtime and content hash changed is a new picture at the same path: its old faces are
     /// removed (persons' counts and the identity index follow) and it is processed again under the same id.
     private func requeueChanged(_ photo: Inspected, previous: ExistingPhoto, now: Int64,
-                                on tx: any SQLDatabase) async throws -> (WorkItem, [RemovedFace]) {
+                                on tx: any SQLDatabase) async throws -> (WorkItem, [IdentityService.IndexChange]) {
         logger.info("changed file re-ingested", metadata: ["photo_id": "\(previous.id)", "path": "\(photo.file.path)"])
-        let faces = try await tx.raw("SELECT person_id, vector FROM embeddings WHERE photo_id = \(bind: previous.id)").all().map {
-            RemovedFace(person: try $0.decode(column: "person_id", as: Int64.self),
-                        face: try EmbeddingCodec.decode(bytes: try $0.decode(column: "vector", as: Data.self)))
+        let faces = try await tx.raw("SELECT id, person_id, vector FROM embeddings WHERE photo_id = \(bind: previous.id)").all().map {
+            IdentityService.IndexChange(embeddingID: try $0.decode(column: "id", as: Int64.self), from: try $0.decode(column: "person_id", as: Int64.self),
+                                        to: nil, face: try EmbeddingCodec.decode(bytes: try $0.decode(column: "vector", as: Data.self)))
         }
-        for (person, count) in Dictionary(grouping: faces, by: \.person).mapValues(\.count) {
+        for (person, count) in Dictionary(grouping: faces, by: \.from).mapValues(\.count) {
             try await tx.raw("""
                 UPDATE persons SET face_count = face_count - \(bind: count), photo_count = photo_count - 1, updated_at = \(bind: now)
                 WHERE id = \(bind: person)

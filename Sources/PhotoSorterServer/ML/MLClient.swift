@@ -16,28 +16,24 @@ public enum MLDispatchOutcome: Sendable, Equatable {
     case failed(String)
 }
 
-/// HTTP client of the Python ML service (`/process-photo`, `/embeddings/from-image`). Spreads requests over
-/// the configured service URLs round-robin.
+/// HTTP client of the Python ML services (`/process-photo`, `/embeddings/from-image`, `/render`). With several
+/// service URLs each request goes to the least busy one (`MLServicePool`); one that answers 429/503 or cannot be
+/// reached is left alone until its back-off ends, and a photo it refused goes to the next one at once.
 public final class MLClient: Sendable {
     private let http: HTTPClient
-    private let baseURLs: [String]
+    private let pool: MLServicePool
     private let sharedSecret: String?
     private let timeout: TimeAmount
-    private let cursor = NIOLockedValueBox(0)
 
     public init(http: HTTPClient, baseURLs: [String], sharedSecret: String?, timeoutSeconds: Double) {
         self.http = http
-        self.baseURLs = baseURLs.map { $0.hasSuffix("/") ? String($0.dropLast()) : $0 }
+        self.pool = MLServicePool(baseURLs: baseURLs.map { $0.hasSuffix("/") ? String($0.dropLast()) : $0 })
         self.sharedSecret = sharedSecret
         self.timeout = .milliseconds(Int64(timeoutSeconds * 1000))
     }
 
-    private func nextBaseURL() -> String {
-        cursor.withLockedValue { index in
-            defer { index = (index + 1) % baseURLs.count }
-            return baseURLs[index]
-        }
-    }
+    /// Per service: requests in flight and back-off, as the pool sees them now.
+    public var servicesStatus: [MLServicePool.ServiceStatus] { pool.status() }
 
     private struct ProcessPhotoRequest: Encodable {
         let photo_id: Int64
@@ -46,32 +42,51 @@ public final class MLClient: Sendable {
         let callback_id: String
     }
 
-    /// POST /process-photo. Never throws: every problem becomes an outcome the worker acts on.
+    /// POST /process-photo to the least busy service; a busy or unreachable one is backed off and the next one tried.
+    /// Never throws: every problem becomes an outcome the worker acts on.
     public func process(_ item: WorkItem, callbackURL: String) async -> MLDispatchOutcome {
-        let base = nextBaseURL()
-        let body = ProcessPhotoRequest(photo_id: item.photoID, path: item.path, callbackUrl: callbackURL,
-                                       callback_id: "p\(item.photoID)-a\(item.attempt)")
+        let body: Data
         do {
-            let response = try await post("\(base)/process-photo", json: try JSONEncoder().encode(body))
-            let status = Int(response.status.code)
-            switch status {
-            case 200..<300:
-                return .accepted
-            case 429, 503:
-                let delay = response.headers.first(name: "Retry-After").flatMap(Double.init) ?? 1
-                return .busy(retryAfterSeconds: max(0.1, delay))
-            default:
-                let text = String(buffer: try await response.body.collect(upTo: 64 * 1024))
-                return .failed("ML service \(base) answered \(status): \(text.prefix(500))")
-            }
+            body = try JSONEncoder().encode(ProcessPhotoRequest(photo_id: item.photoID, path: item.path, callbackUrl: callbackURL,
+                                                                callback_id: "p\(item.photoID)-a\(item.attempt)"))
         } catch {
-            return .failed("ML service \(base) unreachable: \(error)")
+            return .failed("cannot encode the request: \(error)")
         }
+        var tried = Set<String>()
+        var busyFor: Double?
+        var lastFailure = "no ML service configured"
+        while let base = pool.acquire(excluding: tried) {
+            tried.insert(base)
+            defer { pool.release(base) }
+            do {
+                let response = try await post("\(base)/process-photo", json: body)
+                let status = Int(response.status.code)
+                switch status {
+                case 200..<300:
+                    let answer = try? await response.body.collect(upTo: 64 * 1024)
+                    pool.accepted(base, queueDepth: answer.flatMap { try? JSONDecoder().decode(Accepted.self, from: Data(buffer: $0)) }?.queueDepth)
+                    return .accepted
+                case 429, 503:
+                    let delay = max(0.1, response.headers.first(name: "Retry-After").flatMap(Double.init) ?? 1)
+                    pool.backOff(base, seconds: delay)
+                    busyFor = min(busyFor ?? delay, delay)
+                default:
+                    // The service read the request and refused this photo: another service would too.
+                    let text = String(buffer: try await response.body.collect(upTo: 64 * 1024))
+                    return .failed("ML service \(base) answered \(status): \(text.prefix(500))")
+                }
+            } catch {
+                pool.unreachable(base)
+                lastFailure = "ML service \(base) unreachable: \(error)"
+            }
+        }
+        if let busyFor { return .busy(retryAfterSeconds: busyFor) }
+        return .failed(lastFailure)
     }
 
     /// POST /embeddings/from-image `{path}`: synchronous analysis, returned as the callback's shape.
     public func analyse(path: String) async throws -> (status: Int, body: Data) {
-        let base = nextBaseURL()
+        let base = pool.pick()
         do {
             let response = try await post("\(base)/embeddings/from-image", json: try JSONEncoder().encode(["path": path]), timeout: .seconds(300))
             let buffer = try await response.body.collect(upTo: 16 * 1024 * 1024)
@@ -84,7 +99,7 @@ public final class MLClient: Sendable {
     /// POST /render `{path, boxes}`: a preview of the photo and a thumbnail per box, for photos analysed before
     /// the ML service sent them. Waits out a busy service (429/503) a few times, as its Retry-After says.
     public func render(path: String, boxes: [BoundingBox]) async throws -> RenderedImages {
-        let base = nextBaseURL()
+        let base = pool.pick()
         let body = try JSONEncoder().encode(RenderRequest(path: path, boxes: boxes.map { [$0.x1, $0.y1, $0.x2, $0.y2] }))
         for attempt in 1...5 {
             let response: HTTPClientResponse
@@ -111,6 +126,13 @@ public final class MLClient: Sendable {
         throw PhotoSorterError.mlServiceUnavailable("\(base) stayed busy")
     }
 
+    /// The 202 answer of /process-photo.
+    private struct Accepted: Decodable {
+        let queueDepth: Int?
+
+        enum CodingKeys: String, CodingKey { case queueDepth = "queue_depth" }
+    }
+
     private struct RenderRequest: Encodable {
         let path: String
         let boxes: [[Int]]
@@ -118,7 +140,7 @@ public final class MLClient: Sendable {
 
     /// GET /health of the first service: nil when nothing answers.
     public func health() async -> [String: JSONAnyValue]? {
-        var request = HTTPClientRequest(url: "\(baseURLs[0])/health")
+        var request = HTTPClientRequest(url: "\(pool.baseURLs[0])/health")
         request.method = .GET
         guard let response = try? await http.execute(request, timeout: .seconds(2)), response.status == .ok,
               let buffer = try? await response.body.collect(upTo: 1024 * 1024) else { return nil }

@@ -197,5 +197,5 @@ struct CreateProcessedCallbacks: AsyncMigration {
 let schemaMigrations: [any Migration] = [
     CreatePhotos(), CreatePersons(), CreateEmbeddings(), CreatePhotoPersons(),
     CreateIngestJobs(), CreateIngestBatches(), CreatePhotoIngestMap(), CreateProcessedCallbacks(),
-    CreateReprocessTables(), CreatePeopleTables(), CreateMediaTables(),
+    CreateReprocessTables(), CreatePeopleTables(), CreateMediaTables(), CreateIdentityChanges(),
 ]

@@ -180,9 +180,10 @@ public final class PeopleService: Sendable {
             }
             var moves: [FaceMove] = []
             var photos = Set<Int64>()
-            for row in try await tx.raw("SELECT photo_id, person_id, vector FROM embeddings WHERE person_id IN (\(binds: absorbed))").all() {
+            for row in try await tx.raw("SELECT id, photo_id, person_id, vector FROM embeddings WHERE person_id IN (\(binds: absorbed))").all() {
                 photos.insert(try row.decode(column: "photo_id", as: Int64.self))
-                moves.append(FaceMove(face: try EmbeddingCodec.decode(bytes: try row.decode(column: "vector", as: Data.self)),
+                moves.append(FaceMove(embeddingID: try row.decode(column: "id", as: Int64.self),
+                                      face: try EmbeddingCodec.decode(bytes: try row.decode(column: "vector", as: Data.self)),
                                       from: try row.decode(column: "person_id", as: Int64.self), to: survivor))
             }
             try await tx.raw("""
@@ -243,7 +244,7 @@ public final class PeopleService: Sendable {
             }
             try await PersonBookkeeping.redirect(emptied, to: person, on: tx)
             return (MoveResult(personID: person, createdPerson: created, faceIDs: faceIDs),
-                    faces.map { FaceMove(face: $0.embedding, from: $0.person, to: person) })
+                    faces.map { FaceMove(embeddingID: $0.id, face: $0.embedding, from: $0.person, to: person) })
         }
     }
 
@@ -289,7 +290,7 @@ public final class PeopleService: Sendable {
             let created: Bool
             if case .new = resolution.identity { created = true } else { created = false }
             return (RejectResult(faceID: faceID, rejectedPersonID: face.person, personID: target, createdPerson: created),
-                    [FaceMove(face: face.embedding, from: face.person, to: target)])
+                    [FaceMove(embeddingID: face.id, face: face.embedding, from: face.person, to: target)])
         }
     }
 
