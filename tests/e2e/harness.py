@@ -161,14 +161,15 @@ def base_env(**extra) -> dict:
 
 
 def start_ml_service(port: int, service_url: str, allowed_roots: Iterable, secret: Optional[str], log_path: Path,
-             workers: Optional[int] = None, timeout: float = 180.0, model: Optional[str] = None) -> Process:
+             workers: Optional[int] = None, timeout: float = 180.0, model: Optional[str] = None, **extra_env) -> Process:
     py = ml_python()
     if not py.exists():
         raise FileNotFoundError(f"ML service venv not found at {py}: run scripts/install-ml.sh")
     env = base_env(PHOTO_SORTER_ML_HOST="127.0.0.1", PHOTO_SORTER_ML_PORT=port,
                    PHOTO_SORTER_SERVICE_URL=service_url,
                    PHOTO_SORTER_ALLOWED_ROOTS=":".join(str(r) for r in allowed_roots),
-                   PHOTO_SORTER_SHARED_SECRET=secret, PHOTO_SORTER_ML_WORKERS=workers, PHOTO_SORTER_ML_MODEL=model)
+                   PHOTO_SORTER_SHARED_SECRET=secret, PHOTO_SORTER_ML_WORKERS=workers, PHOTO_SORTER_ML_MODEL=model,
+                   **extra_env)
     p = Process("ML service", [py, "-m", "photo_sorter_ml"], env, log_path, cwd=REPO / "ml-service")
     try:
         p.wait_http(f"http://127.0.0.1:{port}/health", timeout)
