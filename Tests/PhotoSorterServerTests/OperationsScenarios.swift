@@ -69,6 +69,37 @@ enum OperationsScenarios {
         }
     }
 
+    /// The person dump serves what changed since a sequence number: after a listing, only persons whose
+    /// representative changed (new faces, a merge) come back, absorbed persons as `removed`; an unknown epoch
+    /// (the instance reloaded) answers `reset`.
+    static func personDumpServesChangesSinceASequence(_ flavor: DatabaseFlavor) async throws {
+        try await TestService.run(flavor) { service in
+            _ = try await service.waitUntilDone(try await service.ingest(URL.faces("face_recognition_examples/obama")))
+            let listing = try await service.request(.GET, "/person-dump?since_id=0").decode(PersonDump.self)
+            let obama = try XCTUnwrap(listing.persons.first).personID
+            let none = try await service.request(.GET, "/person-dump?since_seq=\(listing.seq)&epoch=\(listing.epoch)").decode(PersonDump.self)
+            XCTAssertEqual(none.persons.count, 0, "nothing changed since the listing")
+            XCTAssertFalse(none.reset)
+
+            _ = try await service.waitUntilDone(try await service.ingest(URL.faces("face_recognition_examples/biden")))
+            let grown = try await service.request(.GET, "/person-dump?since_seq=\(none.seq)&epoch=\(listing.epoch)").decode(PersonDump.self)
+            let biden = try XCTUnwrap(grown.persons.first { $0.personID != obama }).personID
+            XCTAssertEqual(grown.persons.map(\.personID), [biden], "only the new person changed")
+
+            _ = try await service.request(.POST, "/persons/merge", json: MergeRequest(personIDs: [obama, biden], into: obama)).decode(MergeResult.self)
+            let merged = try await service.request(.GET, "/person-dump?since_seq=\(grown.seq)&epoch=\(listing.epoch)").decode(PersonDump.self)
+            XCTAssertEqual(merged.persons.map(\.personID), [obama])
+            XCTAssertEqual(merged.removed, [biden])
+            XCTAssertGreaterThan(merged.seq, grown.seq)
+
+            let stale = try await service.request(.GET, "/person-dump?since_seq=0&epoch=another").decode(PersonDump.self)
+            XCTAssertTrue(stale.reset)
+            XCTAssertEqual(stale.epoch, listing.epoch)
+            let noEpoch = try await service.request(.GET, "/person-dump?since_seq=0")
+            XCTAssertEqual(noEpoch.status, .unprocessableEntity)
+        }
+    }
+
     /// GET /person-dump needs the shared secret, pages by since_id and compresses when asked.
     static func personDumpIsProtectedAndPaged(_ flavor: DatabaseFlavor) async throws {
         try await TestService.run(flavor, backgroundWork: false, tune: { $0.sharedSecret = "s3cret" }) { service in

@@ -35,4 +35,5 @@ final class PostgresIntegrationTests: XCTestCase {
     func testReprocessStoresNewImagesAndDropsOrphans() async throws { try await WebScenarios.reprocessStoresNewImagesAndDropsOrphans(.postgres) }
     func testOtherInstancesForgetFacesOfAChangedFile() async throws { try await PeopleScenarios.otherInstancesForgetFacesOfAChangedFile() }
     func testDeadMLServiceIsSkippedForALiveOne() async throws { try await Scenarios.deadMLServiceIsSkippedForALiveOne(.postgres) }
+    func testPersonDumpServesChangesSinceASequence() async throws { try await OperationsScenarios.personDumpServesChangesSinceASequence(.postgres) }
 }

@@ -37,4 +37,5 @@ final class SQLiteIntegrationTests: XCTestCase {
     func testJobFailuresListEachPhotoWithItsReason() async throws { try await WebScenarios.jobFailuresListEachPhotoWithItsReason(.sqlite) }
     func testReprocessStoresNewImagesAndDropsOrphans() async throws { try await WebScenarios.reprocessStoresNewImagesAndDropsOrphans(.sqlite) }
     func testDeadMLServiceIsSkippedForALiveOne() async throws { try await Scenarios.deadMLServiceIsSkippedForALiveOne(.sqlite) }
+    func testPersonDumpServesChangesSinceASequence() async throws { try await OperationsScenarios.personDumpServesChangesSinceASequence(.sqlite) }
 }

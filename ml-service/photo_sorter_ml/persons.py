@@ -1,9 +1,12 @@
 """In-memory cache of the Swift service's person dump, for local nearest-neighbour suggestions.
 
-The dump is fetched from `GET {service}/person-dump?since_id=&limit=` (paged), kept as an L2-normalised
-float32 matrix, refreshed incrementally (since_id) when stale and fully now and then (representatives
-change as persons grow). When the Swift service cannot be reached the cache simply stays as it is
-(empty at first): suggestions are hints, the Swift side decides.
+The dump is listed from `GET {service}/person-dump?since_id=&limit=` (paged) and kept as an L2-normalised
+float32 matrix. The listing carries the service's `epoch` and change `seq`; later refreshes ask only for what
+changed since (`?since_seq=&epoch=`: persons whose representative changed, new ones, and `removed` ids of merged
+or emptied persons), so merges and corrections reach the cache without listing every person again. An answer
+with `reset` (the service reloaded), a service without epochs, or `full_refresh_s` passing lists everything
+again. When the Swift service cannot be reached the cache simply stays as it is (empty at first): suggestions
+are hints, the Swift side decides.
 """
 from __future__ import annotations
 
@@ -49,7 +52,8 @@ class PersonCache:
         self._vectors: dict[int, np.ndarray] = {}
         self._ids = np.zeros((0,), dtype=np.int64)
         self._matrix = np.zeros((0, dim), dtype=np.float32)
-        self._since_id = 0
+        self._epoch: str | None = None
+        self._seq = 0
         self._last_attempt = 0.0
         self._last_full = 0.0
         self._last_ok: float | None = None
@@ -77,9 +81,13 @@ class PersonCache:
                 return  # somebody else refreshed while we waited
             now = time.monotonic()
             self._last_attempt = now
-            full = full or self._last_full == 0.0 or now - self._last_full >= self.full_refresh_s
+            full = full or self._epoch is None or now - self._last_full >= self.full_refresh_s
             try:
-                fetched, since = await self._fetch(0 if full else self._since_id)
+                if not full:
+                    changed, removed, seq, reset = await self._fetch_changes()
+                    full = reset
+                if full:
+                    listed, epoch, seq = await self._fetch_listing()
             except Exception as e:
                 self.last_error = f"{type(e).__name__}: {e}"
                 level = logging.DEBUG if self._warned else logging.WARNING
@@ -88,10 +96,12 @@ class PersonCache:
                 self._warned = True
                 return
             if full:
-                self._vectors = {}
-                self._last_full = now
-            self._vectors.update(fetched)
-            self._since_id = max(self._since_id if not full else 0, since)
+                self._vectors, self._epoch, self._last_full = listed, epoch, now
+            else:
+                self._vectors.update(changed)
+                for pid in removed:
+                    self._vectors.pop(pid, None)
+            self._seq = seq
             ids = sorted(self._vectors)
             self._ids = np.asarray(ids, dtype=np.int64)
             self._matrix = (np.stack([self._vectors[i] for i in ids]).astype(np.float32) if ids
@@ -100,37 +110,72 @@ class PersonCache:
             self.last_error = None
             self._warned = False
 
-    async def _fetch(self, since_id: int) -> tuple[dict[int, np.ndarray], int]:
+    async def _get(self, params: dict) -> dict:
         headers = {"Accept-Encoding": "gzip", "Accept": "application/json"}
         if self.secret:
             headers[SECRET_HEADER] = self.secret
-        out: dict[int, np.ndarray] = {}
+        r = await self._client.get(self.url, params={**params, "limit": PAGE_LIMIT}, headers=headers)
+        if r.status_code != 200:
+            raise RuntimeError(f"HTTP {r.status_code}: {r.text[:200]}")
+        return r.json()
+
+    def _decode(self, persons: list, out: dict[int, np.ndarray]) -> int:
+        """Adds the usable representatives of `persons` to `out`; returns how many were skipped."""
         skipped = 0
-        for _ in range(10_000):  # bounded paging
-            r = await self._client.get(self.url, params={"since_id": since_id, "limit": PAGE_LIMIT}, headers=headers)
-            if r.status_code != 200:
-                raise RuntimeError(f"HTTP {r.status_code}: {r.text[:200]}")
-            body = r.json()
-            for p in body.get("persons") or []:
-                try:
-                    pid = int(p["person_id"])
-                except (KeyError, TypeError, ValueError):
-                    continue
-                v = decode_embedding(p.get("representative_embedding") or "", self.dim)
-                if v is not None:
-                    out[pid] = v
-                else:
-                    skipped += 1
-            next_since = int(body.get("next_since_id") or since_id)
-            has_more = bool(body.get("has_more"))
-            if not has_more or next_since <= since_id:
-                since_id = max(since_id, next_since)
-                break
-            since_id = next_since
+        for p in persons or []:
+            try:
+                pid = int(p["person_id"])
+            except (KeyError, TypeError, ValueError):
+                continue
+            v = decode_embedding(p.get("representative_embedding") or "", self.dim)
+            if v is not None:
+                out[pid] = v
+            else:
+                skipped += 1
+        return skipped
+
+    def _warn_skipped(self, skipped: int) -> None:
         if skipped:
             log.warning("person dump: %d representative embeddings are not %d-d float32 vectors (another model?); "
                         "they are not used for suggestions", skipped, self.dim)
-        return out, since_id
+
+    async def _fetch_listing(self) -> tuple[dict[int, np.ndarray], str | None, int]:
+        """Every person, paged by id; the epoch and change sequence of the first page (changes made while paging
+        come again with the next `_fetch_changes`)."""
+        out: dict[int, np.ndarray] = {}
+        skipped, since_id, epoch, seq = 0, 0, None, 0
+        for page in range(10_000):  # bounded paging
+            body = await self._get({"since_id": since_id})
+            if page == 0:
+                epoch, seq = body.get("epoch"), int(body.get("seq") or 0)
+            skipped += self._decode(body.get("persons"), out)
+            next_since = int(body.get("next_since_id") or since_id)
+            if not body.get("has_more") or next_since <= since_id:
+                break
+            since_id = next_since
+        self._warn_skipped(skipped)
+        return out, epoch, seq
+
+    async def _fetch_changes(self) -> tuple[dict[int, np.ndarray], list[int], int, bool]:
+        """What changed since the last refresh: (changed representatives, removed ids, next seq, reset)."""
+        changed: dict[int, np.ndarray] = {}
+        removed: list[int] = []
+        skipped, seq = 0, self._seq
+        for _ in range(10_000):
+            body = await self._get({"since_seq": seq, "epoch": self._epoch})
+            if body.get("reset"):
+                return {}, [], 0, True
+            skipped += self._decode(body.get("persons"), changed)
+            for pid in body.get("removed") or []:
+                changed.pop(int(pid), None)
+                removed.append(int(pid))
+            next_seq = int(body.get("seq") or seq)
+            if not body.get("has_more") or next_seq <= seq:
+                seq = max(seq, next_seq)
+                break
+            seq = next_seq
+        self._warn_skipped(skipped)
+        return changed, removed, seq, False
 
     def suggest(self, vectors: np.ndarray, threshold: float) -> list[tuple[int, float] | None]:
         """Best person and cosine similarity per row when >= threshold, else None."""
@@ -147,6 +192,6 @@ class PersonCache:
         return out
 
     def status(self) -> dict:
-        return {"persons": self.size, "since_id": self._since_id,
+        return {"persons": self.size, "epoch": self._epoch, "seq": self._seq,
                 "age_s": None if self._last_ok is None else round(time.monotonic() - self._last_ok, 1),
                 "error": self.last_error}

@@ -125,3 +125,47 @@ def test_cnn_detector_finds_lfw_face(faces):
     assert len(dets) >= 1 and dets[0].confidence > 0
     vec = models.embedder.embed(img, dets[:1])
     assert vec.shape == (1, 128) and abs(np.linalg.norm(vec[0]) - 1) < 1e-5
+
+
+def test_person_cache_applies_changes_since_its_sequence_and_lists_again_after_a_reset():
+    """After one listing the cache asks only for changes (since_seq + epoch): a changed representative replaces the
+    old one, a removed (merged) person leaves; a `reset` answer (the service reloaded) lists everything again."""
+    rng = np.random.default_rng(5)
+    a, b, b2, c = (rng.normal(size=512) for _ in range(4))
+    requests: list[dict] = []
+    answers = {
+        "listing": {"persons": [{"person_id": 1, "representative_embedding": _b64(a)},
+                                {"person_id": 2, "representative_embedding": _b64(b)}],
+                    "next_since_id": 2, "has_more": False, "epoch": "e1", "seq": 5},
+        "changes": {"persons": [{"person_id": 2, "representative_embedding": _b64(b2)}], "removed": [1],
+                    "next_since_id": 0, "has_more": False, "epoch": "e1", "seq": 7, "reset": False},
+        "reset": {"persons": [], "removed": [], "next_since_id": 0, "has_more": False, "epoch": "e2", "seq": 0, "reset": True},
+        "relisting": {"persons": [{"person_id": 3, "representative_embedding": _b64(c)}],
+                      "next_since_id": 3, "has_more": False, "epoch": "e2", "seq": 1},
+    }
+    script = ["listing", "changes", "reset", "relisting"]
+
+    def dump(request: httpx.Request) -> httpx.Response:
+        requests.append(dict(request.url.params))
+        return httpx.Response(200, json=answers[script[len(requests) - 1]])
+
+    def unit(v):
+        return (v / np.linalg.norm(v)).astype(np.float32)
+
+    async def go():
+        cache = PersonCache("http://service", None, 512, refresh_s=0.0, full_refresh_s=3600)
+        cache._client = httpx.AsyncClient(transport=httpx.MockTransport(dump))
+        await cache.refresh()
+        assert cache.size == 2 and cache.status()["epoch"] == "e1" and cache.status()["seq"] == 5
+        await cache.refresh()
+        assert requests[1] == {"since_seq": "5", "epoch": "e1", "limit": "5000"}
+        assert cache.size == 1
+        (pid, sim), = cache.suggest(unit(b2)[None, :], 0.5)
+        assert pid == 2 and sim > 0.999
+        await cache.refresh()  # reset: the service reloaded, so the cache lists everything again at once
+        assert requests[3]["since_id"] == "0"
+        assert cache.size == 1 and cache.status()["epoch"] == "e2"
+        (pid, _), = cache.suggest(unit(c)[None, :], 0.5)
+        assert pid == 3
+        await cache.aclose()
+    asyncio.run(go())

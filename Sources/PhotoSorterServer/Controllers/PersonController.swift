@@ -19,11 +19,18 @@ struct PersonController: RouteCollection {
         return view
     }
 
-    /// Paged by `since_id` and `limit` (max 10000); gzip when the client accepts it; shared secret when set.
+    /// Every person, paged by `since_id` and `limit` (max 10000); or, with `since_seq` and `epoch` from an earlier
+    /// answer, only what changed since (and `removed` ids). Gzip when the client accepts it; shared secret when set.
     func dump(req: Request) async throws -> PersonDump {
         try req.requireSecret()
         let limit = req.query[Int.self, at: "limit"] ?? 5000
         guard (1...10_000).contains(limit) else { throw PhotoSorterError.invalidRequest("limit must be 1...10000") }
+        if let sinceSeq = req.query[Int64.self, at: "since_seq"] {
+            guard let epoch = req.query[String.self, at: "epoch"] else {
+                throw PhotoSorterError.invalidRequest("since_seq needs the epoch of the answer it came from")
+            }
+            return try await req.photoSorter.identity.dumpChanges(sinceSeq: sinceSeq, epoch: epoch, limit: limit)
+        }
         return try await req.photoSorter.identity.dump(sinceID: req.query[Int64.self, at: "since_id"] ?? 0, limit: limit)
     }
 }

@@ -114,9 +114,17 @@ public struct PersonDump: Content, Sendable {
     public var persons: [Entry]
     public var nextSinceID: Int64
     public var hasMore: Bool
+    /// The serving instance's index life; change sequences compare only within one epoch.
+    public var epoch: String
+    /// A listing: the change sequence when it was read. Changes: the sequence to ask from next.
+    public var seq: Int64
+    /// Changes only: persons with no faces any more (merged into another, emptied).
+    public var removed: [Int64]
+    /// Changes only: the epoch asked for is over (the instance reloaded): list everything again.
+    public var reset: Bool
 
     enum CodingKeys: String, CodingKey {
-        case persons
+        case persons, epoch, seq, removed, reset
         case nextSinceID = "next_since_id"
         case hasMore = "has_more"
     }

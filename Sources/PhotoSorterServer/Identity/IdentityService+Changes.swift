@@ -38,6 +38,8 @@ extension IdentityService {
                 for move in moves {
                     state.index.remove(move.face, from: move.from)
                     state.index.add(move.face, to: move.to)
+                    state.touch(move.from)
+                    state.touch(move.to)
                 }
                 switch logged {
                 case .generation(let generation): state.generation = generation

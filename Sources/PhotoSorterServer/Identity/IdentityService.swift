@@ -30,6 +30,19 @@ public final class IdentityService: Sendable {
         var generation: Int64 = 0
         /// The last `identity_changes` entry this index reflects.
         var lastChangeSeq: Int64 = 0
+        /// Names this index's life (a new one at every full load): person-dump change sequences are only
+        /// comparable within one epoch.
+        var dumpEpoch = UUID().uuidString
+        /// Counts changes to persons' representatives since the last load; `personVersions` holds, per person, the
+        /// count at its last change, so the person dump can serve what changed since a sequence number.
+        var dumpSeq: Int64 = 0
+        var personVersions: [Int64: Int64] = [:]
+
+        /// Records that `person`'s faces (so its representative) changed.
+        mutating func touch(_ person: Int64) {
+            dumpSeq += 1
+            personVersions[person] = dumpSeq
+        }
     }
 
     /// Key of the advisory lock that serialises identity commits across instances.
@@ -70,8 +83,13 @@ public final class IdentityService: Sendable {
             .decode(column: "seq", as: Int64.self)
         let model = try await storedModel(on: db)
         let updates = try await embeddings(after: 0, on: db)
-        state.withLockedValue { $0 = State(model: model, generation: generation, lastChangeSeq: lastChangeSeq) }
-        apply(CatchUp(updates: updates, changes: []))
+        state.withLockedValue { state in
+            state = State(model: model, generation: generation, lastChangeSeq: lastChangeSeq)
+            CatchUp(updates: updates, changes: []).apply(to: &state)
+            // A fresh epoch: dump readers start over with a full listing, so nothing needs a version yet.
+            state.personVersions = [:]
+            state.dumpSeq = 0
+        }
         logger.info("identity index loaded", metadata: [
             "persons": "\(personCount)", "faces": "\(updates.count)", "model": "\(model?.description ?? "none yet")"])
     }
@@ -230,12 +248,17 @@ public final class IdentityService: Sendable {
             let held = state.lastEmbeddingID
             for update in updates where update.embeddingID > state.lastEmbeddingID {
                 state.index.add(update.face, to: update.person)
+                state.touch(update.person)
                 state.lastEmbeddingID = update.embeddingID
             }
             for change in changes where change.seq > state.lastChangeSeq {
                 if change.embeddingID <= held {
                     state.index.remove(change.face, from: change.from)
-                    if let to = change.to { state.index.add(change.face, to: to) }
+                    state.touch(change.from)
+                    if let to = change.to {
+                        state.index.add(change.face, to: to)
+                        state.touch(to)
+                    }
                 }
                 state.lastChangeSeq = change.seq
             }
@@ -382,28 +405,56 @@ public final class IdentityService: Sendable {
         return CallbackResponse(ok: true, createdPersonIDs: created, personIDs: personIDs)
     }
 
-    /// A page of representative embeddings for persons with id > `sinceID`, from the in-memory index.
+    /// A page of representative embeddings for persons with id > `sinceID`, from the in-memory index. Carries the
+    /// index's epoch and change sequence at the time of the read: a reader that then asks `changes(sinceSeq:)`
+    /// with them gets everything that changed during and after its listing.
     func dump(sinceID: Int64, limit: Int) async throws -> PersonDump {
-        let (page, hasMore) = state.withLockedValue { state -> ([(Int64, PersonProfile)], Bool) in
+        let (page, hasMore, epoch, seq) = state.withLockedValue { state -> ([(Int64, PersonProfile)], Bool, String, Int64) in
             let ids = state.index.profiles.keys.filter { $0 > sinceID }.sorted()
-            return (ids.prefix(limit).map { ($0, state.index.profiles[$0]!) }, ids.count > limit)
+            return (ids.prefix(limit).map { ($0, state.index.profiles[$0]!) }, ids.count > limit, state.dumpEpoch, state.dumpSeq)
         }
+        return PersonDump(persons: try await entries(page), nextSinceID: page.last?.0 ?? sinceID, hasMore: hasMore,
+                          epoch: epoch, seq: seq, removed: [], reset: false)
+    }
+
+    /// The persons whose representative changed after `sinceSeq` of `epoch`, oldest change first, and the persons
+    /// that have no faces any more (`removed`: merged, emptied). Another epoch (this instance reloaded since):
+    /// `reset`, and the reader lists everything again.
+    func dumpChanges(sinceSeq: Int64, epoch: String, limit: Int) async throws -> PersonDump {
+        let read = state.withLockedValue { state -> (page: [(Int64, PersonProfile?)], hasMore: Bool, next: Int64, epoch: String)? in
+            guard state.dumpEpoch == epoch else { return nil }
+            let changed = state.personVersions.filter { $0.value > sinceSeq }.sorted { $0.value < $1.value }
+            let page = changed.prefix(limit)
+            let next = changed.count > limit ? page.last!.value : state.dumpSeq
+            return (page.map { ($0.key, state.index.profiles[$0.key]) }, changed.count > limit, next, state.dumpEpoch)
+        }
+        guard let read else {
+            let current = state.withLockedValue { ($0.dumpEpoch, $0.dumpSeq) }
+            return PersonDump(persons: [], nextSinceID: 0, hasMore: false, epoch: current.0, seq: current.1, removed: [], reset: true)
+        }
+        let live = read.page.compactMap { id, profile in profile.map { (id, $0) } }
+        let removed = read.page.filter { $0.1 == nil }.map(\.0)
+        return PersonDump(persons: try await entries(live), nextSinceID: 0, hasMore: read.hasMore, epoch: read.epoch,
+                          seq: read.next, removed: removed, reset: false)
+    }
+
+    /// Dump entries for persons of the index, with their names and visibility from the database.
+    private func entries(_ page: [(Int64, PersonProfile)]) async throws -> [PersonDump.Entry] {
         var rows: [Int64: (photo: Int64?, name: String?, hidden: Bool)] = [:]
-        if let first = page.first?.0, let last = page.last?.0 {
+        if !page.isEmpty {
             for row in try await database.sql.raw("""
-                SELECT id, representative_photo_id, display_name, hidden FROM persons WHERE id >= \(bind: first) AND id <= \(bind: last)
+                SELECT id, representative_photo_id, display_name, hidden FROM persons WHERE id IN (\(binds: page.map(\.0)))
                 """).all() {
                 rows[try row.decode(column: "id", as: Int64.self)] = (try row.decode(column: "representative_photo_id", as: Int64?.self),
                                                                       try row.decode(column: "display_name", as: String?.self),
                                                                       try row.decode(column: "hidden", as: Bool.self))
             }
         }
-        let entries = page.map { id, profile in
+        return page.map { id, profile in
             PersonDump.Entry(personID: id, representativeEmbedding: EmbeddingCodec.base64(profile.representative),
                              representativePhotoID: rows[id]?.photo, displayName: rows[id]?.name, hidden: rows[id]?.hidden ?? false,
                              meta: ["face_count": profile.count])
         }
-        return PersonDump(persons: entries, nextSinceID: page.last?.0 ?? sinceID, hasMore: hasMore)
     }
 
     /// The representative embedding of one person, if it has faces.
