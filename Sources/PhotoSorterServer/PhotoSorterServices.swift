@@ -9,6 +9,8 @@ public final class PhotoSorterServices: Sendable {
     public let config: ServiceConfig
     public let database: PhotoSorterDatabase
     public let queue: any WorkQueue
+    /// The queue when it is Kafka's (`PHOTO_SORTER_QUEUE=kafka`): started and stopped with the background work.
+    public let kafka: KafkaWorkQueue?
     public let identity: IdentityService
     public let ingest: IngestService
     public let dispatcher: PhotoDispatcher
@@ -24,11 +26,13 @@ public final class PhotoSorterServices: Sendable {
     private let logger: Logger
     private let backgroundTasks = NIOLockedValueBox([Task<Void, Never>]())
 
-    init(config: ServiceConfig, database: PhotoSorterDatabase, httpClient: HTTPClient, logger: Logger) {
+    init(config: ServiceConfig, database: PhotoSorterDatabase, httpClient: HTTPClient, logger: Logger) throws {
         self.config = config
         self.database = database
         self.logger = logger
-        let queue = DatabaseWorkQueue(database: database)
+        let kafka = config.usesKafka ? try KafkaWorkQueue(settings: .init(config: config), database: database, logger: logger) : nil
+        self.kafka = kafka
+        let queue: any WorkQueue = kafka ?? DatabaseWorkQueue(database: database)
         self.queue = queue
         let statuses = PhotoStatusStore(database: database, config: config)
         self.statuses = statuses
@@ -46,13 +50,22 @@ public final class PhotoSorterServices: Sendable {
                                     onWorkQueued: { dispatcher.poke() },
                                     onFacesRemoved: { try await identity.catchUpNow() })
         self.reprocess = ReprocessService(database: database, identity: identity, ml: ml, maxRetries: config.maxRetries,
-                                          logger: logger, onWorkQueued: { dispatcher.poke() })
+                                          logger: logger, onWorkQueued: { Self.workQueued(dispatcher: dispatcher, kafka: kafka) })
         self.people = PeopleService(database: database, identity: identity, reads: reads, config: config)
         self.recluster = ReclusterService(database: database, identity: identity, logger: logger)
         self.media = MediaService(database: database, ml: ml, logger: logger)
         self.retryScheduler = RetryScheduler(database: database, queue: queue, maxRetries: config.maxRetries, logger: logger)
         self.staleScheduler = StaleProcessingScheduler(database: database, statuses: statuses,
                                                        timeoutSeconds: config.processingTimeoutSeconds, logger: logger)
+    }
+
+    /// Photos were set READY outside an ingest or retry (a reprocess, PUT /photo/update-status): wakes the workers,
+    /// and the Kafka queue publishes them.
+    func workQueued() { Self.workQueued(dispatcher: dispatcher, kafka: kafka) }
+
+    private static func workQueued(dispatcher: PhotoDispatcher, kafka: KafkaWorkQueue?) {
+        dispatcher.poke()
+        if let kafka { Task { await kafka.publishNewlyReady() } }
     }
 
     /// Starts workers, schedulers and interrupted ingest jobs.
@@ -65,6 +78,10 @@ public final class PhotoSorterServices: Sendable {
             if !rows.isEmpty { logger.info("orphaned PROCESSING photos returned to the queue", metadata: ["count": "\(rows.count)"]) }
             // Likewise a RUNNING re-cluster job was cut off (on PostgreSQL it may be another instance's, still running).
             try await recluster.failInterruptedJobs()
+        }
+        if let kafka {
+            let dispatcher = self.dispatcher
+            try await kafka.start(onMessages: { dispatcher.poke() })
         }
         try await ingest.resumeInterruptedJobs()
         let interval = config.schedulerIntervalSeconds
@@ -90,12 +107,14 @@ public final class PhotoSorterServices: Sendable {
     }
 
     /// Stops ingest scans, workers and schedulers (idempotent); in-flight results still arrive until shutdown.
+    /// The Kafka queue then flushes its producer and leaves the consumer group.
     public func stopBackgroundWork() async {
         await ingest.shutdown()
         let tasks = backgroundTasks.withLockedValue { tasks in defer { tasks = [] }; return tasks }
         tasks.forEach { $0.cancel() }
         for task in tasks { await task.value }
         await recluster.waitForBackgroundJob()
+        await kafka?.shutdown()
     }
 }
 

@@ -44,7 +44,7 @@ public func configure(_ app: Application, config: ServiceConfig, backgroundWork:
     // down, and a short connect timeout lets the pool send the photo to another one (AsyncHTTPClient keeps
     // retrying a refused connection until this timeout).
     app.http.client.configuration.timeout.connect = .seconds(2)
-    let services = PhotoSorterServices(config: config, database: database, httpClient: app.http.client.shared, logger: app.logger)
+    let services = try PhotoSorterServices(config: config, database: database, httpClient: app.http.client.shared, logger: app.logger)
 
     try await services.identity.load()
     app.photoSorter = services

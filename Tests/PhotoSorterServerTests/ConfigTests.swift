@@ -26,6 +26,33 @@ final class ConfigTests: XCTestCase {
         XCTAssertEqual(DatabaseFlavor.parse(config.databaseURL).flavor, .postgres)
     }
 
+    func testKafkaQueueIsConfiguredFromTheEnvironmentAndValidated() throws {
+        XCTAssertEqual(try ServiceConfig.load(environment: [:]).queue, "database")
+        let config = try ServiceConfig.load(environment: [
+            "PHOTO_SORTER_QUEUE": "kafka", "PHOTO_SORTER_KAFKA_BROKERS": "k1:9092, k2:9093", "PHOTO_SORTER_KAFKA_TOPIC": "photos.v2",
+            "PHOTO_SORTER_KAFKA_PARTITIONS": "24",
+        ])
+        XCTAssertTrue(config.usesKafka)
+        XCTAssertEqual(config.kafkaBrokers, ["k1:9092", "k2:9093"])
+        XCTAssertEqual(config.kafkaTopic, "photos.v2")
+        XCTAssertEqual(config.kafkaPartitions, 24)
+        XCTAssertEqual(config.kafkaGroup, "photo-sorter-workers")
+        XCTAssertEqual(KafkaWorkQueue.Settings(config: config).brokerList, "k1:9092,k2:9093")
+        let refused: [([String: String], String)] = [
+            (["PHOTO_SORTER_QUEUE": "kafka"], "PHOTO_SORTER_KAFKA_BROKERS"),
+            (["PHOTO_SORTER_QUEUE": "rabbit"], "PHOTO_SORTER_QUEUE=rabbit"),
+            (["PHOTO_SORTER_QUEUE": "kafka", "PHOTO_SORTER_KAFKA_BROKERS": "k1"], "host:port"),
+            (["PHOTO_SORTER_QUEUE": "kafka", "PHOTO_SORTER_KAFKA_BROKERS": "k1:99999"], "host:port"),
+            (["PHOTO_SORTER_QUEUE": "kafka", "PHOTO_SORTER_KAFKA_BROKERS": "k1:9092", "PHOTO_SORTER_KAFKA_TOPIC": "a/b"], "topic"),
+            (["PHOTO_SORTER_QUEUE": "kafka", "PHOTO_SORTER_KAFKA_BROKERS": "k1:9092", "PHOTO_SORTER_KAFKA_PARTITIONS": "0"], "PARTITIONS"),
+        ]
+        for (environment, expected) in refused {
+            XCTAssertThrowsError(try ServiceConfig.load(environment: environment), "\(environment)") {
+                XCTAssertTrue($0 is ConfigError && "\($0)".contains(expected), "\($0)")
+            }
+        }
+    }
+
     func testServiceReachableFromOtherMachinesNeedsAnAPIToken() throws {
         XCTAssertThrowsError(try ServiceConfig.load(environment: ["PHOTO_SORTER_HOST": "0.0.0.0"])) {
             XCTAssertTrue("\($0)".contains("PHOTO_SORTER_API_TOKEN"), "\($0)")

@@ -40,8 +40,24 @@ public struct ServiceConfig: Codable, Sendable, Equatable {
     public var mlRequestTimeoutSeconds = 30.0
     /// Ingest pauses while more than this many photos wait in the queue (backpressure).
     public var queueHighWatermark = 5000
+    /// The work queue: `database` (READY rows are the queue; the default) or `kafka` (see `KafkaWorkQueue`).
+    public var queue = "database"
+    /// Kafka bootstrap brokers (`host:port`); required with `queue = kafka`.
+    public var kafkaBrokers: [String] = []
+    public var kafkaTopic = "photos-to-process"
+    /// Partitions of the topic when the service creates it (an existing topic keeps its own).
+    public var kafkaPartitions = 8
+    public var kafkaGroup = "photo-sorter-workers"
+    /// A message the broker has not acknowledged within this time fails its batch (republished later).
+    public var kafkaMessageTimeoutSeconds = 30.0
+    /// A READY photo without a message from this instance is published again after waiting this long.
+    public var kafkaRepublishAfterSeconds = 60.0
+
+    public static let queueKinds = ["database", "kafka"]
 
     public init() {}
+
+    public var usesKafka: Bool { queue == "kafka" }
 
     public var callbackBaseURL: String { publicURL ?? "http://\(host):\(port)" }
 
@@ -113,6 +129,13 @@ public struct ServiceConfig: Codable, Sendable, Equatable {
         if let v = try value("PROCESSING_TIMEOUT_SECONDS", Double.self) { processingTimeoutSeconds = v }
         if let v = try value("ML_TIMEOUT_SECONDS", Double.self) { mlRequestTimeoutSeconds = v }
         if let v = try value("QUEUE_HIGH_WATERMARK", Int.self) { queueHighWatermark = v }
+        if let v = try value("QUEUE", String.self) { queue = v.lowercased() }
+        if let v = list("KAFKA_BROKERS", separator: ","), !v.isEmpty { kafkaBrokers = v }
+        if let v = try value("KAFKA_TOPIC", String.self) { kafkaTopic = v }
+        if let v = try value("KAFKA_PARTITIONS", Int.self) { kafkaPartitions = v }
+        if let v = try value("KAFKA_GROUP", String.self) { kafkaGroup = v }
+        if let v = try value("KAFKA_MESSAGE_TIMEOUT_SECONDS", Double.self) { kafkaMessageTimeoutSeconds = v }
+        if let v = try value("KAFKA_REPUBLISH_AFTER_SECONDS", Double.self) { kafkaRepublishAfterSeconds = v }
         try validate()
     }
 
@@ -137,6 +160,35 @@ public struct ServiceConfig: Codable, Sendable, Equatable {
         guard maxRetries >= 0, retryBackoffSeconds >= 0, processingTimeoutSeconds > 0, schedulerIntervalSeconds > 0 else {
             throw ConfigError(message: "retry and timeout settings must not be negative")
         }
+        try validateQueue()
+    }
+
+    private func validateQueue() throws {
+        guard Self.queueKinds.contains(queue) else {
+            throw ConfigError(message: "PHOTO_SORTER_QUEUE=\(queue) is not a work queue; choose one of \(Self.queueKinds.joined(separator: ", "))")
+        }
+        guard usesKafka else { return }
+        guard !kafkaBrokers.isEmpty else {
+            throw ConfigError(message: "PHOTO_SORTER_QUEUE=kafka needs PHOTO_SORTER_KAFKA_BROKERS=host:port[,host:port...]")
+        }
+        for broker in kafkaBrokers {
+            let parts = broker.split(separator: ":", omittingEmptySubsequences: false)
+            guard parts.count >= 2, !parts.dropLast().joined(separator: ":").isEmpty, let port = Int(parts.last!), (1...65535).contains(port) else {
+                throw ConfigError(message: "PHOTO_SORTER_KAFKA_BROKERS: \"\(broker)\" is not host:port")
+            }
+        }
+        let topicCharacters = CharacterSet(charactersIn: "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
+        guard !kafkaTopic.isEmpty, kafkaTopic.count <= 249, kafkaTopic != ".", kafkaTopic != "..",
+              kafkaTopic.unicodeScalars.allSatisfy(topicCharacters.contains) else {
+            throw ConfigError(message: "PHOTO_SORTER_KAFKA_TOPIC=\(kafkaTopic) is not a Kafka topic name (letters, digits, '.', '_', '-'; at most 249)")
+        }
+        guard (1...10_000).contains(kafkaPartitions) else {
+            throw ConfigError(message: "PHOTO_SORTER_KAFKA_PARTITIONS must be 1...10000, got \(kafkaPartitions)")
+        }
+        guard !kafkaGroup.isEmpty else { throw ConfigError(message: "PHOTO_SORTER_KAFKA_GROUP must not be empty") }
+        guard kafkaMessageTimeoutSeconds >= 1, kafkaRepublishAfterSeconds > 0 else {
+            throw ConfigError(message: "PHOTO_SORTER_KAFKA_MESSAGE_TIMEOUT_SECONDS must be at least 1 and PHOTO_SORTER_KAFKA_REPUBLISH_AFTER_SECONDS positive")
+        }
     }
 }
 
@@ -147,6 +199,8 @@ private struct PartialConfig: Decodable {
     var model: String?, matchThreshold: Float?, smallPersonMargin: Float?, mirrorThreshold: Float?, maxRetries: Int?, retryBackoffSeconds: Double?
     var schedulerIntervalSeconds: Double?, processingTimeoutSeconds: Double?, mlRequestTimeoutSeconds: Double?
     var queueHighWatermark: Int?
+    var queue: String?, kafkaBrokers: [String]?, kafkaTopic: String?, kafkaPartitions: Int?, kafkaGroup: String?
+    var kafkaMessageTimeoutSeconds: Double?, kafkaRepublishAfterSeconds: Double?
 
     func applied(to base: ServiceConfig) -> ServiceConfig {
         var c = base
@@ -160,6 +214,9 @@ private struct PartialConfig: Decodable {
         schedulerIntervalSeconds.map { c.schedulerIntervalSeconds = $0 }
         processingTimeoutSeconds.map { c.processingTimeoutSeconds = $0 }
         mlRequestTimeoutSeconds.map { c.mlRequestTimeoutSeconds = $0 }; queueHighWatermark.map { c.queueHighWatermark = $0 }
+        queue.map { c.queue = $0.lowercased() }; kafkaBrokers.map { c.kafkaBrokers = $0 }; kafkaTopic.map { c.kafkaTopic = $0 }
+        kafkaPartitions.map { c.kafkaPartitions = $0 }; kafkaGroup.map { c.kafkaGroup = $0 }
+        kafkaMessageTimeoutSeconds.map { c.kafkaMessageTimeoutSeconds = $0 }; kafkaRepublishAfterSeconds.map { c.kafkaRepublishAfterSeconds = $0 }
         return c
     }
 }

@@ -30,7 +30,7 @@ struct PhotoController: RouteCollection {
         guard try await req.photoSorter.statuses.set(body.photoID, to: body.status, error: body.error) else {
             throw PhotoSorterError.photoNotFound(body.photoID)
         }
-        if body.status == .ready { req.photoSorter.dispatcher.poke() }
+        if body.status == .ready { req.photoSorter.workQueued() }
         if body.status != .processing { req.photoSorter.dispatcher.finished(body.photoID) }
         return try await req.photoSorter.reads.photo(body.photoID)
     }

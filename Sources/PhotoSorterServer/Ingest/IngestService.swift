@@ -270,7 +270,7 @@ public final class IngestService: Sendable {
         }
         if removedFaces > 0 { try await onFacesRemoved() }
         if !newItems.isEmpty {
-            try await queue.enqueue(newItems)
+            try await queue.enqueue(newItems, batch: IngestBatchRef(jobID: jobID, index: index))
             photosInserted.increment(by: newItems.count)
             onWorkQueued()
         }

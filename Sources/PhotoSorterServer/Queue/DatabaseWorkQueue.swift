@@ -7,7 +7,7 @@ public struct DatabaseWorkQueue: WorkQueue {
     let database: PhotoSorterDatabase
 
     /// Rows are inserted READY in the ingest transaction; that commit is the enqueue.
-    public func enqueue(_ items: [WorkItem]) async throws {}
+    public func enqueue(_ items: [WorkItem], batch: IngestBatchRef?) async throws {}
 
     public func claim(limit: Int) async throws -> [WorkItem] {
         let now = nowMs()

@@ -86,12 +86,14 @@ public final class PhotoDispatcher: Sendable {
         do {
             switch outcome {
             case .accepted:
+                await queue.handedOver([item])
                 return
             case .busy(let seconds):
                 busyAnswers.increment()
                 let delayMs = Int64(seconds * 1000)
                 pausedUntilMs.withLockedValue { $0 = max($0, nowMs() + delayMs) }
                 try await statuses.requeue(item.photoID, delayMs: delayMs)
+                try await queue.enqueue([item])
                 logger.debug("ML service busy, photo requeued", metadata: ["photo_id": "\(item.photoID)", "retry_after_s": "\(seconds)"])
             case .failed(let reason):
                 dispatchFailures.increment()
@@ -101,6 +103,7 @@ public final class PhotoDispatcher: Sendable {
         } catch {
             logger.error("recording dispatch outcome failed", metadata: ["photo_id": "\(item.photoID)", "error": "\(error)"])
         }
+        await queue.handedOver([item])
         finished(item.photoID)
     }
 }
