@@ -68,6 +68,15 @@ public final class PhotoSorterServices: Sendable {
         if let kafka { Task { await kafka.publishNewlyReady() } }
     }
 
+    /// Creates the Kafka topic if needed and joins the consumer group (once; nothing with the database queue).
+    /// `configure` calls it before the server starts: joining a group takes seconds on some brokers, time that then
+    /// overlaps starting the ML service.
+    func startKafkaConsumer() async throws {
+        guard let kafka else { return }
+        let dispatcher = self.dispatcher
+        try await kafka.start(onMessages: { dispatcher.poke() })
+    }
+
     /// Starts workers, schedulers and interrupted ingest jobs.
     func startBackgroundWork() async throws {
         if database.flavor == .sqlite {
@@ -79,10 +88,7 @@ public final class PhotoSorterServices: Sendable {
             // Likewise a RUNNING re-cluster job was cut off (on PostgreSQL it may be another instance's, still running).
             try await recluster.failInterruptedJobs()
         }
-        if let kafka {
-            let dispatcher = self.dispatcher
-            try await kafka.start(onMessages: { dispatcher.poke() })
-        }
+        try await startKafkaConsumer()
         try await ingest.resumeInterruptedJobs()
         let interval = config.schedulerIntervalSeconds
         let tasks = [

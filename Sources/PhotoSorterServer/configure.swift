@@ -54,6 +54,7 @@ public func configure(_ app: Application, config: ServiceConfig, backgroundWork:
     app.middleware.use(CrossSiteWriteGuard())
     try routes(app, webAssets: try WebAssets.load())
     if backgroundWork {
+        try await services.startKafkaConsumer()
         app.lifecycle.use(BackgroundWorkLifecycle(services: services))
     }
 }

@@ -166,6 +166,8 @@ final class KafkaProducer: @unchecked Sendable {
         let settings = commonSettings(brokers: brokers) + [
             ("acks", "all"), ("enable.idempotence", "true"), ("message.timeout.ms", "\(messageTimeoutMs)"),
             ("partitioner", "murmur2_random"), ("linger.ms", "5"),
+            // The topic is created by the admin API with the configured partitions, never implicitly by a metadata request.
+            ("allow.auto.create.topics", "false"),
         ]
         handle = try Kafka.makeHandle(RD_KAFKA_PRODUCER, settings: settings, context: context) { conf in
             rd_kafka_conf_set_dr_msg_cb(conf) { _, message, opaque in

@@ -86,13 +86,18 @@ public final class KafkaWorkQueue: WorkQueue {
     /// Creates the topic when missing (an unreachable broker is logged, not fatal: publishing waits for it) and
     /// joins the consumer group; `onMessages` is called when messages arrive for idle workers.
     func start(onMessages: @escaping @Sendable () -> Void) async throws {
+        guard consumer.withLockedValue({ $0 == nil }), !closed.withLockedValue({ $0 }) else { return }
         logger.info("Kafka work queue starting", metadata: [
             "brokers": "\(settings.brokerList)", "topic": "\(settings.topic)", "group": "\(settings.group)",
             "librdkafka": "\(Kafka.version)"])
         _ = await ensureTopic()
         let consumer = try KafkaConsumer(brokers: settings.brokerList, group: settings.group, topic: settings.topic, book: book,
                                          bufferLimit: settings.bufferLimit, logger: logger, onMessages: onMessages)
-        self.consumer.withLockedValue { $0 = consumer }
+        let existing = self.consumer.withLockedValue { current -> KafkaConsumer? in
+            guard let current else { current = consumer; return nil }
+            return current
+        }
+        if existing != nil { await consumer.close() }   // started twice at once: one member is enough
     }
 
     /// Leaves the consumer group (committing what was handed over), delivers what the producer holds and waits for
