@@ -323,7 +323,7 @@ final class KafkaConsumer: @unchecked Sendable {
         let settings = commonSettings(brokers: brokers) + [
             ("group.id", group), ("enable.auto.commit", "false"), ("enable.auto.offset.store", "false"),
             ("auto.offset.reset", "earliest"), ("session.timeout.ms", "6000"), ("heartbeat.interval.ms", "2000"),
-            ("max.poll.interval.ms", "10000"), ("topic.metadata.refresh.interval.ms", "5000"),
+            ("max.poll.interval.ms", "10000"), ("topic.metadata.refresh.interval.ms", "5000"), ("fetch.wait.max.ms", "100"),
         ]
         handle = try Kafka.makeHandle(RD_KAFKA_CONSUMER, settings: settings, context: context) { conf in
             rd_kafka_conf_set_rebalance_cb(conf) { handle, event, partitions, opaque in

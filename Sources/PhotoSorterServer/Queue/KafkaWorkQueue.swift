@@ -37,7 +37,8 @@ public final class KafkaWorkQueue: WorkQueue {
             group = config.kafkaGroup
             messageTimeoutMs = Int(config.kafkaMessageTimeoutSeconds * 1000)
             republishAfterMs = Int64(config.kafkaRepublishAfterSeconds * 1000)
-            bufferLimit = max(16, 2 * config.workerConcurrency)
+            // Enough to keep the workers busy across a pause/resume and a fetch round trip (messages are tiny).
+            bufferLimit = max(64, 8 * config.workerConcurrency)
         }
 
         var brokerList: String { brokers.joined(separator: ",") }
