@@ -170,8 +170,9 @@ e2e_test() {
         e2e_pg="$(PHOTO_SORTER_PG_DB=photo_sorter_e2e PHOTO_SORTER_PG_FRESH=1 "$REPO/scripts/start-postgres.sh" | tail -n 1)" \
             || return 1
     fi
-    PHOTO_SORTER_BIN="$bin" PHOTO_SORTER_E2E_POSTGRES_URL="$e2e_pg" "$VENV_PY" -m pytest tests/e2e -q 2>&1 \
-        | tee -a "$COUNTS_LOG"
+    # The scale-out test runs its services on Kafka too (with the librdkafka 2.16 that Tansu needs).
+    PHOTO_SORTER_BIN="$bin" PHOTO_SORTER_E2E_POSTGRES_URL="$e2e_pg" PHOTO_SORTER_E2E_KAFKA_BROKERS="$KAFKA_BROKERS" \
+        PHOTO_SORTER_E2E_KAFKA_LIB="$KAFKA_DIR/lib" "$VENV_PY" -m pytest tests/e2e -q 2>&1 | tee -a "$COUNTS_LOG"
 }
 
 PG_URL=""

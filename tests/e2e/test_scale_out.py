@@ -1,8 +1,11 @@
 """Scale-out end to end: two `photo-sorter serve` instances and two ML services on one PostgreSQL database,
-sorting lfw_small at once, with one service and then one ML service killed with SIGKILL mid-run.
+sorting lfw_small at once, with one service and then one ML service killed with SIGKILL mid-run — once with the
+database queue and once with the Kafka queue.
 
-Needs the PostgreSQL server of scripts/test.sh (PHOTO_SORTER_E2E_POSTGRES_URL set); creates its own fresh database
-`photo_sorter_scale` with scripts/start-postgres.sh. Real processes, real models (ArcFace), nothing mocked.
+Needs the PostgreSQL server of scripts/test.sh (PHOTO_SORTER_E2E_POSTGRES_URL set; creates its own fresh database
+`photo_sorter_scale` with scripts/start-postgres.sh) and, for Kafka, its Tansu broker
+(PHOTO_SORTER_E2E_KAFKA_BROKERS, and PHOTO_SORTER_E2E_KAFKA_LIB: the folder with the librdkafka 2.16 Tansu needs).
+Real processes, real models (ArcFace), a real broker; nothing mocked.
 """
 from __future__ import annotations
 
@@ -23,6 +26,8 @@ import metrics  # noqa: E402
 
 LFW = harness.faces_dir() / "lfw_small"
 PG_URL = os.environ.get("PHOTO_SORTER_E2E_POSTGRES_URL")
+KAFKA_BROKERS = os.environ.get("PHOTO_SORTER_E2E_KAFKA_BROKERS")
+KAFKA_LIB = os.environ.get("PHOTO_SORTER_E2E_KAFKA_LIB")
 TIMEOUT = float(os.environ.get("PHOTO_SORTER_E2E_TIMEOUT", "1200"))
 
 pytestmark = [
@@ -54,7 +59,22 @@ def wait_for(what: str, condition, timeout: float = TIMEOUT, every: float = 1.0)
     raise TimeoutError(f"timed out waiting for {what}")
 
 
-def test_two_services_and_two_ml_services_survive_sigkill_and_sort_lfw_small_once(tmp_path):
+def queue_env(queue: str) -> dict:
+    if queue == "database":
+        return {"PHOTO_SORTER_QUEUE": "database"}
+    if not KAFKA_BROKERS:
+        pytest.skip("PHOTO_SORTER_E2E_KAFKA_BROKERS not set (scripts/test.sh starts Tansu and sets it)")
+    run = secrets.token_hex(4)  # a topic and group of its own: the broker is shared with other tests
+    env = {"PHOTO_SORTER_QUEUE": "kafka", "PHOTO_SORTER_KAFKA_BROKERS": KAFKA_BROKERS,
+           "PHOTO_SORTER_KAFKA_TOPIC": f"photos-to-process-e2e-{run}", "PHOTO_SORTER_KAFKA_GROUP": f"photo-sorter-e2e-{run}"}
+    if KAFKA_LIB:
+        env["LD_LIBRARY_PATH"] = KAFKA_LIB + os.pathsep + os.environ.get("LD_LIBRARY_PATH", "")
+    return env
+
+
+@pytest.mark.parametrize("queue", ["database", "kafka"])
+def test_two_services_and_two_ml_services_survive_sigkill_and_sort_lfw_small_once(tmp_path, queue):
+    queue_settings = queue_env(queue)
     database = fresh_database()
     binary = harness.find_binary()
     secret = secrets.token_hex(16)
@@ -66,7 +86,7 @@ def test_two_services_and_two_ml_services_survive_sigkill_and_sort_lfw_small_onc
     # A photo lost with a killed process is found by the stale-PROCESSING scheduler and retried; short timeouts
     # keep the test quick (production defaults: 600 s and 10 s).
     fast = dict(PHOTO_SORTER_PROCESSING_TIMEOUT_SECONDS=20, PHOTO_SORTER_RETRY_BACKOFF_SECONDS=1,
-                PHOTO_SORTER_SCHEDULER_INTERVAL_SECONDS=1, PHOTO_SORTER_ML_TIMEOUT_SECONDS=10)
+                PHOTO_SORTER_SCHEDULER_INTERVAL_SECONDS=1, PHOTO_SORTER_ML_TIMEOUT_SECONDS=10, **queue_settings)
     processes = []
     try:
         mls = [harness.start_ml_service(port, bases[0], roots, secret, tmp_path / f"ml{i}.log", workers=1,
@@ -120,7 +140,7 @@ def test_two_services_and_two_ml_services_survive_sigkill_and_sort_lfw_small_onc
             preds.append(None if det is None else det["person_id"])
         res = metrics.evaluate(labels, preds)
         pw, bc = res["pairwise"], res["bcubed"]
-        print(f"\n[two services + two ML services, kills] pairwise P {pw['precision']:.4f} R {pw['recall']:.4f}, "
+        print(f"\n[two services + two ML services, {queue} queue, kills] pairwise P {pw['precision']:.4f} R {pw['recall']:.4f}, "
               f"BCubed F1 {bc['f1']:.4f}, {final}")
         assert pw["precision"] >= 0.995 and bc["f1"] >= 0.99, res
         for job in jobs[:1]:
