@@ -38,7 +38,7 @@ public func configure(_ app: Application, config: ServiceConfig, backgroundWork:
         try await database.sql.raw("PRAGMA journal_mode = WAL").run()
     }
     app.migrations.add(schemaMigrations)
-    try await app.autoMigrate()
+    try await migrate(app, flavor: flavor)
 
     // ML services run on this machine or the local network: a connection that takes seconds is a service that is
     // down, and a short connect timeout lets the pool send the photo to another one (AsyncHTTPClient keeps
@@ -56,6 +56,24 @@ public func configure(_ app: Application, config: ServiceConfig, backgroundWork:
     if backgroundWork {
         try await services.startKafkaConsumer()
         app.lifecycle.use(BackgroundWorkLifecycle(services: services))
+    }
+}
+
+/// Creates or upgrades the schema. Several instances starting at once on one PostgreSQL database race to create the
+/// same tables (Fluent's migrations take no lock): the loser's statement fails, so it waits and tries again, and
+/// then finds the migrations the winner recorded. Gives up after about a minute with the last error.
+private func migrate(_ app: Application, flavor: DatabaseFlavor) async throws {
+    var attempt = 0
+    while true {
+        do {
+            try await app.autoMigrate()
+            return
+        } catch where flavor == .postgres && attempt < 20 {
+            attempt += 1
+            app.logger.notice("schema migration collided with another instance; retrying", metadata: [
+                "attempt": "\(attempt)", "error": "\(String(reflecting: error))"])
+            try await Task.sleep(for: .milliseconds(500 * min(attempt, 6)))
+        }
     }
 }
 

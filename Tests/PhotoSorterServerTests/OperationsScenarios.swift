@@ -3,6 +3,7 @@ import PhotoSorterCore
 @testable import PhotoSorterServer
 import PhotoSorterTestSupport
 import SQLKit
+import Vapor
 import XCTest
 
 /// Operational behaviours: resume, manual status changes, synchronous classification, dump, health.
@@ -66,6 +67,39 @@ enum OperationsScenarios {
             XCTAssertEqual(try again.decode(PhotoView.self).personIDs, photo.personIDs)
             let missing = try await service.request(.POST, "/classify-photo", json: ClassifyRequest(photoID: nil, path: "/nope/x.jpg"))
             XCTAssertEqual(missing.status, .notFound)
+        }
+    }
+
+    /// Two instances starting at the same moment on an empty PostgreSQL database both come up on one schema (the
+    /// one that loses the race to create a table waits and finds the other's migrations).
+    static func instancesStartingTogetherShareOneSchema() async throws {
+        guard let url = ProcessInfo.processInfo.environment["PHOTO_SORTER_TEST_POSTGRES_URL"] else {
+            throw XCTSkip("PHOTO_SORTER_TEST_POSTGRES_URL not set; scripts/test.sh starts a PostgreSQL server")
+        }
+        try await TestService.resetPostgres(url)
+        let apps = try await withThrowingTaskGroup(of: Application.self) { group in
+            for _ in 0..<2 {
+                group.addTask {
+                    var config = ServiceConfig()
+                    config.databaseURL = url
+                    let app = try await Application.make(Environment(name: "testing", arguments: ["photo-sorter-tests", "serve"]))
+                    app.logger.logLevel = .error
+                    do {
+                        try await configure(app, config: config, backgroundWork: false)
+                    } catch {
+                        try? await app.asyncShutdown()
+                        throw error
+                    }
+                    return app
+                }
+            }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        for app in apps {
+            let migrations = try await (app.db as! any SQLDatabase).raw("SELECT COUNT(*) AS n FROM _fluent_migrations").first()!
+                .decode(column: "n", as: Int.self)
+            XCTAssertEqual(migrations, schemaMigrations.count)
+            try await app.asyncShutdown()
         }
     }
 

@@ -36,4 +36,5 @@ final class PostgresIntegrationTests: XCTestCase {
     func testOtherInstancesForgetFacesOfAChangedFile() async throws { try await PeopleScenarios.otherInstancesForgetFacesOfAChangedFile() }
     func testDeadMLServiceIsSkippedForALiveOne() async throws { try await Scenarios.deadMLServiceIsSkippedForALiveOne(.postgres) }
     func testPersonDumpServesChangesSinceASequence() async throws { try await OperationsScenarios.personDumpServesChangesSinceASequence(.postgres) }
+    func testInstancesStartingTogetherShareOneSchema() async throws { try await OperationsScenarios.instancesStartingTogetherShareOneSchema() }
 }

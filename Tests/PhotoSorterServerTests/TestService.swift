@@ -81,7 +81,7 @@ final class TestService: @unchecked Sendable {
     }
 
     /// Empties the test database so every test starts from a fresh schema.
-    private static func resetPostgres(_ url: String) async throws {
+    static func resetPostgres(_ url: String) async throws {
         let app = try await Application.make(Environment(name: "testing", arguments: ["photo-sorter-tests", "serve"]))
         app.logger.logLevel = .warning
         app.databases.use(try .postgres(url: url), as: .psql)
