@@ -76,7 +76,7 @@ class Settings:
     allowed_roots: list[str] | None = None  # None = everything (warned)
     callback_allowlist: list[str] = field(default_factory=list)
     dump_refresh_s: float = 5.0
-    dump_full_refresh_s: float = 300.0
+    dump_full_refresh_s: float = 3600.0
     suggest_threshold: float | None = None
     max_upload_bytes: int = 200 * 1024 * 1024
     thumbnail_size: int = 112  # face thumbnails, px square; 0 = no thumbnails and no previews
@@ -140,7 +140,7 @@ class Settings:
             allowed_roots=roots,
             callback_allowlist=allowlist,
             dump_refresh_s=_float(env, "PHOTO_SORTER_ML_DUMP_REFRESH_S", 5.0),
-            dump_full_refresh_s=_float(env, "PHOTO_SORTER_ML_DUMP_FULL_REFRESH_S", 300.0),
+            dump_full_refresh_s=_float(env, "PHOTO_SORTER_ML_DUMP_FULL_REFRESH_S", 3600.0),
             suggest_threshold=_float(env, "PHOTO_SORTER_ML_SUGGEST_THRESHOLD", None),
             max_upload_bytes=_int(env, "PHOTO_SORTER_ML_MAX_UPLOAD_BYTES", 200 * 1024 * 1024, 1),
             thumbnail_size=_int(env, "PHOTO_SORTER_ML_THUMBNAIL_SIZE", cls.thumbnail_size),
