@@ -33,12 +33,10 @@ public final class MediaService: Sendable {
 
     /// The thumbnail of the person's cover face (`MediaStore.coverFaceSubquery`).
     public func personThumbnail(_ personID: Int64) async throws -> Data {
-        guard try await database.sql.raw("SELECT 1 AS one FROM persons WHERE id = \(bind: personID)").first() != nil else {
+        guard let cover = try await MediaStore.coverFace(of: personID, on: database.sql) else {
             throw PhotoSorterError.personNotFound(personID)
         }
-        guard let face = try await MediaStore.coverFace(of: personID, on: database.sql) else {
-            throw PhotoSorterError.imageUnavailable("person \(personID) has no faces")
-        }
+        guard let face = cover else { throw PhotoSorterError.imageUnavailable("person \(personID) has no faces") }
         return try await faceThumbnail(face)
     }
 

@@ -95,9 +95,12 @@ enum MediaStore {
         (SELECT c.id FROM embeddings c WHERE c.person_id = p.id ORDER BY c.confirmed DESC, c.confidence DESC, c.id LIMIT 1)
         """
 
-    static func coverFace(of personID: Int64, on db: any SQLDatabase) async throws -> Int64? {
-        try await db.raw("SELECT \(coverFaceSubquery) AS face_id FROM persons p WHERE p.id = \(bind: personID)").first()?
-            .decode(column: "face_id", as: Int64?.self)
+    /// The person's cover face in one query: `.some(nil)` for a person without faces, nil for no such person.
+    static func coverFace(of personID: Int64, on db: any SQLDatabase) async throws -> Int64?? {
+        guard let row = try await db.raw("SELECT \(coverFaceSubquery) AS face_id FROM persons p WHERE p.id = \(bind: personID)").first() else {
+            return nil
+        }
+        return .some(try row.decode(column: "face_id", as: Int64?.self))
     }
 
     /// Path and face boxes of a photo, what the ML service needs to render its images again.
