@@ -86,6 +86,13 @@ extension IdentityService {
     }
 }
 
+extension IdentityService.IndexChange {
+    /// A correction's or re-cluster's move, as the change log records it.
+    init(move: FaceMove) {
+        self.init(embeddingID: move.embeddingID, from: move.from, to: move.to, face: move.face)
+    }
+}
+
 /// Keeps the derived person data right after faces moved: `photo_persons`, `photos.person_ids`, and each
 /// person's counts and representative photo.
 enum PersonBookkeeping {

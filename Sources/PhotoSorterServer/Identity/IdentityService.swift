@@ -223,18 +223,6 @@ public final class IdentityService: Sendable {
         let from: Int64
         let to: Int64?
         let face: Embedding
-
-        init(seq: Int64 = 0, embeddingID: Int64, from: Int64, to: Int64?, face: Embedding) {
-            self.seq = seq
-            self.embeddingID = embeddingID
-            self.from = from
-            self.to = to
-            self.face = face
-        }
-
-        init(move: FaceMove) {
-            self.init(embeddingID: move.embeddingID, from: move.from, to: move.to, face: move.face)
-        }
     }
 
     /// What a catch-up read: new faces, then logged changes.
