@@ -268,12 +268,7 @@ enum PeopleScenarios {
     static func otherInstancesCatchUpWithCorrections() async throws {
         try await TestService.run(.postgres) { service in
             _ = try await service.waitUntilDone(try await service.ingest(URL.faces("face_recognition_examples")))
-            var config = service.config
-            config.port = service.config.port + 1
-            let other = try await Application.make(Environment(name: "testing", arguments: ["photo-sorter-tests", "serve"]))
-            other.logger.logLevel = .warning
-            do {
-                try await configure(other, config: config, backgroundWork: false)
+            try await withOtherInstance(of: service) { other in
                 let people = try await service.request(.GET, "/persons?limit=100").decode(PersonPage.self).persons
                 let (c, d) = try await twoPersonsNeverTogether(people.map(\.personID), service)
                 let facesOfD = try await faces(of: d, service)
@@ -289,11 +284,7 @@ enum PeopleScenarios {
                 XCTAssertEqual(after.faceCount(of: c), facesOfC.count)
                 let generationAfter = other.photoSorter.identity.state.withLockedValue { $0.generation }
                 XCTAssertEqual(generationAfter, generationBefore, "a merge is replayed from the change log, not by reloading everything")
-            } catch {
-                try? await other.asyncShutdown()
-                throw error
             }
-            try await other.asyncShutdown()
         }
     }
 
@@ -308,12 +299,7 @@ enum PeopleScenarios {
         try FileManager.default.copyItem(at: URL.faces("face_recognition_examples/obama/obama2.jpg"), to: folder.appendingPathComponent("other.jpg"))
         try await TestService.run(.postgres) { service in
             _ = try await service.waitUntilDone(try await service.ingest(folder))
-            var config = service.config
-            config.port = service.config.port + 1
-            let other = try await Application.make(Environment(name: "testing", arguments: ["photo-sorter-tests", "serve"]))
-            other.logger.logLevel = .warning
-            do {
-                try await configure(other, config: config, backgroundWork: false)
+            try await withOtherInstance(of: service) { other in
                 let listed = try await service.request(.GET, "/persons").decode(PersonPage.self).persons
                 let obama = try XCTUnwrap(listed.first).personID
                 XCTAssertEqual(other.photoSorter.identity.state.withLockedValue { $0.index.faceCount(of: obama) }, 2)
@@ -329,12 +315,25 @@ enum PeopleScenarios {
                 let (index, generation) = other.photoSorter.identity.state.withLockedValue { ($0.index, $0.generation) }
                 XCTAssertEqual(index.faceCount(of: obama), 1, "the other instance still holds the removed face")
                 XCTAssertEqual(generation, service.services.identity.state.withLockedValue { $0.generation })
-            } catch {
-                try? await other.asyncShutdown()
-                throw error
             }
-            try await other.asyncShutdown()
         }
+    }
+
+    /// Runs `body` with a second instance (no background work) on the PostgreSQL database of `service`, and shuts it
+    /// down afterwards whatever happens.
+    private static func withOtherInstance(of service: TestService, _ body: (Application) async throws -> Void) async throws {
+        var config = service.config
+        config.port = service.config.port + 1
+        let other = try await Application.make(Environment(name: "testing", arguments: ["photo-sorter-tests", "serve"]))
+        other.logger.logLevel = .warning
+        do {
+            try await configure(other, config: config, backgroundWork: false)
+            try await body(other)
+        } catch {
+            try? await other.asyncShutdown()
+            throw error
+        }
+        try await other.asyncShutdown()
     }
 
     /// A person a correction left without faces keeps its row, so its id is never handed to somebody else
