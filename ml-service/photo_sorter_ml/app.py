@@ -303,13 +303,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 raise ApiError(400, "malformed JSON", detail=_clean_errors(errs))
             raise ApiError(422, "invalid request", detail=_clean_errors(errs))
 
+    def allowed_path(path: str) -> str:
+        """The real path of a requested file, 403 when it lies outside the allowed roots."""
+        real = service.paths.resolve(path)
+        if real is None:
+            raise ApiError(403, f"path is outside the allowed roots: {path}")
+        return real
+
     @app.post("/process-photo", status_code=202)
     async def process_photo(request: Request):
         check_secret(request)
         req = await json_body(request, ProcessPhotoRequest)
-        real = service.paths.resolve(req.path)
-        if real is None:
-            raise ApiError(403, f"path is outside the allowed roots: {req.path}")
+        real = allowed_path(req.path)
         if not service.callbacks_policy.allowed(req.callbackUrl):
             raise ApiError(403, f"callback URL origin is not on the allowlist: {req.callbackUrl}")
         service.admit()
@@ -334,9 +339,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             source, name, shown = data, upload.filename or "upload", upload.filename or "upload"
         else:
             req = await json_body(request, FromImageRequest)
-            real = service.paths.resolve(req.path)
-            if real is None:
-                raise ApiError(403, f"path is outside the allowed roots: {req.path}")
+            real = allowed_path(req.path)
             source, name, shown = real, req.path, req.path
         service.admit()
         service.depth += 1
@@ -351,9 +354,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         """A preview of the photo and a face thumbnail per box, for photos analysed without them."""
         check_secret(request)
         req = await json_body(request, RenderRequest)
-        real = service.paths.resolve(req.path)
-        if real is None:
-            raise ApiError(403, f"path is outside the allowed roots: {req.path}")
+        real = allowed_path(req.path)
         service.admit()
         service.depth += 1
         result = await service.run_render(real, req.path, req.boxes)

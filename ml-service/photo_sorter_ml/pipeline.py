@@ -141,17 +141,21 @@ def analyse(source: str | bytes, name: str | None = None, models: Models | None 
     return result
 
 
-def analyse_in_worker(source: str | bytes, name: str | None = None) -> dict:
-    """Entry point for the process pool; turns unexpected exceptions into a failure result."""
+def _guarded(verb: str, name: str | None, run, **empty) -> dict:
+    """Runs a pool job; a problem that is not the file's becomes a failure result, never a crash of the worker.
+    `empty` are the keys a failure result carries besides ok/error (e.g. `timings`)."""
     try:
-        return analyse(source, name)
+        return run()
     except MemoryError:
-        return {"ok": False, "error_kind": "too_large", "error": f"out of memory analysing {name or 'image'}",
-                "timings": {}}
-    except Exception as e:  # a bug or a model error: still a result, never a crash of the worker
-        log.exception("analysis failed for %s", name)
-        return {"ok": False, "error_kind": "internal", "error": f"internal error: {type(e).__name__}: {e}",
-                "timings": {}}
+        return {"ok": False, "error_kind": "too_large", "error": f"out of memory {verb} {name or 'image'}", **empty}
+    except Exception as e:  # a bug or a model error: still a result
+        log.exception("failed %s %s", verb, name)
+        return {"ok": False, "error_kind": "internal", "error": f"internal error: {type(e).__name__}: {e}", **empty}
+
+
+def analyse_in_worker(source: str | bytes, name: str | None = None) -> dict:
+    """Entry point for the process pool."""
+    return _guarded("analysing", name, lambda: analyse(source, name), timings={})
 
 
 def render_photo(source: str, name: str | None, boxes: list[list[int]], params: PipelineParams | None = None) -> dict:
@@ -183,14 +187,8 @@ def render_photo(source: str, name: str | None, boxes: list[list[int]], params: 
 
 
 def render_in_worker(source: str, name: str | None, boxes: list[list[int]]) -> dict:
-    """Entry point for the process pool (POST /render); turns unexpected exceptions into a failure result."""
-    try:
-        return render_photo(source, name, boxes)
-    except MemoryError:
-        return {"ok": False, "error_kind": "too_large", "error": f"out of memory rendering {name or 'image'}"}
-    except Exception as e:
-        log.exception("render failed for %s", name)
-        return {"ok": False, "error_kind": "internal", "error": f"internal error: {type(e).__name__}: {e}"}
+    """Entry point for the process pool (POST /render)."""
+    return _guarded("rendering", name, lambda: render_photo(source, name, boxes))
 
 
 def params_dict(p: PipelineParams) -> dict:
