@@ -28,6 +28,18 @@ def photos_of(root: Path) -> list[Path]:
     return sorted(p for p in root.rglob("*") if p.suffix.lower() in EXTS and "_meta" not in p.parts)
 
 
+def read_recording(path: Path, model_version: str, folder_hint: str) -> dict:
+    """A recording this script wrote, checked to hold `model_version`; exits with the command that records it
+    (for `folder_hint`) when it is missing."""
+    if not path.is_file():
+        raise SystemExit(f"{path} not found: record it with\n  ml-service/.venv/bin/python bench/accuracy/record_embeddings.py "
+                         f"--model arcface {folder_hint} --out {path}")
+    data = json.loads(path.read_text())
+    if data.get("model") != model_version:
+        raise SystemExit(f"{path} holds model {data.get('model')!r}, expected {model_version!r}")
+    return data
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("roots", type=Path, nargs="+", help="labelled trees <set>/<identity>/<photo>")

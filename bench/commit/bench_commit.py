@@ -64,7 +64,9 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 sys.path.insert(0, str(REPO / "tests" / "e2e"))
+sys.path.insert(0, str(REPO / "bench" / "accuracy"))
 import harness  # noqa: E402
+from record_embeddings import read_recording  # noqa: E402
 
 MODEL_VERSION = "arcface-w600k_mbf+scrfd-500m-5pt"
 DEFAULT_EMBEDDINGS = REPO / "bench" / "out" / "embeddings-arcface.json"
@@ -82,12 +84,7 @@ def log(msg: str) -> None:
 # --------------------------------------------------------------------------- recorded results
 
 def load_recording(path: Path, set_name: str) -> list[dict]:
-    if not path.is_file():
-        raise SystemExit(f"{path} not found: record it with\n  ml-service/.venv/bin/python bench/accuracy/record_embeddings.py "
-                         f"--model arcface ../shared/testdata/lfw_scale --out {path}")
-    data = json.loads(path.read_text())
-    if data.get("model") != MODEL_VERSION:
-        raise SystemExit(f"{path} holds model {data.get('model')!r}, expected {MODEL_VERSION!r}")
+    data = read_recording(path, MODEL_VERSION, "../shared/testdata/lfw_scale")
     photos = [p for p in data["photos"] if p["path"].split("/")[0] == set_name]
     if not photos:
         raise SystemExit(f"{path} holds no photo of the set {set_name!r}")

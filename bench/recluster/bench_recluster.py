@@ -59,6 +59,7 @@ sys.path.insert(0, str(REPO / "tests" / "e2e"))
 sys.path.insert(0, str(REPO / "bench" / "accuracy"))
 import harness  # noqa: E402
 import metrics  # noqa: E402
+from record_embeddings import read_recording  # noqa: E402
 
 MODEL_VERSION = "arcface-w600k_mbf+scrfd-500m-5pt"
 DIM = 512
@@ -74,12 +75,7 @@ def log(msg: str) -> None:
 
 def load_real(path: Path) -> list[dict]:
     """lfw_small photos: [{path, width, height, faces: [(vector, bbox, label or None)]}], labelled face = nearest centre."""
-    if not path.is_file():
-        raise SystemExit(f"{path} not found: record it with\n  ml-service/.venv/bin/python bench/accuracy/record_embeddings.py "
-                         f"--model arcface ../shared/testdata/faces/lfw_small --out {path}")
-    data = json.loads(path.read_text())
-    if data.get("model") != MODEL_VERSION:
-        raise SystemExit(f"{path} holds model {data.get('model')!r}, expected {MODEL_VERSION!r}")
+    data = read_recording(path, MODEL_VERSION, "../shared/testdata/faces/lfw_small")
     photos = []
     for p in data["photos"]:
         dets = p.get("detections") or []
