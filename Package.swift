@@ -43,8 +43,8 @@ let package = Package(
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ],
-            // The people web page (index.html, app.js, app.css), served by WebController.
-            resources: [.copy("Web")]
+            // The people web page (index.html, app.js, app.css), served by WebController; the OpenAPI document.
+            resources: [.copy("Web"), .copy("OpenAPI")]
         ),
         .executableTarget(
             name: "PhotoSorterCLI",

@@ -3,7 +3,8 @@ import Foundation
 import PhotoSorterCore
 import PhotoSorterServer
 
-/// The Python ML service as a child process, started by `sort` when nothing answers at the ML URL.
+/// The Python ML service as a child process, started by `sort` when nothing answers at the ML URL. It watches this
+/// process and shuts down when it is gone (PHOTO_SORTER_ML_PARENT_PID), so a killed `sort` leaves nothing running.
 final class MLServiceProcess {
     private let process = Process()
 
@@ -81,6 +82,8 @@ final class MLServiceProcess {
         env["PHOTO_SORTER_ML_MODEL"] = model.name
         if let allowedRoot { env["PHOTO_SORTER_ALLOWED_ROOTS"] = env["PHOTO_SORTER_ALLOWED_ROOTS"] ?? allowedRoot }
         if let sharedSecret { env["PHOTO_SORTER_SHARED_SECRET"] = sharedSecret }
+        // The child exits when this process is gone, even after a kill -9 that runs no clean-up (no orphans).
+        env["PHOTO_SORTER_ML_PARENT_PID"] = String(getpid())
         process.environment = env
         _ = FileManager.default.createFile(atPath: logFile, contents: nil)
         let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logFile))

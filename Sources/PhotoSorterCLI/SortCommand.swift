@@ -27,8 +27,12 @@ struct SortCommand: AsyncParsableCommand {
     var browse = false
 
     func run() async throws {
-        let config = try options.load()
-        try await LocalPipeline.run(config: config, allowedRoot: try resolvedFolder(),
+        var config = try options.load()
+        let folderPath = try resolvedFolder()
+        // The ML child reads only the sorted folder (unless roots are configured): the scan follows symlinks no
+        // further, so a link out of the folder is listed as not queued instead of failing at the ML service.
+        if config.allowedRoots.isEmpty { config.allowedRoots = [folderPath] }
+        try await LocalPipeline.run(config: config, allowedRoot: folderPath,
                                     chooseModel: { try MLServiceProcess.model(forSortWith: config, stored: $0.identity.model) }) {
             services, _, interrupted in try await sort(services, config: config, interrupted: interrupted)
         }

@@ -4,6 +4,8 @@ import PhotoSorterServer
 /// What `sort` reports at the end, as text and (with --summary-json) as JSON.
 struct SortSummary: Encodable {
     var database: String
+    /// The ingest job, for GET /ingest-jobs/{id}/not-queued after the sort (not in the JSON).
+    var jobID: String
     var photosTotal: Int
     var processed: Int
     var failed: Int
@@ -14,6 +16,8 @@ struct SortSummary: Encodable {
     /// Face model of the library (`arcface`, `dlib`); nil when no face was stored yet.
     var model: String?
     var failures: [PhotoFailure]
+    /// Every entry of the folder that was not queued (not an image, empty, unreadable, a FIFO…), with its reason.
+    var notQueued: [NotQueuedFile]
     /// Time of the ingest; the closing re-cluster's own time is in `recluster`.
     var wallSeconds: Double
     /// Sum of the ML service's own per-photo time (decode + detect + embed) for photos finished in this run.
@@ -27,6 +31,8 @@ struct SortSummary: Encodable {
         case database, processed, failed, faces, persons, model, failures, recluster
         case photosTotal = "photos_total"
         case noFaces = "no_faces"
+        case notQueued = "not_queued"
+        case notQueuedCount = "not_queued_count"
         case wallSeconds = "wall_seconds"
         case mlSeconds = "ml_seconds"
         case mlWorkers = "ml_workers"
@@ -36,9 +42,10 @@ struct SortSummary: Encodable {
                         startedMs: Int64, wallSeconds: Double, recluster: ReclusterResult?) async throws -> SortSummary {
         let workers = await services.ml.health()?["workers"]?.number.map { Int($0) }
         return SortSummary(
-            database: DatabaseLocation.describe(config), photosTotal: status.processed + status.failed + status.ready + status.processing,
+            database: DatabaseLocation.describe(config), jobID: jobID, photosTotal: status.processed + status.failed + status.ready + status.processing,
             processed: status.processed, failed: status.failed, noFaces: status.noFaces, faces: status.faces,
             persons: services.identity.personCount, model: services.identity.model?.name, failures: try await services.failures(ofJob: jobID),
+            notQueued: try await services.notQueued(ofJob: jobID),
             wallSeconds: wallSeconds, mlSeconds: try await services.mlSeconds(ofJob: jobID, since: startedMs), mlWorkers: workers,
             recluster: recluster)
     }
@@ -55,6 +62,8 @@ struct SortSummary: Encodable {
         try container.encode(persons, forKey: .persons)
         try container.encodeIfPresent(model, forKey: .model)
         try container.encode(failures, forKey: .failures)
+        try container.encode(notQueued, forKey: .notQueued)
+        try container.encode(notQueued.count, forKey: .notQueuedCount)
         try container.encode(wallSeconds, forKey: .wallSeconds)
         try container.encode(mlSeconds, forKey: .mlSeconds)
         try container.encodeIfPresent(mlWorkers, forKey: .mlWorkers)
@@ -73,9 +82,23 @@ struct SortSummary: Encodable {
         ]
         if !failures.isEmpty {
             lines.append("failures:")
-            lines += failures.prefix(50).map { "  \($0.path): \($0.error ?? "unknown error")" }
+            lines += failures.prefix(50).map { "  \(Self.oneLine($0.path)): \($0.error ?? "unknown error")" }
             if failures.count > 50 { lines.append("  … and \(failures.count - 50) more (GET /photos?status=FAILED)") }
         }
+        if !notQueued.isEmpty {
+            lines.append("not queued: \(notQueued.count) \(notQueued.count == 1 ? "file" : "files") (not analysed)")
+            lines += notQueued.prefix(Self.notQueuedLines).map { "  \(Self.oneLine($0.path)): \($0.reason)" }
+            if notQueued.count > Self.notQueuedLines {
+                lines.append("  … and \(notQueued.count - Self.notQueuedLines) more (see --summary-json or GET /ingest-jobs/\(jobID)/not-queued)")
+            }
+        }
         return lines.joined(separator: "\n")
+    }
+
+    static let notQueuedLines = 200
+
+    /// A path on one line: a line break in a file name is shown as `\n`.
+    private static func oneLine(_ path: String) -> String {
+        path.replacingOccurrences(of: "\r", with: "\\r").replacingOccurrences(of: "\n", with: "\\n")
     }
 }

@@ -7,6 +7,10 @@ public enum PhotoSorterError: AbortError, Equatable {
     case notADirectory(String)
     case outsideAllowedRoots(String)
     case invalidRequest(String)
+    /// A path given to analyse that is not a photo (content, file type, symlink, permissions), with the scanner's reason.
+    case notAPhoto(path: String, reason: String)
+    /// A query parameter out of range or malformed.
+    case invalidQuery(String)
     case photoNotFound(Int64)
     case personNotFound(Int64)
     case faceNotFound(Int64)
@@ -34,6 +38,7 @@ public enum PhotoSorterError: AbortError, Equatable {
              .imageUnavailable: .notFound
         case .conflict: .conflict
         case .notADirectory, .invalidRequest: .unprocessableEntity
+        case .notAPhoto, .invalidQuery: .badRequest
         case .outsideAllowedRoots, .crossSiteWrite: .forbidden
         case .unsupportedMediaType: .unsupportedMediaType
         case .unauthorized, .tokenRequired: .unauthorized
@@ -48,6 +53,8 @@ public enum PhotoSorterError: AbortError, Equatable {
         case .notADirectory(let path): "not a directory: \(path)"
         case .outsideAllowedRoots(let path): "path is outside the allowed ingest roots: \(path)"
         case .invalidRequest(let why): why
+        case .notAPhoto(let path, let why): "\(path): \(why)"
+        case .invalidQuery(let why): why
         case .photoNotFound(let id): "no photo with id \(id)"
         case .personNotFound(let id): "no person with id \(id)"
         case .faceNotFound(let id): "no face with id \(id)"

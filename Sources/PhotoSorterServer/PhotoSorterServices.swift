@@ -55,8 +55,11 @@ public final class PhotoSorterServices: Sendable {
         self.recluster = ReclusterService(database: database, identity: identity, logger: logger)
         self.media = MediaService(database: database, ml: ml, logger: logger)
         self.retryScheduler = RetryScheduler(database: database, queue: queue, maxRetries: config.maxRetries, logger: logger)
-        self.staleScheduler = StaleProcessingScheduler(database: database, statuses: statuses,
-                                                       timeoutSeconds: config.processingTimeoutSeconds, logger: logger)
+        let restarts = MLRestartWatch(http: httpClient, baseURLs: config.mlServiceURLs)
+        self.staleScheduler = StaleProcessingScheduler(
+            database: database, statuses: statuses, timeoutSeconds: config.processingTimeoutSeconds,
+            mlStartedAtMs: { await restarts.earliestStartMs() },
+            handOverGraceMs: 5_000 * Int64(config.mlServiceURLs.count), logger: logger)
     }
 
     /// Photos were set READY outside an ingest or retry (a reprocess, PUT /photo/update-status): wakes the workers,

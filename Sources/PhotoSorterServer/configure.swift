@@ -36,6 +36,7 @@ public func configure(_ app: Application, config: ServiceConfig, backgroundWork:
     if flavor == .sqlite {
         // WAL lets readers (status polls, API reads) proceed while a batch or callback commits.
         try await database.sql.raw("PRAGMA journal_mode = WAL").run()
+        try await database.limitSQLiteLockWait()
     }
     app.migrations.add(schemaMigrations)
     try await migrate(app, flavor: flavor)
@@ -48,9 +49,11 @@ public func configure(_ app: Application, config: ServiceConfig, backgroundWork:
 
     try await services.identity.load()
     app.photoSorter = services
+    app.middleware.use(InternalErrorMiddleware())
     if let token = config.apiToken {
         app.middleware.use(AccessTokenMiddleware(token: token, sharedSecret: config.sharedSecret))
     }
+    app.middleware.use(MethodNotAllowedMiddleware())
     app.middleware.use(CrossSiteWriteGuard())
     try routes(app, webAssets: try WebAssets.load())
     if backgroundWork {

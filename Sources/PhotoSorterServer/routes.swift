@@ -12,4 +12,5 @@ func routes(_ app: Application, webAssets: WebAssets) throws {
     try app.register(collection: HealthController())
     try app.register(collection: MediaController())
     try app.register(collection: WebController(assets: webAssets))
+    try app.register(collection: try OpenAPIController.load())
 }

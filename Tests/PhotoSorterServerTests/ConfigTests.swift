@@ -53,12 +53,21 @@ final class ConfigTests: XCTestCase {
         }
     }
 
-    func testServiceReachableFromOtherMachinesNeedsAnAPIToken() throws {
-        XCTAssertThrowsError(try ServiceConfig.load(environment: ["PHOTO_SORTER_HOST": "0.0.0.0"])) {
+    func testServiceReachableFromOtherMachinesNeedsAnAPITokenAndTheSharedSecret() throws {
+        let secret = "PHOTO_SORTER_SHARED_SECRET"
+        XCTAssertThrowsError(try ServiceConfig.load(environment: ["PHOTO_SORTER_HOST": "0.0.0.0", secret: "fedcba9876543210fedc"])) {
             XCTAssertTrue("\($0)".contains("PHOTO_SORTER_API_TOKEN"), "\($0)")
         }
-        XCTAssertThrowsError(try ServiceConfig.load(environment: ["PHOTO_SORTER_HOST": "0.0.0.0", "PHOTO_SORTER_API_TOKEN": "short"]))
-        let open = try ServiceConfig.load(environment: ["PHOTO_SORTER_HOST": "0.0.0.0", "PHOTO_SORTER_API_TOKEN": "0123456789abcdef0123"])
+        XCTAssertThrowsError(try ServiceConfig.load(environment: ["PHOTO_SORTER_HOST": "0.0.0.0", secret: "fedcba9876543210fedc",
+                                                                  "PHOTO_SORTER_API_TOKEN": "short"]))
+        for missingOrShort in [[:], [secret: "short"]] {
+            let environment = ["PHOTO_SORTER_HOST": "0.0.0.0", "PHOTO_SORTER_API_TOKEN": "0123456789abcdef0123"].merging(missingOrShort) { $1 }
+            XCTAssertThrowsError(try ServiceConfig.load(environment: environment)) {
+                XCTAssertTrue("\($0)".contains(secret), "\($0)")
+            }
+        }
+        let open = try ServiceConfig.load(environment: ["PHOTO_SORTER_HOST": "0.0.0.0", "PHOTO_SORTER_API_TOKEN": "0123456789abcdef0123",
+                                                        secret: "fedcba9876543210fedc"])
         XCTAssertEqual(open.apiToken, "0123456789abcdef0123")
         XCTAssertEqual(open.browseURL, "http://127.0.0.1:8080/")
         for loopback in ["127.0.0.1", "localhost", "::1", "127.0.0.2"] {

@@ -6,7 +6,7 @@ service's own pipeline recorded for `lfw_scale` (`bench/accuracy/record_embeddin
 client: it posts them to `POST /callback/photo-processed` of real `photo-sorter serve` processes and measures how fast
 those commit them (identity resolution + one transaction per callback).
 
-    ml-service/.venv/bin/python bench/commit/bench_commit.py [--copies 3] [--concurrency 16] \
+    ml-service/.venv/bin/python bench/commit/bench_commit.py [--copies 3 | --callbacks 10000] [--concurrency 16] \
         [--runs sqlite:1 postgres:2 postgres:1] [--binary .build/release/photo-sorter] \
         [--json bench/out/commit-bench.json] [--results-md]
     ml-service/.venv/bin/python bench/commit/bench_commit.py --from-json bench/out/commit-bench.json --results-md
@@ -91,12 +91,14 @@ def load_recording(path: Path, set_name: str) -> list[dict]:
     return photos
 
 
-def build_callbacks(photos: list[dict], copies: int, seed: int) -> list[tuple[int, int, bytes]]:
-    """[(photo_id, faces, body)] in arrival order; photo ids 1..len(photos)*copies."""
+def build_callbacks(photos: list[dict], copies: int, seed: int, limit: int | None = None) -> list[tuple[int, int, bytes]]:
+    """[(photo_id, faces, body)] in arrival order; photo ids 1..len(photos)*copies, or 1..limit when given."""
     out = []
     for c in range(copies):
         for j, p in enumerate(photos):
             pid = c * len(photos) + j + 1
+            if limit is not None and pid > limit:
+                break
             dets = [{"bbox": [int(x) for x in d["bbox"]], "embedding": d["embedding"], "confidence": 0.9}
                     for d in p.get("detections") or []]
             body = {
@@ -503,6 +505,19 @@ Against the ML side (ArcFace pipeline, bench/RESULTS.md "ML service": 2 workers 
 """.strip("\n")
 
 
+def record_reliability(report: dict) -> None:
+    """One "load" row per run for the Reliability table of bench/RESULTS.md (tests/e2e/reliability_log.py)."""
+    from reliability_log import record
+    for r in report["runs"]:
+        db = "SQLite" if r["database"] == "sqlite" else "PostgreSQL"
+        errors = r["checks"]["errors"]
+        record("load", f"replay of {r['callbacks']:,} recorded callbacks at full speed, {db} x{r['instances']}",
+               f"{r['callbacks']:,} callbacks from {r['concurrency']} clients, {errors} errors, {r['commits_per_s']:.0f} "
+               f"commits/s, p99 {r['latency_ms']['p99']:.0f} ms ({report['binary']})", ok(r) and errors == 0,
+               callbacks=r["callbacks"], errors=errors, commits_per_s=round(r["commits_per_s"], 1),
+               p99_ms=round(r["latency_ms"]["p99"], 1), binary=report["binary"], measured=report["date"])
+
+
 def binary_note(binary: Path, mtime: str) -> str:
     """When the binary was built, HEAD, and the commits to Sources/ dated after the build (it may hold them already,
     built from the working tree before they were committed)."""
@@ -528,6 +543,8 @@ def main() -> int:
     ap.add_argument("--embeddings", type=Path, default=DEFAULT_EMBEDDINGS)
     ap.add_argument("--set", default="lfw_scale", help="photos of this set in the recording")
     ap.add_argument("--copies", type=int, default=3, help="times each photo is replayed under a new photo id")
+    ap.add_argument("--callbacks", type=int, default=None,
+                    help="replay exactly N callbacks: the first N of the shuffled replay, with as many copies as that needs")
     ap.add_argument("--limit", type=int, default=None, help="only the first N recorded photos (a smoke test)")
     ap.add_argument("--concurrency", type=int, default=16)
     ap.add_argument("--client", choices=["raw", "httpx"], default="raw",
@@ -542,6 +559,8 @@ def main() -> int:
     ap.add_argument("--keep", action="store_true")
     ap.add_argument("--json", type=Path, default=REPO / "bench" / "out" / "commit-bench.json")
     ap.add_argument("--results-md", action="store_true", help="write the section of bench/RESULTS.md")
+    ap.add_argument("--reliability-log", action="store_true",
+                    help='append one "load" row per run to the reliability log (tests/e2e/reliability_log.py)')
     ap.add_argument("--binary-note", default=None, help="text added to the binary's description (e.g. which commit it holds)")
     ap.add_argument("--note", action="append", default=[], help="an extra line for the 'what limits it' list (repeatable)")
     ap.add_argument("--from-json", type=Path, default=None,
@@ -561,6 +580,8 @@ def main() -> int:
         if args.results_md:
             harness.update_results_section(REPO / "bench" / "RESULTS.md", RESULTS_HEADING, results_md(report))
             log("bench/RESULTS.md updated")
+        if args.reliability_log:
+            record_reliability(report)
         return 0 if all(ok(r) for r in report["runs"]) else 1
 
     runs_spec = []
@@ -571,7 +592,11 @@ def main() -> int:
         runs_spec.append((flavor, int(k)))
     binary = args.binary.absolute() if args.binary else harness.find_binary(prefer_release=True)
     photos = load_recording(args.embeddings, args.set)[: args.limit]
-    callbacks = build_callbacks(photos, args.copies, args.seed)
+    if args.callbacks is not None:
+        if args.callbacks < 1:
+            raise SystemExit(f"--callbacks must be at least 1, got {args.callbacks}")
+        args.copies = max(args.copies, -(-args.callbacks // len(photos)))
+    callbacks = build_callbacks(photos, args.copies, args.seed, args.callbacks)
     faces_sent = sum(f for _, f, _ in callbacks)
     log(f"{len(photos)} recorded photos x {args.copies} = {len(callbacks)} callbacks, {faces_sent} faces, "
         f"{sum(len(b) for _, _, b in callbacks) / len(callbacks) / 1024:.1f} KiB a body")
@@ -610,6 +635,8 @@ def main() -> int:
     if args.results_md:
         harness.update_results_section(REPO / "bench" / "RESULTS.md", RESULTS_HEADING, results_md(report))
         log("bench/RESULTS.md updated")
+    if args.reliability_log:
+        record_reliability(report)
     return 1 if failed else 0
 
 

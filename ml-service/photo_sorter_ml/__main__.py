@@ -1,6 +1,7 @@
 """`python -m photo_sorter_ml`: run the ML service with uvicorn (PHOTO_SORTER_ML_HOST/PORT).
 
 Exit status 2: bad configuration; 3: a model weight file is missing or altered (nothing listens then).
+With PHOTO_SORTER_ML_PARENT_PID set (by `photo-sorter sort`), the service shuts down when that process is gone.
 """
 from __future__ import annotations
 
@@ -15,8 +16,11 @@ def main() -> int:
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per dump refresh otherwise
     from .config import Settings
 
+    from .lifeline import parent_pid_from_env, terminate_self, watch_parent
+
     try:
         settings = Settings.from_env()
+        parent_pid = parent_pid_from_env()
     except ValueError as e:
         print(f"photo_sorter_ml: configuration error: {e}", file=sys.stderr)
         return 2
@@ -30,6 +34,8 @@ def main() -> int:
     except ModelFileError as e:
         print(f"photo_sorter_ml: cannot start the {settings.model} model: {e}", file=sys.stderr)
         return 3
+    if parent_pid is not None:
+        watch_parent(parent_pid, terminate_self, "ML service")
     uvicorn.run(app, host=settings.host, port=settings.port, log_level="info",
                 access_log=os.environ.get("PHOTO_SORTER_ML_ACCESS_LOG", "0") == "1")
     return 0

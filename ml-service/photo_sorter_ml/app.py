@@ -65,6 +65,120 @@ class RenderRequest(BaseModel):
         return boxes
 
 
+# --- wire shapes, for the OpenAPI document (/openapi.json); the handlers build these answers as dicts --------
+
+class ErrorBody(BaseModel):
+    """Every error answer. `detail` lists validation errors; `queue_depth` comes with 429, `kind` and `path`
+    with a file that could not be analysed. Never a stack trace."""
+    error: str
+    detail: list[dict[str, Any]] | None = None
+    queue_depth: int | None = None
+    kind: str | None = None
+    path: str | None = None
+
+
+class Accepted(BaseModel):
+    accepted: bool
+    queue_depth: int
+
+
+class Detection(BaseModel):
+    bbox: list[int] = Field(min_length=4, max_length=4)
+    embedding: str = Field(description="base64 of little-endian float32 values")
+    confidence: float
+    thumbnail: str | None = None
+    suggested_person_id: int | None = None
+    similarity: float | None = None
+
+
+class NewPerson(BaseModel):
+    temp_id: str
+    embedding: str
+    suggested_display_name: str
+    detection_index: int
+
+
+class Meta(BaseModel):
+    model_version: str
+    timings: dict[str, float]
+
+
+class Analysis(BaseModel):
+    """POST /embeddings/from-image: the same fields as the callback to the service."""
+    status: str
+    error: None
+    width: int | None
+    height: int | None
+    detections: list[Detection]
+    new_persons: list[NewPerson]
+    meta: Meta
+    preview: str | None = None
+    preview_width: int | None = None
+    preview_height: int | None = None
+
+
+class Rendered(BaseModel):
+    width: int
+    height: int
+    preview: str
+    preview_width: int
+    preview_height: int
+    thumbnails: list[str]
+
+
+class Health(BaseModel):
+    status: str
+    model: str
+    model_version: str
+    embedding_dim: int
+    models_loaded: bool
+    load_error: str | None
+    queue_depth: int
+    queue_waiting: int
+    queue_capacity: int
+    workers: int
+    processed: int
+    failed: int
+    callbacks_delivered: int
+    callbacks_failed: int
+    person_cache: dict[str, Any]
+    uptime_s: float
+
+
+class Version(BaseModel):
+    service: str
+    version: str
+    model: str
+    model_version: str
+    embedding_dim: int
+    detector: str
+    detect_max_side: int
+    upsample: int
+    suggest_threshold: float
+    weights_package: dict[str, str | None]
+    weights: list[dict[str, Any]]
+    licence: str
+    runtime: dict[str, Any]
+
+
+# Bodies of the JSON endpoints are small (a path, up to 64 boxes): anything larger is refused unread.
+MAX_JSON_BYTES = 1024 * 1024
+
+
+def _responses(ok: type[BaseModel], ok_status: int = 200, *errors: int) -> dict:
+    """`responses=` for the document only: the handlers' answers are not re-validated on the way out."""
+    return {ok_status: {"model": ok}, **{code: {"model": ErrorBody} for code in errors}}
+
+
+def _json_body(model: type[BaseModel], *, multipart: bool = False) -> dict:
+    """`openapi_extra` for a handler that reads its body itself (to answer 400/413/422 its own way)."""
+    content: dict[str, Any] = {"application/json": {"schema": model.model_json_schema()}}
+    if multipart:
+        content["multipart/form-data"] = {"schema": {"type": "object", "required": ["file"], "properties": {
+            "file": {"type": "string", "format": "binary"}}}}
+    return {"requestBody": {"required": True, "content": content}}
+
+
 def b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
@@ -169,17 +283,21 @@ class Service:
                            {"Retry-After": str(self.retry_after())}, queue_depth=self.depth)
 
     async def _in_pool(self, what: str, fn, *args) -> dict:
-        """fn(*args) in a worker; a dead worker becomes a failure result and a fresh pool."""
+        """fn(*args) in a worker. A dead worker breaks the whole pool, failing every job in it, most of them not the
+        crash's cause (or the worker was killed from outside): the pool is replaced and the job runs once more in the
+        fresh one; a second crash becomes a failure result."""
         loop = asyncio.get_running_loop()
-        pool = self.pool
-        try:
-            return await loop.run_in_executor(pool, fn, *args)
-        except BrokenProcessPool:
-            log.error("a worker process died; restarting the pool")
-            if self.pool is pool:
-                self.pool = self._new_pool()
-            return {"ok": False, "error_kind": "internal", "error": f"worker process crashed while {what} the image",
-                    "timings": {}}
+        for attempt in (1, 2):
+            pool = self.pool
+            try:
+                return await loop.run_in_executor(pool, fn, *args)
+            except BrokenProcessPool:
+                log.error("a worker process died while %s %s (attempt %d); restarting the pool", what,
+                          args[1] if len(args) > 1 else "the image", attempt)
+                if self.pool is pool:
+                    self.pool = self._new_pool()
+        return {"ok": False, "error_kind": "internal", "error": f"worker process crashed while {what} the image",
+                "timings": {}}
 
     async def run_analysis(self, source: str | bytes, name: str) -> dict:
         """Runs one analysis in the pool; the caller has already counted it in `depth`."""
@@ -285,6 +403,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def _http_error(request: Request, exc: StarletteHTTPException):
         return _err(exc.status_code, str(exc.detail), getattr(exc, "headers", None))
 
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception):
+        # The traceback goes to the log (Starlette re-raises to the server after this answer), never to the client.
+        return _err(500, "internal error; the ML service log has the details")
+
     def check_secret(request: Request) -> None:
         if settings.shared_secret:
             given = request.headers.get(SECRET_HEADER, "")
@@ -292,7 +415,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 raise ApiError(401, f"missing or wrong {SECRET_HEADER} header")
 
     async def json_body(request: Request, model):
-        raw = await request.body()
+        raw = await limited_body(request, MAX_JSON_BYTES)
         if not raw:
             raise ApiError(400, "request body is empty; expected JSON")
         try:
@@ -303,6 +426,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 raise ApiError(400, "malformed JSON", detail=_clean_errors(errs))
             raise ApiError(422, "invalid request", detail=_clean_errors(errs))
 
+    async def limited_body(request: Request, limit: int) -> bytes:
+        """The body, 413 once it is larger than `limit` bytes (told by Content-Length, or counted as it streams)."""
+        length = request.headers.get("content-length", "")
+        if length.isdigit() and int(length) > limit:
+            raise ApiError(413, f"request body larger than {limit} bytes")
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise ApiError(413, f"request body larger than {limit} bytes")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
     def allowed_path(path: str) -> str:
         """The real path of a requested file, 403 when it lies outside the allowed roots."""
         real = service.paths.resolve(path)
@@ -310,7 +446,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             raise ApiError(403, f"path is outside the allowed roots: {path}")
         return real
 
-    @app.post("/process-photo", status_code=202)
+    @app.post("/process-photo", status_code=202, openapi_extra=_json_body(ProcessPhotoRequest),
+              responses=_responses(Accepted, 202, 400, 401, 403, 413, 422, 429, 503))
     async def process_photo(request: Request):
         check_secret(request)
         req = await json_body(request, ProcessPhotoRequest)
@@ -324,11 +461,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         task.add_done_callback(service.tasks.discard)
         return JSONResponse({"accepted": True, "queue_depth": service.depth}, status_code=202)
 
-    @app.post("/embeddings/from-image")
+    @app.post("/embeddings/from-image", openapi_extra=_json_body(FromImageRequest, multipart=True),
+              responses=_responses(Analysis, 200, 400, 401, 403, 404, 413, 422, 429, 500, 503))
     async def from_image(request: Request):
         check_secret(request)
         ctype = request.headers.get("content-type", "")
         if ctype.startswith("multipart/form-data"):
+            # Refused unread when Content-Length already says so (1 MiB of slack for the multipart framing).
+            length = request.headers.get("content-length", "")
+            if length.isdigit() and int(length) > settings.max_upload_bytes + MAX_JSON_BYTES:
+                raise ApiError(413, f"upload larger than {settings.max_upload_bytes} bytes")
             form = await request.form()
             upload = form.get("file")
             if upload is None or isinstance(upload, str):
@@ -349,7 +491,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         body = await service.shape(result)
         return {"status": "PROCESSED", "error": None, **body}
 
-    @app.post("/render")
+    @app.post("/render", openapi_extra=_json_body(RenderRequest),
+              responses=_responses(Rendered, 200, 400, 401, 403, 404, 413, 422, 429, 500, 503))
     async def render(request: Request):
         """A preview of the photo and a face thumbnail per box, for photos analysed without them."""
         check_secret(request)
@@ -364,7 +507,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "preview_width": result["preview_width"], "preview_height": result["preview_height"],
                 "thumbnails": [b64(t) for t in result["thumbnails"]]}
 
-    @app.get("/health")
+    @app.get("/health", responses=_responses(Health))
     async def health():
         return {
             "status": "ok" if service.ready else ("error" if service.load_error else "loading"),
@@ -385,7 +528,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "uptime_s": round(time.time() - service.started, 1),
         }
 
-    @app.get("/version")
+    @app.get("/version", responses=_responses(Version))
     async def version():
         spec = service.spec
         return {

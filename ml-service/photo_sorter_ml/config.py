@@ -31,6 +31,11 @@ def origin_of(url: str) -> str | None:
     return f"{scheme}://{host}:{port}"
 
 
+def is_loopback(host: str) -> bool:
+    """Whether a listen address is reachable from this machine only (127.0.0.0/8, ::1, localhost)."""
+    return host == "localhost" or host == "::1" or host.startswith("127.")
+
+
 def _int(env: dict, name: str, default: int | None, minimum: int | None = None) -> int | None:
     raw = env.get(name)
     if raw is None or raw.strip() == "":
@@ -83,6 +88,15 @@ class Settings:
     preview_max_side: int = 640  # photo previews, longest side in px
 
     def __post_init__(self) -> None:
+        if not is_loopback(self.host):
+            # Reachable from other machines: every request must carry the secret, and only the photo folders
+            # may be read (otherwise anyone on the network could read any file through /process-photo).
+            if not self.shared_secret or len(self.shared_secret) < 16:
+                raise ValueError(f"PHOTO_SORTER_ML_HOST={self.host} is reachable from other machines: set "
+                                 "PHOTO_SORTER_SHARED_SECRET (at least 16 characters) on the ML service and the service")
+            if self.allowed_roots is None:
+                raise ValueError(f"PHOTO_SORTER_ML_HOST={self.host} is reachable from other machines: set "
+                                 "PHOTO_SORTER_ALLOWED_ROOTS to the photo folders")
         if self.thumbnail_size != 0 and not 32 <= self.thumbnail_size <= 512:
             raise ValueError("PHOTO_SORTER_ML_THUMBNAIL_SIZE must be 0 (off) or between 32 and 512, "
                              f"got {self.thumbnail_size}")

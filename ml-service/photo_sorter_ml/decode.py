@@ -1,9 +1,11 @@
 """Image decoding: any supported file -> orientation-corrected RGB uint8 array.
 
-Handles EXIF orientation, HEIC/HEIF (pillow-heif), camera RAW (rawpy; embedded JPEG preview when it is
-large enough), alpha (composited on white), greyscale, 16-bit, palette and CMYK. Every problem with the
-file itself raises `DecodeError` with a precise, human-readable message and a `kind` the HTTP layer maps
-to a status code.
+The content decides the decoder, not the extension (a JPEG named .png, a WebP named .jpg are common): JPEG, PNG,
+WebP, GIF, BMP, TIFF and HEIF/AVIF (pillow-heif) go to Pillow; camera RAW goes to rawpy (embedded JPEG preview when
+it is large enough) when the content is a TIFF container with a RAW extension or a CR2, or when Pillow cannot
+identify the file but rawpy can. Handles EXIF orientation, alpha (composited on white), greyscale, 16-bit, palette
+and CMYK. Every problem with the file itself raises `DecodeError` with a precise, human-readable message and a
+`kind` the HTTP layer maps to a status code.
 """
 from __future__ import annotations
 
@@ -29,6 +31,10 @@ RAW_EXTENSIONS = {".nef", ".nrw", ".cr2", ".cr3", ".crw", ".arw", ".srf", ".sr2"
                   ".rw2", ".pef", ".srw", ".raw", ".3fr", ".erf", ".kdc", ".mrw", ".x3f"}
 # An embedded RAW preview smaller than this (longest side) is not used: demosaic instead.
 RAW_PREVIEW_MIN_SIDE = 1000
+# Bytes read from the start of a file to recognise its content (the text check looks at all of them).
+HEAD_BYTES = 1024
+HEIF_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1", b"avif", b"avis"}
+PILLOW_CONTENT = {"jpeg", "png", "webp", "gif", "bmp", "tiff", "heif"}
 
 
 class DecodeError(Exception):
@@ -91,6 +97,44 @@ def _to_rgb(im: Image.Image) -> Image.Image:
     return im.convert("RGB")
 
 
+def sniff(head: bytes) -> str | None:
+    """What the first bytes of a file are: an image format in PILLOW_CONTENT, "cr2", "video", "text", or None."""
+    if head.startswith(b"\xff\xd8\xff"):
+        return "jpeg"
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "png"
+    if head.startswith((b"GIF87a", b"GIF89a")):
+        return "gif"
+    if head.startswith(b"BM") and len(head) >= 14:
+        return "bmp"
+    if head.startswith((b"II*\x00", b"MM\x00*")):
+        return "cr2" if head[8:10] == b"CR" else "tiff"
+    if head.startswith(b"RIFF") and len(head) >= 12:
+        return {b"WEBP": "webp", b"AVI ": "video"}.get(head[8:12])
+    if head.startswith(b"\x1a\x45\xdf\xa3"):
+        return "video"  # Matroska / WebM
+    if len(head) >= 12 and head[4:8] == b"ftyp":
+        size = int.from_bytes(head[0:4], "big")
+        brands = [head[8:12]] + [head[i:i + 4] for i in range(16, min(size, len(head)) - 3, 4)]
+        if head[8:12] == b"crx ":
+            return None  # Canon CR3: rawpy's, found by the fallback
+        return "heif" if any(b in HEIF_BRANDS for b in brands) else "video"
+    return "text" if _is_text(head) else None
+
+
+def _is_text(head: bytes) -> bool:
+    """Valid UTF-8 (a character cut at the end is allowed) without control characters other than \\t \\n \\f \\r."""
+    if not head:
+        return False
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError as e:
+        if e.start < len(head) - 3 or e.reason != "unexpected end of data":
+            return False
+        text = head[:e.start].decode("utf-8")
+    return not any((ord(c) < 0x20 and c not in "\t\n\x0c\r") or c == "\x7f" for c in text)
+
+
 def _decode_raw(source, name: str, max_pixels: int) -> Decoded:
     try:
         import rawpy
@@ -148,17 +192,53 @@ def decode(source: str | bytes, max_pixels: int, name: str | None = None) -> Dec
             raise DecodeError("not_image", f"is a directory, not an image file: {source}")
         if st.st_size == 0:
             raise DecodeError("empty", f"empty file (0 bytes): {source}")
-        if not os.access(source, os.R_OK):
-            raise DecodeError("unreadable", f"permission denied: {source}")
+        try:
+            with open(source, "rb") as f:
+                head = f.read(HEAD_BYTES)
+        except PermissionError:
+            raise DecodeError("unreadable", f"permission denied: {source}") from None
+        except OSError as e:
+            raise DecodeError("unreadable", f"cannot read {source}: {e.strerror or e}") from None
         ext = os.path.splitext(source)[1].lower()
     else:
         if len(source) == 0:
             raise DecodeError("empty", f"empty file (0 bytes): {name}")
+        head = bytes(source[:HEAD_BYTES])
         ext = os.path.splitext(name)[1].lower()
 
-    if ext in RAW_EXTENSIONS:
+    content = sniff(head)
+    if content == "cr2" or (content == "tiff" and ext in RAW_EXTENSIONS):
+        try:
+            return _decode_raw(source, name, max_pixels)
+        except DecodeError as raw_error:
+            if raw_error.kind != "corrupt":
+                raise
+            try:  # a plain TIFF under a RAW name
+                return _decode_pillow(source, name, max_pixels)
+            except DecodeError:
+                raise raw_error from None
+    if content in PILLOW_CONTENT:
+        return _decode_pillow(source, name, max_pixels)
+    says = f", the extension says {ext}" if ext else ""
+    if content == "video":
+        raise DecodeError("not_image", f"not an image (content is a video{says}): {name}")
+    if content == "text":
+        raise DecodeError("not_image", f"not an image (content is text{says}): {name}")
+    # No known signature: Pillow reads some formats without one, rawpy most camera RAWs.
+    try:
+        return _decode_pillow(source, name, max_pixels)
+    except DecodeError as e:
+        if e.kind != "not_image":
+            raise
+    try:
         return _decode_raw(source, name, max_pixels)
+    except DecodeError:
+        if ext in RAW_EXTENSIONS:
+            raise
+        raise DecodeError("not_image", f"not an image (unrecognised file format): {name}") from None
 
+
+def _decode_pillow(source: str | bytes, name: str, max_pixels: int) -> Decoded:
     Image.MAX_IMAGE_PIXELS = max_pixels
     try:
         with warnings.catch_warnings():

@@ -15,6 +15,7 @@ import numpy as np
 
 from .config import Settings
 from .decode import DecodeError, decode, downscale_for_detection
+from .lifeline import watch_parent
 from .models import Models, load_models
 from .thumbnails import DEFAULT_PREVIEW_MAX_SIDE, DEFAULT_THUMBNAIL_SIZE, render
 
@@ -48,8 +49,9 @@ _PARAMS: PipelineParams | None = None
 
 
 def init_worker(params: dict) -> None:
-    """Pool initializer: load the models once per process."""
+    """Pool initializer: load the models once per process; exit with the ML service (no orphaned workers)."""
     global _MODELS, _PARAMS
+    watch_parent(os.getppid(), lambda: os._exit(0), "ML pool worker")
     _PARAMS = PipelineParams(**params)
     _MODELS = _PARAMS.load_models()
 
@@ -73,16 +75,34 @@ def _clip_box(d, scale: float, width: int, height: int) -> list[int] | None:
     return [x1, y1, x2, y2]
 
 
+def _file_state(path: str) -> tuple | None:
+    """(size, mtime, inode) of the file at `path`, None when it cannot be stat'ed."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_size, st.st_mtime_ns, st.st_ino)
+
+
 def analyse(source: str | bytes, name: str | None = None, models: Models | None = None,
             params: PipelineParams | None = None) -> dict:
-    """Analyses one image. Never raises for problems with the file: returns {"ok": False, ...} instead."""
+    """Analyses one image. Never raises for problems with the file: returns {"ok": False, ...} instead; a file
+    whose size, mtime or inode differs after decoding from before is such a problem (error_kind "changed")."""
     params = params or _PARAMS or PipelineParams.from_settings(Settings())
     models = models or _MODELS or params.load_models()
     t0 = time.perf_counter()
+    before = _file_state(source) if isinstance(source, str) else None
     try:
         img = decode(source, params.max_pixels, name=name)
+        error = None
     except DecodeError as e:
-        return {"ok": False, "error_kind": e.kind, "error": e.message,
+        error = e
+    if before is not None and _file_state(source) != before:
+        # The pixels may mix two versions (or the decode failed on a half-written file): neither is the photo.
+        error = DecodeError("changed", f"file changed while being analysed (its size or modification time changed "
+                                       f"during decoding); ingest it again once it is complete: {name or source}")
+    if error is not None:
+        return {"ok": False, "error_kind": error.kind, "error": error.message,
                 "timings": {"decode_ms": (time.perf_counter() - t0) * 1000.0}}
     t1 = time.perf_counter()
 

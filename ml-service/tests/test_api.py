@@ -2,6 +2,7 @@
 and previews, /render."""
 from __future__ import annotations
 
+import asyncio
 import base64
 import io
 import os
@@ -14,6 +15,8 @@ import pytest
 from PIL import Image
 
 from conftest import SECRET, _started, analyse, submit
+from photo_sorter_ml.app import MAX_JSON_BYTES, ErrorBody, Health, Version, create_app
+from photo_sorter_ml.config import Settings
 from photo_sorter_ml.models import MODELS
 from test_decode import bomb_png
 
@@ -329,6 +332,58 @@ def test_malformed_requests(server, receiver):
     assert r.status_code == 400
     r = c.post("/render", json={"path": "/x.jpg"})
     assert r.status_code == 422 and any("boxes" in e["loc"] for e in r.json()["detail"])
+
+
+def test_json_bodies_over_the_limit_are_413_unread(server):
+    c = server.client
+    big = b'{"path": "' + b"x" * MAX_JSON_BYTES + b'"}'
+    for path in ("/process-photo", "/embeddings/from-image", "/render"):
+        r = c.post(path, content=big, headers={"Content-Type": "application/json"})
+        assert r.status_code == 413 and "larger than" in r.json()["error"], (path, r.text)
+
+    def streamed():  # no Content-Length: counted as it arrives
+        yield b'{"path": "'
+        for _ in range(MAX_JSON_BYTES // 65536 + 1):
+            yield b"x" * 65536
+        yield b'"}'
+
+    r = c.post("/render", content=streamed(), headers={"Content-Type": "application/json"})
+    assert r.status_code == 413
+
+
+def test_openapi_document_describes_the_bodies_and_every_answer(server):
+    doc = server.client.get("/openapi.json").json()
+    expected = {
+        "/process-photo": ({"photo_id", "path", "callbackUrl"}, {"202", "400", "401", "403", "413", "422", "429", "503"}),
+        "/embeddings/from-image": ({"path"}, {"200", "400", "401", "403", "404", "413", "422", "429", "500", "503"}),
+        "/render": ({"path", "boxes"}, {"200", "400", "401", "403", "404", "413", "422", "429", "500", "503"}),
+    }
+    for path, (fields, codes) in expected.items():
+        operation = doc["paths"][path]["post"]
+        assert set(operation["requestBody"]["content"]["application/json"]["schema"]["required"]) == fields, path
+        assert set(operation["responses"]) == codes, path
+    assert "multipart/form-data" in doc["paths"]["/embeddings/from-image"]["post"]["requestBody"]["content"]
+    # The documented shapes are the real answers.
+    Health.model_validate(server.client.get("/health").json())
+    Version.model_validate(server.client.get("/version").json())
+    ErrorBody.model_validate(server.client.post("/render", json={"path": "/x.jpg"}).json())
+
+
+def test_an_unexpected_error_answers_json_without_the_traceback():
+    app = create_app(Settings.from_env({}))
+
+    @app.get("/fails")
+    async def fails():
+        raise RuntimeError("SELECT secret FROM internals")
+
+    async def get() -> httpx.Response:
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://ml") as client:
+            return await client.get("/fails")
+
+    r = asyncio.run(get())
+    assert r.status_code == 500 and r.headers["content-type"] == "application/json"
+    assert r.json() == {"error": "internal error; the ML service log has the details"}
 
 
 # --- thumbnails off ---------------------------------------------------------------------------------

@@ -130,3 +130,79 @@ def test_downscale_maps_scale():
     assert max(small.shape[:2]) == 1000 and abs(scale - 1000 / 1986) < 1e-3
     same, s1 = downscale_for_detection(img[:500, :500], 1000)
     assert s1 == 1.0 and same.shape == (500, 500, 3)
+
+
+def _encoded(fmt, **kw):
+    buf = io.BytesIO()
+    Image.fromarray(_gradient()).save(buf, fmt, **kw)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("fmt,name,pillow_format,tolerance", [
+    ("JPEG", "really-a-jpeg.png", "JPEG", 12),
+    ("WEBP", "really-a-webp.jpg", "WEBP", 0),
+    ("WEBP", "plain.webp", "WEBP", 0),
+    ("PNG", "png-named.nef", "PNG", 0),
+    ("GIF", "anim.gif", "GIF", 80),
+    ("BMP", "scan.bmp", "BMP", 0),
+    ("TIFF", "scan.tif", "TIFF", 0),
+    ("PNG", "no-extension", "PNG", 0),
+])
+def test_content_decides_the_decoder_whatever_the_extension(tmp_path, fmt, name, pillow_format, tolerance):
+    kw = {"lossless": True} if fmt == "WEBP" else {"quality": 95} if fmt == "JPEG" else {}
+    p = tmp_path / name
+    p.write_bytes(_encoded(fmt, **kw))
+    d = decode(str(p), 10**8)
+    assert d.format == pillow_format
+    assert d.rgb.shape == (48, 64, 3)
+    assert np.abs(d.rgb.astype(int) - _gradient().astype(int)).mean() <= tolerance
+    from_bytes = decode(p.read_bytes(), 10**8, name=name)
+    assert from_bytes.format == pillow_format
+
+
+def test_heic_named_jpg_goes_to_pillow_heif(tmp_path):
+    pytest.importorskip("pillow_heif")
+    p = tmp_path / "iphone.jpg"
+    Image.fromarray(_gradient()).save(p, format="HEIF", quality=95)
+    d = decode(str(p), 10**8)
+    assert d.rgb.shape == (48, 64, 3)
+
+
+@pytest.mark.parametrize("name", ["fake.heic", "fake.nef", "fake.cr2", "notes.txt"])
+def test_text_under_any_name_is_not_an_image(tmp_path, name):
+    p = tmp_path / name
+    p.write_text("this is a text file, not a photo\n")
+    with pytest.raises(DecodeError) as e:
+        decode(str(p), 10**8)
+    assert e.value.kind == "not_image" and "content is text" in e.value.message, e.value.message
+
+
+def test_video_is_not_an_image(tmp_path):
+    p = tmp_path / "clip.jpg"
+    p.write_bytes(b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom" + bytes(64))
+    with pytest.raises(DecodeError) as e:
+        decode(str(p), 10**8)
+    assert e.value.kind == "not_image" and "video" in e.value.message
+
+
+def test_unrecognised_binary_is_not_an_image_and_a_broken_raw_is_corrupt(tmp_path):
+    junk = bytes(range(256)) * 4
+    p = tmp_path / "junk.jpg"
+    p.write_bytes(junk)
+    with pytest.raises(DecodeError) as e:
+        decode(str(p), 10**8)
+    assert e.value.kind == "not_image" and "unrecognised" in e.value.message
+    pytest.importorskip("rawpy")
+    raw = tmp_path / "junk.nef"
+    raw.write_bytes(junk)
+    with pytest.raises(DecodeError) as e:
+        decode(str(raw), 10**8)
+    assert e.value.kind == "corrupt" and "RAW" in e.value.message
+
+
+def test_plain_tiff_under_a_raw_name_falls_back_to_pillow(tmp_path):
+    pytest.importorskip("rawpy")
+    p = tmp_path / "scan.nef"
+    p.write_bytes(_encoded("TIFF"))
+    d = decode(str(p), 10**8)
+    assert d.format == "TIFF" and d.rgb.shape == (48, 64, 3)

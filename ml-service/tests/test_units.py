@@ -169,3 +169,47 @@ def test_person_cache_applies_changes_since_its_sequence_and_lists_again_after_a
         assert pid == 3
         await cache.aclose()
     asyncio.run(go())
+
+
+def test_analyse_fails_a_file_rewritten_while_it_is_decoded_and_analyses_it_once_it_is_still(faces, tmp_path):
+    """A photo rewritten in place (same size, new mtime) while it is decoded is a "changed" failure, never a
+    result made of two versions; once nothing writes to it, the same file is analysed."""
+    import io
+    import threading
+
+    from PIL import Image
+
+    from photo_sorter_ml.pipeline import PipelineParams, analyse
+
+    big = Image.open(faces / "face_recognition_examples/obama/obama.jpg").convert("RGB").resize((5000, 6250))
+    versions = []
+    for quality in (92, 85):
+        buf = io.BytesIO()
+        big.save(buf, "JPEG", quality=quality)
+        versions.append(buf.getvalue())
+    size = max(map(len, versions))
+    versions = [v + b"\0" * (size - len(v)) for v in versions]  # bytes after EOI do not matter to a decoder
+    path = tmp_path / "photo.jpg"
+    path.write_bytes(versions[0])
+    params = PipelineParams.from_settings(Settings.from_env({}))
+    models = params.load_models()
+    stop = threading.Event()
+
+    def rewrite():
+        i = 0
+        while not stop.is_set():
+            i += 1
+            with open(path, "r+b") as f:
+                f.write(versions[i % 2])
+
+    writer = threading.Thread(target=rewrite)
+    writer.start()
+    try:
+        result = analyse(str(path), "photo.jpg", models, params)
+    finally:
+        stop.set()
+        writer.join()
+    assert result["ok"] is False and result["error_kind"] == "changed", result
+    assert result["error"].startswith("file changed while being analysed") and "photo.jpg" in result["error"]
+    still = analyse(str(path), "photo.jpg", models, params)
+    assert still["ok"] is True and len(still["detections"]) == 1

@@ -87,13 +87,22 @@ def http_json(method: str, url: str, body=None, timeout: float = 30.0, headers: 
 
 # --------------------------------------------------------------------------- processes
 
-class Process:
-    """A child process whose output goes to a log file; stopped with SIGTERM, then SIGKILL."""
+def as_user(argv: list, user: str) -> list:
+    """`argv` run as `user` (its uid and gid, no supplementary groups, through setpriv); the caller must be root."""
+    import pwd
 
-    def __init__(self, name: str, argv: list, env: dict, log_path: Path, cwd: Path = REPO):
+    entry = pwd.getpwnam(user)
+    return ["setpriv", f"--reuid={entry.pw_uid}", f"--regid={entry.pw_gid}", "--clear-groups", "--", *argv]
+
+
+class Process:
+    """A child process whose output goes to a log file; stopped with SIGTERM, then SIGKILL. `user`: run as that user."""
+
+    def __init__(self, name: str, argv: list, env: dict, log_path: Path, cwd: Path = REPO, user: Optional[str] = None):
         self.name = name
         self.log_path = Path(log_path)
         self.log = open(self.log_path, "wb")
+        argv = as_user(argv, user) if user else argv
         self.proc = subprocess.Popen([str(a) for a in argv], env=env, cwd=str(cwd), stdout=self.log,
                                      stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
 
@@ -161,8 +170,10 @@ def base_env(**extra) -> dict:
 
 
 def start_ml_service(port: int, service_url: str, allowed_roots: Iterable, secret: Optional[str], log_path: Path,
-             workers: Optional[int] = None, timeout: float = 180.0, model: Optional[str] = None, **extra_env) -> Process:
-    py = ml_python()
+             workers: Optional[int] = None, timeout: float = 180.0, model: Optional[str] = None,
+             user: Optional[str] = None, python: Optional[Path] = None, **extra_env) -> Process:
+    """`user`: run it as that user; `python`: the interpreter (default: the venv's, `ml_python()`)."""
+    py = python or ml_python()
     if not py.exists():
         raise FileNotFoundError(f"ML service venv not found at {py}: run scripts/install-ml.sh")
     env = base_env(PHOTO_SORTER_ML_HOST="127.0.0.1", PHOTO_SORTER_ML_PORT=port,
@@ -170,7 +181,7 @@ def start_ml_service(port: int, service_url: str, allowed_roots: Iterable, secre
                    PHOTO_SORTER_ALLOWED_ROOTS=":".join(str(r) for r in allowed_roots),
                    PHOTO_SORTER_SHARED_SECRET=secret, PHOTO_SORTER_ML_WORKERS=workers, PHOTO_SORTER_ML_MODEL=model,
                    **extra_env)
-    p = Process("ML service", [py, "-m", "photo_sorter_ml"], env, log_path, cwd=REPO / "ml-service")
+    p = Process("ML service", [py, "-m", "photo_sorter_ml"], env, log_path, cwd=REPO / "ml-service", user=user)
     try:
         p.wait_http(f"http://127.0.0.1:{port}/health", timeout)
         deadline = time.monotonic() + timeout
@@ -191,11 +202,11 @@ def start_ml_service(port: int, service_url: str, allowed_roots: Iterable, secre
 
 
 def start_swift(binary: Path, database: str, port: int, ml_url: str, allowed_roots: Iterable, secret: str,
-                log_path: Path, timeout: float = 120.0, **extra_env) -> Process:
+                log_path: Path, timeout: float = 120.0, user: Optional[str] = None, **extra_env) -> Process:
     env = base_env(PHOTO_SORTER_DATABASE_URL=database, PHOTO_SORTER_HOST="127.0.0.1", PHOTO_SORTER_PORT=port,
                    PHOTO_SORTER_ML_URL=ml_url, PHOTO_SORTER_SHARED_SECRET=secret,
                    PHOTO_SORTER_ALLOWED_ROOTS=":".join(str(r) for r in allowed_roots), **extra_env)
-    p = Process("photo-sorter serve", [binary, "serve"], env, log_path)
+    p = Process("photo-sorter serve", [binary, "serve"], env, log_path, user=user)
     p.wait_http(f"http://127.0.0.1:{port}/health", timeout)
     return p
 

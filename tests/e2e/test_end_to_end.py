@@ -25,6 +25,7 @@ from PIL import Image
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
+from reliability_log import record  # noqa: E402
 
 FACES = harness.faces_dir()
 EXAMPLES = FACES / "face_recognition_examples"
@@ -295,23 +296,31 @@ def test_sort_command_runs_the_whole_pipeline(small_folder, tmp_path):
     assert "browse: http://127.0.0.1:" in log, log[-2000:]
 
 
-def test_sort_browse_serves_the_page_with_real_thumbnails_until_interrupted(small_folder, tmp_path):
-    """`sort --browse` keeps the service (and its ML child) up after the sort: the address it prints opens the
-    page, and the thumbnails are the real ML service's JPEGs; Ctrl-C (SIGINT) ends it cleanly."""
-    binary = harness.find_binary()
+def _sort_and_browse(folder, tmp_path) -> tuple[subprocess.Popen, int, int, Path]:
+    """Starts `sort --browse` on `folder` (it starts its own ML service) and returns once the sort is done and the
+    page is served: (process, service port, ML port, log path)."""
     port, ml_port = harness.free_port(), harness.free_port()
-    log_path = tmp_path / "browse.log"
-    argv = [str(binary), "sort", str(small_folder), "--database", str(tmp_path / "browse.sqlite"), "--port", str(port),
-            "--ml-url", f"http://127.0.0.1:{ml_port}", "--no-progress", "--browse"]
+    log_path = tmp_path / "sort-browse.log"
+    argv = [str(harness.find_binary()), "sort", str(folder), "--database", str(tmp_path / "browse.sqlite"),
+            "--port", str(port), "--ml-url", f"http://127.0.0.1:{ml_port}", "--no-progress", "--browse"]
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(argv, cwd=str(harness.REPO), env=harness.base_env(), stdout=log, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL)
+    deadline = time.monotonic() + 900
+    while f"browse: http://127.0.0.1:{port}/" not in log_path.read_text(errors="replace"):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            proc.wait()
+            pytest.fail("sort --browse printed no address:\n" + log_path.read_text(errors="replace")[-4000:])
+        time.sleep(0.5)
+    return proc, port, ml_port, log_path
+
+
+def test_sort_browse_serves_the_page_with_real_thumbnails_until_interrupted(small_folder, tmp_path):
+    """`sort --browse` keeps the service (and its ML child) up after the sort: the address it prints opens the
+    page, and the thumbnails are the real ML service's JPEGs; Ctrl-C (SIGINT) ends it cleanly."""
+    proc, port, _, log_path = _sort_and_browse(small_folder, tmp_path)
     try:
-        deadline = time.monotonic() + 900
-        while f"browse: http://127.0.0.1:{port}/" not in log_path.read_text(errors="replace"):
-            assert proc.poll() is None, log_path.read_text(errors="replace")[-4000:]
-            assert time.monotonic() < deadline, "sort --browse printed no address"
-            time.sleep(0.5)
         base = f"http://127.0.0.1:{port}"
         page = httpx.get(base + "/", timeout=10)
         assert page.status_code == 200 and "/ui/app.js" in page.text
@@ -379,3 +388,95 @@ def test_model_switch_needs_reprocess_and_keeps_ids(small_folder, tmp_path):
 
     reprocess("r2.log")
     assert _ids_by_path(binary, db, small_folder)[0] == arcface_ids
+
+
+# ------------------------------------------------------------------ no orphans
+
+def _children(pid: int) -> list[int]:
+    """Direct children of `pid`, from /proc (each thread lists the children it started)."""
+    found = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            found += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            pass
+    return found
+
+
+def _descendants(pid: int) -> list[int]:
+    found, todo = [], [pid]
+    while todo:
+        for child in _children(todo.pop()):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def _wait_gone(pids: list[int], timeout: float) -> list[int]:
+    """The pids still running (not zombies) after up to `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        alive = [p for p in pids if Path(f"/proc/{p}").exists()
+                 and "State:\tZ" not in (Path(f"/proc/{p}/status").read_text() if Path(f"/proc/{p}").exists() else "")]
+        if not alive or time.monotonic() > deadline:
+            return alive
+        time.sleep(0.2)
+
+
+def test_kill_9_of_sort_ends_its_ml_service_and_workers(small_folder, tmp_path):
+    """`kill -9` of `photo-sorter sort` runs none of its clean-up, yet the ML service it started (and that
+    service's pool workers) exit within seconds: the child watches its parent (PHOTO_SORTER_ML_PARENT_PID)."""
+    proc, _, ml_port, _ = _sort_and_browse(small_folder, tmp_path)
+    try:
+        family = _descendants(proc.pid)
+        ml = [p for p in family if "photo_sorter_ml" in _cmdline(p)]
+        assert ml, f"no ML service among the children of sort: {[_cmdline(p) for p in family]}"
+        workers = [p for p in family if p not in ml]
+        assert workers, "the ML service has no pool workers"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+        t0 = time.monotonic()
+        left = _wait_gone(family, timeout=15)
+        record("orphans", "kill -9 of photo-sorter sort", f"its ML service and {len(workers)} other processes (pool workers) "
+               + ("exited" if not left else f"left running: {len(left)}") + f" within {time.monotonic() - t0:.1f} s",
+               not left, processes=len(family), left=len(left))
+        assert not left, f"still running after kill -9 of sort: {[(p, _cmdline(p)) for p in left]}"
+        with pytest.raises(httpx.HTTPError):
+            httpx.get(f"http://127.0.0.1:{ml_port}/health", timeout=2)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        for p in _descendants(proc.pid):
+            os.kill(p, signal.SIGKILL)
+
+
+def test_kill_9_of_the_ml_service_ends_its_pool_workers(tmp_path):
+    """A pool worker exits when the ML service that started it is killed, instead of waiting forever on its queue."""
+    port = harness.free_port()
+    ml = harness.start_ml_service(port, "http://127.0.0.1:9", [tmp_path], None, tmp_path / "ml.log", workers=2)
+    try:
+        workers = _descendants(ml.proc.pid)
+        assert len([p for p in workers if "multiprocessing" in _cmdline(p) or "spawn" in _cmdline(p)]) >= 2, \
+            [_cmdline(p) for p in workers]
+        os.kill(ml.proc.pid, signal.SIGKILL)
+        ml.proc.wait(timeout=10)
+        t0 = time.monotonic()
+        left = _wait_gone(workers, timeout=15)
+        record("orphans", "kill -9 of the ML service", f"its {len(workers)} child processes (pool workers) "
+               + ("exited" if not left else f"left running: {len(left)}") + f" within {time.monotonic() - t0:.1f} s",
+               not left, processes=len(workers), left=len(left))
+        assert not left, f"pool workers still running after kill -9 of the ML service: {[(p, _cmdline(p)) for p in left]}"
+    finally:
+        ml.stop()
+        try:
+            os.killpg(ml.proc.pid, signal.SIGKILL)  # the workers share the service's process group
+        except ProcessLookupError:
+            pass

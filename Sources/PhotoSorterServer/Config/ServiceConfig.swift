@@ -153,6 +153,11 @@ public struct ServiceConfig: Codable, Sendable, Equatable {
         if !bindsLoopbackOnly, apiToken == nil {
             throw ConfigError(message: "host \(host) is reachable from other machines: set PHOTO_SORTER_API_TOKEN so every page and API call needs it")
         }
+        // The ML services and other instances authenticate with the shared secret (callbacks, the person dump,
+        // corrections); reachable from other machines, it must be set, and long enough not to be guessed.
+        if !bindsLoopbackOnly, (sharedSecret ?? "").count < 16 {
+            throw ConfigError(message: "host \(host) is reachable from other machines: set PHOTO_SORTER_SHARED_SECRET (at least 16 characters) on every instance and ML service")
+        }
         if let apiToken, apiToken.count < 16 {
             throw ConfigError(message: "PHOTO_SORTER_API_TOKEN must be at least 16 characters")
         }

@@ -20,27 +20,29 @@ struct PeopleController: RouteCollection {
     /// `?offset&limit&name&hidden=false|true|any&unnamed=true`
     func list(req: Request) async throws -> PersonPage {
         var query = PersonListQuery()
-        query.offset = req.query[Int.self, at: "offset"] ?? 0
-        query.limit = req.query[Int.self, at: "limit"] ?? 50
-        query.name = req.query[String.self, at: "name"]
-        if let hidden = req.query[String.self, at: "hidden"] {
+        query.offset = try req.optionalQuery(Int.self, "offset") ?? 0
+        query.limit = try req.optionalQuery(Int.self, "limit") ?? 50
+        query.name = try req.optionalQuery(String.self, "name")
+        if let hidden = try req.optionalQuery(String.self, "hidden") {
             guard let value = PersonListQuery.Hidden(rawValue: hidden) else {
                 throw PhotoSorterError.invalidRequest("hidden must be false, true or any")
             }
             query.hidden = value
         }
-        query.unnamedOnly = req.query[Bool.self, at: "unnamed"] ?? false
+        query.unnamedOnly = try req.optionalQuery(Bool.self, "unnamed") ?? false
         return try await req.photoSorter.people.list(query)
     }
 
     func faces(req: Request) async throws -> FacePage {
-        try await req.photoSorter.people.faces(of: try req.int64Parameter("id"), afterID: req.query[Int64.self, at: "after_id"] ?? 0,
-                                                limit: req.query[Int.self, at: "limit"] ?? 100)
+        try await req.photoSorter.people.faces(of: try req.int64Parameter("id"),
+                                                afterID: try req.optionalQuery(Int64.self, "after_id") ?? 0,
+                                                limit: try req.optionalQuery(Int.self, "limit") ?? 100)
     }
 
     func photos(req: Request) async throws -> PhotoPage {
-        try await req.photoSorter.people.photos(of: try req.int64Parameter("id"), afterID: req.query[Int64.self, at: "after_id"] ?? 0,
-                                                 limit: req.query[Int.self, at: "limit"] ?? 100)
+        try await req.photoSorter.people.photos(of: try req.int64Parameter("id"),
+                                                 afterID: try req.optionalQuery(Int64.self, "after_id") ?? 0,
+                                                 limit: try req.optionalQuery(Int.self, "limit") ?? 100)
     }
 
     func update(req: Request) async throws -> PersonView {
@@ -73,7 +75,7 @@ struct PeopleController: RouteCollection {
     }
 
     func review(req: Request) async throws -> ReviewPage {
-        try await req.photoSorter.people.review(limit: req.query[Int.self, at: "limit"] ?? 20)
+        try await req.photoSorter.people.review(limit: try req.optionalQuery(Int.self, "limit") ?? 20)
     }
 }
 

@@ -11,8 +11,9 @@ struct PersonController: RouteCollection {
     /// `?include_embedding=true` adds the representative embedding; it needs the shared secret when one is set.
     func person(req: Request) async throws -> PersonView {
         let id = try req.int64Parameter("id")
+        let includeEmbedding = try req.optionalQuery(Bool.self, "include_embedding") == true
         var view = try await req.photoSorter.reads.person(id)
-        if req.query[Bool.self, at: "include_embedding"] == true {
+        if includeEmbedding {
             try req.requireSecret()
             view.representativeEmbedding = req.photoSorter.identity.representative(of: view.personID).map(EmbeddingCodec.base64)
         }
@@ -23,14 +24,15 @@ struct PersonController: RouteCollection {
     /// answer, only what changed since (and `removed` ids). Gzip when the client accepts it; shared secret when set.
     func dump(req: Request) async throws -> PersonDump {
         try req.requireSecret()
-        let limit = req.query[Int.self, at: "limit"] ?? 5000
+        let limit = try req.optionalQuery(Int.self, "limit") ?? 5000
         guard (1...10_000).contains(limit) else { throw PhotoSorterError.invalidRequest("limit must be 1...10000") }
-        if let sinceSeq = req.query[Int64.self, at: "since_seq"] {
-            guard let epoch = req.query[String.self, at: "epoch"] else {
+        let sinceID = try req.optionalQuery(Int64.self, "since_id") ?? 0
+        if let sinceSeq = try req.optionalQuery(Int64.self, "since_seq") {
+            guard let epoch = try req.optionalQuery(String.self, "epoch") else {
                 throw PhotoSorterError.invalidRequest("since_seq needs the epoch of the answer it came from")
             }
             return try await req.photoSorter.identity.dumpChanges(sinceSeq: sinceSeq, epoch: epoch, limit: limit)
         }
-        return try await req.photoSorter.identity.dump(sinceID: req.query[Int64.self, at: "since_id"] ?? 0, limit: limit)
+        return try await req.photoSorter.identity.dump(sinceID: sinceID, limit: limit)
     }
 }

@@ -17,12 +17,12 @@ struct PhotoController: RouteCollection {
 
     /// Keyset pagination: `?after_id=&limit=&status=`.
     func photos(req: Request) async throws -> PhotoPage {
-        let status = try req.query[String.self, at: "status"].map { raw -> PhotoStatus in
+        let status = try req.optionalQuery(String.self, "status").map { raw -> PhotoStatus in
             guard let status = PhotoStatus(rawValue: raw) else { throw PhotoSorterError.invalidRequest("unknown status \(raw)") }
             return status
         }
-        let limit = min(max(req.query[Int.self, at: "limit"] ?? 500, 1), 5000)
-        return try await req.photoSorter.reads.photos(afterID: req.query[Int64.self, at: "after_id"] ?? 0, limit: limit, status: status)
+        let limit = min(max(try req.optionalQuery(Int.self, "limit") ?? 500, 1), 5000)
+        return try await req.photoSorter.reads.photos(afterID: try req.optionalQuery(Int64.self, "after_id") ?? 0, limit: limit, status: status)
     }
 
     func updateStatus(req: Request) async throws -> PhotoView {
@@ -82,6 +82,20 @@ struct PhotoController: RouteCollection {
 }
 
 extension Request {
+    /// The query value `name` as a `T`, nil when the query does not name it. A value that is not a `T` (or a name
+    /// given twice) is a 400, never silently the default.
+    func optionalQuery<T: Decodable>(_ type: T.Type, _ name: String) throws -> T? {
+        let occurrences = (url.query ?? "").split(separator: "&").filter { pair in
+            let key = String(pair.prefix { $0 != "=" }).removingPercentEncoding ?? ""
+            return key == name || key.hasPrefix(name + "[")
+        }.count
+        if occurrences == 0 { return nil }
+        guard occurrences == 1, let value = query[T.self, at: name] else {
+            throw PhotoSorterError.invalidQuery("query parameter \(name) must be a single \(T.self) value")
+        }
+        return value
+    }
+
     /// A path parameter that must be a positive integer id (422 otherwise).
     func int64Parameter(_ name: String) throws -> Int64 {
         guard let raw = parameters.get(name), let value = Int64(raw), value > 0 else {

@@ -22,7 +22,8 @@ public struct IngestAccepted: Content, Sendable {
     public var jobId: String
 }
 
-/// GET /ingest-status/{jobId}: scan counters plus processing progress of the job's photos.
+/// GET /ingest-status/{jobId}: scan counters plus processing progress of the job's photos, and the entries it did
+/// not queue. `scanned` = `queued` + `skipped` + `not_queued_count` (`inserted` instead of `queued` for a dry run).
 public struct IngestStatus: Content, Sendable, Equatable {
     public struct Batch: Codable, Sendable, Equatable {
         public var batchIndex: Int
@@ -48,7 +49,12 @@ public struct IngestStatus: Content, Sendable, Equatable {
     public var scanned: Int
     public var inserted: Int
     public var skipped: Int
+    /// Entries not queued (not an image, unreadable, …); `notQueuedCount` says the same under its spec name.
     public var rejected: Int
+    public var notQueuedCount: Int
+    /// The first 100 not-queued entries by path (GET /ingest-status/{jobId} only; the rest are paged by
+    /// GET /ingest-jobs/{jobId}/not-queued).
+    public var notQueued: [NotQueuedFile]?
     public var queued: Int
     public var ready: Int
     public var processing: Int
@@ -75,6 +81,43 @@ public struct IngestStatus: Content, Sendable, Equatable {
         case lastError = "last_error"
         case createdAt = "created_at"
         case finishedAt = "finished_at"
+        case notQueuedCount = "not_queued_count"
+        case notQueued = "not_queued"
+    }
+}
+
+/// An entry of an ingested folder that was not queued for analysis, with the reason.
+public struct NotQueuedFile: Codable, Sendable, Equatable {
+    public var path: String
+    public var reason: String
+
+    public init(path: String, reason: String) {
+        self.path = path
+        self.reason = reason
+    }
+}
+
+/// GET /ingest-jobs/{jobId}/not-queued: a page of not-queued entries by path; `next_after` (null on the last page)
+/// is the `after` of the next page.
+public struct NotQueuedPage: Content, Sendable, Equatable {
+    public var notQueued: [NotQueuedFile]
+    public var nextAfter: String?
+
+    enum CodingKeys: String, CodingKey {
+        case notQueued = "not_queued"
+        case nextAfter = "next_after"
+    }
+
+    public init(notQueued: [NotQueuedFile], nextAfter: String?) {
+        self.notQueued = notQueued
+        self.nextAfter = nextAfter
+    }
+
+    /// As synthesised, except that `next_after` is written as null on the last page.
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(notQueued, forKey: .notQueued)
+        try container.encode(nextAfter, forKey: .nextAfter)
     }
 }
 

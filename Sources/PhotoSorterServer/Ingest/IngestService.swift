@@ -6,11 +6,12 @@ import PhotoSorterCore
 import SQLKit
 
 /// Runs ingest jobs: streams a folder, inserts photo rows in batches with INSERT-ignore semantics,
-/// maps photo → batch → job, and queues each new or changed photo once.
+/// maps photo → batch → job, and queues each new or changed photo once. Every other entry of the folder is
+/// recorded in `ingest_rejections` with its reason (every file accounted for: scanned = queued + skipped + rejected).
 ///
-/// Resume: the scanner's order is deterministic, and each batch commits its rows together with the
-/// job's `completed_batches`; after a crash the job skips `completed_batches × batch_size` files and
-/// goes on. Anything redone is harmless (inserts ignore existing paths).
+/// Resume: the scanner's order is deterministic, and each batch commits its rows (photos and rejections) together
+/// with the job's `completed_batches`; after a crash the job skips `completed_batches × batch_size` entries —
+/// not-queued entries count like photos — and goes on. Anything redone is harmless (inserts ignore existing rows).
 public final class IngestService: Sendable {
     private let database: PhotoSorterDatabase
     private let queue: any WorkQueue
@@ -126,17 +127,17 @@ public final class IngestService: Sendable {
             guard let job = try await database.sql.raw("""
                 SELECT path, recursive, batch_size, dry_run, completed_batches FROM ingest_jobs WHERE job_id = \(bind: jobID)
                 """).first(decoding: JobRow.self, keyDecodingStrategy: .convertFromSnakeCase) else { return }
-            var scanner = DirectoryScanner(root: job.path, recursive: job.recursive).makeIterator()
+            let scanner = DirectoryScanner(root: job.path, recursive: job.recursive, allowedRoots: symlinkRoots)
             var toSkip = job.completedBatches * job.batchSize
             var batchIndex = job.completedBatches
-            var batch: [ScannedFile] = []
-            while let file = scanner.next() {
+            var batch: [ScanEntry] = []
+            for entry in scanner {
                 if Task.isCancelled { return }
                 if toSkip > 0 {
                     toSkip -= 1
                     continue
                 }
-                batch.append(file)
+                batch.append(entry)
                 if batch.count == job.batchSize {
                     try await commit(batch, index: batchIndex, jobID: jobID, dryRun: job.dryRun)
                     batchIndex += 1
@@ -146,11 +147,8 @@ public final class IngestService: Sendable {
             }
             if Task.isCancelled { return }
             if !batch.isEmpty { try await commit(batch, index: batchIndex, jobID: jobID, dryRun: job.dryRun) }
-            let unreadable = scanner.unreadableDirectories
-            if !unreadable.isEmpty { logger.warning("directories could not be read", metadata: ["job_id": "\(jobID)", "directories": "\(unreadable.prefix(20))"]) }
             try await database.sql.raw("""
-                UPDATE ingest_jobs SET status = \(bind: job.dryRun ? "COMPLETED" : "SCANNED"), finished_at = \(bind: nowMs()),
-                    last_error = \(bind: unreadable.isEmpty ? nil : "unreadable directories: \(unreadable.prefix(5).joined(separator: ", "))")
+                UPDATE ingest_jobs SET status = \(bind: job.dryRun ? "COMPLETED" : "SCANNED"), finished_at = \(bind: nowMs())
                 WHERE job_id = \(bind: jobID)
                 """).run()
             logger.info("ingest scan finished", metadata: ["job_id": "\(jobID)", "batches": "\(batchIndex + (batch.isEmpty ? 0 : 1))"])
@@ -180,27 +178,42 @@ public final class IngestService: Sendable {
         let sampleHash: String
     }
 
-    private struct Inspected {
-        let file: ScannedFile
-        let sampleHash: String
+    /// Symlinks may point into the configured roots only (anywhere when any folder may be ingested).
+    private var symlinkRoots: [String]? { config.allowedRoots.isEmpty ? nil : config.allowedRoots }
+
+    /// Reads the start of each file: photos by content, the rest not queued with a reason.
+    private func inspect(_ entries: [ScanEntry], jobID: String) -> (photos: [InspectedPhoto], notQueued: [NotQueuedEntry]) {
+        var photos: [InspectedPhoto] = []
+        var notQueued: [NotQueuedEntry] = []
+        for entry in entries {
+            switch entry {
+            case .notQueued(let rejection):
+                notQueued.append(rejection)
+            case .file(let file):
+                do throws(NotQueuedReason) {
+                    let photo = try PhotoFileInspector.inspect(file)
+                    if photo.extensionDisagrees {
+                        logger.notice("extension does not match the content; analysed as its content", metadata: [
+                            "job_id": "\(jobID)", "path": "\(file.path)", "format": "\(photo.format.rawValue)"])
+                    }
+                    photos.append(photo)
+                } catch {
+                    notQueued.append(NotQueuedEntry(path: file.path, reason: error))
+                }
+            }
+        }
+        return (photos, notQueued)
     }
 
     /// One batch: inspect files, then in one transaction insert new rows, re-queue changed ones, record the
-    /// batch and its map rows, and advance the job's resume point.
-    private func commit(_ files: [ScannedFile], index: Int, jobID: String, dryRun: Bool) async throws {
+    /// not-queued entries, the batch and its map rows, and advance the job's resume point.
+    private func commit(_ entries: [ScanEntry], index: Int, jobID: String, dryRun: Bool) async throws {
         let started = ContinuousClock.now
-        filesScanned.increment(by: files.count)
-        var inspected: [Inspected] = []
-        for file in files {
-            do {
-                inspected.append(Inspected(file: file, sampleHash: try PhotoFileInspector.sampleHash(of: file)))
-            } catch {
-                logger.notice("file rejected", metadata: ["job_id": "\(jobID)", "reason": "\(error)"])
-            }
-        }
-        let rejected = files.count - inspected.count
-        let batch = inspected
+        filesScanned.increment(by: entries.count)
+        let (batch, notQueued) = inspect(entries, jobID: jobID)
+        let rejected = notQueued.count
         let (newItems, removedFaces) = try await database.transaction { tx -> ([WorkItem], Int) in
+            try await Self.record(notQueued, jobID: jobID, on: tx)
             let existing = batch.isEmpty ? [] : try await tx.select()
                 .columns("id", "path", "filesize", "modified_at", "sample_hash").from("photos")
                 .where("path", .in, batch.map(\.file.path))
@@ -213,7 +226,7 @@ public final class IngestService: Sendable {
             }
             let skipped = batch.count - fresh.count - changed.count
             if dryRun {
-                try await self.advance(jobID, index: index, scanned: files.count, inserted: fresh.count + changed.count,
+                try await self.advance(jobID, index: index, scanned: entries.count, inserted: fresh.count + changed.count,
                                        skipped: skipped, queued: 0, rejected: rejected, on: tx)
                 return ([], 0)
             }
@@ -224,7 +237,7 @@ public final class IngestService: Sendable {
                     "path", "filename", "format", "filesize", "modified_at", "sample_hash", "status", "retry_count", "attempt",
                     "created_at", "updated_at")
                 for photo in fresh {
-                    insert = insert.values(SQLBind(photo.file.path), SQLBind(photo.file.filename), SQLBind(photo.file.format.rawValue),
+                    insert = insert.values(SQLBind(photo.file.path), SQLBind(photo.file.filename), SQLBind(photo.format.rawValue),
                                            SQLBind(photo.file.size), SQLBind(photo.file.modifiedAtMs), SQLBind(photo.sampleHash),
                                            SQLBind(PhotoStatus.ready.rawValue), SQLBind(0), SQLBind(0), SQLBind(now), SQLBind(now))
                 }
@@ -253,7 +266,7 @@ public final class IngestService: Sendable {
             }
             let batchID = try await tx.raw("""
                 INSERT INTO ingest_batches (job_id, batch_index, photo_count, inserted_count, status, created_at, queued_at)
-                VALUES (\(bind: jobID), \(bind: index), \(bind: files.count), \(bind: items.count), 'QUEUED', \(bind: now), \(bind: now))
+                VALUES (\(bind: jobID), \(bind: index), \(bind: entries.count), \(bind: items.count), 'QUEUED', \(bind: now), \(bind: now))
                 ON CONFLICT (job_id, batch_index) DO UPDATE SET photo_count = excluded.photo_count
                 RETURNING id
                 """).first()!.decode(column: "id", as: Int64.self)
@@ -263,7 +276,7 @@ public final class IngestService: Sendable {
                 for id in photoIDs.sorted() { map = map.values(SQLBind(id), SQLBind(jobID), SQLBind(batchID)) }
                 try await map.ignoringConflicts(with: ["job_id", "photo_id"]).run()
             }
-            try await self.advance(jobID, index: index, scanned: files.count, inserted: fresh.count + changed.count,
+            try await self.advance(jobID, index: index, scanned: entries.count, inserted: fresh.count + changed.count,
                                    skipped: skipped, queued: items.count, rejected: rejected, on: tx)
             _ = try await IdentityService.log(removed, on: tx)
             return (items, removed.count)
@@ -280,7 +293,7 @@ public final class IngestService: Sendable {
 
     /// A file whose size/mtime and content hash changed is a new picture at the same path: its old faces are
     /// removed (persons' counts and the identity index follow) and it is processed again under the same id.
-    private func requeueChanged(_ photo: Inspected, previous: ExistingPhoto, now: Int64,
+    private func requeueChanged(_ photo: InspectedPhoto, previous: ExistingPhoto, now: Int64,
                                 on tx: any SQLDatabase) async throws -> (WorkItem, [IdentityService.IndexChange]) {
         logger.info("changed file re-ingested", metadata: ["photo_id": "\(previous.id)", "path": "\(photo.file.path)"])
         let faces = try await tx.raw("SELECT id, person_id, vector FROM embeddings WHERE photo_id = \(bind: previous.id)").all().map {
@@ -306,6 +319,18 @@ public final class IngestService: Sendable {
         return (WorkItem(photoID: previous.id, path: photo.file.path, attempt: try row.decode(column: "attempt", as: Int.self)), faces)
     }
 
+    /// Inserts the batch's not-queued entries, in chunks that stay under SQLite's and PostgreSQL's bind limits.
+    private static func record(_ notQueued: [NotQueuedEntry], jobID: String, on tx: any SQLDatabase) async throws {
+        let now = nowMs()
+        for start in stride(from: 0, to: notQueued.count, by: 500) {
+            var insert = tx.insert(into: "ingest_rejections").columns("job_id", "path", "reason", "created_at")
+            for entry in notQueued[start..<min(start + 500, notQueued.count)] {
+                insert = insert.values(SQLBind(jobID), SQLBind(entry.path), SQLBind(entry.reason.description), SQLBind(now))
+            }
+            try await insert.ignoringConflicts(with: ["job_id", "path"]).run()
+        }
+    }
+
     private func advance(_ jobID: String, index: Int, scanned: Int, inserted: Int, skipped: Int, queued: Int, rejected: Int,
                          on tx: any SQLDatabase) async throws {
         try await tx.raw("""
@@ -318,19 +343,23 @@ public final class IngestService: Sendable {
 }
 
 extension IngestService {
-    /// Registers a single file (POST /classify-photo by path): validated like a folder, inserted if new.
+    /// Registers a single file (POST /classify-photo by path): validated like a folder, inserted if new. A path that
+    /// is not a photo is refused with the reason a folder ingest would give it.
     func register(path: String) async throws -> Int64 {
         let folder = try resolveFolder((path as NSString).deletingLastPathComponent)
         let fullPath = folder + "/" + (path as NSString).lastPathComponent
-        guard let file = DirectoryScanner.photoFile(atPath: fullPath) else {
-            throw PhotoSorterError.invalidRequest("not a photo file with a supported extension: \(path)")
+        let photo: InspectedPhoto
+        switch DirectoryScanner.entry(atPath: fullPath, allowedRoots: symlinkRoots) {
+        case .notQueued(let entry):
+            throw PhotoSorterError.notAPhoto(path: path, reason: entry.reason.description)
+        case .file(let scanned):
+            do throws(NotQueuedReason) { photo = try PhotoFileInspector.inspect(scanned) } catch { throw PhotoSorterError.notAPhoto(path: path, reason: error.description) }
         }
-        let hash: String
-        do { hash = try PhotoFileInspector.sampleHash(of: file) } catch { throw PhotoSorterError.invalidRequest("\(error)") }
+        let file = photo.file, hash = photo.sampleHash
         let now = nowMs()
         try await database.sql.raw("""
             INSERT INTO photos (path, filename, format, filesize, modified_at, sample_hash, status, retry_count, attempt, created_at, updated_at)
-            VALUES (\(bind: file.path), \(bind: file.filename), \(bind: file.format.rawValue), \(bind: file.size), \(bind: file.modifiedAtMs),
+            VALUES (\(bind: file.path), \(bind: file.filename), \(bind: photo.format.rawValue), \(bind: file.size), \(bind: file.modifiedAtMs),
                 \(bind: hash), 'PROCESSING', 0, 1, \(bind: now), \(bind: now))
             ON CONFLICT (path) DO NOTHING
             """).run()

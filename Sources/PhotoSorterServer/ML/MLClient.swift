@@ -12,7 +12,10 @@ public enum MLDispatchOutcome: Sendable, Equatable {
     case accepted
     /// 429/503: the service is busy or still loading. Not a failure: try again after the delay.
     case busy(retryAfterSeconds: Double)
-    /// Anything else (connection refused, timeout, other status): the photo fails with this text.
+    /// No service could be reached (connection refused, timeout), or all are backing off after that. Not the
+    /// photo's failure either: it waits until one answers again.
+    case unavailable(String)
+    /// The service refused this photo (another status): the photo fails with this text.
     case failed(String)
 }
 
@@ -54,7 +57,7 @@ public final class MLClient: Sendable {
         }
         var tried = Set<String>()
         var busyFor: Double?
-        var lastFailure = "no ML service configured"
+        var lastFailure = "every ML service is backing off (busy, or not answering)"
         while let base = pool.acquire(excluding: tried) {
             tried.insert(base)
             defer { pool.release(base) }
@@ -81,7 +84,7 @@ public final class MLClient: Sendable {
             }
         }
         if let busyFor { return .busy(retryAfterSeconds: busyFor) }
-        return .failed(lastFailure)
+        return .unavailable(lastFailure)
     }
 
     /// POST /embeddings/from-image `{path}`: synchronous analysis, returned as the callback's shape.

@@ -45,8 +45,46 @@ public struct PhotoSorterDatabase: Sendable {
 
     /// Runs `body` in one transaction; everything or nothing is written. Inside, use only the given
     /// database: on SQLite the outer one waits for the connection the transaction holds.
+    ///
+    /// On PostgreSQL the transaction is driven here rather than by Fluent, because PostgresNIO (1.33) never answers a
+    /// statement written to a connection the server is closing: when a backend is terminated mid-transaction
+    /// (`pg_terminate_backend`, a failover, a server restart), the failed statement's error arrives just before the
+    /// connection closes, and Fluent's ROLLBACK, sent in between, waited forever and held the pool's connection, until
+    /// every request of the service timed out waiting for one. Here every statement of the transaction gives up once
+    /// its connection is closed (`ClosingAwareSQLDatabase`; the server has rolled the transaction back itself), and
+    /// the pool replaces the closed connection.
     public func transaction<T: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
-        try await fluent.transaction { tx in try await body(tx as! any SQLDatabase) }
+        guard flavor == .postgres else {
+            return try await fluent.transaction { tx in try await body(tx as! any SQLDatabase) }
+        }
+        return try await fluent.withConnection { connection in
+            let postgres = try await (connection as! any PostgresDatabase)
+                .withConnection { $0.eventLoop.makeSucceededFuture($0) }.get()
+            let tx = ClosingAwareSQLDatabase(base: connection as! any SQLDatabase, connection: postgres)
+            try await tx.raw("BEGIN").run()
+            let result: T
+            do {
+                result = try await body(tx)
+            } catch {
+                if !postgres.isClosed { try await tx.raw("ROLLBACK").run() }
+                throw error
+            }
+            try await tx.raw("COMMIT").run()
+            return result
+        }
+    }
+
+    /// How long a statement waits, sleeping, for a write lock another process holds on the SQLite file (a backup,
+    /// the sqlite3 shell) before it fails with "database is locked": its request answers 500, and the caller retries
+    /// (the ML service its callback, the dispatcher its claim). Shorter than the pool's 10 s connection timeout, so a
+    /// long lock fails one statement at a time instead of starving every waiter.
+    static let sqliteLockWaitMs = 5000
+
+    /// Replaces SQLiteNIO's busy handler, which retries at once and forever (a core spun at 100% and the only
+    /// connection held for as long as the other process keeps its lock), with SQLite's sleeping, bounded one.
+    /// Per connection: run once at start-up on the one connection SQLite uses.
+    func limitSQLiteLockWait() async throws {
+        try await sql.raw("PRAGMA busy_timeout = \(unsafeRaw: String(Self.sqliteLockWaitMs))").run()
     }
 
     /// Statement that claims rows exclusively inside a subquery (`FOR UPDATE SKIP LOCKED` on PostgreSQL;
@@ -56,3 +94,36 @@ public struct PhotoSorterDatabase: Sendable {
 
 /// Milliseconds since 1970, the unit of every `*_at` column.
 func nowMs() -> Int64 { Int64((Date().timeIntervalSince1970 * 1000).rounded()) }
+
+/// The statements of one PostgreSQL connection, each failing with `ConnectionClosedError` once the connection is
+/// closed instead of waiting for an answer that PostgresNIO (1.33) never delivers for a statement written while the
+/// server was closing the connection. Checked every second while a statement runs (a timer, cancelled when it ends).
+struct ClosingAwareSQLDatabase: SQLDatabase {
+    let base: any SQLDatabase
+    let connection: PostgresConnection
+
+    var logger: Logger { base.logger }
+    var eventLoop: any EventLoop { base.eventLoop }
+    var version: (any SQLDatabaseReportedVersion)? { base.version }
+    var dialect: any SQLDialect { base.dialect }
+    var queryLogLevel: Logger.Level? { base.queryLogLevel }
+
+    func execute(sql query: any SQLExpression, _ onRow: @escaping @Sendable (any SQLRow) -> Void) -> EventLoopFuture<Void> {
+        let connection = self.connection
+        let answer = connection.eventLoop.makePromise(of: Void.self)
+        let watch = connection.eventLoop.scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { _ in
+            if connection.isClosed { answer.fail(ConnectionClosedError()) }
+        }
+        base.execute(sql: query, onRow).hop(to: connection.eventLoop).whenComplete { result in
+            watch.cancel()
+            answer.completeWith(result)
+        }
+        answer.futureResult.whenComplete { _ in watch.cancel() }
+        return answer.futureResult
+    }
+}
+
+/// A statement whose PostgreSQL connection the server closed before it answered; its transaction was rolled back.
+struct ConnectionClosedError: Error, CustomStringConvertible {
+    var description: String { "the PostgreSQL connection was closed before the statement was answered" }
+}

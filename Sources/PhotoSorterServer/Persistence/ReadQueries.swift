@@ -113,8 +113,9 @@ struct ReadQueries: Sendable {
     }
 
     /// Job counters plus the processing state of the job's photos. A scanned job whose photos have all
-    /// reached a final state is reported (and stored) as COMPLETED.
-    func ingestStatus(_ jobID: String, includeBatches: Bool = true) async throws -> IngestStatus {
+    /// reached a final state is reported (and stored) as COMPLETED. `detailed` adds the batches and the first
+    /// 100 not-queued entries.
+    func ingestStatus(_ jobID: String, detailed: Bool = true) async throws -> IngestStatus {
         guard let job = try await database.sql.raw("SELECT * FROM ingest_jobs WHERE job_id = \(bind: jobID)")
             .first(decoding: JobRow.self, keyDecodingStrategy: .convertFromSnakeCase) else { throw PhotoSorterError.jobNotFound(jobID) }
         var counts: [String: Int] = [:]
@@ -145,12 +146,14 @@ struct ReadQueries: Sendable {
             status = "COMPLETED"
             try await database.sql.raw("UPDATE ingest_jobs SET status = 'COMPLETED' WHERE job_id = \(bind: jobID) AND status = 'SCANNED'").run()
         }
-        let batches = includeBatches ? try await database.sql.raw("""
+        let batches = detailed ? try await database.sql.raw("""
             SELECT batch_index, photo_count, inserted_count, status FROM ingest_batches WHERE job_id = \(bind: jobID) ORDER BY batch_index
             """).all(decoding: IngestStatus.Batch.self) : nil
+        let firstNotQueued = detailed ? try await notQueued(ofJob: jobID, limit: 100) : nil
         return IngestStatus(
             jobID: job.jobId, jobName: job.jobName, path: job.path, status: status, dryRun: job.dryRun, done: done,
             scanned: job.scannedCount, inserted: job.insertedCount, skipped: job.skippedCount, rejected: job.rejectedCount,
+            notQueuedCount: job.rejectedCount, notQueued: firstNotQueued,
             queued: job.queuedCount, ready: ready, processing: processing, processed: counts["PROCESSED"] ?? 0,
             failed: counts["FAILED"] ?? 0, noFaces: noFaces, faces: faces,
             personsCreated: try personRow?.decode(column: "created", as: Int?.self) ?? 0,
@@ -161,7 +164,7 @@ struct ReadQueries: Sendable {
     func recentJobs(limit: Int) async throws -> [IngestStatus] {
         var jobs: [IngestStatus] = []
         for row in try await database.sql.raw("SELECT job_id FROM ingest_jobs ORDER BY created_at DESC LIMIT \(bind: limit)").all() {
-            jobs.append(try await ingestStatus(try row.decode(column: "job_id", as: String.self), includeBatches: false))
+            jobs.append(try await ingestStatus(try row.decode(column: "job_id", as: String.self), detailed: false))
         }
         return jobs
     }
@@ -201,6 +204,21 @@ extension ReadQueries {
         }
     }
 
+    /// Throws `jobNotFound` unless the ingest job exists.
+    func requireJob(_ jobID: String) async throws {
+        guard try await database.sql.raw("SELECT 1 AS found FROM ingest_jobs WHERE job_id = \(bind: jobID)").first() != nil else {
+            throw PhotoSorterError.jobNotFound(jobID)
+        }
+    }
+
+    /// The job's not-queued entries by path, those after `after` (exclusive).
+    func notQueued(ofJob jobID: String, after: String? = nil, limit: Int = .max) async throws -> [NotQueuedFile] {
+        try await database.sql.raw("""
+            SELECT path, reason FROM ingest_rejections WHERE job_id = \(bind: jobID) AND path > \(bind: after ?? "")
+            ORDER BY path LIMIT \(bind: limit)
+            """).all(decoding: NotQueuedFile.self)
+    }
+
     /// Seconds the ML service reported spending on the job's photos finished since `sinceMs`.
     func mlSeconds(ofJob jobID: String, since sinceMs: Int64) async throws -> Double {
         try await database.sql.raw("""
@@ -212,7 +230,12 @@ extension ReadQueries {
 
 extension PhotoSorterServices {
     public func ingestStatus(_ jobID: String) async throws -> IngestStatus {
-        try await reads.ingestStatus(jobID, includeBatches: false)
+        try await reads.ingestStatus(jobID, detailed: false)
+    }
+
+    /// Every entry the job did not queue, by path, with its reason.
+    public func notQueued(ofJob jobID: String) async throws -> [NotQueuedFile] {
+        try await reads.notQueued(ofJob: jobID)
     }
 
     public func failures(ofJob jobID: String) async throws -> [PhotoFailure] {

@@ -1035,6 +1035,8 @@
         error: h('p', { class: 'error-text small', hidden: true }),
         failBtn: h('button', { type: 'button', class: 'btn small ghost', hidden: true, 'data-testid': 'job-failures-toggle' }),
         failList: h('ul', { class: 'failures', hidden: true, 'data-testid': 'job-failures' }),
+        skipBtn: h('button', { type: 'button', class: 'btn small ghost', hidden: true, 'data-testid': 'job-not-queued-toggle' }),
+        skipList: h('ul', { class: 'failures', hidden: true, 'data-testid': 'job-not-queued' }),
       };
       parts.barOuter = h('div', { class: 'bar', role: 'progressbar', 'aria-valuemin': '0', 'aria-valuemax': '100',
                                     'data-testid': 'job-progress' }, parts.bar);
@@ -1042,9 +1044,11 @@
         h('div', { class: 'job-top' }, parts.title, parts.rate, parts.status, parts.when),
         h('div', { class: 'job-mid' }, parts.barOuter, parts.progressText),
         parts.counts, parts.error,
-        h('div', null, parts.failBtn), parts.failList);
-      const row = { el, parts, open: false, job };
+        h('div', null, parts.failBtn), parts.failList,
+        h('div', null, parts.skipBtn), parts.skipList);
+      const row = { el, parts, open: false, skipOpen: false, job };
       parts.failBtn.addEventListener('click', () => toggleFailures(row));
+      parts.skipBtn.addEventListener('click', () => toggleNotQueued(row));
       return row;
     }
 
@@ -1082,7 +1086,7 @@
         `${plural(job.faces, 'face')}`,
         job.persons_created ? `${plural(job.persons_created, 'new person', 'new people')}` : null,
         job.failed ? `${nf.format(job.failed)} failed` : null,
-        job.rejected ? `${nf.format(job.rejected)} rejected` : null,
+        job.not_queued_count ? `${nf.format(job.not_queued_count)} not queued` : null,
       ].filter(Boolean);
       p.counts.textContent = bits.join(' · ');
       p.error.hidden = !job.last_error;
@@ -1090,6 +1094,36 @@
       p.failBtn.hidden = !job.failed;
       p.failBtn.textContent = `${row.open ? '▾' : '▸'} ${plural(job.failed, 'failure')}`;
       if (row.open && row.failCount !== job.failed) loadFailures(row); // new failures while open
+      p.skipBtn.hidden = !job.not_queued_count;
+      p.skipBtn.textContent = `${row.skipOpen ? '▾' : '▸'} ${nf.format(job.not_queued_count || 0)} not queued`;
+      if (row.skipOpen && row.skipCount !== job.not_queued_count) loadNotQueued(row);
+    }
+
+    function toggleNotQueued(row) {
+      row.skipOpen = !row.skipOpen;
+      row.parts.skipList.hidden = !row.skipOpen;
+      row.parts.skipBtn.textContent = `${row.skipOpen ? '▾' : '▸'} ${nf.format(row.job.not_queued_count || 0)} not queued`;
+      if (row.skipOpen) loadNotQueued(row);
+    }
+
+    // Files of the folder that were not analysed (not an image, empty, unreadable…), with the reason.
+    async function loadNotQueued(row) {
+      row.skipCount = row.job.not_queued_count;
+      try {
+        const res = await ctx.get(`/ingest-jobs/${encodeURIComponent(row.job.job_id)}/not-queued?limit=200`);
+        const frag = document.createDocumentFragment();
+        for (const f of res.not_queued) {
+          frag.append(h('li', { class: 'failure', 'data-testid': 'job-not-queued-entry' },
+            h('span', { class: 'path', text: f.path }),
+            h('span', { class: 'muted', text: f.reason })));
+        }
+        if (res.next_after) {
+          frag.append(h('li', { class: 'muted small', text: `… and more: GET /ingest-jobs/${row.job.job_id}/not-queued` }));
+        }
+        row.parts.skipList.replaceChildren(frag);
+      } catch (err) {
+        showError(err, 'Could not read the files that were not queued');
+      }
     }
 
     async function toggleFailures(row) {

@@ -3,8 +3,9 @@ import Metrics
 import NIOConcurrencyHelpers
 
 /// The workers: claim photos from the work queue and hand them to the ML service, keeping at most
-/// `workerConcurrency` photos in flight (sent, result not yet called back). A busy ML service (429/503)
-/// pauses dispatch and puts the photo back without counting a failure; any other problem marks it FAILED.
+/// `workerConcurrency` photos in flight (sent, result not yet called back). A busy ML service (429/503) or none
+/// reachable pauses dispatch and puts the photo back without counting a failure (an ML service down for minutes
+/// must not use up every queued photo's retries); a photo the ML service refused is marked FAILED.
 public final class PhotoDispatcher: Sendable {
     private let queue: any WorkQueue
     private let ml: MLClient
@@ -18,6 +19,9 @@ public final class PhotoDispatcher: Sendable {
     private let dispatched = Counter(label: "photo_sorter_photos_dispatched_total")
     private let dispatchFailures = Counter(label: "photo_sorter_dispatch_failures_total")
     private let busyAnswers = Counter(label: "photo_sorter_ml_busy_total")
+    private let unavailableAnswers = Counter(label: "photo_sorter_ml_unavailable_total")
+    /// How long dispatch pauses when no ML service could be reached.
+    static let unavailablePauseMs: Int64 = 2000
 
     init(queue: any WorkQueue, ml: MLClient, statuses: PhotoStatusStore, callbackURL: String, concurrency: Int, logger: Logger) {
         self.queue = queue
@@ -95,6 +99,13 @@ public final class PhotoDispatcher: Sendable {
                 try await statuses.requeue(item.photoID, delayMs: delayMs)
                 try await queue.enqueue([item])
                 logger.debug("ML service busy, photo requeued", metadata: ["photo_id": "\(item.photoID)", "retry_after_s": "\(seconds)"])
+            case .unavailable(let reason):
+                unavailableAnswers.increment()
+                let delayMs = Self.unavailablePauseMs
+                pausedUntilMs.withLockedValue { $0 = max($0, nowMs() + delayMs) }
+                try await statuses.requeue(item.photoID, delayMs: delayMs)
+                try await queue.enqueue([item])
+                logger.warning("no ML service reachable, photo requeued", metadata: ["photo_id": "\(item.photoID)", "error": "\(reason)"])
             case .failed(let reason):
                 dispatchFailures.increment()
                 try await statuses.markFailed(item.photoID, error: reason)
