@@ -116,7 +116,9 @@ def main() -> int:
     rows = load_rows(OUT)
     body = [f"Measured {time.strftime('%Y-%m-%d')} on {harness.machine_description()}, debug binary, in {minutes:.1f} min. "
             "Rerun: `ml-service/.venv/bin/python bench/reliability/reliability.py` (the same tests run in "
-            "`./scripts/test.sh`; the rows are what those tests observed).", ""]
+            "`./scripts/test.sh`; the rows are what those tests observed). The replay of 10,000 callbacks at full "
+            "speed is a benchmark of the release binary: \"Callback commit throughput\" above "
+            "(`bench/commit/bench_commit.py --callbacks 10000`).", ""]
     body += summary_table(rows, rc) + [""]
     for suite in ("bad-input", "faults", "security", "contract", "load", "orphans"):
         if rows.get(suite):
