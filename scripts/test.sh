@@ -38,11 +38,12 @@ say() { echo "==> test.sh: $*"; }
 # Sums what the runners reported (XCTest's 'All tests' line, pytest's summary lines) into one line.
 print_counts() {
     [ -s "$COUNTS_LOG" ] || return 0
-    local passed=0 failed=0 skipped=0 n f line
+    local passed=0 failed=0 skipped=0 n s f line
     while IFS= read -r line; do
-        if [[ "$line" =~ Executed\ ([0-9]+)\ tests?,\ with\ ([0-9]+)\ failures? ]]; then
-            n=${BASH_REMATCH[1]}; f=${BASH_REMATCH[2]}
-            passed=$((passed + n - f)); failed=$((failed + f))
+        # "Executed 197 tests, with 0 failures" or "Executed 197 tests, with 1 test skipped and 0 failures"
+        if [[ "$line" =~ Executed\ ([0-9]+)\ tests?,\ with\ (([0-9]+)\ tests?\ skipped\ and\ )?([0-9]+)\ failures? ]]; then
+            n=${BASH_REMATCH[1]}; s=${BASH_REMATCH[3]:-0}; f=${BASH_REMATCH[4]}
+            passed=$((passed + n - s - f)); failed=$((failed + f)); skipped=$((skipped + s))
         fi
     done < <(grep -A1 "Test Suite 'All tests'" "$COUNTS_LOG" | grep "Executed" || true)
     while IFS= read -r line; do

@@ -55,10 +55,9 @@ public final class PhotoSorterServices: Sendable {
         self.recluster = ReclusterService(database: database, identity: identity, logger: logger)
         self.media = MediaService(database: database, ml: ml, logger: logger)
         self.retryScheduler = RetryScheduler(database: database, queue: queue, maxRetries: config.maxRetries, logger: logger)
-        let restarts = MLRestartWatch(http: httpClient, baseURLs: config.mlServiceURLs)
         self.staleScheduler = StaleProcessingScheduler(
             database: database, statuses: statuses, timeoutSeconds: config.processingTimeoutSeconds,
-            mlStartedAtMs: { await restarts.earliestStartMs() },
+            mlStartedAtMs: { await ml.earliestStartMs() },
             handOverGraceMs: 5_000 * Int64(config.mlServiceURLs.count), logger: logger)
     }
 

@@ -142,12 +142,27 @@ public final class MLClient: Sendable {
     }
 
     /// GET /health of the first service: nil when nothing answers.
-    public func health() async -> [String: JSONAnyValue]? {
-        var request = HTTPClientRequest(url: "\(pool.baseURLs[0])/health")
+    public func health(of base: String? = nil) async -> [String: JSONAnyValue]? {
+        var request = HTTPClientRequest(url: "\(base ?? pool.baseURLs[0])/health")
         request.method = .GET
         guard let response = try? await http.execute(request, timeout: .seconds(2)), response.status == .ok,
               let buffer = try? await response.body.collect(upTo: 1024 * 1024) else { return nil }
         return try? JSONDecoder().decode([String: JSONAnyValue].self, from: Data(buffer: buffer))
+    }
+
+    /// When the ML services last (re)started, from the `uptime_s` of their health documents: the start time (ms since
+    /// 1970, this machine's clock) of the one up the longest. A photo handed over before every one of them started was
+    /// held by a process that is gone (killed, crashed, restarted) and its result will never come, so the
+    /// stale-PROCESSING scheduler retries it at once instead of after the processing timeout. Nil when one of them
+    /// does not answer or reports no uptime (nothing is known about the photos it may hold).
+    public func earliestStartMs() async -> Int64? {
+        var earliest: Int64?
+        for base in pool.baseURLs {
+            guard case .number(let uptime)? = await health(of: base)?["uptime_s"] else { return nil }
+            let started = nowMs() - Int64(uptime * 1000)
+            earliest = min(earliest ?? started, started)
+        }
+        return earliest
     }
 
     /// The face model the first service runs (`model` in its health document), nil when it does not answer.

@@ -8,7 +8,7 @@ struct StaleProcessingScheduler: Sendable {
     let database: PhotoSorterDatabase
     let statuses: PhotoStatusStore
     let timeoutSeconds: Double
-    /// The earliest start of the ML services (`MLRestartWatch.earliestStartMs`); nil when unknown.
+    /// The earliest start of the ML services (`MLClient.earliestStartMs`); nil when unknown.
     let mlStartedAtMs: @Sendable () async -> Int64?
     /// How long after its claim a photo may still reach an ML service (the 2 s connect timeout of each service tried
     /// in turn, and a margin): one claimed just before a restart may be held by the new process. Erring late only
