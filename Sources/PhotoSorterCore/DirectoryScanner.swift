@@ -106,15 +106,15 @@ public enum ScanEntry: Sendable, Equatable {
 public struct DirectoryScanner: Sequence {
     public let root: String
     public let recursive: Bool
-    /// Canonical folders a symlink's target must lie in; nil: anywhere.
-    public let allowedRoots: [String]?
+    /// The folders a symlink's target must lie in; nil: anywhere.
+    public let allowedRoots: AllowedRoots?
 
     /// `allowedRoots`: the folders symlinks may point into (the service's allowed ingest roots); nil when any
     /// folder may be ingested.
     public init(root: String, recursive: Bool = true, allowedRoots: [String]? = nil) {
         self.root = root
         self.recursive = recursive
-        self.allowedRoots = allowedRoots?.map(Self.canonical)
+        self.allowedRoots = allowedRoots.map(AllowedRoots.init)
     }
 
     public func makeIterator() -> Iterator { Iterator(root: root, recursive: recursive, allowedRoots: allowedRoots) }
@@ -122,7 +122,7 @@ public struct DirectoryScanner: Sequence {
     /// A single path (symlinks followed under the same rules as in a scan).
     public static func entry(atPath path: String, allowedRoots: [String]?) -> ScanEntry {
         let name = String(path.split(separator: "/").last ?? "")
-        switch classify(path, name: name, allowedRoots: allowedRoots?.map(canonical)) {
+        switch classify(path, name: name, allowedRoots: allowedRoots.map(AllowedRoots.init)) {
         case .directory: return .notQueued(NotQueuedEntry(path: path, reason: .folder))
         case .entry(let entry): return entry
         }
@@ -134,7 +134,7 @@ public struct DirectoryScanner: Sequence {
     }
 
     /// What the entry at `path` is, from `lstat` (and, for a symlink, `realpath` and `stat` of its target).
-    private static func classify(_ path: String, name: String, allowedRoots: [String]?) -> Classified {
+    private static func classify(_ path: String, name: String, allowedRoots: AllowedRoots?) -> Classified {
         func notQueued(_ reason: NotQueuedReason) -> Classified { .entry(.notQueued(NotQueuedEntry(path: path, reason: reason))) }
         var info = stat()
         guard lstat(path, &info) == 0 else { return notQueued(.unreadable(errno: errno)) }
@@ -154,7 +154,7 @@ public struct DirectoryScanner: Sequence {
         }
         let target = String(cString: resolved)
         free(resolved)
-        if let allowedRoots, !allowedRoots.contains(where: { target == $0 || target.hasPrefix($0 == "/" ? "/" : $0 + "/") }) {
+        if let allowedRoots, !allowedRoots.contains(canonicalPath: target) {
             return notQueued(.symlinkOutsideAllowedRoots)
         }
         guard stat(target, &info) == 0 else { return notQueued(.unreadable(errno: errno)) }
@@ -165,15 +165,9 @@ public struct DirectoryScanner: Sequence {
         }
     }
 
-    private static func canonical(_ path: String) -> String {
-        guard let resolved = realpath(path, nil) else { return path }
-        defer { free(resolved) }
-        return String(cString: resolved)
-    }
-
     public struct Iterator: IteratorProtocol {
         private let recursive: Bool
-        private let allowedRoots: [String]?
+        private let allowedRoots: AllowedRoots?
         /// Directories still to list, deepest last. Each level keeps its own sorted pending names.
         private var stack: [(directory: String, names: ArraySlice<Name>)] = []
         /// The root's own problem, reported as the first entry.
@@ -185,7 +179,7 @@ public struct DirectoryScanner: Sequence {
             let isUTF8: Bool
         }
 
-        init(root: String, recursive: Bool, allowedRoots: [String]?) {
+        init(root: String, recursive: Bool, allowedRoots: AllowedRoots?) {
             self.recursive = recursive
             self.allowedRoots = allowedRoots
             do {

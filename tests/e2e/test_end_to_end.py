@@ -430,6 +430,15 @@ def _wait_gone(pids: list[int], timeout: float) -> list[int]:
         time.sleep(0.2)
 
 
+def _assert_all_exit(pids: list[int], case: str, what: str) -> None:
+    """Waits up to 15 s for `pids` to exit, records the "orphans" row, and fails naming any still running."""
+    t0 = time.monotonic()
+    left = _wait_gone(pids, timeout=15)
+    record("orphans", case, f"{what} " + ("exited" if not left else f"left running: {len(left)}")
+           + f" within {time.monotonic() - t0:.1f} s", not left, processes=len(pids), left=len(left))
+    assert not left, f"still running after {case}: {[(p, _cmdline(p)) for p in left]}"
+
+
 def test_kill_9_of_sort_ends_its_ml_service_and_workers(small_folder, tmp_path):
     """`kill -9` of `photo-sorter sort` runs none of its clean-up, yet the ML service it started (and that
     service's pool workers) exit within seconds: the child watches its parent (PHOTO_SORTER_ML_PARENT_PID)."""
@@ -442,12 +451,8 @@ def test_kill_9_of_sort_ends_its_ml_service_and_workers(small_folder, tmp_path):
         assert workers, "the ML service has no pool workers"
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
-        t0 = time.monotonic()
-        left = _wait_gone(family, timeout=15)
-        record("orphans", "kill -9 of photo-sorter sort", f"its ML service and {len(workers)} other processes (pool workers) "
-               + ("exited" if not left else f"left running: {len(left)}") + f" within {time.monotonic() - t0:.1f} s",
-               not left, processes=len(family), left=len(left))
-        assert not left, f"still running after kill -9 of sort: {[(p, _cmdline(p)) for p in left]}"
+        _assert_all_exit(family, "kill -9 of photo-sorter sort",
+                         f"its ML service and {len(workers)} other processes (pool workers)")
         with pytest.raises(httpx.HTTPError):
             httpx.get(f"http://127.0.0.1:{ml_port}/health", timeout=2)
     finally:
@@ -468,12 +473,7 @@ def test_kill_9_of_the_ml_service_ends_its_pool_workers(tmp_path):
             [_cmdline(p) for p in workers]
         os.kill(ml.proc.pid, signal.SIGKILL)
         ml.proc.wait(timeout=10)
-        t0 = time.monotonic()
-        left = _wait_gone(workers, timeout=15)
-        record("orphans", "kill -9 of the ML service", f"its {len(workers)} child processes (pool workers) "
-               + ("exited" if not left else f"left running: {len(left)}") + f" within {time.monotonic() - t0:.1f} s",
-               not left, processes=len(workers), left=len(left))
-        assert not left, f"pool workers still running after kill -9 of the ML service: {[(p, _cmdline(p)) for p in left]}"
+        _assert_all_exit(workers, "kill -9 of the ML service", f"its {len(workers)} child processes (pool workers)")
     finally:
         ml.stop()
         try:

@@ -100,16 +100,8 @@ public final class IngestService: Sendable {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: canonical, isDirectory: &isDirectory) else { throw PhotoSorterError.folderNotFound(path) }
         guard isDirectory.boolValue else { throw PhotoSorterError.notADirectory(path) }
-        if !config.allowedRoots.isEmpty {
-            let allowed = config.allowedRoots.contains { root in
-                var rootPath = root
-                if let resolvedRoot = realpath(root, nil) {
-                    rootPath = String(cString: resolvedRoot)
-                    free(resolvedRoot)
-                }
-                return canonical == rootPath || canonical.hasPrefix(rootPath.hasSuffix("/") ? rootPath : rootPath + "/")
-            }
-            guard allowed else { throw PhotoSorterError.outsideAllowedRoots(path) }
+        if !config.allowedRoots.isEmpty, !AllowedRoots(config.allowedRoots).contains(canonicalPath: canonical) {
+            throw PhotoSorterError.outsideAllowedRoots(path)
         }
         return canonical
     }
