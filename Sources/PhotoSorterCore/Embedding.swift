@@ -11,10 +11,13 @@ public struct Embedding: Sendable, Equatable {
     /// Normalises `values`; fails when the dimension is not supported, a value is not finite, or the vector is zero.
     public init(normalising values: [Float]) throws(EmbeddingError) {
         guard Self.supportedDimensions.contains(values.count) else { throw .wrongDimension(values.count) }
-        guard values.allSatisfy(\.isFinite) else { throw .notFinite }
+        var values = values
         let norm = values.reduce(Float(0)) { $0 + $1 * $1 }.squareRoot()
+        // A NaN or infinite value makes the norm NaN or infinite (one pass instead of a separate check).
+        guard norm.isFinite else { throw .notFinite }
         guard norm > 1e-6 else { throw .zeroVector }
-        self.values = values.map { $0 / norm }
+        for i in values.indices { values[i] /= norm }
+        self.values = values
     }
 
     /// Cosine similarity of two normalised vectors of the same dimension.
@@ -86,20 +89,24 @@ public enum EmbeddingCodec {
         guard bytes.count % 4 == 0, Embedding.supportedDimensions.contains(bytes.count / 4) else {
             throw .wrongByteCount(bytes.count)
         }
-        let values = bytes.withUnsafeBytes { raw in
-            (0..<bytes.count / 4).map { i in
-                Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: i * 4, as: UInt32.self)))
-            }
-        }
-        return try Embedding(normalising: values)
+        return try Embedding(normalising: floats(from: bytes))
     }
 
     public static func encode(_ embedding: Embedding) -> Data {
-        var data = Data(capacity: embedding.values.count * 4)
-        for value in embedding.values {
-            withUnsafeBytes(of: value.bitPattern.littleEndian) { data.append(contentsOf: $0) }
+        bytes(of: embedding.values)
+    }
+
+    /// Float32 little-endian bytes of `values`. Little-endian is the platform's order (`PersonRows` refuses to
+    /// build on big-endian), so the floats are copied as they are.
+    public static func bytes(of values: [Float]) -> Data {
+        values.withUnsafeBytes { Data($0) }
+    }
+
+    /// The floats of float32 little-endian `bytes` (a whole number of floats), as stored: no normalising.
+    public static func floats(from bytes: Data) -> [Float] {
+        [Float](unsafeUninitializedCapacity: bytes.count / 4) { buffer, initialized in
+            initialized = bytes.copyBytes(to: buffer) / 4
         }
-        return data
     }
 
     public static func base64(_ embedding: Embedding) -> String {

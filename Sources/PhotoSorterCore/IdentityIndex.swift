@@ -103,6 +103,73 @@ public struct IdentityIndex: Sendable {
             .sorted { ($0.similarity, $1.person) > ($1.similarity, $0.person) }
     }
 
+    /// Builds an index from many faces or stored sums at once (start-up): faces are summed per person and each
+    /// person's row is encoded once at the end, instead of after every face as `add` does. Sums of faces are
+    /// accumulated in the order given, with the same float operations as `add`, so the result equals adding the
+    /// faces one by one in that order.
+    public struct Builder: Sendable {
+        private struct Accumulator: Sendable {
+            var sum: [Float]
+            var count = 0
+
+            mutating func add(_ values: [Float], times: Int) {
+                sum.withUnsafeMutableBufferPointer { sum in
+                    values.withUnsafeBufferPointer { values in
+                        for i in 0..<sum.count { sum[i] += values[i] }
+                    }
+                }
+                count += times
+            }
+        }
+
+        public private(set) var dimension: Int?
+        private var persons: [Int64: Accumulator] = [:]
+
+        public init(dimension: Int? = nil) {
+            precondition(dimension.map(Embedding.supportedDimensions.contains) ?? true, "unsupported dimension \(dimension!)")
+            self.dimension = dimension
+        }
+
+        /// How many faces the builder holds.
+        public private(set) var faceCount = 0
+
+        public mutating func add(_ face: Embedding, to person: Int64) {
+            accumulate(face.values, faceCount: 1, into: person)
+        }
+
+        /// Adds a person's stored exact `sum` of `faceCount` faces (a snapshot of an index).
+        public mutating func add(sum: [Float], faceCount: Int, of person: Int64) {
+            precondition(faceCount > 0, "a person of a snapshot has faces")
+            accumulate(sum, faceCount: faceCount, into: person)
+        }
+
+        private mutating func accumulate(_ values: [Float], faceCount: Int, into person: Int64) {
+            precondition(dimension == nil || dimension == values.count, "a \(values.count)-d vector does not fit \(dimension!)-d faces")
+            dimension = values.count
+            persons[person, default: Accumulator(sum: [Float](repeating: 0, count: values.count))].add(values, times: faceCount)
+            self.faceCount += faceCount
+        }
+
+        /// The index: persons in ascending id order.
+        public func build() -> IdentityIndex {
+            var index = IdentityIndex(dimension: dimension)
+            guard let dimension else { return index }
+            var rows = PersonRows(dimension: dimension)
+            for (person, accumulator) in persons.sorted(by: { $0.key < $1.key }) {
+                index.rowOfPerson[person] = rows.append(sum: accumulator.sum, faceCount: accumulator.count, person: person)
+            }
+            rows.encodeLastBlock()
+            index.rows = rows
+            return index
+        }
+    }
+
+    /// Every person's exact sum and face count, ascending by id (what a snapshot of the index stores).
+    public func forEachProfile(_ body: (Int64, PersonProfile) throws -> Void) rethrows {
+        guard let rows else { return }
+        for person in personIDs { try body(person, rows.profile(atRow: rowOfPerson[person]!)) }
+    }
+
     private func requireDimension(of face: Embedding) {
         precondition(dimension == nil || dimension == face.dimension,
                      "a \(face.dimension)-d face does not fit an index of \(dimension!)-d faces")

@@ -71,6 +71,30 @@ struct PersonRows: Sendable {
         return count - 1
     }
 
+    /// Adds a row for a new person with a known exact `sum` of `faceCount` faces (an index built in bulk);
+    /// returns its row.
+    mutating func append(sum: [Float], faceCount: Int, person: Int64) -> Int {
+        precondition(sum.count == dimension && faceCount > 0)
+        if blocks.last.map({ $0.personIDs.count == Self.rowsPerBlock }) ?? true { blocks.append(Block()) }
+        let last = blocks.count - 1
+        blocks[last].personIDs.append(person)
+        blocks[last].summaries.append(RowSummary(faceCount: Int32(faceCount), scale: 0, errorBound: 0, normBound: 0))
+        blocks[last].sums.append(contentsOf: sum)
+        blocks[last].codes.append(contentsOf: repeatElement(0, count: dimension / 2))
+        count += 1
+        if blocks[last].personIDs.count == Self.rowsPerBlock && blocks[last].centre.isEmpty {
+            centre(block: last)   // encodes every row of the block
+        }
+        return count - 1
+    }
+
+    /// Encodes the rows of the last block when it is not full (a full one was encoded when it got its centre):
+    /// the end of a bulk build, whose rows are appended without codes.
+    mutating func encodeLastBlock() {
+        guard let last = blocks.indices.last, blocks[last].centre.isEmpty else { return }
+        for slot in 0..<blocks[last].personIDs.count { encode(row: last * Self.rowsPerBlock + slot) }
+    }
+
     /// Adds `face` to the sum of `row`.
     mutating func add(_ face: Embedding, toRow row: Int) {
         update(row: row, adding: face, sign: 1)

@@ -110,6 +110,11 @@ public final class PhotoSorterServices: Sendable {
                     try await self.reprocess.finishIfComplete()
                 }
             },
+            Task {
+                await runPeriodically(every: IdentityService.snapshotCheckSeconds, name: "identity snapshot", logger: self.logger) {
+                    try await self.identity.saveSnapshotIfBehind()
+                }
+            },
         ]
         backgroundTasks.withLockedValue { $0 += tasks }
     }

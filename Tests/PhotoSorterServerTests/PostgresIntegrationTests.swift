@@ -10,6 +10,9 @@ final class PostgresIntegrationTests: XCTestCase {
     func testReingestOfOverlappingFolderKeepsIDs() async throws { try await Scenarios.reingestOfOverlappingFolderKeepsIDs(.postgres) }
     func testDuplicateCallbackIsIdempotent() async throws { try await Scenarios.duplicateCallbackIsIdempotent(.postgres) }
     func testConcurrentCallbacksCreateOnePersonForOneNewFace() async throws { try await Scenarios.concurrentCallbacksCreateOnePersonForOneNewFace(.postgres) }
+    func testIndexRestartsFromSnapshotAndCatchesUp() async throws { try await ScaleScenarios.indexRestartsFromSnapshotAndCatchesUp(.postgres) }
+    func testNewSnapshotReplacesTheOldOne() async throws { try await ScaleScenarios.newSnapshotReplacesTheOldOne(.postgres) }
+    func testGroupedCommitsKeepEveryBatchAndSkipUnchangedFilesUnread() async throws { try await ScaleScenarios.groupedCommitsKeepEveryBatchAndSkipUnchangedFilesUnread(.postgres) }
     func testBadInputGetsClearErrors() async throws { try await Scenarios.badInputGetsClearErrors(.postgres) }
     func testInterruptedIngestResumesFromLastCompletedBatch() async throws { try await OperationsScenarios.interruptedIngestResumesFromLastCompletedBatch(.postgres) }
     func testUpdateStatusFollowsTheSpec() async throws { try await OperationsScenarios.updateStatusFollowsTheSpec(.postgres) }

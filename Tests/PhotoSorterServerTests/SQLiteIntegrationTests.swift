@@ -10,6 +10,9 @@ final class SQLiteIntegrationTests: XCTestCase {
     func testReingestOfOverlappingFolderKeepsIDs() async throws { try await Scenarios.reingestOfOverlappingFolderKeepsIDs(.sqlite) }
     func testDuplicateCallbackIsIdempotent() async throws { try await Scenarios.duplicateCallbackIsIdempotent(.sqlite) }
     func testConcurrentCallbacksCreateOnePersonForOneNewFace() async throws { try await Scenarios.concurrentCallbacksCreateOnePersonForOneNewFace(.sqlite) }
+    func testIndexRestartsFromSnapshotAndCatchesUp() async throws { try await ScaleScenarios.indexRestartsFromSnapshotAndCatchesUp(.sqlite) }
+    func testNewSnapshotReplacesTheOldOne() async throws { try await ScaleScenarios.newSnapshotReplacesTheOldOne(.sqlite) }
+    func testGroupedCommitsKeepEveryBatchAndSkipUnchangedFilesUnread() async throws { try await ScaleScenarios.groupedCommitsKeepEveryBatchAndSkipUnchangedFilesUnread(.sqlite) }
     func testBadInputGetsClearErrors() async throws { try await Scenarios.badInputGetsClearErrors(.sqlite) }
     func testInterruptedIngestResumesFromLastCompletedBatch() async throws { try await OperationsScenarios.interruptedIngestResumesFromLastCompletedBatch(.sqlite) }
     func testUpdateStatusFollowsTheSpec() async throws { try await OperationsScenarios.updateStatusFollowsTheSpec(.sqlite) }

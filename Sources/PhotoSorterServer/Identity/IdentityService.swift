@@ -53,6 +53,8 @@ public final class IdentityService: Sendable {
     let logger: Logger
     let lock = AsyncLock()
     let state = NIOLockedValueBox(State())
+    /// Whether a snapshot is being written (one at a time).
+    let snapshotWriter = NIOLockedValueBox(false)
     private let facesCounter = Counter(label: "photo_sorter_faces_total")
     private let personsCreatedCounter = Counter(label: "photo_sorter_persons_created_total")
     private let hintCounter = Counter(label: "photo_sorter_ml_hints_total", dimensions: [("outcome", "confirmed")])
@@ -76,23 +78,59 @@ public final class IdentityService: Sendable {
     }
 
     /// `load` for a caller that holds the lock; reads through `db` (a transaction sees its own writes).
+    ///
+    /// From the latest snapshot of this generation when there is one (see `IdentityService+Snapshot`), else from
+    /// every stored face. Faces are read a page at a time and summed per person (`IdentityIndex.Builder`), so memory
+    /// holds the index and one page, never every embedding (a million 512-d faces are 2 GiB). The new index is
+    /// built aside and swapped in at the end: readers see the old one until then.
     func reload(on db: (any SQLDatabase)? = nil) async throws {
         let db = db ?? database.sql
+        let started = ContinuousClock.now
         let generation = try await Self.generation(on: db)
         let lastChangeSeq = try await db.raw("SELECT COALESCE(MAX(seq), 0) AS seq FROM identity_changes").first()!
             .decode(column: "seq", as: Int64.self)
         let model = try await storedModel(on: db)
-        let updates = try await embeddings(after: 0, on: db)
-        state.withLockedValue { state in
-            state = State(model: model, generation: generation, lastChangeSeq: lastChangeSeq)
-            CatchUp(updates: updates, changes: []).apply(to: &state)
-            // A fresh epoch: dump readers start over with a full listing, so nothing needs a version yet.
-            state.personVersions = [:]
-            state.dumpSeq = 0
+        var builder = IdentityIndex.Builder(dimension: model?.dimension)
+        let snapshot = try await latestSnapshot(of: generation, on: db)
+        var loaded = State(model: model, generation: generation, lastChangeSeq: snapshot?.lastChangeSeq ?? lastChangeSeq)
+        if let snapshot {
+            try await readSnapshot(snapshot, into: &builder, on: db)
+            loaded.lastEmbeddingID = snapshot.lastEmbeddingID
+        } else {
+            while true {
+                let page = try await embeddings(after: loaded.lastEmbeddingID, limit: Self.loadPageSize, on: db)
+                for update in page { builder.add(update.face, to: update.person) }
+                guard let last = page.last else { break }
+                loaded.lastEmbeddingID = last.embeddingID
+            }
         }
+        let readFaces = builder.faceCount
+        loaded.index = builder.build()
+        var caughtUp = 0
+        if let snapshot {
+            // The catch-up of another instance's commits: first the moves and removals logged after the snapshot
+            // (they concern faces it holds), then the faces stored after it, with their current persons.
+            let changes = try await changes(after: snapshot.lastChangeSeq, on: db)
+            CatchUp(updates: [], changes: changes).apply(to: &loaded)
+            caughtUp = changes.count
+            while true {
+                let page = try await embeddings(after: loaded.lastEmbeddingID, limit: Self.loadPageSize, on: db)
+                if page.isEmpty { break }
+                CatchUp(updates: page, changes: []).apply(to: &loaded)
+                caughtUp += page.count
+            }
+        }
+        // A fresh epoch: dump readers start over with a full listing, so nothing needs a version yet.
+        loaded.personVersions = [:]
+        loaded.dumpSeq = 0
+        state.withLockedValue { $0 = loaded }
         logger.info("identity index loaded", metadata: [
-            "persons": "\(personCount)", "faces": "\(updates.count)", "model": "\(model?.description ?? "none yet")"])
+            "persons": "\(personCount)", "faces": "\(readFaces)", "from_snapshot": "\(snapshot.map { "\($0.id)" } ?? "none")",
+            "caught_up": "\(caughtUp)", "model": "\(model?.description ?? "none yet")", "took": "\(ContinuousClock.now - started)"])
     }
+
+    /// Faces (or snapshot persons) read per query while loading the index: 20,000 512-d vectors are some 40 MiB.
+    static let loadPageSize = 20_000
 
     /// The model of the stored faces: every embedding row carries its `model_version`, all of one embedder.
     func storedModel(on db: any SQLDatabase) async throws -> FaceModel? {
@@ -270,8 +308,11 @@ public final class IdentityService: Sendable {
         }
     }
 
-    func embeddings(after id: Int64, on db: any SQLDatabase) async throws -> [IndexUpdate] {
-        try await db.raw("SELECT id, person_id, vector FROM embeddings WHERE id > \(bind: id) ORDER BY id").all().map { row in
+    /// Stored faces with an id above `id`, in id order (at most `limit`).
+    func embeddings(after id: Int64, limit: Int = .max, on db: any SQLDatabase) async throws -> [IndexUpdate] {
+        try await db.raw("""
+            SELECT id, person_id, vector FROM embeddings WHERE id > \(bind: id) ORDER BY id LIMIT \(bind: min(limit, Int(Int64.max)))
+            """).all().map { row in
             IndexUpdate(embeddingID: try row.decode(column: "id", as: Int64.self),
                         person: try row.decode(column: "person_id", as: Int64.self),
                         face: try EmbeddingCodec.decode(bytes: try row.decode(column: "vector", as: Data.self)))

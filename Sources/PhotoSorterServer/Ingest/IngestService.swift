@@ -121,8 +121,10 @@ public final class IngestService: Sendable {
                 """).first(decoding: JobRow.self, keyDecodingStrategy: .convertFromSnakeCase) else { return }
             let scanner = DirectoryScanner(root: job.path, recursive: job.recursive, allowedRoots: symlinkRoots)
             var toSkip = job.completedBatches * job.batchSize
-            var batchIndex = job.completedBatches
+            var nextIndex = job.completedBatches
             var batch: [ScanEntry] = []
+            var group: [[ScanEntry]] = []
+            var queueRoom = 0
             for entry in scanner {
                 if Task.isCancelled { return }
                 if toSkip > 0 {
@@ -130,20 +132,27 @@ public final class IngestService: Sendable {
                     continue
                 }
                 batch.append(entry)
-                if batch.count == job.batchSize {
-                    try await commit(batch, index: batchIndex, jobID: jobID, dryRun: job.dryRun)
-                    batchIndex += 1
-                    batch.removeAll(keepingCapacity: true)
-                    try await waitForQueueRoom()
+                guard batch.count == job.batchSize else { continue }
+                group.append(batch)
+                batch.removeAll(keepingCapacity: true)
+                if group.count * job.batchSize >= Self.entriesPerTransaction {
+                    let queued = try await commit(group, firstIndex: nextIndex, jobID: jobID, dryRun: job.dryRun)
+                    nextIndex += group.count
+                    group.removeAll(keepingCapacity: true)
+                    queueRoom = try await waitForQueueRoom(queueRoom - queued)
                 }
             }
             if Task.isCancelled { return }
-            if !batch.isEmpty { try await commit(batch, index: batchIndex, jobID: jobID, dryRun: job.dryRun) }
+            if !batch.isEmpty { group.append(batch) }
+            if !group.isEmpty {
+                _ = try await commit(group, firstIndex: nextIndex, jobID: jobID, dryRun: job.dryRun)
+                nextIndex += group.count
+            }
             try await database.sql.raw("""
                 UPDATE ingest_jobs SET status = \(bind: job.dryRun ? "COMPLETED" : "SCANNED"), finished_at = \(bind: nowMs())
                 WHERE job_id = \(bind: jobID)
                 """).run()
-            logger.info("ingest scan finished", metadata: ["job_id": "\(jobID)", "batches": "\(batchIndex + (batch.isEmpty ? 0 : 1))"])
+            logger.info("ingest scan finished", metadata: ["job_id": "\(jobID)", "batches": "\(nextIndex)"])
         } catch is CancellationError {
             return
         } catch {
@@ -155,132 +164,228 @@ public final class IngestService: Sendable {
         }
     }
 
-    /// Backpressure: scanning waits while the queue holds more than the high watermark.
-    private func waitForQueueRoom() async throws {
-        while try await queue.pendingCount() > config.queueHighWatermark {
+    /// Consecutive batches are committed together until they hold this many entries: one transaction (and one
+    /// fsync) per 50-file batch is what limited a scan to a few thousand files a second. Each batch keeps its own
+    /// `ingest_batches` row, map rows and queue message; only the commit is shared.
+    static let entriesPerTransaction = 2_000
+
+    /// Backpressure: scanning waits while the queue holds more than the high watermark. Counting a large queue is
+    /// not free, so `room` — how many more photos this job may queue before the last count could be exceeded — is
+    /// carried between calls, and the queue is counted again only when it is used up. Returns the new room.
+    private func waitForQueueRoom(_ room: Int) async throws -> Int {
+        if room > 0 { return room }
+        while true {
+            let pending = try await queue.pendingCount()
+            if pending <= config.queueHighWatermark { return config.queueHighWatermark - pending + 1 }
             try await Task.sleep(for: .milliseconds(500))
         }
     }
 
-    private struct ExistingPhoto: Decodable {
+    private struct ExistingPhoto {
         let id: Int64
         let path: String
         let filesize: Int64
         let modifiedAt: Int64
         let sampleHash: String
+
+        /// Same size and mtime as `file`: taken as the same content without reading it.
+        func isUnchanged(by file: ScannedFile) -> Bool { filesize == file.size && modifiedAt == file.modifiedAtMs }
     }
 
     /// Symlinks may point into the configured roots only (anywhere when any folder may be ingested).
     private var symlinkRoots: [String]? { config.allowedRoots.isEmpty ? nil : config.allowedRoots }
 
-    /// Reads the start of each file: photos by content, the rest not queued with a reason.
-    private func inspect(_ entries: [ScanEntry], jobID: String) -> (photos: [InspectedPhoto], notQueued: [NotQueuedEntry]) {
-        var photos: [InspectedPhoto] = []
-        var notQueued: [NotQueuedEntry] = []
-        for entry in entries {
-            switch entry {
-            case .notQueued(let rejection):
-                notQueued.append(rejection)
-            case .file(let file):
-                do throws(NotQueuedReason) {
-                    let photo = try PhotoFileInspector.inspect(file)
-                    if photo.extensionDisagrees {
-                        logger.notice("extension does not match the content; analysed as its content", metadata: [
-                            "job_id": "\(jobID)", "path": "\(file.path)", "format": "\(photo.format.rawValue)"])
-                    }
-                    photos.append(photo)
-                } catch {
-                    notQueued.append(NotQueuedEntry(path: file.path, reason: error))
+    /// What reading a file's start gave: a photo, or the reason it is not queued.
+    private typealias Inspection = Result<InspectedPhoto, NotQueuedReason>
+
+    /// Reads the start of `files` (photos by content, the rest not queued with a reason), spread over the cores:
+    /// each read is a few system calls, and one thread would leave the others idle while a scan is file-bound.
+    private static func inspect(_ files: [ScannedFile]) async -> [String: Inspection] {
+        let chunkSize = max(64, (files.count + ProcessInfo.processInfo.activeProcessorCount - 1) / ProcessInfo.processInfo.activeProcessorCount)
+        return await withTaskGroup(of: [(String, Inspection)].self) { group in
+            for start in stride(from: 0, to: files.count, by: chunkSize) {
+                let chunk = files[start..<min(start + chunkSize, files.count)]
+                group.addTask {
+                    chunk.map { file in (file.path, Result { () throws(NotQueuedReason) in try PhotoFileInspector.inspect(file) }) }
                 }
             }
+            var inspections: [String: Inspection] = [:]
+            for await chunk in group { for (path, inspection) in chunk { inspections[path] = inspection } }
+            return inspections
         }
-        return (photos, notQueued)
     }
 
-    /// One batch: inspect files, then in one transaction insert new rows, re-queue changed ones, record the
-    /// not-queued entries, the batch and its map rows, and advance the job's resume point.
-    private func commit(_ entries: [ScanEntry], index: Int, jobID: String, dryRun: Bool) async throws {
-        let started = ContinuousClock.now
-        filesScanned.increment(by: entries.count)
-        let (batch, notQueued) = inspect(entries, jobID: jobID)
-        let rejected = notQueued.count
-        let (newItems, removedFaces) = try await database.transaction { tx -> ([WorkItem], Int) in
-            try await Self.record(notQueued, jobID: jobID, on: tx)
-            let existing = batch.isEmpty ? [] : try await tx.select()
-                .columns("id", "path", "filesize", "modified_at", "sample_hash").from("photos")
-                .where("path", .in, batch.map(\.file.path))
-                .all(decoding: ExistingPhoto.self, keyDecodingStrategy: .convertFromSnakeCase)
-            let byPath = Dictionary(existing.map { ($0.path, $0) }, uniquingKeysWith: { first, _ in first })
-            let fresh = batch.filter { byPath[$0.file.path] == nil }
-            let changed = batch.filter {
-                guard let old = byPath[$0.file.path] else { return false }
-                return (old.filesize != $0.file.size || old.modifiedAt != $0.file.modifiedAtMs) && old.sampleHash != $0.sampleHash
+    /// The stored rows of `paths`, by path (chunked under SQLite's and PostgreSQL's bind limits).
+    private static func storedPhotos(_ paths: [String], on db: any SQLDatabase) async throws -> [String: ExistingPhoto] {
+        var byPath: [String: ExistingPhoto] = [:]
+        for start in stride(from: 0, to: paths.count, by: 5_000) {
+            // Decoded column by column: SQLKit's `Decodable` row path (snake-case key conversion per row) cost a
+            // third of a re-scan's time.
+            for row in try await db.select().columns("id", "path", "filesize", "modified_at", "sample_hash").from("photos")
+                .where("path", .in, Array(paths[start..<min(start + 5_000, paths.count)])).all() {
+                let photo = ExistingPhoto(id: try row.decode(column: "id", as: Int64.self), path: try row.decode(column: "path", as: String.self),
+                                          filesize: try row.decode(column: "filesize", as: Int64.self),
+                                          modifiedAt: try row.decode(column: "modified_at", as: Int64.self),
+                                          sampleHash: try row.decode(column: "sample_hash", as: String.self))
+                byPath[photo.path] = photo
             }
-            let skipped = batch.count - fresh.count - changed.count
-            if dryRun {
-                try await self.advance(jobID, index: index, scanned: entries.count, inserted: fresh.count + changed.count,
-                                       skipped: skipped, queued: 0, rejected: rejected, on: tx)
-                return ([], 0)
-            }
-            let now = nowMs()
-            var items: [WorkItem] = []
-            if !fresh.isEmpty {
-                var insert = tx.insert(into: "photos").columns(
-                    "path", "filename", "format", "filesize", "modified_at", "sample_hash", "status", "retry_count", "attempt",
-                    "created_at", "updated_at")
-                for photo in fresh {
-                    insert = insert.values(SQLBind(photo.file.path), SQLBind(photo.file.filename), SQLBind(photo.format.rawValue),
-                                           SQLBind(photo.file.size), SQLBind(photo.file.modifiedAtMs), SQLBind(photo.sampleHash),
-                                           SQLBind(PhotoStatus.ready.rawValue), SQLBind(0), SQLBind(0), SQLBind(now), SQLBind(now))
-                }
-                let rows = try await insert.ignoringConflicts(with: ["path"]).returning("id", "path", "attempt").all()
-                items += try rows.map(WorkItem.init(row:))
-            }
-            var removed: [IdentityService.IndexChange] = []
-            if !changed.isEmpty {
-                // The removals go to the identity change log, whose sequence is allocated under the identity lock.
-                try await IdentityService.lockAcrossInstances(tx, flavor: self.database.flavor)
-            }
-            for photo in changed {
-                let (item, faces) = try await self.requeueChanged(photo, previous: byPath[photo.file.path]!, now: now, on: tx)
-                items.append(item)
-                removed += faces
-            }
-            // Unchanged files whose mtime moved (touch, copy) keep their results; record the new metadata.
-            let changedPaths = Set(changed.map(\.file.path))
-            for photo in batch where !changedPaths.contains(photo.file.path) {
-                if let old = byPath[photo.file.path], old.filesize != photo.file.size || old.modifiedAt != photo.file.modifiedAtMs {
-                    try await tx.raw("""
-                        UPDATE photos SET filesize = \(bind: photo.file.size), modified_at = \(bind: photo.file.modifiedAtMs)
-                        WHERE id = \(bind: old.id)
-                        """).run()
-                }
-            }
-            let batchID = try await tx.raw("""
-                INSERT INTO ingest_batches (job_id, batch_index, photo_count, inserted_count, status, created_at, queued_at)
-                VALUES (\(bind: jobID), \(bind: index), \(bind: entries.count), \(bind: items.count), 'QUEUED', \(bind: now), \(bind: now))
-                ON CONFLICT (job_id, batch_index) DO UPDATE SET photo_count = excluded.photo_count
-                RETURNING id
-                """).first()!.decode(column: "id", as: Int64.self)
-            let photoIDs = Set(items.map(\.photoID) + existing.map(\.id))
-            if !photoIDs.isEmpty {
-                var map = tx.insert(into: "photo_ingest_map").columns("photo_id", "job_id", "batch_id")
-                for id in photoIDs.sorted() { map = map.values(SQLBind(id), SQLBind(jobID), SQLBind(batchID)) }
-                try await map.ignoringConflicts(with: ["job_id", "photo_id"]).run()
-            }
-            try await self.advance(jobID, index: index, scanned: entries.count, inserted: fresh.count + changed.count,
-                                   skipped: skipped, queued: items.count, rejected: rejected, on: tx)
-            _ = try await IdentityService.log(removed, on: tx)
-            return (items, removed.count)
         }
+        return byPath
+    }
+
+    /// Consecutive batches in one transaction (see `entriesPerTransaction`). Files already stored with the same
+    /// size and mtime are skipped without being opened; the others are read (in parallel) before the transaction,
+    /// so no lock is held during file I/O. Inside it, per batch: insert new rows, re-queue changed ones, record the
+    /// not-queued entries, the batch and its map rows; then advance the job's resume point past the last batch.
+    /// Returns how many photos were queued.
+    private func commit(_ batches: [[ScanEntry]], firstIndex: Int, jobID: String, dryRun: Bool) async throws -> Int {
+        let started = ContinuousClock.now
+        let files = batches.joined().compactMap { entry -> ScannedFile? in
+            if case .file(let file) = entry { return file }
+            return nil
+        }
+        let storedBefore = try await Self.storedPhotos(files.map(\.path), on: database.sql)
+        let inspections = await Self.inspect(files.filter { storedBefore[$0.path]?.isUnchanged(by: $0) != true })
+        let (queued, removedFaces) = try await database.transaction { tx -> ([(IngestBatchRef, [WorkItem])], Int) in
+            // Read again under the transaction: another ingest may have stored some of these paths meanwhile.
+            let byPath = try await Self.storedPhotos(files.map(\.path), on: tx)
+            var totals = BatchCounts()
+            var queued: [(IngestBatchRef, [WorkItem])] = []
+            var removed: [IdentityService.IndexChange] = []
+            var lockedIdentity = false
+            for (offset, entries) in batches.enumerated() {
+                var photos: [InspectedPhoto] = []
+                var notQueued: [NotQueuedEntry] = []
+                var unchanged: [Int64] = []
+                for entry in entries {
+                    switch entry {
+                    case .notQueued(let rejection):
+                        notQueued.append(rejection)
+                    case .file(let file) where byPath[file.path]?.isUnchanged(by: file) == true:
+                        unchanged.append(byPath[file.path]!.id)
+                    case .file(let file):
+                        // Not read before the transaction only if it looked unchanged then (a rare race): read it now.
+                        switch inspections[file.path] ?? Result(catching: { () throws(NotQueuedReason) in try PhotoFileInspector.inspect(file) }) {
+                        case .success(let photo):
+                            if photo.extensionDisagrees {
+                                self.logger.notice("extension does not match the content; analysed as its content", metadata: [
+                                    "job_id": "\(jobID)", "path": "\(file.path)", "format": "\(photo.format.rawValue)"])
+                            }
+                            photos.append(photo)
+                        case .failure(let reason):
+                            notQueued.append(NotQueuedEntry(path: file.path, reason: reason))
+                        }
+                    }
+                }
+                let outcome = try await self.store(batch: IngestBatchRef(jobID: jobID, index: firstIndex + offset), entryCount: entries.count,
+                                                   photos: photos, notQueued: notQueued, unchanged: unchanged, stored: byPath, dryRun: dryRun,
+                                                   lockedIdentity: &lockedIdentity, on: tx)
+                totals.add(outcome.counts)
+                removed += outcome.removed
+                if !outcome.items.isEmpty { queued.append((IngestBatchRef(jobID: jobID, index: firstIndex + offset), outcome.items)) }
+            }
+            try await tx.raw("""
+                UPDATE ingest_jobs SET scanned_count = scanned_count + \(bind: totals.scanned),
+                    inserted_count = inserted_count + \(bind: totals.inserted), skipped_count = skipped_count + \(bind: totals.skipped),
+                    queued_count = queued_count + \(bind: totals.queued), rejected_count = rejected_count + \(bind: totals.rejected),
+                    completed_batches = \(bind: firstIndex + batches.count)
+                WHERE job_id = \(bind: jobID)
+                """).run()
+            _ = try await IdentityService.log(removed, on: tx)
+            return (queued, removed.count)
+        }
+        filesScanned.increment(by: batches.reduce(0) { $0 + $1.count })
         if removedFaces > 0 { try await onFacesRemoved() }
-        if !newItems.isEmpty {
-            try await queue.enqueue(newItems, batch: IngestBatchRef(jobID: jobID, index: index))
-            photosInserted.increment(by: newItems.count)
+        var queuedCount = 0
+        for (batch, items) in queued {
+            try await queue.enqueue(items, batch: batch)
+            queuedCount += items.count
+        }
+        if queuedCount > 0 {
+            photosInserted.increment(by: queuedCount)
             onWorkQueued()
         }
         let elapsed = ContinuousClock.now - started
         batchTimer.recordNanoseconds(elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000)
+        return queuedCount
+    }
+
+    /// How a batch's entries were counted (`scanned` = `skipped` + `inserted`-or-unchanged photos + `rejected`).
+    private struct BatchCounts {
+        var scanned = 0, inserted = 0, skipped = 0, queued = 0, rejected = 0
+
+        mutating func add(_ other: BatchCounts) {
+            scanned += other.scanned
+            inserted += other.inserted
+            skipped += other.skipped
+            queued += other.queued
+            rejected += other.rejected
+        }
+    }
+
+    /// One batch inside the group's transaction: new rows inserted (INSERT-ignore), changed ones re-queued, touched
+    /// ones' metadata updated, not-queued entries recorded, the `ingest_batches` row and its map rows written.
+    private func store(batch: IngestBatchRef, entryCount: Int, photos: [InspectedPhoto], notQueued: [NotQueuedEntry], unchanged: [Int64],
+                       stored byPath: [String: ExistingPhoto], dryRun: Bool, lockedIdentity: inout Bool,
+                       on tx: any SQLDatabase) async throws -> (counts: BatchCounts, items: [WorkItem], removed: [IdentityService.IndexChange]) {
+        try await Self.record(notQueued, jobID: batch.jobID, on: tx)
+        let fresh = photos.filter { byPath[$0.file.path] == nil }
+        let changed = photos.filter {
+            guard let old = byPath[$0.file.path] else { return false }
+            return old.sampleHash != $0.sampleHash
+        }
+        var counts = BatchCounts(scanned: entryCount, inserted: fresh.count + changed.count,
+                                 skipped: unchanged.count + photos.count - fresh.count - changed.count, queued: 0, rejected: notQueued.count)
+        if dryRun { return (counts, [], []) }
+        let now = nowMs()
+        var items: [WorkItem] = []
+        if !fresh.isEmpty {
+            var insert = tx.insert(into: "photos").columns(
+                "path", "filename", "format", "filesize", "modified_at", "sample_hash", "status", "retry_count", "attempt",
+                "created_at", "updated_at")
+            for photo in fresh {
+                insert = insert.values(SQLBind(photo.file.path), SQLBind(photo.file.filename), SQLBind(photo.format.rawValue),
+                                       SQLBind(photo.file.size), SQLBind(photo.file.modifiedAtMs), SQLBind(photo.sampleHash),
+                                       SQLBind(PhotoStatus.ready.rawValue), SQLBind(0), SQLBind(0), SQLBind(now), SQLBind(now))
+            }
+            let rows = try await insert.ignoringConflicts(with: ["path"]).returning("id", "path", "attempt").all()
+            items += try rows.map(WorkItem.init(row:))
+        }
+        var removed: [IdentityService.IndexChange] = []
+        if !changed.isEmpty && !lockedIdentity {
+            // The removals go to the identity change log, whose sequence is allocated under the identity lock.
+            try await IdentityService.lockAcrossInstances(tx, flavor: database.flavor)
+            lockedIdentity = true
+        }
+        for photo in changed {
+            let (item, faces) = try await requeueChanged(photo, previous: byPath[photo.file.path]!, now: now, on: tx)
+            items.append(item)
+            removed += faces
+        }
+        // Unchanged files whose mtime moved (touch, copy) keep their results; record the new metadata.
+        let changedPaths = Set(changed.map(\.file.path))
+        for photo in photos where !changedPaths.contains(photo.file.path) {
+            if let old = byPath[photo.file.path], !old.isUnchanged(by: photo.file) {
+                try await tx.raw("""
+                    UPDATE photos SET filesize = \(bind: photo.file.size), modified_at = \(bind: photo.file.modifiedAtMs)
+                    WHERE id = \(bind: old.id)
+                    """).run()
+            }
+        }
+        let batchID = try await tx.raw("""
+            INSERT INTO ingest_batches (job_id, batch_index, photo_count, inserted_count, status, created_at, queued_at)
+            VALUES (\(bind: batch.jobID), \(bind: batch.index), \(bind: entryCount), \(bind: items.count), 'QUEUED', \(bind: now), \(bind: now))
+            ON CONFLICT (job_id, batch_index) DO UPDATE SET photo_count = excluded.photo_count
+            RETURNING id
+            """).first()!.decode(column: "id", as: Int64.self)
+        let photoIDs = Set(items.map(\.photoID) + unchanged + photos.compactMap { byPath[$0.file.path]?.id })
+        if !photoIDs.isEmpty {
+            var map = tx.insert(into: "photo_ingest_map").columns("photo_id", "job_id", "batch_id")
+            for id in photoIDs.sorted() { map = map.values(SQLBind(id), SQLBind(batch.jobID), SQLBind(batchID)) }
+            try await map.ignoringConflicts(with: ["job_id", "photo_id"]).run()
+        }
+        counts.queued = items.count
+        return (counts, items, removed)
     }
 
     /// A file whose size/mtime and content hash changed is a new picture at the same path: its old faces are
@@ -321,16 +426,6 @@ public final class IngestService: Sendable {
             }
             try await insert.ignoringConflicts(with: ["job_id", "path"]).run()
         }
-    }
-
-    private func advance(_ jobID: String, index: Int, scanned: Int, inserted: Int, skipped: Int, queued: Int, rejected: Int,
-                         on tx: any SQLDatabase) async throws {
-        try await tx.raw("""
-            UPDATE ingest_jobs SET scanned_count = scanned_count + \(bind: scanned), inserted_count = inserted_count + \(bind: inserted),
-                skipped_count = skipped_count + \(bind: skipped), queued_count = queued_count + \(bind: queued),
-                rejected_count = rejected_count + \(bind: rejected), completed_batches = \(bind: index + 1)
-            WHERE job_id = \(bind: jobID)
-            """).run()
     }
 }
 
