@@ -96,11 +96,17 @@ public struct IdentityIndex: Sendable {
     /// person id. Exactly what scoring every person would give: the quantised first pass only skips persons
     /// it proves to be below the threshold (see `PersonRows.candidates`).
     public func candidates(for face: Embedding, policy: IdentityPolicy) -> [(person: Int64, similarity: Float)] {
-        requireDimension(of: face)
-        guard let rows else { return [] }
-        return rows.candidates(for: face, policy: policy)
-            .map { (person: rows.personID(atRow: $0.row), similarity: $0.similarity) }
-            .sorted { ($0.similarity, $1.person) > ($1.similarity, $0.person) }
+        candidates(for: [face], policy: policy)[0]
+    }
+
+    /// `candidates(for:policy:)` of each face, the index read once for all of them (the faces of one photo).
+    public func candidates(for faces: [Embedding], policy: IdentityPolicy) -> [[(person: Int64, similarity: Float)]] {
+        faces.forEach(requireDimension)
+        guard let rows else { return faces.map { _ in [] } }
+        return rows.candidates(for: faces, policy: policy).map { found in
+            found.map { (person: rows.personID(atRow: $0.row), similarity: $0.similarity) }
+                .sorted { ($0.similarity, $1.person) > ($1.similarity, $0.person) }
+        }
     }
 
     /// Builds an index from many faces or stored sums at once (start-up): faces are summed per person and each

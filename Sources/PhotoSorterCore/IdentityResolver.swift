@@ -84,10 +84,10 @@ public struct IdentityResolver: Sendable {
         reviewPolicy.matchThreshold -= Self.reviewWindow
         var pairs: [(face: Int, person: Int64, similarity: Float)] = []
         var nearby = [[FaceResolution.Candidate]](repeating: [], count: faces.count)
-        for face in faces.indices where twin[face] == nil {
+        let scanned = faces.indices.filter { twin[$0] == nil }
+        for (face, candidates) in zip(scanned, index.candidates(for: scanned.map { faces[$0] }, policy: reviewPolicy)) {
             let excludedPersons = face < excluded.count ? excluded[face] : []
-            for candidate in index.candidates(for: faces[face], policy: reviewPolicy)
-            where !excludedPersons.contains(candidate.person) {
+            for candidate in candidates where !excludedPersons.contains(candidate.person) {
                 nearby[face].append(.init(person: candidate.person, similarity: candidate.similarity))
                 // Candidates of the lowered policy join only when they also pass the real threshold.
                 if candidate.similarity >= policy.threshold(forPersonOfSize: index.faceCount(of: candidate.person)) {

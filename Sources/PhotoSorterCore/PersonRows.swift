@@ -1,3 +1,6 @@
+import Dispatch
+import Foundation
+
 #if !_endian(little)
 #error("the 4-bit codes are read as little-endian 16-bit lanes")
 #endif
@@ -188,39 +191,95 @@ struct PersonRows: Sendable {
     /// the exact rule accepts has a bound above that, so it is never skipped; every row not skipped is
     /// decided by the exact rule.
     func candidates(for face: Embedding, policy: IdentityPolicy) -> [(row: Int, similarity: Float)] {
-        precondition(face.dimension == dimension, "a \(face.dimension)-d face cannot be matched against \(dimension)-d persons")
-        let query = QuantisedQuery(face)
+        candidates(for: [face], policy: policy)[0]
+    }
+
+    /// `candidates(for:policy:)` of each face, in one pass over the rows: a row's codes are read from memory once
+    /// for all faces of a photo, and the scan is bound by memory bandwidth (100,000 persons are 25 MiB of codes).
+    func candidates(for faces: [Embedding], policy: IdentityPolicy) -> [[(row: Int, similarity: Float)]] {
+        for face in faces {
+            precondition(face.dimension == dimension, "a \(face.dimension)-d face cannot be matched against \(dimension)-d persons")
+        }
+        guard !faces.isEmpty else { return [] }
+        let queries = faces.map(QuantisedQuery.init)
         // threshold(n) = match + margin/√n lies between match (n → ∞) and threshold(1), float rounding included.
         let lowestThreshold = min(policy.matchThreshold, policy.threshold(forPersonOfSize: 1))
         let floor = lowestThreshold - QuantisedQuery.roundingSlack
-        let dimension = dimension
-        var result: [(row: Int, similarity: Float)] = []
-        face.values.withUnsafeBufferPointer { faceValues in
-            // Copied to the stack, where the compiler knows the vectors are 16-byte aligned (not so for array
-            // storage): the multiplies then read them from memory directly, measured 10–20 % faster.
-            withUnsafeTemporaryAllocation(of: SIMD8<UInt16>.self, capacity: query.levels.count) { levels in
-                _ = levels.initialize(fromContentsOf: query.levels)
-                // All of a block's 4-bit dots first, then their bounds: two tight loops run measurably faster
-                // than one that alternates between the SIMD dot and the scalar bound.
-                withUnsafeTemporaryAllocation(of: Int32.self, capacity: Self.rowsPerBlock) { codedDots in
-                    for (blockIndex, block) in blocks.enumerated() {
-                        // q · m = q · centre + q · (m − centre), the codes encoding the second term.
-                        let centreDot = block.centre.isEmpty ? 0 : Float(Embedding.dot(face.values, block.centre))
-                        block.codes.withUnsafeBytes { codes in
-                            for slot in 0..<block.personIDs.count {
-                                codedDots[slot] = NibbleCodes.dot(levels.baseAddress!, codes.baseAddress! + slot * dimension / 2,
-                                                                  groups: dimension / NibbleCodes.dimensionsPerGroup)
+        // A large index is scanned by one thread per core, each over a contiguous range of blocks; their results,
+        // concatenated in range order, are the rows in row order as one thread would give them.
+        let threads = blocks.count >= Self.parallelScanMinimumBlocks ? min(ProcessInfo.processInfo.activeProcessorCount, blocks.count) : 1
+        guard threads > 1 else { return scan(blocks.indices, queries: queries, faces: faces, floor: floor, policy: policy) }
+        let partial = ScanSlots(count: threads)
+        defer { partial.deallocate() }
+        DispatchQueue.concurrentPerform(iterations: threads) { thread in
+            let range = blocks.count * thread / threads..<blocks.count * (thread + 1) / threads
+            partial.slots[thread] = scan(range, queries: queries, faces: faces, floor: floor, policy: policy)
+        }
+        let parts = UnsafeBufferPointer(start: partial.slots, count: threads)
+        return faces.indices.map { face in parts.flatMap { $0[face] } }
+    }
+
+    /// One result slot per thread of a parallel scan, each written by its thread alone (hence `@unchecked`).
+    private struct ScanSlots: @unchecked Sendable {
+        let slots: UnsafeMutablePointer<[[(row: Int, similarity: Float)]]>
+        let count: Int
+
+        init(count: Int) {
+            self.count = count
+            slots = .allocate(capacity: count)
+            slots.initialize(repeating: [], count: count)
+        }
+
+        func deallocate() {
+            slots.deinitialize(count: count)
+            slots.deallocate()
+        }
+    }
+
+    /// Blocks from this many on (16,384 persons) are scanned in parallel: below, handing the work to other
+    /// threads costs more than it saves.
+    static let parallelScanMinimumBlocks = 16
+
+    /// Each face's candidates among the rows of `blockRange`, in row order (see `candidates`).
+    private func scan(_ blockRange: Range<Int>, queries: [QuantisedQuery], faces: [Embedding], floor: Float,
+                      policy: IdentityPolicy) -> [[(row: Int, similarity: Float)]] {
+        let dimension = dimension, groups = dimension / NibbleCodes.dimensionsPerGroup
+        let levelsPerFace = queries[0].levels.count
+        var result = [[(row: Int, similarity: Float)]](repeating: [], count: faces.count)
+        // Copied to the stack, where the compiler knows the vectors are 16-byte aligned (not so for array
+        // storage): the multiplies then read them from memory directly, measured 10–20 % faster.
+        withUnsafeTemporaryAllocation(of: SIMD8<UInt16>.self, capacity: levelsPerFace * faces.count) { levels in
+            for (face, query) in queries.enumerated() {
+                _ = UnsafeMutableBufferPointer(rebasing: levels[face * levelsPerFace..<(face + 1) * levelsPerFace])
+                    .initialize(fromContentsOf: query.levels)
+            }
+            // All of a block's 4-bit dots first, then their bounds: two tight loops run measurably faster
+            // than one that alternates between the SIMD dot and the scalar bound.
+            withUnsafeTemporaryAllocation(of: Int32.self, capacity: Self.rowsPerBlock * faces.count) { codedDots in
+                for blockIndex in blockRange {
+                    let block = blocks[blockIndex]
+                    block.codes.withUnsafeBytes { codes in
+                        for slot in 0..<block.personIDs.count {
+                            for face in faces.indices {
+                                codedDots[face * Self.rowsPerBlock + slot] = NibbleCodes.dot(
+                                    levels.baseAddress! + face * levelsPerFace, codes.baseAddress! + slot * dimension / 2, groups: groups)
                             }
                         }
-                        block.summaries.withUnsafeBufferPointer { summaries in
-                            block.sums.withUnsafeBufferPointer { sums in
-                                for slot in 0..<summaries.count
-                                where centreDot + query.upperBound(codedDot: codedDots[slot], row: summaries[slot]) >= floor {
-                                    let faceCount = Int(summaries[slot].faceCount)
-                                    let sum = UnsafeBufferPointer(rebasing: sums[slot * dimension..<(slot + 1) * dimension])
-                                    let similarity = PersonProfile.meanSimilarity(dot: Embedding.dot(faceValues, sum), faceCount: faceCount)
-                                    if similarity >= policy.threshold(forPersonOfSize: faceCount) {
-                                        result.append((blockIndex * Self.rowsPerBlock + slot, similarity))
+                    }
+                    for (face, query) in queries.enumerated() {
+                        // q · m = q · centre + q · (m − centre), the codes encoding the second term.
+                        let centreDot = block.centre.isEmpty ? 0 : Float(Embedding.dot(faces[face].values, block.centre))
+                        faces[face].values.withUnsafeBufferPointer { faceValues in
+                            block.summaries.withUnsafeBufferPointer { summaries in
+                                block.sums.withUnsafeBufferPointer { sums in
+                                    for slot in 0..<summaries.count
+                                    where centreDot + query.upperBound(codedDot: codedDots[face * Self.rowsPerBlock + slot], row: summaries[slot]) >= floor {
+                                        let faceCount = Int(summaries[slot].faceCount)
+                                        let sum = UnsafeBufferPointer(rebasing: sums[slot * dimension..<(slot + 1) * dimension])
+                                        let similarity = PersonProfile.meanSimilarity(dot: Embedding.dot(faceValues, sum), faceCount: faceCount)
+                                        if similarity >= policy.threshold(forPersonOfSize: faceCount) {
+                                            result[face].append((blockIndex * Self.rowsPerBlock + slot, similarity))
+                                        }
                                     }
                                 }
                             }

@@ -1,5 +1,5 @@
 import Foundation
-import PhotoSorterCore
+@testable import PhotoSorterCore
 import PhotoSorterTestSupport
 import XCTest
 
@@ -246,6 +246,62 @@ final class IdentityIndexTests: XCTestCase {
         let last = try compareQueries(index, reference, centres: centres, policies: policies, count: 20)
         totals.candidates += more.candidates + last.candidates
         XCTAssertGreaterThan(totals.candidates, 20)
+    }
+
+    /// An index past `PersonRows.parallelScanMinimumBlocks` is scanned by several threads; its candidates, for one
+    /// face or for the faces of a photo at once, are still exactly the reference's, in the same order.
+    func testParallelAndMultiFaceScansOfALargeIndexEqualTheExactReference() throws {
+        var index = IdentityIndex()
+        var reference = ReferenceIndex()
+        let (faces, centres) = try makePersons(dimension: 128, families: 1_650, personsPerFamily: 10, firstID: 1)
+        for face in faces {
+            index.add(face.embedding, to: face.person)
+            reference.add(face.embedding, to: face.person)
+        }
+        XCTAssertGreaterThan(index.personCount, PersonRows.parallelScanMinimumBlocks * PersonRows.rowsPerBlock)
+        let policy = IdentityPolicy(matchThreshold: 0.5, smallPersonMargin: 0.05)
+        let totals = try compareQueries(index, reference, centres: centres, policies: [policy], count: 10)
+        XCTAssertGreaterThan(totals.candidates, 5)
+        let photo = try (0..<4).map { _ in try near(centres.randomElement(using: &generator)!, spread: 0.6) }
+        let together = index.candidates(for: photo, policy: policy)
+        XCTAssertEqual(together.count, photo.count)
+        for (face, found) in zip(photo, together) {
+            XCTAssertEqual(found.map { Candidate(person: $0.person, similarity: $0.similarity) },
+                           reference.candidates(scores: reference.scores(face), policy: policy))
+        }
+    }
+
+    /// An index built in bulk holds the same sums (to the bit) and finds the same candidates as one built face by
+    /// face in the same order; a person's stored sum restores it.
+    func testBulkBuiltIndexEqualsOneBuiltFaceByFace() throws {
+        var index = IdentityIndex()
+        var builder = IdentityIndex.Builder()
+        let (faces, centres) = try makePersons(dimension: 512, families: 60, personsPerFamily: 10, firstID: 1)
+        for face in faces {
+            index.add(face.embedding, to: face.person)
+            builder.add(face.embedding, to: face.person)
+        }
+        XCTAssertEqual(builder.faceCount, faces.count)
+        let built = builder.build()
+        XCTAssertEqual(built.personIDs, index.personIDs)
+        for person in index.personIDs {
+            XCTAssertEqual(built.profiles[person]?.sum, index.profiles[person]?.sum, "person \(person)")
+            XCTAssertEqual(built.faceCount(of: person), index.faceCount(of: person))
+        }
+        var restoring = IdentityIndex.Builder(dimension: 512)
+        for person in index.personIDs {
+            let profile = index.profiles[person]!
+            restoring.add(sum: profile.sum, faceCount: profile.count, of: person)
+        }
+        let restored = restoring.build()
+        let policy = IdentityPolicy(matchThreshold: 0.3, smallPersonMargin: 0.05)
+        for _ in 0..<20 {
+            let face = try near(centres.randomElement(using: &generator)!, spread: 0.8)
+            let expected = indexCandidates(index, face, policy)
+            XCTAssertEqual(indexCandidates(built, face, policy), expected)
+            XCTAssertEqual(indexCandidates(restored, face, policy), expected)
+        }
+        XCTAssertEqual(IdentityIndex.Builder(dimension: 512).build().personCount, 0)
     }
 
     func testEqualSimilaritiesAreOrderedByPersonID() throws {

@@ -117,7 +117,7 @@ public final class PeopleService: Sendable {
             """).all() {
             let id = try row.decode(column: "id", as: Int64.self)
             let photos = try await database.sql.raw("""
-                SELECT p.id, p.path FROM photo_persons pp JOIN photos p ON p.id = pp.photo_id WHERE pp.person_id = \(bind: id) ORDER BY p.id
+                SELECT p.id, p.path FROM photo_persons pp JOIN photos p ON p.id = pp.photo_id WHERE pp.person_id = \(bind: id) ORDER BY pp.photo_id
                 """).all().map { ExportPhoto(photoID: try $0.decode(column: "id", as: Int64.self), path: try $0.decode(column: "path", as: String.self)) }
             persons.append(ExportPerson(personID: id, displayName: try row.decode(column: "display_name", as: String?.self), photos: photos))
         }

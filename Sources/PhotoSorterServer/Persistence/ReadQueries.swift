@@ -7,7 +7,9 @@ struct ReadQueries: Sendable {
     let database: PhotoSorterDatabase
     let maxRetries: Int
 
-    private struct PhotoRow: Decodable {
+    /// A `photos` row as the photo views need it. Decoded column by column: SQLKit's `Decodable` rows with
+    /// snake-case key conversion cost more than the query itself on a 500-photo page.
+    private struct PhotoRow {
         let id: Int64
         let path: String
         let filename: String
@@ -19,10 +21,26 @@ struct ReadQueries: Sendable {
         let retryCount: Int
         let lastError: String?
 
+        init(_ row: any SQLRow) throws {
+            id = try row.decode(column: "id", as: Int64.self)
+            path = try row.decode(column: "path", as: String.self)
+            filename = try row.decode(column: "filename", as: String.self)
+            status = try row.decode(column: "status", as: String.self)
+            width = try row.decode(column: "width", as: Int?.self)
+            height = try row.decode(column: "height", as: Int?.self)
+            noFaces = try row.decode(column: "no_faces", as: Bool?.self)
+            personIds = try row.decode(column: "person_ids", as: String?.self)
+            retryCount = try row.decode(column: "retry_count", as: Int.self)
+            lastError = try row.decode(column: "last_error", as: String?.self)
+        }
+
+        /// `person_ids` is the JSON array the callback wrote.
+        private static let personIDsDecoder = JSONDecoder()
+
         func view(detections: [DetectionView]?) throws -> PhotoView {
             PhotoView(photoID: id, path: path, filename: filename, status: PhotoStatus(rawValue: status) ?? .failed,
                       width: width, height: height, noFaces: noFaces,
-                      personIDs: try personIds.map { try JSONDecoder().decode([Int64].self, from: Data($0.utf8)) } ?? [],
+                      personIDs: try personIds.map { try Self.personIDsDecoder.decode([Int64].self, from: Data($0.utf8)) } ?? [],
                       retryCount: retryCount, lastError: lastError, detections: detections)
         }
     }
@@ -32,7 +50,7 @@ struct ReadQueries: Sendable {
 
     func photo(_ id: Int64) async throws -> PhotoView {
         guard let row = try await database.sql.raw("SELECT \(unsafeRaw: Self.photoColumns) FROM photos p WHERE p.id = \(bind: id)")
-            .first(decoding: PhotoRow.self, keyDecodingStrategy: .convertFromSnakeCase) else { throw PhotoSorterError.photoNotFound(id) }
+            .first().map(PhotoRow.init) else { throw PhotoSorterError.photoNotFound(id) }
         let detections = try await database.sql.raw("""
             SELECT id, person_id, bbox_x1, bbox_y1, bbox_x2, bbox_y2, confidence, similarity, created_person
             FROM embeddings WHERE photo_id = \(bind: id) ORDER BY face_index
@@ -51,7 +69,7 @@ struct ReadQueries: Sendable {
         let rows = try await database.sql.raw("""
             SELECT \(unsafeRaw: Self.photoColumns) FROM photos p WHERE p.id > \(bind: afterID)
             \(unsafeRaw: status.map { "AND p.status = '\($0.rawValue)'" } ?? "") ORDER BY p.id LIMIT \(bind: limit + 1)
-            """).all(decoding: PhotoRow.self, keyDecodingStrategy: .convertFromSnakeCase)
+            """).all().map(PhotoRow.init)
         let page = try rows.prefix(limit).map { try $0.view(detections: nil) }
         return PhotoPage(photos: page, nextAfterID: rows.count > limit ? page.last?.photoID : nil)
     }
@@ -61,8 +79,8 @@ struct ReadQueries: Sendable {
     func photos(ofPerson person: Int64, afterID: Int64, limit: Int) async throws -> PhotoPage {
         let rows = try await database.sql.raw("""
             SELECT \(unsafeRaw: Self.photoColumns) FROM photo_persons pp JOIN photos p ON p.id = pp.photo_id
-            WHERE pp.person_id = \(bind: person) AND p.id > \(bind: afterID) ORDER BY p.id LIMIT \(bind: limit + 1)
-            """).all(decoding: PhotoRow.self, keyDecodingStrategy: .convertFromSnakeCase)
+            WHERE pp.person_id = \(bind: person) AND pp.photo_id > \(bind: afterID) ORDER BY pp.photo_id LIMIT \(bind: limit + 1)
+            """).all().map(PhotoRow.init)
         let page = try rows.prefix(limit).map { try $0.view(detections: nil) }
         return PhotoPage(photos: page, nextAfterID: rows.count > limit ? page.last?.photoID : nil)
     }
@@ -83,7 +101,7 @@ struct ReadQueries: Sendable {
         let personID = survivor ?? id
         let examples = try await db.raw("""
             SELECT p.id, p.path FROM photo_persons pp JOIN photos p ON p.id = pp.photo_id
-            WHERE pp.person_id = \(bind: personID) ORDER BY p.id LIMIT \(bind: exampleLimit)
+            WHERE pp.person_id = \(bind: personID) ORDER BY pp.photo_id LIMIT \(bind: exampleLimit)
             """).all().map {
             PersonView.ExamplePhoto(photoID: try $0.decode(column: "id", as: Int64.self), path: try $0.decode(column: "path", as: String.self))
         }
