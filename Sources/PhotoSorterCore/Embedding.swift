@@ -77,6 +77,12 @@ public enum EmbeddingError: Error, Equatable, CustomStringConvertible {
     }
 }
 
+/// How a vector is written on the wire: float32 (exact; storage and callbacks) or float16 (half the size, some
+/// 10⁻³ relative error: the person dump, whose vectors only seed the ML service's hints).
+public enum EmbeddingEncoding: String, Sendable, Codable {
+    case f32, f16
+}
+
 /// Wire and storage form of embeddings: float32 little-endian bytes, base64 in JSON. The byte count
 /// tells the dimension (4 bytes per value).
 public enum EmbeddingCodec {
@@ -109,7 +115,10 @@ public enum EmbeddingCodec {
         }
     }
 
-    public static func base64(_ embedding: Embedding) -> String {
-        encode(embedding).base64EncodedString()
+    public static func base64(_ embedding: Embedding, as encoding: EmbeddingEncoding = .f32) -> String {
+        switch encoding {
+        case .f32: encode(embedding).base64EncodedString()
+        case .f16: embedding.values.map(Float16.init).withUnsafeBytes { Data($0) }.base64EncodedString()
+        }
     }
 }

@@ -151,10 +151,25 @@ enum OperationsScenarios {
                                                       headers: secret)
                 XCTAssertEqual(reply.status, .ok, reply.reason)
             }
+            // Not gzipped even when asked: near-random vector bytes barely compress.
             let first = try await service.request(.GET, "/person-dump?since_id=0&limit=2", headers: secret + [("Accept-Encoding", "gzip")])
             XCTAssertEqual(first.status, .ok)
-            XCTAssertEqual(first.headers.first(name: "Content-Encoding"), "gzip")
+            XCTAssertNil(first.headers.first(name: "Content-Encoding"))
             let plain = try await service.request(.GET, "/person-dump?since_id=0&limit=2", headers: secret).decode(PersonDump.self)
+            XCTAssertEqual(plain.embeddingEncoding, .f32)
+            // Compact: float16, half the bytes, the same direction to a thousandth.
+            let half = try await service.request(.GET, "/person-dump?since_id=0&limit=2&encoding=f16", headers: secret).decode(PersonDump.self)
+            XCTAssertEqual(half.embeddingEncoding, .f16)
+            XCTAssertEqual(half.persons.map(\.personID), plain.persons.map(\.personID))
+            for (compact, exact) in zip(half.persons, plain.persons) {
+                let bytes = try XCTUnwrap(Data(base64Encoded: compact.representativeEmbedding))
+                XCTAssertEqual(bytes.count, 128 * 2)
+                let values = bytes.withUnsafeBytes { Array($0.bindMemory(to: Float16.self)).map(Float.init) }
+                let similarity = try Embedding(normalising: values).similarity(to: try EmbeddingCodec.decode(base64: exact.representativeEmbedding))
+                XCTAssertGreaterThan(similarity, 0.9999)
+            }
+            let badEncoding = try await service.request(.GET, "/person-dump?encoding=f8", headers: secret)
+            XCTAssertEqual(badEncoding.status, .unprocessableEntity)
             XCTAssertEqual(plain.persons.count, 2)
             guard plain.persons.count == 2 else { return }
             XCTAssertTrue(plain.hasMore)

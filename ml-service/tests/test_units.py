@@ -112,6 +112,17 @@ def test_decode_embedding_rejects_bad_input():
     assert decode_embedding("!!!", 128) is None
     assert decode_embedding(base64.b64encode(b"\0" * 512).decode(), 128) is None  # zero vector
     assert decode_embedding(base64.b64encode(b"\1" * 12).decode(), 128) is None  # wrong length
+    assert decode_embedding(_b64(np.ones(128)), 128, "f64") is None  # unknown encoding
+
+
+def test_decode_embedding_reads_float16_within_a_thousandth():
+    rng = np.random.default_rng(3)
+    v = rng.normal(size=512).astype(np.float32)
+    v /= np.linalg.norm(v)
+    half = base64.b64encode(v.astype("<f2").tobytes()).decode()
+    out = decode_embedding(half, 512, "f16")
+    assert out is not None and out.dtype == np.float32 and float(out @ v) > 0.9999
+    assert decode_embedding(half, 512) is None  # f16 bytes are not 512 float32s
 
 
 def test_cnn_detector_finds_lfw_face(faces):
@@ -158,7 +169,7 @@ def test_person_cache_applies_changes_since_its_sequence_and_lists_again_after_a
         await cache.refresh()
         assert cache.size == 2 and cache.status()["epoch"] == "e1" and cache.status()["seq"] == 5
         await cache.refresh()
-        assert requests[1] == {"since_seq": "5", "epoch": "e1", "limit": "5000"}
+        assert requests[1] == {"since_seq": "5", "epoch": "e1", "limit": "5000", "encoding": "f16"}
         assert cache.size == 1
         (pid, sim), = cache.suggest(unit(b2)[None, :], 0.5)
         assert pid == 2 and sim > 0.999

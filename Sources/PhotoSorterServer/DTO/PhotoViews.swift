@@ -122,11 +122,14 @@ public struct PersonDump: Content, Sendable {
     public var removed: [Int64]
     /// Changes only: the epoch asked for is over (the instance reloaded): list everything again.
     public var reset: Bool
+    /// How every `representative_embedding` of this answer is encoded (`encoding=` of the request).
+    public var embeddingEncoding: EmbeddingEncoding
 
     enum CodingKeys: String, CodingKey {
         case persons, epoch, seq, removed, reset
         case nextSinceID = "next_since_id"
         case hasMore = "has_more"
+        case embeddingEncoding = "embedding_encoding"
     }
 }
 

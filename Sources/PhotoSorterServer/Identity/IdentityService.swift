@@ -437,19 +437,19 @@ public final class IdentityService: Sendable {
     /// A page of representative embeddings for persons with id > `sinceID`, from the in-memory index. Carries the
     /// index's epoch and change sequence at the time of the read: a reader that then asks `changes(sinceSeq:)`
     /// with them gets everything that changed during and after its listing.
-    func dump(sinceID: Int64, limit: Int) async throws -> PersonDump {
+    func dump(sinceID: Int64, limit: Int, encoding: EmbeddingEncoding = .f32) async throws -> PersonDump {
         let (page, hasMore, epoch, seq) = state.withLockedValue { state -> ([(Int64, PersonProfile)], Bool, String, Int64) in
             let ids = state.index.profiles.keys.filter { $0 > sinceID }.sorted()
             return (ids.prefix(limit).map { ($0, state.index.profiles[$0]!) }, ids.count > limit, state.dumpEpoch, state.dumpSeq)
         }
-        return PersonDump(persons: try await entries(page), nextSinceID: page.last?.0 ?? sinceID, hasMore: hasMore,
-                          epoch: epoch, seq: seq, removed: [], reset: false)
+        return PersonDump(persons: try await entries(page, encoding: encoding), nextSinceID: page.last?.0 ?? sinceID, hasMore: hasMore,
+                          epoch: epoch, seq: seq, removed: [], reset: false, embeddingEncoding: encoding)
     }
 
     /// The persons whose representative changed after `sinceSeq` of `epoch`, oldest change first, and the persons
     /// that have no faces any more (`removed`: merged, emptied). Another epoch (this instance reloaded since):
     /// `reset`, and the reader lists everything again.
-    func dumpChanges(sinceSeq: Int64, epoch: String, limit: Int) async throws -> PersonDump {
+    func dumpChanges(sinceSeq: Int64, epoch: String, limit: Int, encoding: EmbeddingEncoding = .f32) async throws -> PersonDump {
         let read = state.withLockedValue { state -> (page: [(Int64, PersonProfile?)], hasMore: Bool, next: Int64, epoch: String)? in
             guard state.dumpEpoch == epoch else { return nil }
             let changed = state.personVersions.filter { $0.value > sinceSeq }.sorted { $0.value < $1.value }
@@ -459,16 +459,17 @@ public final class IdentityService: Sendable {
         }
         guard let read else {
             let current = state.withLockedValue { ($0.dumpEpoch, $0.dumpSeq) }
-            return PersonDump(persons: [], nextSinceID: 0, hasMore: false, epoch: current.0, seq: current.1, removed: [], reset: true)
+            return PersonDump(persons: [], nextSinceID: 0, hasMore: false, epoch: current.0, seq: current.1, removed: [], reset: true,
+                              embeddingEncoding: encoding)
         }
         let live = read.page.compactMap { id, profile in profile.map { (id, $0) } }
         let removed = read.page.filter { $0.1 == nil }.map(\.0)
-        return PersonDump(persons: try await entries(live), nextSinceID: 0, hasMore: read.hasMore, epoch: read.epoch,
-                          seq: read.next, removed: removed, reset: false)
+        return PersonDump(persons: try await entries(live, encoding: encoding), nextSinceID: 0, hasMore: read.hasMore, epoch: read.epoch,
+                          seq: read.next, removed: removed, reset: false, embeddingEncoding: encoding)
     }
 
     /// Dump entries for persons of the index, with their names and visibility from the database.
-    private func entries(_ page: [(Int64, PersonProfile)]) async throws -> [PersonDump.Entry] {
+    private func entries(_ page: [(Int64, PersonProfile)], encoding: EmbeddingEncoding) async throws -> [PersonDump.Entry] {
         var rows: [Int64: (photo: Int64?, name: String?, hidden: Bool)] = [:]
         if !page.isEmpty {
             for row in try await database.sql.raw("""
@@ -480,7 +481,7 @@ public final class IdentityService: Sendable {
             }
         }
         return page.map { id, profile in
-            PersonDump.Entry(personID: id, representativeEmbedding: EmbeddingCodec.base64(profile.representative),
+            PersonDump.Entry(personID: id, representativeEmbedding: EmbeddingCodec.base64(profile.representative, as: encoding),
                              representativePhotoID: rows[id]?.photo, displayName: rows[id]?.name, hidden: rows[id]?.hidden ?? false,
                              meta: ["face_count": profile.count])
         }
