@@ -5,7 +5,8 @@ import PhotoSorterServer
 /// `photo-sorter sort <folder>`: the whole pipeline on one machine. Starts the service in process and the
 /// ML service as a child when none answers, ingests the folder, shows progress, prints a summary.
 /// Running it again resumes: finished photos are skipped and every person keeps its id. At the end it re-clusters
-/// the whole library (unless `--no-recluster`), which keeps ids and every correction.
+/// the whole library (unless `--no-recluster`, or nothing changed since the last re-cluster), which keeps ids and
+/// every correction.
 struct SortCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "sort", abstract: "Sort the faces of a folder into persons.")
 
@@ -62,9 +63,13 @@ struct SortCommand: AsyncParsableCommand {
         let wallSeconds = Date().timeIntervalSince(started)
         var recluster: ReclusterResult?
         if !noRecluster {
-            writeToStandardError("re-clustering all faces of the library…\n")
-            recluster = try await services.recluster.run()
-            writeToStandardError(recluster!.summaryLine + "\n")
+            if try await services.recluster.isCurrent() {
+                writeToStandardError("re-cluster skipped: nothing changed since the last one\n")
+            } else {
+                writeToStandardError("re-clustering all faces of the library…\n")
+                recluster = try await services.recluster.run()
+                writeToStandardError(recluster!.summaryLine + "\n")
+            }
         }
         let summary = try await SortSummary.collect(services: services, jobID: jobID, status: status, config: config,
                                                     startedMs: startedMs, wallSeconds: wallSeconds, recluster: recluster)

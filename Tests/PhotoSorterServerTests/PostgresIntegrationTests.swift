@@ -13,6 +13,7 @@ final class PostgresIntegrationTests: XCTestCase {
     func testIndexRestartsFromSnapshotAndCatchesUp() async throws { try await ScaleScenarios.indexRestartsFromSnapshotAndCatchesUp(.postgres) }
     func testNewSnapshotReplacesTheOldOne() async throws { try await ScaleScenarios.newSnapshotReplacesTheOldOne(.postgres) }
     func testGroupedCommitsKeepEveryBatchAndSkipUnchangedFilesUnread() async throws { try await ScaleScenarios.groupedCommitsKeepEveryBatchAndSkipUnchangedFilesUnread(.postgres) }
+    func testReclusterIsCurrentUntilTheLibraryChanges() async throws { try await ScaleScenarios.reclusterIsCurrentUntilTheLibraryChanges(.postgres) }
     func testBadInputGetsClearErrors() async throws { try await Scenarios.badInputGetsClearErrors(.postgres) }
     func testInterruptedIngestResumesFromLastCompletedBatch() async throws { try await OperationsScenarios.interruptedIngestResumesFromLastCompletedBatch(.postgres) }
     func testUpdateStatusFollowsTheSpec() async throws { try await OperationsScenarios.updateStatusFollowsTheSpec(.postgres) }

@@ -13,6 +13,7 @@ final class SQLiteIntegrationTests: XCTestCase {
     func testIndexRestartsFromSnapshotAndCatchesUp() async throws { try await ScaleScenarios.indexRestartsFromSnapshotAndCatchesUp(.sqlite) }
     func testNewSnapshotReplacesTheOldOne() async throws { try await ScaleScenarios.newSnapshotReplacesTheOldOne(.sqlite) }
     func testGroupedCommitsKeepEveryBatchAndSkipUnchangedFilesUnread() async throws { try await ScaleScenarios.groupedCommitsKeepEveryBatchAndSkipUnchangedFilesUnread(.sqlite) }
+    func testReclusterIsCurrentUntilTheLibraryChanges() async throws { try await ScaleScenarios.reclusterIsCurrentUntilTheLibraryChanges(.sqlite) }
     func testBadInputGetsClearErrors() async throws { try await Scenarios.badInputGetsClearErrors(.sqlite) }
     func testInterruptedIngestResumesFromLastCompletedBatch() async throws { try await OperationsScenarios.interruptedIngestResumesFromLastCompletedBatch(.sqlite) }
     func testUpdateStatusFollowsTheSpec() async throws { try await OperationsScenarios.updateStatusFollowsTheSpec(.sqlite) }

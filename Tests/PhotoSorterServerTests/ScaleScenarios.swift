@@ -133,6 +133,35 @@ enum ScaleScenarios {
         }
     }
 
+    /// The library is "current" after a re-cluster until a face is stored, moved or confirmed: what lets `sort`
+    /// skip a closing re-cluster that would change nothing.
+    static func reclusterIsCurrentUntilTheLibraryChanges(_ flavor: DatabaseFlavor) async throws {
+        try await TestService.run(flavor) { service in
+            let recluster = service.services.recluster
+            _ = try await service.waitUntilDone(try await service.ingest(URL.faces("face_recognition_examples/obama")))
+            var current = try await recluster.isCurrent()
+            XCTAssertFalse(current, "never re-clustered")
+            _ = try await recluster.run()
+            current = try await recluster.isCurrent()
+            XCTAssertTrue(current)
+
+            let photos = try await service.photos()
+            let person = try XCTUnwrap(photos.first?.personIDs.first)
+            let face = try await PeopleScenarios.faces(of: person, service)[0]
+            let move = try await service.request(.POST, "/faces/move", json: MoveRequest(faceIDs: [face.faceID], toPersonID: nil))
+            XCTAssertEqual(move.status, .ok, move.reason)
+            current = try await recluster.isCurrent()
+            XCTAssertFalse(current, "a correction since")
+            _ = try await recluster.run()
+            current = try await recluster.isCurrent()
+            XCTAssertTrue(current)
+
+            _ = try await service.waitUntilDone(try await service.ingest(URL.faces("face_recognition_examples/biden")))
+            current = try await recluster.isCurrent()
+            XCTAssertFalse(current, "new faces since")
+        }
+    }
+
     // MARK: Helpers
 
     private static func profiles(_ identity: IdentityService) -> [Int64: PersonProfile] {

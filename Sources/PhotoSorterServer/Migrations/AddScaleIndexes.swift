@@ -32,3 +32,15 @@ struct AddScaleIndexes: AsyncMigration {
         for statement in Self.statements { try await sql.raw("\(unsafeRaw: statement.drop)").run() }
     }
 }
+
+/// `recluster_jobs.library_marks`: what the library looked like when a re-cluster completed
+/// (`ReclusterService.isCurrent`), so `sort` can skip a closing re-cluster that would change nothing.
+struct AddReclusterMarks: AsyncMigration {
+    func prepare(on database: any Database) async throws {
+        try await database.schema("recluster_jobs").field("library_marks", .string).update()
+    }
+
+    func revert(on database: any Database) async throws {
+        try await database.schema("recluster_jobs").deleteField("library_marks").update()
+    }
+}

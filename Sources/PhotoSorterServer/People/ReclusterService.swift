@@ -95,12 +95,39 @@ public final class ReclusterService: Sendable {
         return jobID
     }
 
+    /// Whether the library is as the last completed re-cluster left it: no face stored, moved or removed, no
+    /// correction and no bulk change since. A re-cluster then would change nothing (it is idempotent), and at a
+    /// million faces it takes a long time: `sort` skips its closing one.
+    public func isCurrent() async throws -> Bool {
+        guard let row = try await database.sql.raw("""
+            SELECT library_marks FROM recluster_jobs WHERE status = 'COMPLETED' AND library_marks IS NOT NULL
+            ORDER BY finished_at DESC LIMIT 1
+            """).first() else { return false }
+        return try row.decode(column: "library_marks", as: String.self) == (try await Self.libraryMarks(on: database.sql))
+    }
+
+    /// Everything a re-cluster's outcome depends on besides the vectors themselves, as one comparable text: the
+    /// identity generation, the last face id and change-log entry (faces stored, moved, removed), and how many
+    /// faces are confirmed or rejected by users.
+    private static func libraryMarks(on db: any SQLDatabase) async throws -> String {
+        let row = try await db.raw("""
+            SELECT (SELECT generation FROM identity_generation WHERE id = 1) AS generation,
+                (SELECT COALESCE(MAX(id), 0) FROM embeddings) AS last_face,
+                (SELECT COALESCE(MAX(seq), 0) FROM identity_changes) AS last_change,
+                (SELECT COUNT(*) FROM embeddings WHERE confirmed = \(bind: true)) AS confirmed,
+                (SELECT COUNT(*) FROM face_rejections) AS rejections
+            """).first()!
+        return try ["generation", "last_face", "last_change", "confirmed", "rejections"]
+            .map { "\($0)=\(try row.decode(column: $0, as: Int64?.self) ?? 0)" }.joined(separator: " ")
+    }
+
     private func execute(_ jobID: String) async throws -> ReclusterResult {
         do {
             let result = try await identity.recluster()
             try await database.sql.raw("""
                 UPDATE recluster_jobs SET status = 'COMPLETED', result = \(bind: String(decoding: try JSONEncoder().encode(result), as: UTF8.self)),
-                    finished_at = \(bind: nowMs()) WHERE job_id = \(bind: jobID)
+                    library_marks = \(bind: try await Self.libraryMarks(on: database.sql)), finished_at = \(bind: nowMs())
+                WHERE job_id = \(bind: jobID)
                 """).run()
             logger.info("recluster finished", metadata: [
                 "job_id": "\(jobID)", "faces": "\(result.faces)", "faces_moved": "\(result.facesMoved)",
