@@ -31,17 +31,29 @@ extension IdentityService {
     /// Re-clusters every face under the stored constraints (`Reclustering`) and writes what changed in one
     /// transaction: moved faces, new persons (splits), redirects for ids no cluster kept (merges), fresh runner-ups,
     /// and the derived counts. Running it again on an unchanged library changes nothing.
+    ///
+    /// The clustering (seconds at 100,000 faces, much longer at a million) is computed before the identity lock and
+    /// the transaction are taken: inside them it held every commit up and, on SQLite, the database connection
+    /// requests wait for (they timed out, answering 500). Under the lock the plan is written when the library is
+    /// still as it was read (`libraryMarks`); else it is computed again there, on what the transaction sees.
     func recluster() async throws -> ReclusterResult {
         let started = Date()
+        let before = try await Self.libraryMarks(on: database.sql)
+        let prepared = try await reclusterPlan(model: try await storedModel(on: database.sql), on: database.sql)
+        let unchangedWhileComputing = try await Self.libraryMarks(on: database.sql) == before
         return try await change { tx, _, model in
-            let faces = try await Self.facesForRecluster(on: tx)
-            guard let model, !faces.isEmpty else {
+            let plan: ReclusterPlan
+            if unchangedWhileComputing, prepared.model == model, try await Self.libraryMarks(on: tx) == before {
+                plan = prepared
+            } else {
+                plan = try await self.reclusterPlan(model: model, on: tx)
+            }
+            guard let outcome = plan.outcome else {
                 return (ReclusterResult(faces: 0, persons: 0, facesMoved: 0, personsKept: 0, personsCreated: 0, personsMerged: 0,
                                         confirmedFaces: 0, seconds: Date().timeIntervalSince(started)), [])
             }
+            let faces = plan.faces
             let input = faces.map(\.face)
-            let outcome = Reclustering.run(input, policy: self.config.identityPolicy(for: model),
-                                           retired: try await PersonBookkeeping.retiredIDs(on: tx))
             let newIDs = try await PersonBookkeeping.insertNewPersons(of: outcome, faces: input, on: tx)
             var moves: [FaceMove] = []
             var photos = Set<Int64>(), persons = Set<Int64>()
@@ -78,7 +90,37 @@ extension IdentityService {
         }
     }
 
-    private struct StoredFace {
+    /// The faces a re-cluster read and where it puts them; no outcome when there is no face (or no model yet).
+    private struct ReclusterPlan: Sendable {
+        let model: FaceModel?
+        let faces: [StoredFace]
+        let outcome: Reclustering.Outcome?
+    }
+
+    private func reclusterPlan(model: FaceModel?, on db: any SQLDatabase) async throws -> ReclusterPlan {
+        let faces = try await Self.facesForRecluster(on: db)
+        guard let model, !faces.isEmpty else { return ReclusterPlan(model: model, faces: faces, outcome: nil) }
+        let outcome = Reclustering.run(faces.map(\.face), policy: config.identityPolicy(for: model),
+                                       retired: try await PersonBookkeeping.retiredIDs(on: db))
+        return ReclusterPlan(model: model, faces: faces, outcome: outcome)
+    }
+
+    /// Everything a re-cluster's outcome depends on besides the vectors themselves, as one comparable text: the
+    /// identity generation, the last face id and change-log entry (faces stored, moved, removed; merges), and how
+    /// many faces users confirmed or rejected.
+    static func libraryMarks(on db: any SQLDatabase) async throws -> String {
+        let row = try await db.raw("""
+            SELECT (SELECT generation FROM identity_generation WHERE id = 1) AS generation,
+                (SELECT COALESCE(MAX(id), 0) FROM embeddings) AS last_face,
+                (SELECT COALESCE(MAX(seq), 0) FROM identity_changes) AS last_change,
+                (SELECT COUNT(*) FROM embeddings WHERE confirmed = \(bind: true)) AS confirmed,
+                (SELECT COUNT(*) FROM face_rejections) AS rejections
+            """).first()!
+        return try ["generation", "last_face", "last_change", "confirmed", "rejections"]
+            .map { "\($0)=\(try row.decode(column: $0, as: Int64?.self) ?? 0)" }.joined(separator: " ")
+    }
+
+    private struct StoredFace: Sendable {
         let face: Reclustering.Face
         let person: Int64
         let similarity: Double?

@@ -103,22 +103,7 @@ public final class ReclusterService: Sendable {
             SELECT library_marks FROM recluster_jobs WHERE status = 'COMPLETED' AND library_marks IS NOT NULL
             ORDER BY finished_at DESC LIMIT 1
             """).first() else { return false }
-        return try row.decode(column: "library_marks", as: String.self) == (try await Self.libraryMarks(on: database.sql))
-    }
-
-    /// Everything a re-cluster's outcome depends on besides the vectors themselves, as one comparable text: the
-    /// identity generation, the last face id and change-log entry (faces stored, moved, removed), and how many
-    /// faces are confirmed or rejected by users.
-    private static func libraryMarks(on db: any SQLDatabase) async throws -> String {
-        let row = try await db.raw("""
-            SELECT (SELECT generation FROM identity_generation WHERE id = 1) AS generation,
-                (SELECT COALESCE(MAX(id), 0) FROM embeddings) AS last_face,
-                (SELECT COALESCE(MAX(seq), 0) FROM identity_changes) AS last_change,
-                (SELECT COUNT(*) FROM embeddings WHERE confirmed = \(bind: true)) AS confirmed,
-                (SELECT COUNT(*) FROM face_rejections) AS rejections
-            """).first()!
-        return try ["generation", "last_face", "last_change", "confirmed", "rejections"]
-            .map { "\($0)=\(try row.decode(column: $0, as: Int64?.self) ?? 0)" }.joined(separator: " ")
+        return try row.decode(column: "library_marks", as: String.self) == (try await IdentityService.libraryMarks(on: database.sql))
     }
 
     private func execute(_ jobID: String) async throws -> ReclusterResult {
@@ -126,7 +111,7 @@ public final class ReclusterService: Sendable {
             let result = try await identity.recluster()
             try await database.sql.raw("""
                 UPDATE recluster_jobs SET status = 'COMPLETED', result = \(bind: String(decoding: try JSONEncoder().encode(result), as: UTF8.self)),
-                    library_marks = \(bind: try await Self.libraryMarks(on: database.sql)), finished_at = \(bind: nowMs())
+                    library_marks = \(bind: try await IdentityService.libraryMarks(on: database.sql)), finished_at = \(bind: nowMs())
                 WHERE job_id = \(bind: jobID)
                 """).run()
             logger.info("recluster finished", metadata: [
