@@ -13,7 +13,7 @@
 #   5. swift-test     swift test, with PHOTO_SORTER_TEST_POSTGRES_URL and PHOTO_SORTER_TEST_KAFKA_BROKERS set,
 #                     PHOTO_SORTER_REQUIRE_POSTGRES=1 and PHOTO_SORTER_REQUIRE_KAFKA=1, and .build-kafka/lib first on
 #                     LD_LIBRARY_PATH (Debian's librdkafka 2.0.2 cannot talk to Tansu)
-#   6. python-test    pytest ml-service/tests bench/accuracy
+#   6. python-test    pytest ml-service/tests bench/accuracy bench/scale
 #   7. e2e            pytest tests/e2e (real ML service + real Swift service on ../shared/testdata/faces,
 #                     on SQLite and on a fresh PostgreSQL database photo_sorter_e2e; the web page in headless
 #                     Chromium, screenshots under tests/e2e/out/web)
@@ -160,7 +160,7 @@ swift_test() {
 }
 
 python_test() {
-    "$VENV_PY" -m pytest ml-service/tests bench/accuracy -q 2>&1 | tee -a "$COUNTS_LOG"
+    "$VENV_PY" -m pytest ml-service/tests bench/accuracy bench/scale -q 2>&1 | tee -a "$COUNTS_LOG"
 }
 
 e2e_test() {

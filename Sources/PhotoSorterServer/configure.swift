@@ -30,7 +30,9 @@ public func configure(_ app: Application, config: ServiceConfig, backgroundWork:
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         app.databases.use(.sqlite(.file(location)), as: .sqlite)
     case .postgres:
-        app.databases.use(try .postgres(url: location), as: .psql)
+        // Two connections per event loop: a request waits for a connection of its own loop, and with one, a long
+        // transaction (a re-cluster's result) held every request on that loop until the pool's timeout (500s).
+        app.databases.use(try .postgres(url: location, maxConnectionsPerEventLoop: 2), as: .psql)
     }
     let database = try PhotoSorterDatabase(flavor: flavor, databases: app.databases, eventLoopGroup: app.eventLoopGroup, logger: app.logger)
     if flavor == .sqlite {

@@ -1104,7 +1104,8 @@ def results_md(report: dict) -> str:
 
         P = lambda c: c["phases"]  # noqa: E731
         row("photos / persons / faces", lambda c: f"{c['library']['photos']:,} / {c['library']['persons']:,} / {c['library']['faces']:,}")
-        row("start-up s (runs)", lambda c: " / ".join(f"{r['seconds']:.1f}" for r in P(c)["startup"]["runs"]),
+        row("start-up s: first (schema upgrade, every face read) / restart (snapshot)",
+            lambda c: " / ".join(f"{r['seconds']:.1f}" for r in P(c)["startup"]["runs"]),
             f"< {BARS['startup_1m_seconds']:.0f} s at 1M faces")
         row("RSS at ready / peak at ready, MiB", lambda c: f"{mib(P(c)['startup']['rss_bytes']):.0f} / {mib(P(c)['startup']['hwm_bytes']):.0f}",
             f"< {BARS['startup_1m_rss_gib']} GiB at 1M faces")

@@ -23,8 +23,9 @@ REPO = HERE.parents[1]
 
 
 def find_binary() -> str | None:
-    for c in (os.environ.get("PHOTO_SORTER_BIN"), REPO / ".build" / "release" / "photo-sorter",
-              REPO / ".build" / "debug" / "photo-sorter"):
+    """$PHOTO_SORTER_BIN, else the debug build (what scripts/test.sh builds from these sources), else release."""
+    for c in (os.environ.get("PHOTO_SORTER_BIN"), REPO / ".build" / "debug" / "photo-sorter",
+              REPO / ".build" / "release" / "photo-sorter"):
         if c and Path(c).is_file() and os.access(c, os.X_OK):
             return str(c)
     return None
@@ -32,7 +33,7 @@ def find_binary() -> str | None:
 
 BINARY = find_binary()
 needs_binary = pytest.mark.skipif(BINARY is None, reason="no photo-sorter binary: set PHOTO_SORTER_BIN or build "
-                                  ".build/release (or debug)/photo-sorter; the generator takes the schema from it")
+                                  ".build/debug (or release)/photo-sorter; the generator takes the schema from it")
 
 
 def run(script: str, *args: str) -> subprocess.CompletedProcess:
