@@ -170,12 +170,6 @@ public struct IdentityIndex: Sendable {
         }
     }
 
-    /// Every person's exact sum and face count, ascending by id (what a snapshot of the index stores).
-    public func forEachProfile(_ body: (Int64, PersonProfile) throws -> Void) rethrows {
-        guard let rows else { return }
-        for person in personIDs { try body(person, rows.profile(atRow: rowOfPerson[person]!)) }
-    }
-
     private func requireDimension(of face: Embedding) {
         precondition(dimension == nil || dimension == face.dimension,
                      "a \(face.dimension)-d face does not fit an index of \(dimension!)-d faces")
