@@ -9,9 +9,10 @@ import SQLKit
 /// maps photo → batch → job, and queues each new or changed photo once. Every other entry of the folder is
 /// recorded in `ingest_rejections` with its reason (every file accounted for: scanned = queued + skipped + rejected).
 ///
-/// Resume: the scanner's order is deterministic, and each batch commits its rows (photos and rejections) together
-/// with the job's `completed_batches`; after a crash the job skips `completed_batches × batch_size` entries —
-/// not-queued entries count like photos — and goes on. Anything redone is harmless (inserts ignore existing rows).
+/// Resume: the scanner's order is deterministic, and batches commit their rows (photos and rejections) together
+/// with the job's `completed_batches` (several batches per transaction, see `entriesPerTransaction`); after a crash
+/// the job skips `completed_batches × batch_size` entries — not-queued entries count like photos — and goes on.
+/// Anything redone is harmless (inserts ignore existing rows).
 public final class IngestService: Sendable {
     private let database: PhotoSorterDatabase
     private let queue: any WorkQueue
