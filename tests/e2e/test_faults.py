@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -105,12 +106,29 @@ def scenario(tmp_path, photos):
 
 # --------------------------------------------------------------------------- the scenarios
 
-def test_service_killed_mid_scan_resumes_its_ingest_job_and_processes_every_photo_once(scenario):
+# Empty files added to the mid-scan scenario (not queued, "empty file"): a scan commits about 2,000 entries per
+# transaction, so 132 photos alone are one commit and there would be no "mid-scan" to kill the service in.
+MID_SCAN_EMPTY_FILES = 30_000
+
+
+@pytest.fixture
+def empty_files(photos):
+    """MID_SCAN_EMPTY_FILES empty files in a folder of the (module-wide) photo folder, removed afterwards."""
+    filler = photos / "zz-empty-files"
+    filler.mkdir()
+    for n in range(MID_SCAN_EMPTY_FILES):
+        (filler / f"empty-{n:05d}.dat").touch()
+    yield filler
+    shutil.rmtree(filler)
+
+
+def test_service_killed_mid_scan_resumes_its_ingest_job_and_processes_every_photo_once(scenario, empty_files):
     run = scenario().start()
     total = len(harness.list_images(run.folder))
+    entries = total + MID_SCAN_EMPTY_FILES
     job = run.ingest(batchSize=2)
     batches = f"SELECT completed_batches FROM ingest_jobs WHERE job_id = '{job}'"
-    run.wait("a few batches committed", lambda: int(run.db.one(batches)) >= 3, every=0.01)
+    run.wait("a first transaction of batches committed", lambda: int(run.db.one(batches)) >= 3, every=0.01)
     before = run.db.person_ids()
     run.kill(run.swift)
     batches_at_kill = int(run.db.one(batches))
@@ -118,10 +136,11 @@ def test_service_killed_mid_scan_resumes_its_ingest_job_and_processes_every_phot
     run.start_swift()
     final = run.finish(job)
     recovery = time.monotonic() - t0
-    assert batches_at_kill < -(-total // 2), "the scan had finished before the kill"
-    assert final["status"] == "COMPLETED" and final["scanned"] == total, final
+    assert batches_at_kill < -(-entries // 2), "the scan had finished before the kill"
+    assert final["status"] == "COMPLETED" and final["scanned"] == entries, final
+    assert final["not_queued_count"] == MID_SCAN_EMPTY_FILES, final
     finish_scenario("kill -9 service during ingest", run, before,
-                    f"killed at {batches_at_kill}/{-(-total // 2)} batches; job resumed and COMPLETED", recovery, {"batches_at_kill": batches_at_kill})
+                    f"killed at {batches_at_kill}/{-(-entries // 2)} batches; job resumed and COMPLETED", recovery, {"batches_at_kill": batches_at_kill})
 
 
 def test_service_killed_three_times_while_callbacks_commit_loses_and_repeats_nothing(scenario):
