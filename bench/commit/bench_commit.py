@@ -146,28 +146,31 @@ def migrate(binary: Path, database: str, workdir: Path, name: str) -> None:
         raise SystemExit(f"photo-sorter migrate exited {rc}:\n{(workdir / f'{name}-migrate.log').read_text(errors='replace')[-3000:]}")
 
 
-def insert_photos_sqlite(db: Path, n: int) -> None:
+def insert_photos_sqlite(db: Path, n: int, first_id: int = 1, folder: str = "/bench/commit") -> None:
+    """`n` photos in PROCESSING with ids from `first_id`, every NOT NULL column set (the callbacks' photos)."""
     now = int(time.time() * 1000)
     con = sqlite3.connect(db)
     with con:
         con.executemany(
             "INSERT INTO photos (id, path, filename, format, filesize, modified_at, sample_hash, status, retry_count, attempt, "
             "processing_started_at, created_at, updated_at) VALUES (?,?,?,?,?,?,?,'PROCESSING',0,1,?,?,?)",
-            ((i, f"/bench/commit/IMG_{i:06d}.jpg", f"IMG_{i:06d}.jpg", "jpg", 2_000_000 + i, now, f"{i:016x}", now, now, now)
-             for i in range(1, n + 1)))
+            ((i, f"{folder}/IMG_{i:08d}.jpg", f"IMG_{i:08d}.jpg", "jpg", 2_000_000 + i, now, f"{i:016x}", now, now, now)
+             for i in range(first_id, first_id + n)))
     con.close()
 
 
-def insert_photos_postgres(url: str, n: int) -> None:
+def insert_photos_postgres(url: str, n: int, first_id: int = 1, folder: str = "/bench/commit") -> None:
+    """`insert_photos_sqlite` on PostgreSQL, in one statement; the id sequence then continues after them."""
     now = int(time.time() * 1000)
+    last = first_id + n - 1
     psql(url, f"""
         INSERT INTO photos (id, path, filename, format, filesize, modified_at, sample_hash, status, retry_count, attempt,
             processing_started_at, created_at, updated_at)
-        SELECT g, '/bench/commit/IMG_' || lpad(g::text, 6, '0') || '.jpg', 'IMG_' || lpad(g::text, 6, '0') || '.jpg', 'jpg',
+        SELECT g, '{folder}/IMG_' || lpad(g::text, 8, '0') || '.jpg', 'IMG_' || lpad(g::text, 8, '0') || '.jpg', 'jpg',
             2000000 + g, {now}, lpad(to_hex(g), 16, '0'), 'PROCESSING', 0, 1, {now}, {now}, {now}
-        FROM generate_series(1, {n}) AS g;
-        SELECT setval(pg_get_serial_sequence('photos', 'id'), {n});
-        ANALYZE;""")
+        FROM generate_series({first_id}, {last}) AS g;
+        SELECT setval(pg_get_serial_sequence('photos', 'id'), GREATEST({last}, (SELECT MAX(id) FROM photos)));
+        ANALYZE photos;""")
 
 
 def counts_sqlite(db: Path) -> dict:

@@ -105,9 +105,11 @@ sys.path.insert(0, str(REPO / "bench" / "commit"))
 sys.path.insert(0, str(REPO / "tests" / "e2e"))
 import harness  # noqa: E402
 from bench_commit import (DEFAULT_EMBEDDINGS, RawConnection, binary_note, build_callbacks, cpu_seconds,  # noqa: E402
-                          insert_photos_postgres, load_recording, migrate, psql, psql_bin, replay)
+                          insert_photos_postgres, insert_photos_sqlite, load_recording, migrate, psql, psql_bin, replay)
 
 RESULTS_HEADING = "Scale: a million photos on one machine"
+# Where the callbacks' photos are said to be (no file: they arrive PROCESSING and only get results).
+CALLBACK_FOLDER = "/bench/scale/callback"
 SIZES = {  # name: (photos, persons, faces) -- the prepared libraries of issue 12 (10k: a smoke test)
     "10k": (7_000, 1_000, 10_000),
     "100k": (70_000, 10_000, 100_000),
@@ -333,31 +335,6 @@ def check_generated(database: str) -> tuple[bool, str]:
     if outside == 0:
         return True, f"all {n} photo paths under /library/"
     return False, f"{outside} of {n} photos are not under /library/ (a user's library?)"
-
-
-def insert_photos_sqlite_from(db: Path, first_id: int, n: int) -> None:
-    now = int(time.time() * 1000)
-    con = sqlite3.connect(db)
-    with con:
-        con.executemany(
-            "INSERT INTO photos (id, path, filename, format, filesize, modified_at, sample_hash, status, retry_count, attempt, "
-            "processing_started_at, created_at, updated_at) VALUES (?,?,?,?,?,?,?,'PROCESSING',0,1,?,?,?)",
-            ((i, f"/bench/scale/callback/IMG_{i:08d}.jpg", f"IMG_{i:08d}.jpg", "jpg", 2_000_000 + i, now, f"{i:016x}", now, now, now)
-             for i in range(first_id, first_id + n)))
-    con.close()
-
-
-def insert_photos_postgres_from(url: str, first_id: int, n: int) -> None:
-    now = int(time.time() * 1000)
-    last = first_id + n - 1
-    psql(url, f"""
-        INSERT INTO photos (id, path, filename, format, filesize, modified_at, sample_hash, status, retry_count, attempt,
-            processing_started_at, created_at, updated_at)
-        SELECT g, '/bench/scale/callback/IMG_' || lpad(g::text, 8, '0') || '.jpg', 'IMG_' || lpad(g::text, 8, '0') || '.jpg',
-            'jpg', 2000000 + g, {now}, lpad(to_hex(g), 16, '0'), 'PROCESSING', 0, 1, {now}, {now}, {now}
-        FROM generate_series({first_id}, {last}) AS g;
-        SELECT setval(pg_get_serial_sequence('photos', 'id'), GREATEST({last}, (SELECT MAX(id) FROM photos)));
-        ANALYZE photos;""")
 
 
 # --------------------------------------------------------------------------- HTTP
@@ -802,8 +779,8 @@ def run_config(args, size: str, db: str, binary: Path, workdir: Path, ports: Por
             # Added while the service runs (after start-up and reads, so those see the library alone): a SQLite
             # service returns PROCESSING rows it finds at start-up to the queue, which would set its dispatcher
             # polling the dead ML URL during the replay.
-            (insert_photos_sqlite_from(Path(database), first, n_new) if db == "sqlite"
-             else insert_photos_postgres_from(database, first, n_new))
+            (insert_photos_sqlite(Path(database), n_new, first, CALLBACK_FOLDER) if db == "sqlite"
+             else insert_photos_postgres(database, n_new, first, CALLBACK_FOLDER))
             log(f"{name}: {n_new} PROCESSING photos added for the callbacks (ids {first}..{next_id - 1})")
 
         if "dump" in parts:
@@ -1371,33 +1348,28 @@ def main() -> int:
             args.json.parent.mkdir(parents=True, exist_ok=True)
             args.json.write_text(json.dumps(report, indent=2, default=str))
 
+    def guarded(label: str, phase):
+        """Runs one configuration or phase; a failure is logged and reported, and the others still run."""
+        try:
+            return phase()
+        except Exception as e:  # noqa: BLE001 - one failing does not lose the others
+            log(f"{label} FAILED: {type(e).__name__}: {e}")
+            report["failures"].append(f"{label}: {type(e).__name__}: {str(e)[:2000]}")
+            return None
+        finally:
+            save()
+
     try:
         if per_config:
             for size in args.sizes:
                 for db in args.databases:
-                    try:
-                        report["configs"].append(run_config(args, size, db, binary, workdir, ports, paced_cbs, delta_cbs,
-                                                            burst_cbs, faces_per_cb))
-                    except SystemExit:
-                        raise
-                    except Exception as e:  # noqa: BLE001 - one configuration failing does not lose the others
-                        log(f"{size}/{db} FAILED: {type(e).__name__}: {e}")
-                        report["failures"].append(f"{size}/{db}: {type(e).__name__}: {str(e)[:2000]}")
-                    save()
-        if "scan" in args.parts:
-            try:
-                report["scan"] = phase_scan(args, binary, workdir, ports)
-            except Exception as e:  # noqa: BLE001
-                log(f"scan FAILED: {type(e).__name__}: {e}")
-                report["failures"].append(f"scan: {type(e).__name__}: {str(e)[:2000]}")
-            save()
-        if "sort" in args.parts:
-            try:
-                report["sort"] = phase_sort(args, binary, workdir, ports)
-            except Exception as e:  # noqa: BLE001
-                log(f"sort FAILED: {type(e).__name__}: {e}")
-                report["failures"].append(f"sort: {type(e).__name__}: {str(e)[:2000]}")
-            save()
+                    config = guarded(f"{size}/{db}", lambda: run_config(args, size, db, binary, workdir, ports, paced_cbs,
+                                                                         delta_cbs, burst_cbs, faces_per_cb))
+                    if config is not None:
+                        report["configs"].append(config)
+        for part, phase in (("scan", phase_scan), ("sort", phase_sort)):
+            if part in args.parts and (result := guarded(part, lambda: phase(args, binary, workdir, ports))) is not None:
+                report[part] = result
     finally:
         save()
         if args.keep or args.workdir is not None or report["failures"]:
