@@ -74,6 +74,16 @@ def _png_raw(width: int, height: int, bit_depth: int, colour_type: int, rows) ->
     return b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr) + _png_chunk(b"IDAT", bytes(idat)) + _png_chunk(b"IEND", b"")
 
 
+def _with_idat_byte_flipped(png: bytes) -> bytes:
+    """The PNG with the middle byte of its first IDAT chunk's data inverted (the chunk's CRC left as it was)."""
+    i = 8
+    while png[i + 4:i + 8] != b"IDAT":
+        i += 12 + struct.unpack(">I", png[i:i + 4])[0]
+    out = bytearray(png)
+    out[i + 8 + struct.unpack(">I", png[i:i + 4])[0] // 2] ^= 0xFF
+    return bytes(out)
+
+
 def _with_sof_size(jpeg: bytes, width: int, height: int) -> bytes:
     """The JPEG with the frame size in its SOF header replaced (the pixel data stays that of the real size)."""
     i = 2
@@ -196,6 +206,8 @@ def build(root: Path, big_dir_entries: int = 100_000, outside: Path | None = Non
          r"corrupt|broken")
     png = _png(base)
     kind("truncated PNG (first half)", [write("34-truncated.png", png[:len(png) // 2])], "failed", r"truncat")
+    kind("PNG with one byte flipped inside IDAT", [write("51-corrupt-idat.png", _with_idat_byte_flipped(png))],
+         "failed", r"corrupt PNG")
 
     # --- names
     kind("name with spaces", [write("35-name with  spaces .jpg", base_jpeg)], "processed_faces")

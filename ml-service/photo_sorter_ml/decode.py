@@ -257,21 +257,17 @@ def _decode_pillow(source: str | bytes, name: str, max_pixels: int) -> Decoded:
         with im:
             _check_pixels(im.width, im.height, max_pixels)
             fmt = im.format or "unknown"
-            try:
-                orientation = int(im.getexif().get(0x0112, 1) or 1)
-            except Exception:
-                orientation = 1
+            # Pixels first: reading EXIF can decode the image (a PNG's eXIf chunk may follow IDAT), and a failure
+            # there must not leave half-decoded pixels for a later load() to return as if they were whole.
             try:
                 im.load()
-            except OSError as e:
-                raise DecodeError("corrupt", f"corrupt or truncated {fmt} image: {e}: {name}") from None
-            except (SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as e:
+            except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as e:
                 raise DecodeError("corrupt", f"corrupt {fmt} image: {e}: {name}") from None
             try:
+                orientation = int(im.getexif().get(0x0112, 1) or 1)
                 im2 = ImageOps.exif_transpose(im)
-            except Exception:
-                im2 = im  # broken EXIF: keep the pixels as stored
-                orientation = 1
+            except Exception:  # broken EXIF on whole pixels: keep them as stored
+                im2, orientation = im, 1
             rgb_im = _to_rgb(im2)
             rgb = np.asarray(rgb_im, dtype=np.uint8)
             if rgb.ndim != 3 or rgb.shape[2] != 3:

@@ -96,6 +96,24 @@ def test_truncated_jpeg(tmp_path):
     assert e.value.kind == "corrupt" and "truncated" in e.value.message
 
 
+def test_corrupt_png_is_an_error_not_black_pixels(tmp_path):
+    """One byte flipped inside IDAT: Pillow's getexif() on a PNG decodes the pixels and fails; a load() after that
+    returned the half-decoded image as if whole."""
+    buf = io.BytesIO()
+    Image.fromarray(_gradient(400, 300)).save(buf, "PNG")
+    png = bytearray(buf.getvalue())
+    assert decode(bytes(png), 10**8).rgb.shape == (300, 400, 3)
+    i = 8  # after the signature: walk the chunks (length, type, data, CRC) to the first IDAT
+    while png[i + 4:i + 8] != b"IDAT":
+        i += 12 + struct.unpack(">I", png[i:i + 4])[0]
+    png[i + 8 + struct.unpack(">I", png[i:i + 4])[0] // 2] ^= 0xFF
+    p = tmp_path / "corrupt.png"
+    p.write_bytes(bytes(png))
+    with pytest.raises(DecodeError) as e:
+        decode(str(p), 10**8)
+    assert e.value.kind == "corrupt" and "corrupt PNG image" in e.value.message and "corrupt.png" in e.value.message
+
+
 def test_missing_file(tmp_path):
     with pytest.raises(DecodeError) as e:
         decode(str(tmp_path / "nope.jpg"), 10**8)

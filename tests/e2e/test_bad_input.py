@@ -1,4 +1,4 @@
-"""Bad input through the real pipeline: the corpus of bench/reliability/make_corpus.py (50 kinds beside real photos)
+"""Bad input through the real pipeline: the corpus of bench/reliability/make_corpus.py (51 kinds beside real photos)
 is ingested by `photo-sorter serve` and analysed by the real ML service, both running as a non-root user (`nobody`
 when the tests run as root) so that a mode-000 file really cannot be read.
 
