@@ -92,15 +92,24 @@ say "2 ML services (:$M1, :$M2), 2 services (:$S1, :$S2), queue $QUEUE — sorti
 START=$(date +%s)
 JOB="$(curl -fsS -X POST -H 'Content-Type: application/json' -H "X-Photo-Sorter-Secret: $SECRET" \
     -d "{\"path\": \"$FOLDER\", \"recursive\": true}" "http://127.0.0.1:$S1/ingest-folder" | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["jobId"])')"
+# Progress as `photo-sorter sort` shows it: redrawn in place on a terminal, otherwise a line every 5 s and at the end.
+LIVE=0; [ -t 2 ] && LIVE=1
+LAST_LINE=0
 while true; do
     STATUS="$(curl -fsS "http://127.0.0.1:$S1/ingest-status/$JOB")"
     DONE="$(echo "$STATUS" | "$PY" -c 'import json,sys; s=json.load(sys.stdin); print(s["done"], s["processed"], s["failed"], s["inserted"])')"
     set -- $DONE
-    printf '\r  processed %s / %s, failed %s' "$2" "$4" "$3" >&2
+    LINE="  processed $2 / $4, failed $3"
+    if [ "$LIVE" = 1 ]; then
+        printf '\r\033[2K%s' "$LINE" >&2
+    elif [ "$1" = True ] || [ $(( $(date +%s) - LAST_LINE )) -ge 5 ]; then
+        echo "$LINE" >&2
+        LAST_LINE=$(date +%s)
+    fi
     [ "$1" = True ] && break
     sleep 1
 done
-echo >&2
+if [ "$LIVE" = 1 ]; then echo >&2; fi
 SECONDS_TAKEN=$(( $(date +%s) - START ))
 "$PY" - "$M1" "$M2" "$S1" "$SECONDS_TAKEN" "$STATUS" <<'PYEOF'
 import json, sys, urllib.request
