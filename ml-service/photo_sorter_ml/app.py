@@ -55,6 +55,9 @@ class RenderRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")
     path: str = Field(min_length=1)
     boxes: list[Annotated[list[StrictInt], Field(min_length=4, max_length=4)]] = Field(max_length=64)
+    # Counter-clockwise quarter turns the analysis gave the photo (its callback's `quarter_turns`): boxes are
+    # in the turned photo.
+    quarter_turns: StrictInt = Field(0, ge=0, le=3)
 
     @field_validator("boxes")
     @classmethod
@@ -110,6 +113,9 @@ class Analysis(BaseModel):
     width: int | None
     height: int | None
     detections: list[Detection]
+    # Counter-clockwise quarter turns that made the photo upright (a sideways scan): width, height and boxes
+    # are of the turned photo.
+    quarter_turns: int = 0
     new_persons: list[NewPerson]
     meta: Meta
     preview: str | None = None
@@ -309,11 +315,11 @@ class Service:
         finally:
             self.depth -= 1
 
-    async def run_render(self, source: str, name: str, boxes: list[list[int]]) -> dict:
+    async def run_render(self, source: str, name: str, boxes: list[list[int]], quarter_turns: int = 0) -> dict:
         """Decodes a photo and makes its preview and thumbnails in the pool (counted in `depth` by the
         caller). Not part of the job-time average behind Retry-After: it is much shorter than an analysis."""
         try:
-            return await self._in_pool("rendering", render_in_worker, source, name, boxes)
+            return await self._in_pool("rendering", render_in_worker, source, name, boxes, quarter_turns)
         finally:
             self.depth -= 1
 
@@ -340,7 +346,7 @@ class Service:
             detections.append(out)
         timings = {k: round(float(v), 2) for k, v in (result.get("timings") or {}).items()}
         body = {"width": result.get("width"), "height": result.get("height"), "detections": detections,
-                "new_persons": new_persons,
+                "quarter_turns": int(result.get("quarter_turns") or 0), "new_persons": new_persons,
                 "meta": {"model_version": result.get("model_version") or self.model_version, "timings": timings}}
         if result.get("preview"):
             body.update(preview=b64(result["preview"]), preview_width=int(result["preview_width"]),
@@ -500,7 +506,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         real = allowed_path(req.path)
         service.admit()
         service.depth += 1
-        result = await service.run_render(real, req.path, req.boxes)
+        result = await service.run_render(real, req.path, req.boxes, req.quarter_turns)
         if not result.get("ok"):
             return _failed(result, req.path)
         return {"width": result["width"], "height": result["height"], "preview": b64(result["preview"]),

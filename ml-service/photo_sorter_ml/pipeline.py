@@ -15,8 +15,9 @@ import numpy as np
 
 from .config import Settings
 from .decode import DecodeError, decode, downscale_for_detection
+from .face_finder import find_faces, turned
 from .lifeline import watch_parent
-from .models import Models, load_models
+from .models import Models, load_models, model_spec
 from .thumbnails import DEFAULT_PREVIEW_MAX_SIDE, DEFAULT_THUMBNAIL_SIZE, render
 
 log = logging.getLogger("photo_sorter_ml.pipeline")
@@ -108,17 +109,20 @@ def analyse(source: str | bytes, name: str | None = None, models: Models | None 
 
     det_img, scale = downscale_for_detection(img.rgb, params.detect_max_side)
     upsample = params.upsample if max(det_img.shape[:2]) <= params.upsample_max_side else 0
-    raw = models.detector.detect(det_img, upsample)
+    found = find_faces(models.detector, det_img, upsample, second_looks=model_spec(params.model).second_looks)
+    # A photo found lying on its side is analysed, drawn and rendered upright from here on.
+    rgb, det_img = turned(img.rgb, found.quarter_turns), turned(det_img, found.quarter_turns)
+    width, height = int(rgb.shape[1]), int(rgb.shape[0])
     faces, boxes = [], []
-    for d in raw:
-        box = _clip_box(d, scale, img.width, img.height)
+    for d in found.faces:
+        box = _clip_box(d, scale, width, height)
         if box is None:
             continue
         faces.append(d.scaled(1.0 / scale))
         boxes.append((box, d.confidence))
     t2 = time.perf_counter()
 
-    vectors = models.embedder.embed(img.rgb, faces)
+    vectors = models.embedder.embed(rgb, faces)
     t3 = time.perf_counter()
 
     detections = [
@@ -128,7 +132,7 @@ def analyse(source: str | bytes, name: str | None = None, models: Models | None 
     images: dict = {}
     if params.thumbnail_size > 0:
         try:
-            images = render(img.rgb, [box for box, _ in boxes], params.thumbnail_size, params.preview_max_side,
+            images = render(rgb, [box for box, _ in boxes], params.thumbnail_size, params.preview_max_side,
                             base=det_img)
         except Exception:  # the analysis stands without its pictures
             log.exception("making thumbnails failed for %s", name or "image")
@@ -139,12 +143,14 @@ def analyse(source: str | bytes, name: str | None = None, models: Models | None 
 
     result = {
         "ok": True,
-        "width": img.width,
-        "height": img.height,
+        "width": width,
+        "height": height,
         "format": img.format,
         "orientation": img.orientation,
+        "quarter_turns": found.quarter_turns,
         "detections": detections,
-        "detect": {"scale": scale, "upsample": upsample, "size": [int(det_img.shape[1]), int(det_img.shape[0])]},
+        "detect": {"scale": scale, "upsample": upsample, "size": [int(det_img.shape[1]), int(det_img.shape[0])],
+                   "look": found.look},
         "model_version": models.version,
         "timings": {
             "decode_ms": (t1 - t0) * 1000.0,
@@ -178,8 +184,10 @@ def analyse_in_worker(source: str | bytes, name: str | None = None) -> dict:
     return _guarded("analysing", name, lambda: analyse(source, name), timings={})
 
 
-def render_photo(source: str, name: str | None, boxes: list[list[int]], params: PipelineParams | None = None) -> dict:
-    """Decodes a photo as `analyse` does and makes its preview and one thumbnail per box (POST /render).
+def render_photo(source: str, name: str | None, boxes: list[list[int]], params: PipelineParams | None = None,
+                 quarter_turns: int = 0) -> dict:
+    """Decodes a photo as `analyse` does, turns it as its analysis did (`quarter_turns`, counter-clockwise) and
+    makes its preview and one thumbnail per box (POST /render).
 
     Boxes are clipped to the image; a box with nothing inside the image is an error (kind "bad_box").
     The thumbnail size is the configured one, or the default when thumbnails are off in analyses: a
@@ -191,24 +199,25 @@ def render_photo(source: str, name: str | None, boxes: list[list[int]], params: 
         img = decode(source, params.max_pixels, name=name)
     except DecodeError as e:
         return {"ok": False, "error_kind": e.kind, "error": e.message}
+    rgb = turned(img.rgb, quarter_turns)
+    width, height = int(rgb.shape[1]), int(rgb.shape[0])
     t1 = time.perf_counter()
     clipped = []
     for i, (x1, y1, x2, y2) in enumerate(boxes):
-        c = [max(0, min(x1, img.width)), max(0, min(y1, img.height)),
-             max(0, min(x2, img.width)), max(0, min(y2, img.height))]
+        c = [max(0, min(x1, width)), max(0, min(y1, height)), max(0, min(x2, width)), max(0, min(y2, height))]
         if c[0] >= c[2] or c[1] >= c[3]:
             return {"ok": False, "error_kind": "bad_box",
-                    "error": f"box {i} {[x1, y1, x2, y2]} lies outside the {img.width}x{img.height} image"}
+                    "error": f"box {i} {[x1, y1, x2, y2]} lies outside the {width}x{height} image"}
         clipped.append(c)
-    out = render(img.rgb, clipped, params.thumbnail_size or DEFAULT_THUMBNAIL_SIZE, params.preview_max_side)
+    out = render(rgb, clipped, params.thumbnail_size or DEFAULT_THUMBNAIL_SIZE, params.preview_max_side)
     t2 = time.perf_counter()
-    return {"ok": True, "width": img.width, "height": img.height, **out,
+    return {"ok": True, "width": width, "height": height, **out,
             "timings": {"decode_ms": (t1 - t0) * 1000.0, "thumbs_ms": (t2 - t1) * 1000.0}}
 
 
-def render_in_worker(source: str, name: str | None, boxes: list[list[int]]) -> dict:
+def render_in_worker(source: str, name: str | None, boxes: list[list[int]], quarter_turns: int = 0) -> dict:
     """Entry point for the process pool (POST /render)."""
-    return _guarded("rendering", name, lambda: render_photo(source, name, boxes))
+    return _guarded("rendering", name, lambda: render_photo(source, name, boxes, quarter_turns=quarter_turns))
 
 
 def params_dict(p: PipelineParams) -> dict:

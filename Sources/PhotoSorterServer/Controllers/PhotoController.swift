@@ -59,6 +59,7 @@ struct PhotoController: RouteCollection {
             }
             payload.width = analysis.width
             payload.height = analysis.height
+            payload.quarterTurns = analysis.quarterTurns ?? 0
             payload.detections = analysis.detections
             payload.meta = analysis.meta
         case 400..<500:
@@ -76,8 +77,14 @@ struct PhotoController: RouteCollection {
     private struct SyncAnalysis: Decodable {
         var width: Int?
         var height: Int?
+        var quarterTurns: Int?
         var detections: [CallbackPayload.Detection]
         var meta: CallbackPayload.Meta?
+
+        enum CodingKeys: String, CodingKey {
+            case width, height, detections, meta
+            case quarterTurns = "quarter_turns"
+        }
     }
 }
 

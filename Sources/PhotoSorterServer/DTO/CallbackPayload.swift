@@ -49,6 +49,9 @@ public struct CallbackPayload: Content, Sendable {
     public var error: String?
     public var width: Int?
     public var height: Int?
+    /// Counter-clockwise quarter turns the ML service gave a photo it found lying on its side (0–3): width,
+    /// height and boxes are of the turned photo.
+    public var quarterTurns: Int
     public var detections: [Detection]
     public var newPersons: [NewPerson]?
     public var meta: Meta?
@@ -62,6 +65,7 @@ public struct CallbackPayload: Content, Sendable {
         case previewWidth = "preview_width"
         case previewHeight = "preview_height"
         case photoID = "photo_id"
+        case quarterTurns = "quarter_turns"
         case callbackID = "callback_id"
         case newPersons = "new_persons"
     }
@@ -75,6 +79,10 @@ public struct CallbackPayload: Content, Sendable {
         error = try c.decodeIfPresent(String.self, forKey: .error)
         width = try c.decodeIfPresent(Int.self, forKey: .width)
         height = try c.decodeIfPresent(Int.self, forKey: .height)
+        quarterTurns = try c.decodeIfPresent(Int.self, forKey: .quarterTurns) ?? 0
+        guard (0...3).contains(quarterTurns) else {
+            throw DecodingError.dataCorruptedError(forKey: .quarterTurns, in: c, debugDescription: "quarter_turns must be 0, 1, 2 or 3")
+        }
         detections = try c.decodeIfPresent([Detection].self, forKey: .detections) ?? []
         newPersons = try c.decodeIfPresent([NewPerson].self, forKey: .newPersons)
         meta = try c.decodeIfPresent(Meta.self, forKey: .meta)
@@ -92,6 +100,7 @@ public struct CallbackPayload: Content, Sendable {
         self.error = error
         self.width = width
         self.height = height
+        self.quarterTurns = 0
         self.detections = detections
         self.newPersons = nil
         self.meta = meta

@@ -35,6 +35,7 @@ extension IdentityService {
         let id: Int64
         let width: Int?
         let height: Int?
+        let quarterTurns: Int?
         let modelVersion: String
         var faces: [StagedFace] = []
     }
@@ -59,11 +60,12 @@ extension IdentityService {
     private func rebuild(_ job: ReprocessJob, on tx: any SQLDatabase) async throws -> ReprocessResult {
         var photos: [Int64: StagedPhoto] = [:]
         for row in try await tx.raw("""
-            SELECT photo_id, width, height, model_version FROM reprocess_photos WHERE job_id = \(bind: job.id)
+            SELECT photo_id, width, height, quarter_turns, model_version FROM reprocess_photos WHERE job_id = \(bind: job.id)
             """).all() {
             let id = try row.decode(column: "photo_id", as: Int64.self)
             photos[id] = StagedPhoto(id: id, width: try row.decode(column: "width", as: Int?.self),
                                      height: try row.decode(column: "height", as: Int?.self),
+                                     quarterTurns: try row.decode(column: "quarter_turns", as: Int?.self),
                                      modelVersion: try row.decode(column: "model_version", as: String.self))
         }
         for row in try await tx.raw("""
@@ -141,7 +143,8 @@ extension IdentityService {
                 try await tx.raw("INSERT INTO photo_persons (photo_id, person_id) VALUES (\(bind: photo.id), \(bind: person))").run()
             }
             try await tx.raw("""
-                UPDATE photos SET width = \(bind: photo.width), height = \(bind: photo.height), no_faces = \(bind: photo.faces.isEmpty),
+                UPDATE photos SET width = \(bind: photo.width), height = \(bind: photo.height),
+                    quarter_turns = \(bind: photo.quarterTurns), no_faces = \(bind: photo.faces.isEmpty),
                     face_count = \(bind: photo.faces.count), person_ids = \(bind: String(decoding: try JSONEncoder().encode(personIDs), as: UTF8.self)),
                     model_version = \(bind: photo.modelVersion), updated_at = \(bind: now)
                 WHERE id = \(bind: photo.id)

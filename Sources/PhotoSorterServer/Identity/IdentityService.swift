@@ -432,7 +432,7 @@ public final class IdentityService: Sendable {
         let personIDsJSON = String(decoding: try JSONEncoder().encode(personIDs), as: UTF8.self)
         try await tx.raw("""
             UPDATE photos SET status = 'PROCESSED', width = \(bind: payload.width), height = \(bind: payload.height),
-                no_faces = \(bind: faces.isEmpty), face_count = \(bind: faces.count), person_ids = \(bind: personIDsJSON),
+                quarter_turns = \(bind: payload.quarterTurns), no_faces = \(bind: faces.isEmpty), face_count = \(bind: faces.count), person_ids = \(bind: personIDsJSON),
                 model_version = \(bind: modelVersion), ml_ms = \(bind: payload.meta?.timings?["total_ms"]),
                 last_error = NULL, processing_started_at = NULL, next_attempt_at = NULL, updated_at = \(bind: now)
             WHERE id = \(bind: payload.photoID)

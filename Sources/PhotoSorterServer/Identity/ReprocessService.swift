@@ -204,9 +204,9 @@ public final class ReprocessService: Sendable {
             return response
         }
         try await tx.raw("""
-            INSERT INTO reprocess_photos (job_id, photo_id, width, height, face_count, model_version)
+            INSERT INTO reprocess_photos (job_id, photo_id, width, height, quarter_turns, face_count, model_version)
             VALUES (\(bind: job.id), \(bind: payload.photoID), \(bind: payload.width), \(bind: payload.height),
-                \(bind: faces.count), \(bind: modelVersion))
+                \(bind: payload.quarterTurns), \(bind: faces.count), \(bind: modelVersion))
             """).run()
         for (index, (face, detection)) in zip(faces, payload.detections).enumerated() {
             try await tx.raw("""

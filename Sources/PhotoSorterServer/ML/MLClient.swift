@@ -99,11 +99,13 @@ public final class MLClient: Sendable {
         }
     }
 
-    /// POST /render `{path, boxes}`: a preview of the photo and a thumbnail per box, for photos analysed before
-    /// the ML service sent them. Waits out a busy service (429/503) a few times, as its Retry-After says.
-    public func render(path: String, boxes: [BoundingBox]) async throws -> RenderedImages {
+    /// POST /render `{path, boxes, quarter_turns}`: a preview of the photo and a thumbnail per box, for photos
+    /// analysed before the ML service sent them; `quarterTurns` turns the photo as its analysis did. Waits out a
+    /// busy service (429/503) a few times, as its Retry-After says.
+    public func render(path: String, quarterTurns: Int = 0, boxes: [BoundingBox]) async throws -> RenderedImages {
         let base = pool.pick()
-        let body = try JSONEncoder().encode(RenderRequest(path: path, boxes: boxes.map { [$0.x1, $0.y1, $0.x2, $0.y2] }))
+        let body = try JSONEncoder().encode(RenderRequest(path: path, boxes: boxes.map { [$0.x1, $0.y1, $0.x2, $0.y2] },
+                                                          quarterTurns: quarterTurns))
         for attempt in 1...5 {
             let response: HTTPClientResponse
             let buffer: ByteBuffer
@@ -139,6 +141,12 @@ public final class MLClient: Sendable {
     private struct RenderRequest: Encodable {
         let path: String
         let boxes: [[Int]]
+        let quarterTurns: Int
+
+        enum CodingKeys: String, CodingKey {
+            case path, boxes
+            case quarterTurns = "quarter_turns"
+        }
     }
 
     /// GET /health of the first service: nil when nothing answers.

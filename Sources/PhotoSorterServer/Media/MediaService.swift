@@ -70,7 +70,7 @@ public final class MediaService: Sendable {
             throw PhotoSorterError.photoNotFound(photoID)
         }
         let started = Date()
-        let images = try await ml.render(path: source.path, boxes: source.boxes)
+        let images = try await ml.render(path: source.path, quarterTurns: source.quarterTurns, boxes: source.boxes)
         try await database.transaction { tx in
             for (index, (box, thumbnail)) in zip(source.boxes, images.thumbnails).enumerated() {
                 if let jpeg = MediaStore.jpeg(base64: thumbnail, limit: MediaStore.maxThumbnailBytes,

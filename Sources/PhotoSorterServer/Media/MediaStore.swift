@@ -103,13 +103,15 @@ enum MediaStore {
         return .some(try row.decode(column: "face_id", as: Int64?.self))
     }
 
-    /// Path and face boxes of a photo, what the ML service needs to render its images again.
-    static func renderSource(ofPhoto photoID: Int64, on db: any SQLDatabase) async throws -> (path: String, boxes: [BoundingBox])? {
-        guard let photo = try await db.raw("SELECT path FROM photos WHERE id = \(bind: photoID)").first() else { return nil }
+    /// Path, quarter turns and face boxes of a photo, what the ML service needs to render its images again.
+    static func renderSource(ofPhoto photoID: Int64, on db: any SQLDatabase) async throws
+        -> (path: String, quarterTurns: Int, boxes: [BoundingBox])? {
+        guard let photo = try await db.raw("SELECT path, quarter_turns FROM photos WHERE id = \(bind: photoID)").first() else { return nil }
         let boxes = try await db.raw("""
             SELECT bbox_x1, bbox_y1, bbox_x2, bbox_y2 FROM embeddings WHERE photo_id = \(bind: photoID) ORDER BY face_index, id
             """).all().map { try BoundingBox(row: $0) }
-        return (try photo.decode(column: "path", as: String.self), boxes)
+        return (try photo.decode(column: "path", as: String.self),
+                try photo.decode(column: "quarter_turns", as: Int?.self) ?? 0, boxes)
     }
 
     enum Lookup: Equatable {

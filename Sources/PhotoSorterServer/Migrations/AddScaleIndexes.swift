@@ -44,3 +44,18 @@ struct AddReclusterMarks: AsyncMigration {
         try await database.schema("recluster_jobs").deleteField("library_marks").update()
     }
 }
+
+/// `quarter_turns` of a photo (and of a reprocess's staged photo): counter-clockwise quarter turns its analysis
+/// gave it (a print scanned sideways, found upright by the ML service). Its width, height and face boxes are of
+/// the turned photo, so a later `/render` of its images turns it the same way. NULL for photos from before.
+struct AddPhotoQuarterTurns: AsyncMigration {
+    func prepare(on database: any Database) async throws {
+        try await database.schema("photos").field("quarter_turns", .int).update()
+        try await database.schema("reprocess_photos").field("quarter_turns", .int).update()
+    }
+
+    func revert(on database: any Database) async throws {
+        try await database.schema("reprocess_photos").deleteField("quarter_turns").update()
+        try await database.schema("photos").deleteField("quarter_turns").update()
+    }
+}

@@ -46,6 +46,8 @@ class ModelSpec:
     upsample: int  # detector upsampling (x2 per step) for small photos (PHOTO_SORTER_ML_UPSAMPLE)
     suggest_threshold: float  # cosine similarity for suggested_person_id (PHOTO_SORTER_ML_SUGGEST_THRESHOLD)
     weights: WeightsPackage
+    # face_finder's second looks and turned photos: chosen and measured for SCRFD only (dlib keeps one look).
+    second_looks: bool = False
 
     def detector_name(self, detector: str) -> str:
         """The detector that runs: PHOTO_SORTER_ML_DETECTOR (hog | cnn) only applies to dlib."""
@@ -62,7 +64,8 @@ class ModelSpec:
 
 MODELS = {
     # 640: SCRFD finds all 43 labelled dlib_faces and every lfw_small face at that size (README, "Detection size").
-    "arcface": ModelSpec("arcface", "arcface-w600k_mbf", 512, 640, 0, ARCFACE_SUGGEST_THRESHOLD, ARCFACE_WEIGHTS),
+    "arcface": ModelSpec("arcface", "arcface-w600k_mbf", 512, 640, 0, ARCFACE_SUGGEST_THRESHOLD, ARCFACE_WEIGHTS,
+                         second_looks=True),
     "dlib": ModelSpec("dlib", "dlib-resnet-v1", 128, 1600, 1, 0.92, DLIB_WEIGHTS),
 }
 DEFAULT_MODEL = "arcface"
