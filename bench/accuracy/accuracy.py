@@ -69,6 +69,10 @@ def evaluate_run(root: Path, binary: Path, workdir: Path, threshold, extra_env: 
         stack.stop()
 
     result = metrics.evaluate(labels, preds)
+    names = [os.path.basename(p) for p, _ in labelled]
+    if any(n.startswith("profile_") for n in names) and any(n.startswith("frontal_") for n in names):
+        # CFP's layout: do the profiles join the person that holds the same person's frontal photos?
+        result["profiles"] = metrics.subset_on_reference_majority(labels, preds, [n.startswith("profile_") for n in names])
     result["counts"]["photos_not_in_database"] = len(missing_rows)
     result["counts"]["labelled_photos_not_processed"] = len(failed)
     result["counts"]["all_photos_in_database"] = len(photos)
@@ -95,6 +99,8 @@ def fmt(result: dict) -> str:
         f"  consistency      {co['micro']:.4f} ({co['photos_on_majority_id']}/{c['photos']} photos on their "
         f"person's majority id; per-identity mean {co['macro']:.4f})",
         f"  identities sharing a majority id: {c['identities_sharing_a_majority_id']}",
+        *([f"  profiles on the majority id of their frontal photos: {result['profiles']['on_reference_majority']}/"
+           f"{result['profiles']['items']} ({result['profiles']['share']:.4f})"] if "profiles" in result else []),
         f"  sort: exit {result['sort_exit_code']}, {s.get('photos_total')} photos, {s.get('failed')} failed, "
         f"{s.get('faces')} faces, {result['sort_wall_seconds']}s",
     ]

@@ -111,6 +111,19 @@ def consistency(labels: Sequence[Hashable], preds: Sequence[Optional[Hashable]])
     }
 
 
+def subset_on_reference_majority(labels: Sequence[Hashable], preds: Sequence[Optional[Hashable]],
+                                 in_subset: Sequence[bool]) -> dict:
+    """How many subset items (e.g. CFP's profile photos) carry the majority id of their identity's *other* items
+    (its frontal photos): the subset joined the person that holds the rest of that identity. A subset item without
+    a face, or of an identity with no other item found, is a miss."""
+    _check(labels, preds)
+    rest = [(l, p) for l, p, s in zip(labels, preds, in_subset) if not s]
+    reference = majority_ids([l for l, _ in rest], [p for _, p in rest])
+    subset = [(l, p) for l, p, s in zip(labels, preds, in_subset) if s]
+    hits = sum(1 for l, p in subset if p is not None and reference.get(l, (None, 0))[0] == p)
+    return {"items": len(subset), "on_reference_majority": hits, "share": _ratio(hits, len(subset))}
+
+
 def evaluate(labels: Sequence[Hashable], preds: Sequence[Optional[Hashable]]) -> dict:
     """All metrics plus counts, as one JSON-friendly dict."""
     _check(labels, preds)

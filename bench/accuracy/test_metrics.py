@@ -85,6 +85,15 @@ def test_majority_ties_and_all_missed():
     assert e["counts"]["photos_without_face"] == 1
 
 
+def test_profiles_count_when_they_join_the_person_of_their_frontal_photos():
+    labels = ["a", "a", "a", "a", "b", "b", "b"]
+    preds = [1, 1, 1, 2, 5, 5, None]
+    profile = [False, False, True, True, False, False, True]
+    # a's frontal photos are on 1: one profile on 1 (hit), one on 2 (miss); b's profile has no face (miss).
+    assert metrics.subset_on_reference_majority(labels, preds, profile) == {"items": 3, "on_reference_majority": 1,
+                                                                           "share": 1 / 3}
+
+
 def test_length_mismatch():
     with pytest.raises(ValueError):
         metrics.evaluate(["A"], [])
