@@ -76,17 +76,20 @@ def measure_no_people(detector, noface_dir: Path) -> dict:
 
     data = Path(skimage.__file__).parent / "data"
     photos = [data / name for name in NO_PEOPLE] + sorted(noface_dir.glob("*"))
-    false_faces, ms = [], 0.0
+    false_faces, first_ms, ms = [], 0.0, 0.0
     for path in photos:
         image = detection_copy(path)
         for turns in range(4):
             t0 = time.perf_counter()
+            detector.detect(turned(image, turns), 0)
+            t1 = time.perf_counter()
             found = find_faces(detector, turned(image, turns), 0)
-            ms += (time.perf_counter() - t0) * 1000
+            first_ms += (t1 - t0) * 1000
+            ms += (time.perf_counter() - t1) * 1000
             if found.faces:
                 false_faces.append(f"{path.name} turned {turns}: {len(found.faces)} via {found.look}")
     return {"photos": len(photos), "inputs": 4 * len(photos), "false_faces": false_faces,
-            "find_faces_ms": ms / (4 * len(photos))}
+            "first_look_ms": first_ms / (4 * len(photos)), "find_faces_ms": ms / (4 * len(photos))}
 
 
 def measure_scans(detector, root: Path, sample: int) -> dict:
