@@ -15,7 +15,8 @@ struct PeopleCommand: AsyncParsableCommand {
 
     /// GET /persons.
     struct List: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "List persons, most photos first.")
+        static let configuration = CommandConfiguration(
+            abstract: "List persons, most photos first: those with 2 or more photos and named ones (--all: everyone).")
 
         @Option(help: "Only persons whose name contains this (case-insensitive).")
         var name: String?
@@ -26,17 +27,29 @@ struct PeopleCommand: AsyncParsableCommand {
         @Flag(help: "Only persons without a name.")
         var unnamed = false
 
+        @Option(help: "Only persons with at least this many photos (default 2); named persons are always listed.")
+        var minPhotos: Int?
+
+        @Flag(help: "Everyone, one-photo persons included (--min-photos 1).")
+        var all = false
+
         @Option var offset = 0
 
         @Option var limit = 50
 
         @OptionGroup var options: ConfigOptions
 
+        func validate() throws {
+            guard !(all && minPhotos != nil) else { throw ValidationError("give --all or --min-photos, not both") }
+            if let minPhotos, minPhotos < 1 { throw ValidationError("--min-photos must be at least 1 (--all lists everyone)") }
+        }
+
         func run() async throws {
             var query = PersonListQuery()
             query.name = name
             query.hidden = hidden
             query.unnamedOnly = unnamed
+            query.minPhotos = all ? 1 : minPhotos ?? query.minPhotos
             query.offset = offset
             query.limit = limit
             try await InProcessService.printJSON(options) { try await $0.people.list(query) }
@@ -159,17 +172,21 @@ struct PeopleCommand: AsyncParsableCommand {
         }
     }
 
-    /// POST /faces/{id}/reject.
+    /// POST /faces/{id}/reject, with `{"person_id": ...}` for --person.
     struct Reject: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "\"Not this person\": the face leaves its person for good and goes where it fits best without it.")
 
         @Argument(help: .init(valueName: "face-id")) var faceID: Int64
 
+        @Option(help: .init("Another person the face is not (its runner-up): only recorded, the face stays where it is.",
+                            valueName: "person-id"))
+        var person: Int64?
+
         @OptionGroup var options: ConfigOptions
 
         func run() async throws {
-            try await InProcessService.printJSON(options) { try await $0.people.reject(face: faceID) }
+            try await InProcessService.printJSON(options) { try await $0.people.reject(face: faceID, person: person) }
         }
     }
 
@@ -188,7 +205,9 @@ struct PeopleCommand: AsyncParsableCommand {
 
     /// GET /review.
     struct Review: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "The least certain decisions first, to check with confirm or reject.")
+        static let configuration = CommandConfiguration(
+            abstract: "The least certain decisions first, each with its question: same_person (yes: confirm, no: reject) "
+                + "or runner_up (yes: move --to the runner-up, no: reject --person the runner-up).")
 
         @Option var limit = 20
 

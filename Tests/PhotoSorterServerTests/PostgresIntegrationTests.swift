@@ -29,6 +29,8 @@ final class PostgresIntegrationTests: XCTestCase {
     func testBadCorrectionsAreRefusedAndChangeNothing() async throws { try await PeopleScenarios.badCorrectionsAreRefusedAndChangeNothing(.postgres) }
     func testConcurrentCorrectionsAndCallbacksLoseNothing() async throws { try await PeopleScenarios.concurrentCorrectionsAndCallbacksLoseNothing(.postgres) }
     func testListingReviewAndDumpReflectCorrections() async throws { try await PeopleScenarios.listingReviewAndDumpReflectCorrections(.postgres) }
+    func testPeopleListLeavesOutOnePhotoPersonsUntilAskedForAll() async throws { try await PeopleScenarios.peopleListLeavesOutOnePhotoPersonsUntilAskedForAll(.postgres) }
+    func testReviewAsksTheQuestionEachAnswerSettles() async throws { try await PeopleScenarios.reviewAsksTheQuestionEachAnswerSettles(.postgres) }
     func testIDsStayStableAsTheLibraryGrows() async throws { try await PeopleScenarios.idsStayStableAsTheLibraryGrows(.postgres) }
     func testEmptiedPersonIDsAreNeverReused() async throws { try await PeopleScenarios.emptiedPersonIDsAreNeverReused(.postgres) }
     func testCorrectionsSurviveAReprocess() async throws { try await PeopleScenarios.correctionsSurviveAReprocess(.postgres) }

@@ -29,6 +29,8 @@ final class SQLiteIntegrationTests: XCTestCase {
     func testBadCorrectionsAreRefusedAndChangeNothing() async throws { try await PeopleScenarios.badCorrectionsAreRefusedAndChangeNothing(.sqlite) }
     func testConcurrentCorrectionsAndCallbacksLoseNothing() async throws { try await PeopleScenarios.concurrentCorrectionsAndCallbacksLoseNothing(.sqlite) }
     func testListingReviewAndDumpReflectCorrections() async throws { try await PeopleScenarios.listingReviewAndDumpReflectCorrections(.sqlite) }
+    func testPeopleListLeavesOutOnePhotoPersonsUntilAskedForAll() async throws { try await PeopleScenarios.peopleListLeavesOutOnePhotoPersonsUntilAskedForAll(.sqlite) }
+    func testReviewAsksTheQuestionEachAnswerSettles() async throws { try await PeopleScenarios.reviewAsksTheQuestionEachAnswerSettles(.sqlite) }
     func testIDsStayStableAsTheLibraryGrows() async throws { try await PeopleScenarios.idsStayStableAsTheLibraryGrows(.sqlite) }
     func testEmptiedPersonIDsAreNeverReused() async throws { try await PeopleScenarios.emptiedPersonIDsAreNeverReused(.sqlite) }
     func testCorrectionsSurviveAReprocess() async throws { try await PeopleScenarios.correctionsSurviveAReprocess(.sqlite) }

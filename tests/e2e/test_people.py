@@ -401,6 +401,59 @@ def test_split_leaves_the_rest_of_the_person_in_place(corrected):
                    f"split person {c['split_person']})")
 
 
+# ------------------------------------------------------------------ people list and review (CLI)
+
+def test_people_list_leaves_out_one_photo_people_unless_all(lfw_library, tmp_path):
+    """`people list` lists the persons with 2 or more photos (and named ones) by default and counts the ones it left
+    out; `--all` lists everyone, `--min-photos N` raises the bar; giving both, or a minimum below 1, is refused."""
+    db = copy_db(lfw_library["db"], tmp_path / "list.sqlite")
+    con = connect(db)
+    try:
+        visible = {pid: pc for pid, pc in con.execute(
+            "SELECT id, photo_count FROM persons WHERE merged_into IS NULL AND hidden = 0 AND face_count > 0")}
+    finally:
+        con.close()
+    one_photo = {pid for pid, pc in visible.items() if pc == 1}
+    _, standard, _ = cli(db, "people", "list", "--limit", 1000)
+    _, everyone, _ = cli(db, "people", "list", "--all", "--limit", 1000)
+    _, three, _ = cli(db, "people", "list", "--min-photos", 3, "--limit", 1000)
+    print(f"\n[people list] {len(visible)} persons, {len(one_photo)} with one photo")
+    assert {p["person_id"] for p in everyone["persons"]} == set(visible) and everyone["below_min_photos"] == 0
+    assert {p["person_id"] for p in standard["persons"]} == set(visible) - one_photo
+    assert standard["total"] == len(visible) - len(one_photo) and standard["below_min_photos"] == len(one_photo)
+    assert {p["person_id"] for p in three["persons"]} == {pid for pid, pc in visible.items() if pc >= 3}
+    for bad in (["--all", "--min-photos", 2], ["--min-photos", 0]):
+        rc, _, err = cli(db, "people", "list", *bad, expect_rc=None)
+        assert rc != 0 and "min-photos" in err, (bad, rc, err)
+
+
+def test_people_review_carries_each_question_and_reject_person_answers_not_the_runner_up(lfw_library, tmp_path):
+    """Every item of `people review` says what it asks (about the face's own person, or about its runner-up when the
+    face is alone in its person); `people reject F --person R` records "not R" and leaves the face where it is."""
+    db = copy_db(lfw_library["db"], tmp_path / "review.sqlite")
+    _, review, _ = cli(db, "people", "review", "--limit", 500)
+    items = review["faces"]
+    assert items, "lfw_small has close calls to review"
+    counts = {pid: p["face_count"] for pid, p in persons(db).items()}
+    for item in items:
+        question = item["question"]
+        if question["kind"] == "same_person":
+            assert question["person_id"] == item["person_id"] and counts[item["person_id"]] > 1, item
+        else:
+            assert question["kind"] == "runner_up" and counts[item["person_id"]] == 1, item
+            assert question["person_id"] == item["runner_up_person_id"], item
+    runner_up = next((f for f in items if f["question"]["kind"] == "runner_up"), None)
+    if runner_up is None:
+        pytest.skip("no face of this library is alone in its person with a runner-up")
+    not_them = runner_up["question"]["person_id"]
+    _, out, _ = cli(db, "people", "reject", runner_up["face_id"], "--person", not_them)
+    assert out == {"face_id": runner_up["face_id"], "rejected_person_id": not_them, "person_id": runner_up["person_id"],
+                   "created_person": False}, out
+    assert faces(db)[runner_up["face_id"]]["person_id"] == runner_up["person_id"]
+    _, after, _ = cli(db, "people", "review", "--limit", 500)
+    assert all(f["face_id"] != runner_up["face_id"] or f["question"]["person_id"] != not_them for f in after["faces"])
+
+
 # ------------------------------------------------------------------ export
 
 def _export_tree(root: Path) -> dict:

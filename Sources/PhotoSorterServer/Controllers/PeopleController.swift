@@ -17,7 +17,7 @@ struct PeopleController: RouteCollection {
         routes.get("review", use: review)
     }
 
-    /// `?offset&limit&name&hidden=false|true|any&unnamed=true`
+    /// `?offset&limit&name&hidden=false|true|any&unnamed=true&min_photos=2`
     func list(req: Request) async throws -> PersonPage {
         var query = PersonListQuery()
         query.offset = try req.optionalQuery(Int.self, "offset") ?? 0
@@ -30,6 +30,7 @@ struct PeopleController: RouteCollection {
             query.hidden = value
         }
         query.unnamedOnly = try req.optionalQuery(Bool.self, "unnamed") ?? false
+        query.minPhotos = try req.optionalQuery(Int.self, "min_photos") ?? query.minPhotos
         return try await req.photoSorter.people.list(query)
     }
 
@@ -64,9 +65,11 @@ struct PeopleController: RouteCollection {
         return try await req.photoSorter.people.move(try req.content.decode(MoveRequest.self))
     }
 
+    /// Body optional: `{"person_id": N}` says which person the face is not (default its own).
     func reject(req: Request) async throws -> RejectResult {
         try req.requireSecret()
-        return try await req.photoSorter.people.reject(face: try req.int64Parameter("id"))
+        let body = req.body.data == nil ? RejectRequest() : try req.content.decode(RejectRequest.self)
+        return try await req.photoSorter.people.reject(face: try req.int64Parameter("id"), person: body.personID)
     }
 
     func confirm(req: Request) async throws -> FaceView {

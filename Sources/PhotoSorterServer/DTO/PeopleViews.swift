@@ -30,10 +30,14 @@ public struct PersonPage: Content, Sendable {
     public var persons: [PersonSummary]
     /// Persons matching the filter, on every page.
     public var total: Int
+    /// Persons every other filter matches that are left out for having fewer than `min_photos` photos (and no
+    /// name): what `min_photos=1` would add. 0 with `min_photos=1`.
+    public var belowMinPhotos: Int
     public var nextOffset: Int?
 
     enum CodingKeys: String, CodingKey {
         case persons, total
+        case belowMinPhotos = "below_min_photos"
         case nextOffset = "next_offset"
     }
 }
@@ -49,6 +53,9 @@ public struct PersonListQuery: Sendable {
     public var hidden: Hidden = .false
     /// Only persons without a display name.
     public var unnamedOnly = false
+    /// Only persons with at least this many photos, and named persons whatever their count (naming someone says
+    /// they matter). The default leaves out the many one-photo strangers of a library; 1 lists everyone.
+    public var minPhotos = 2
 
     public init() {}
 }
@@ -90,30 +97,63 @@ public struct FacePage: Content, Sendable {
     }
 }
 
-/// One entry of GET /review: a face and how close its decision was.
+/// What a review item asks: "is this face person `personID`?". Either answer changes the library.
+public struct ReviewQuestion: Content, Sendable, Equatable {
+    public enum Kind: String, Codable, Sendable {
+        /// About the face's own person, which has other faces: yes confirms the face there
+        /// (`POST /faces/{id}/confirm`), no takes it out (`POST /faces/{id}/reject`).
+        case samePerson = "same_person"
+        /// About the face's runner-up, asked when the face is its person's only face (confirming a person of one
+        /// face, or taking its only face out, would settle nothing): yes moves the face to the runner-up
+        /// (`POST /faces/move` with `to_person_id`), no records that it is not the runner-up
+        /// (`POST /faces/{id}/reject` with `{"person_id": runner-up}`).
+        case runnerUp = "runner_up"
+    }
+
+    public var kind: Kind
+    /// The person asked about: the face's own person or its runner-up.
+    public var personID: Int64
+
+    public init(kind: Kind, personID: Int64) {
+        self.kind = kind
+        self.personID = personID
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case kind
+        case personID = "person_id"
+    }
+}
+
+/// One entry of GET /review: a face, how close its decision was, and the question to answer about it.
 public struct ReviewItem: Content, Sendable {
     public var face: FaceView
     /// Similarity to its person minus similarity to the runner-up (for a face that started its person, the
     /// joining threshold stands in for the first): the smaller, the less certain.
     public var gap: Double
+    public var question: ReviewQuestion
 
     public func encode(to encoder: any Encoder) throws {
         try face.encode(to: encoder)
-        var container = encoder.container(keyedBy: GapKey.self)
+        var container = encoder.container(keyedBy: ItemKey.self)
         try container.encode(gap, forKey: .gap)
+        try container.encode(question, forKey: .question)
     }
 
-    public init(face: FaceView, gap: Double) {
+    public init(face: FaceView, gap: Double, question: ReviewQuestion) {
         self.face = face
         self.gap = gap
+        self.question = question
     }
 
     public init(from decoder: any Decoder) throws {
         face = try FaceView(from: decoder)
-        gap = try decoder.container(keyedBy: GapKey.self).decode(Double.self, forKey: .gap)
+        let container = try decoder.container(keyedBy: ItemKey.self)
+        gap = try container.decode(Double.self, forKey: .gap)
+        question = try container.decode(ReviewQuestion.self, forKey: .question)
     }
 
-    private enum GapKey: String, CodingKey { case gap }
+    private enum ItemKey: String, CodingKey { case gap, question }
 }
 
 /// GET /review.
@@ -203,10 +243,26 @@ public struct MoveResult: Content, Sendable, Equatable {
     }
 }
 
-/// POST /faces/{id}/reject: where the face went after "not this person".
+/// POST /faces/{id}/reject, body optional: the person the face is not. Absent, null or the face's own person: the
+/// face leaves its person; another person: only recorded (the face stays where it is).
+public struct RejectRequest: Content, Sendable {
+    public var personID: Int64?
+
+    public init(personID: Int64? = nil) {
+        self.personID = personID
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case personID = "person_id"
+    }
+}
+
+/// POST /faces/{id}/reject: where the face is after "not this person".
 public struct RejectResult: Content, Sendable, Equatable {
     public var faceID: Int64
+    /// The person the face is not.
     public var rejectedPersonID: Int64
+    /// The face's person now (unchanged when the rejected person was another one).
     public var personID: Int64
     public var createdPerson: Bool
 

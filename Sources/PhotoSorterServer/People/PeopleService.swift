@@ -26,9 +26,14 @@ public final class PeopleService: Sendable {
 
     // MARK: Reads
 
+    /// A page of persons, most photos first: those `query` matches with at least `minPhotos` photos or a name, and
+    /// how many it left out for fewer photos (`belowMinPhotos`).
     public func list(_ query: PersonListQuery) async throws -> PersonPage {
         guard (1...1000).contains(query.limit), query.offset >= 0 else {
             throw PhotoSorterError.invalidRequest("limit must be 1...1000 and offset at least 0")
+        }
+        guard query.minPhotos >= 1 else {
+            throw PhotoSorterError.invalidQuery("min_photos must be at least 1 (1 lists everyone), got \(query.minPhotos)")
         }
         var conditions: [SQLQueryString] = ["merged_into IS NULL", "face_count > 0"]
         switch query.hidden {
@@ -41,12 +46,17 @@ public final class PeopleService: Sendable {
             conditions.append("LOWER(display_name) LIKE \(bind: "%" + name.lowercased() + "%")")
         }
         let filter = conditions.joined(separator: " AND ")
-        let total = try await database.sql.raw("SELECT COUNT(*) AS n FROM persons WHERE \(filter)").first()!
-            .decode(column: "n", as: Int.self)
+        let shown: SQLQueryString = "(photo_count >= \(bind: query.minPhotos) OR display_name IS NOT NULL)"
+        let counts = try await database.sql.raw("""
+            SELECT COUNT(*) AS n, COUNT(CASE WHEN NOT \(shown) THEN 1 END) AS below FROM persons WHERE \(filter)
+            """).first()!
+        let below = try counts.decode(column: "below", as: Int.self)
+        let total = try counts.decode(column: "n", as: Int.self) - below
         let persons = try await database.sql.raw("""
             SELECT p.id, p.display_name, p.hidden, p.face_count, p.photo_count, p.representative_photo_id, p.created_at,
                 \(MediaStore.coverFaceSubquery) AS cover_face_id
-            FROM persons p WHERE \(filter) ORDER BY p.photo_count DESC, p.id LIMIT \(bind: query.limit) OFFSET \(bind: query.offset)
+            FROM persons p WHERE \(filter) AND \(shown)
+            ORDER BY p.photo_count DESC, p.id LIMIT \(bind: query.limit) OFFSET \(bind: query.offset)
             """).all().map { row in
             PersonSummary(personID: try row.decode(column: "id", as: Int64.self),
                           displayName: try row.decode(column: "display_name", as: String?.self),
@@ -58,7 +68,7 @@ public final class PeopleService: Sendable {
                           coverFaceID: try row.decode(column: "cover_face_id", as: Int64?.self))
         }
         let next = query.offset + persons.count
-        return PersonPage(persons: persons, total: total, nextOffset: next < total ? next : nil)
+        return PersonPage(persons: persons, total: total, belowMinPhotos: below, nextOffset: next < total ? next : nil)
     }
 
     public func person(_ id: Int64) async throws -> PersonView {
@@ -87,20 +97,30 @@ public final class PeopleService: Sendable {
 
     /// The least certain decisions first: faces no user has confirmed, of visible persons, whose similarity to
     /// their person is closest to that of the runner-up (a face that started a person counts the joining
-    /// threshold as its similarity).
+    /// threshold as its similarity), each with the question whose answers change something (`ReviewQuestion`).
+    /// A face that is its person's only face is asked about its runner-up, so it is listed only when it could move
+    /// there: a visible person without a face in the same photo. A face marked as not its runner-up is not listed.
     public func review(limit: Int = 20) async throws -> ReviewPage {
         guard (1...500).contains(limit) else { throw PhotoSorterError.invalidRequest("limit must be 1...500") }
         guard let model = identity.model else { return ReviewPage(faces: []) }
         let threshold = Double(config.identityPolicy(for: model).matchThreshold)
         let gap: SQLQueryString = "(COALESCE(e.similarity, \(literal: threshold)) - e.runner_up_similarity)"
-        let faces = try await Self.faces(
-            where: """
-                e.confirmed = \(false) AND e.runner_up_similarity IS NOT NULL AND p.hidden = \(false)
+        let rows = try await database.sql.raw("""
+            SELECT \(Self.faceColumns), p.face_count AS person_face_count FROM \(Self.faceTables)
+            WHERE e.confirmed = \(false) AND e.runner_up_similarity IS NOT NULL AND p.hidden = \(false)
                 AND NOT EXISTS (SELECT 1 FROM face_rejections r WHERE r.embedding_id = e.id AND r.person_id = e.runner_up_person_id)
-                """,
-            orderBy: "\(gap), e.id", limit: limit, on: database.sql)
-        return ReviewPage(faces: faces.map { face in
-            ReviewItem(face: face, gap: (face.similarity ?? threshold) - (face.runnerUpSimilarity ?? 0))
+                AND (p.face_count > 1 OR EXISTS (
+                    SELECT 1 FROM persons u WHERE u.id = e.runner_up_person_id AND u.hidden = \(false) AND u.merged_into IS NULL
+                        AND u.face_count > 0 AND NOT EXISTS (SELECT 1 FROM embeddings o WHERE o.photo_id = e.photo_id AND o.person_id = u.id)))
+            ORDER BY \(gap), e.id LIMIT \(bind: limit)
+            """).all()
+        return ReviewPage(faces: try rows.map { row in
+            let face = try Self.faceView(row)
+            // A one-face person's face is only listed with a runner-up (the EXISTS above).
+            let question = try row.decode(column: "person_face_count", as: Int.self) > 1
+                ? ReviewQuestion(kind: .samePerson, personID: face.personID)
+                : ReviewQuestion(kind: .runnerUp, personID: face.runnerUpPersonID!)
+            return ReviewItem(face: face, gap: (face.similarity ?? threshold) - (face.runnerUpSimilarity ?? 0), question: question)
         })
     }
 
@@ -236,11 +256,7 @@ public final class PeopleService: Sendable {
             // A face moved out of a person that keeps other faces is not that person (cannot-link), so a re-cluster
             // cannot pull the rest of that person after it.
             for face in faces where face.person != person && !emptied.contains(face.person) {
-                try await tx.raw("""
-                    INSERT INTO face_rejections (embedding_id, person_id, created_at)
-                    SELECT \(bind: face.id), \(bind: face.person), \(bind: nowMs())
-                    WHERE NOT EXISTS (SELECT 1 FROM face_rejections WHERE embedding_id = \(bind: face.id) AND person_id = \(bind: face.person))
-                    """).run()
+                try await Self.recordRejection(face: face.id, person: face.person, on: tx)
             }
             try await PersonBookkeeping.redirect(emptied, to: person, on: tx)
             return (MoveResult(personID: person, createdPerson: created, faceIDs: faceIDs),
@@ -251,9 +267,22 @@ public final class PeopleService: Sendable {
     /// "Not this person": records the rejection and moves the face where the identity rule puts it without that
     /// person (nor the persons of the photo's other faces, nor any it was rejected from before): its best other
     /// person above the threshold, else a new person. The face is no longer confirmed.
-    public func reject(face faceID: Int64) async throws -> RejectResult {
+    ///
+    /// With `person`, another person than the face's own ("not the runner-up"), the rejection is only recorded:
+    /// the face stays where it is, and when `person` was its runner-up it has none any more (the review queue
+    /// asks no more about it; a re-cluster never puts it there nor offers it as the runner-up again).
+    public func reject(face faceID: Int64, person: Int64? = nil) async throws -> RejectResult {
         try await identity.change { tx, index, model in
             let face = try await Self.storedFaces([faceID], on: tx)[0]
+            if let person, person != face.person {
+                _ = try await Self.livePerson(person, on: tx, followRedirect: false)
+                try await Self.recordRejection(face: faceID, person: person, on: tx)
+                try await tx.raw("""
+                    UPDATE embeddings SET runner_up_person_id = NULL, runner_up_similarity = NULL
+                    WHERE id = \(bind: faceID) AND runner_up_person_id = \(bind: person)
+                    """).run()
+                return (RejectResult(faceID: faceID, rejectedPersonID: person, personID: face.person, createdPerson: false), [])
+            }
             guard let model else { throw PhotoSorterError.conflict("the library holds no faces yet") }
             var excluded = Set(try await tx.raw("SELECT person_id FROM face_rejections WHERE embedding_id = \(bind: faceID)").all()
                 .map { try $0.decode(column: "person_id", as: Int64.self) })
@@ -263,9 +292,7 @@ public final class PeopleService: Sendable {
                 """).all() {
                 excluded.insert(try row.decode(column: "person_id", as: Int64.self))
             }
-            try await tx.raw("""
-                INSERT INTO face_rejections (embedding_id, person_id, created_at) VALUES (\(bind: faceID), \(bind: face.person), \(bind: nowMs()))
-                """).run()
+            try await Self.recordRejection(face: faceID, person: face.person, on: tx)
             var withoutFace = index
             withoutFace.remove(face.embedding, from: face.person)
             let resolution = IdentityResolver(policy: self.config.identityPolicy(for: model))
@@ -327,6 +354,15 @@ public final class PeopleService: Sendable {
         }
     }
 
+    /// Records that a face is not a person (cannot-link), once.
+    private static func recordRejection(face: Int64, person: Int64, on tx: any SQLDatabase) async throws {
+        try await tx.raw("""
+            INSERT INTO face_rejections (embedding_id, person_id, created_at)
+            SELECT \(bind: face), \(bind: person), \(bind: nowMs())
+            WHERE NOT EXISTS (SELECT 1 FROM face_rejections WHERE embedding_id = \(bind: face) AND person_id = \(bind: person))
+            """).run()
+    }
+
     /// The id of a live person: 404 when missing; a redirect is followed or refused (409 naming the survivor).
     static func livePerson(_ id: Int64, on tx: any SQLDatabase, followRedirect: Bool) async throws -> Int64 {
         guard let row = try await tx.raw("SELECT merged_into FROM persons WHERE id = \(bind: id)").first() else {
@@ -367,22 +403,29 @@ public final class PeopleService: Sendable {
         return face
     }
 
+    /// The columns `faceView` reads, of `faceTables`.
+    static let faceColumns: SQLQueryString = """
+        e.id, e.photo_id, ph.path, e.face_index, e.person_id, e.bbox_x1, e.bbox_y1, e.bbox_x2, e.bbox_y2, e.confidence,
+        e.similarity, e.confirmed, e.runner_up_person_id, e.runner_up_similarity
+        """
+    /// Faces (`e`) with their photo (`ph`) and person (`p`).
+    static let faceTables: SQLQueryString = "embeddings e JOIN photos ph ON ph.id = e.photo_id JOIN persons p ON p.id = e.person_id"
+
     static func faces(where condition: SQLQueryString, orderBy: SQLQueryString, limit: Int, on db: any SQLDatabase) async throws -> [FaceView] {
-        try await db.raw("""
-            SELECT e.id, e.photo_id, ph.path, e.face_index, e.person_id, e.bbox_x1, e.bbox_y1, e.bbox_x2, e.bbox_y2, e.confidence,
-                e.similarity, e.confirmed, e.runner_up_person_id, e.runner_up_similarity
-            FROM embeddings e JOIN photos ph ON ph.id = e.photo_id JOIN persons p ON p.id = e.person_id
-            WHERE \(condition) ORDER BY \(orderBy) LIMIT \(bind: limit)
-            """).all().map { row in
-            FaceView(faceID: try row.decode(column: "id", as: Int64.self), photoID: try row.decode(column: "photo_id", as: Int64.self),
-                     path: try row.decode(column: "path", as: String.self), faceIndex: try row.decode(column: "face_index", as: Int.self),
-                     personID: try row.decode(column: "person_id", as: Int64.self),
-                     bbox: try BoundingBox(row: row),
-                     confidence: try row.decode(column: "confidence", as: Double.self),
-                     similarity: try row.decode(column: "similarity", as: Double?.self),
-                     confirmed: try row.decode(column: "confirmed", as: Bool.self),
-                     runnerUpPersonID: try row.decode(column: "runner_up_person_id", as: Int64?.self),
-                     runnerUpSimilarity: try row.decode(column: "runner_up_similarity", as: Double?.self))
-        }
+        try await db.raw("SELECT \(faceColumns) FROM \(faceTables) WHERE \(condition) ORDER BY \(orderBy) LIMIT \(bind: limit)")
+            .all().map(faceView)
+    }
+
+    /// A row of `faceColumns` as a face.
+    static func faceView(_ row: any SQLRow) throws -> FaceView {
+        FaceView(faceID: try row.decode(column: "id", as: Int64.self), photoID: try row.decode(column: "photo_id", as: Int64.self),
+                 path: try row.decode(column: "path", as: String.self), faceIndex: try row.decode(column: "face_index", as: Int.self),
+                 personID: try row.decode(column: "person_id", as: Int64.self),
+                 bbox: try BoundingBox(row: row),
+                 confidence: try row.decode(column: "confidence", as: Double.self),
+                 similarity: try row.decode(column: "similarity", as: Double?.self),
+                 confirmed: try row.decode(column: "confirmed", as: Bool.self),
+                 runnerUpPersonID: try row.decode(column: "runner_up_person_id", as: Int64?.self),
+                 runnerUpSimilarity: try row.decode(column: "runner_up_similarity", as: Double?.self))
     }
 }

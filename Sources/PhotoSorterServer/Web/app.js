@@ -156,7 +156,7 @@
         ac = new AbortController();
         const text = input.value.trim();
         const byId = text.match(/^#?(\d+)$/);
-        const q = new URLSearchParams({ limit: '60' });
+        const q = new URLSearchParams({ limit: '60', min_photos: '1' }); // anyone may be picked, one-photo people too
         if (text) q.set('name', text);
         status.textContent = 'Searching…';
         try {
@@ -383,8 +383,17 @@
 
   // ------------------------------------------------------------------ People
 
-  // Kept across visits so that coming back from a person keeps the search.
-  const peopleState = { name: '', showHidden: false };
+  // Kept across visits so that coming back from a person keeps the search. "Show people with one photo" is also
+  // kept in the browser's storage, so that it survives a reload.
+  const ONE_PHOTO_KEY = 'photo-sorter.people.show-one-photo';
+  const peopleState = { name: '', showHidden: false, showOnePhoto: readFlag(ONE_PHOTO_KEY) };
+
+  function readFlag(key) {
+    try { return localStorage.getItem(key) === '1'; } catch { return false; } // storage may be disabled
+  }
+  function writeFlag(key, on) {
+    try { if (on) localStorage.setItem(key, '1'); else localStorage.removeItem(key); } catch { /* kept for this visit only */ }
+  }
 
   function personCard(p) {
     const card = h('a', { class: 'person-card' + (p.hidden ? ' is-hidden' : ''), href: `#/person/${p.person_id}`,
@@ -401,7 +410,10 @@
     const search = h('input', { type: 'search', class: 'input search', placeholder: 'Search by name', value: peopleState.name,
                                 'aria-label': 'Search people by name', 'data-testid': 'people-search' });
     const hiddenBox = h('input', { type: 'checkbox', 'data-testid': 'people-show-hidden', checked: peopleState.showHidden });
+    // By default the list leaves out people seen in only one photo (named ones excepted): GET /persons' min_photos.
+    const onePhotoBox = h('input', { type: 'checkbox', 'data-testid': 'people-show-one-photo', checked: peopleState.showOnePhoto });
     const total = h('span', { class: 'count', 'data-testid': 'people-total' });
+    const belowNote = h('p', { class: 'muted small', hidden: true, 'data-testid': 'people-below-min' });
     const grid = h('div', { class: 'chunks', 'data-testid': 'people-grid' });
     const empty = h('div', { class: 'empty', hidden: true, 'data-testid': 'people-empty' });
     const sentinel = h('div', { class: 'sentinel', 'data-testid': 'people-sentinel' });
@@ -411,7 +423,9 @@
         h('h1', null, 'People ', total),
         h('div', { class: 'toolbar' },
           search,
-          h('label', { class: 'toggle' }, hiddenBox, h('span', { text: 'Show hidden' })))),
+          h('label', { class: 'toggle' }, onePhotoBox, h('span', { text: 'Show people with one photo' })),
+          h('label', { class: 'toggle' }, hiddenBox, h('span', { text: 'Show hidden' }))),
+        belowNote),
       grid, empty, sentinel);
 
     // Each search/toggle starts a new "query": its own pager and abort signal, so the pages of an older query
@@ -424,25 +438,31 @@
       empty.hidden = true;
       sentinel.hidden = false;
       total.textContent = '';
+      belowNote.hidden = true;
       let offset = 0;
       const sub = { ...ctx, alive: () => ctx.alive() && query === q };
       q.pager = pager(sub, sentinel, async () => {
         const params = new URLSearchParams({ offset: String(offset), limit: String(PAGE_PERSONS) });
         if (peopleState.name) params.set('name', peopleState.name);
         if (peopleState.showHidden) params.set('hidden', 'any');
+        params.set('min_photos', peopleState.showOnePhoto ? '1' : '2');
         const signal = AbortSignal.any ? AbortSignal.any([ctx.signal, q.ac.signal]) : q.ac.signal;
         const page = await api('GET', '/persons?' + params, undefined, signal);
         if (!sub.alive()) return false;
         total.textContent = nf.format(page.total);
+        const below = page.below_min_photos || 0;
+        belowNote.hidden = below === 0;
+        belowNote.textContent = below ? `Not shown: ${plural(below, 'person', 'people')} seen in only one photo.` : '';
         const chunk = h('div', { class: 'chunk people-grid' });
         for (const p of page.persons) chunk.append(personCard(p));
         grid.append(chunk); // one DOM insertion per page
         if (offset === 0) performance.mark('people-first-page'); // read by bench/web
         if (offset === 0 && page.persons.length === 0) {
           empty.hidden = false;
-          empty.replaceChildren(h('p', { class: 'empty-title', text: peopleState.name ? 'No one by that name' : 'No people yet' }),
-            h('p', { class: 'muted', text: peopleState.name ? 'Try another part of the name.'
-              : 'Sort a folder on the Jobs page: every face found becomes a person here.' }));
+          const [title, text] = peopleState.name ? ['No one by that name', 'Try another part of the name.']
+            : below ? ['No one in two photos yet', 'Everyone found so far is in one photo: tick “Show people with one photo” to see them.']
+            : ['No people yet', 'Sort a folder on the Jobs page: every face found becomes a person here.'];
+          empty.replaceChildren(h('p', { class: 'empty-title', text: title }), h('p', { class: 'muted', text }));
         }
         offset = page.next_offset;
         return page.next_offset != null && page.persons.length > 0;
@@ -458,6 +478,11 @@
       start();
     }, 200));
     hiddenBox.addEventListener('change', () => { peopleState.showHidden = hiddenBox.checked; start(); });
+    onePhotoBox.addEventListener('change', () => {
+      peopleState.showOnePhoto = onePhotoBox.checked;
+      writeFlag(ONE_PHOTO_KEY, onePhotoBox.checked);
+      start();
+    });
     start();
   }
 
@@ -806,11 +831,19 @@
 
   // ------------------------------------------------------------------ Review
 
+  /**
+   * One face at a time, least certain first, with the question the server asks about it (`item.question`), so that
+   * either answer changes the library:
+   * - same_person: is this face the person it is in? Yes confirms it there, No takes it out (it goes where it fits
+   *   next, or starts a person);
+   * - runner_up (the face is its person's only face): is this face its runner-up? Yes moves it there, No records
+   *   that it is not (the runner-up is never suggested for it again).
+   */
   async function pageReview(ctx) {
     const card = h('div', { class: 'review-wrap' });
     const progress = h('span', { class: 'count', 'data-testid': 'review-progress' });
     view.append(h('div', { class: 'page-head' }, h('h1', null, 'Review ', progress),
-      h('p', { class: 'muted small', text: 'The least certain decisions first: is this face the person it was put in?' })), card);
+      h('p', { class: 'muted small', text: 'The least certain decisions first. Every answer changes the library; skip what you cannot tell.' })), card);
 
     const people = new Map(); // person id -> Promise<PersonView|null>, fetched once per visit
     const personOf = pid => {
@@ -847,37 +880,83 @@
       if (next) { new Image().src = faceThumb(next.face_id); personOf(next.person_id); }
     }
 
-    function personRow(kind, pid, p, similarity, testid) {
+    /** "Ann Smith", or "person #12" for someone without a name. */
+    const who = (p, pid) => (p && p.display_name ? p.display_name : `person #${p ? p.person_id : pid}`);
+
+    function personRow(kind, pid, p, detail, testid, asked) {
       const shown = p ? p.person_id : pid;
-      return h('a', { class: 'review-person', href: `#/person/${shown}`, 'data-testid': testid, 'data-person-id': shown },
+      return h('a', { class: 'review-person' + (asked ? ' asked' : ''), href: `#/person/${shown}`, 'data-testid': testid,
+                      'data-person-id': shown },
         thumb(personThumb(shown, p ? (p.cover_face_id != null ? p.cover_face_id : p.face_count) : null), 64, p && p.display_name, 'round s64'),
         h('span', { class: 'rp-text' },
           h('span', { class: 'rp-kind', text: kind }),
           p ? nameNode(p, { withId: true }) : h('span', { class: 'pname unnamed', text: `#${pid}` }),
-          h('span', { class: 'muted small', text: [p ? plural(p.photo_count, 'photo') : null,
-            similarity != null ? `similarity ${similarity.toFixed(2)}` : kind === 'Put in' ? 'this face started the person' : null]
-            .filter(Boolean).join(' · ') })));
+          h('span', { class: 'muted small', text: [p ? plural(p.photo_count, 'photo') : null, detail].filter(Boolean).join(' · ') })));
     }
 
+    const similarityText = s => (s != null ? `similarity ${s.toFixed(2)}` : null);
+
     function reviewCard(item, person, runner) {
+      const q = item.question;
+      const aboutRunnerUp = q.kind === 'runner_up';
+      const asked = aboutRunnerUp ? runner : person;
+      const rows = aboutRunnerUp
+        ? [personRow('Asked: the nearest other person', item.runner_up_person_id, runner, similarityText(item.runner_up_similarity),
+                     'review-runner-up', true),
+           personRow('Now alone in', item.person_id, person, 'only this face', 'review-person', false)]
+        : [personRow('Asked: the person it is in', item.person_id, person,
+                     similarityText(item.similarity) || 'this face started the person', 'review-person', true),
+           item.runner_up_person_id != null
+             ? personRow('Runner-up', item.runner_up_person_id, runner, similarityText(item.runner_up_similarity), 'review-runner-up', false)
+             : null];
+      const name = who(asked, q.person_id);
+      const effects = aboutRunnerUp
+        ? `Yes moves this face to ${name}. No records that it is not ${name}: it stays where it is, and ${name} is not suggested for it again.`
+        : `Yes keeps this face in ${name} for good. No takes it out: it goes to the next best person, or starts a new one.`;
       return h('article', { class: 'review-card', 'data-testid': 'review-card', 'data-face-id': item.face_id },
         h('div', { class: 'review-face' },
           thumb(faceThumb(item.face_id), 192, null, 'square s192', 'review-face'),
           h('a', { class: 'small', href: `#/photo/${item.photo_id}`, 'data-testid': 'review-photo-link', text: 'Open the photo' })),
         h('div', { class: 'review-side' },
-          personRow('Put in', item.person_id, person, item.similarity, 'review-person'),
-          item.runner_up_person_id != null
-            ? personRow('Runner-up', item.runner_up_person_id, runner, item.runner_up_similarity, 'review-runner-up') : null,
+          h('h2', { class: 'review-question', 'data-testid': 'review-question', 'data-kind': q.kind, 'data-person-id': q.person_id },
+            `Is this ${name}?`),
+          rows,
           h('p', { class: 'gap', 'data-testid': 'review-gap' },
             h('span', { class: 'gap-value', text: item.gap.toFixed(3) }),
             h('span', { class: 'muted small', text: ' similarity gap between the two (smaller is less certain)' })),
+          h('p', { class: 'muted small review-effects', 'data-testid': 'review-effects', text: effects }),
           h('div', { class: 'review-buttons' },
-            h('button', { class: 'btn primary big', type: 'button', 'data-testid': 'review-yes', onclick: () => act('confirm') },
-              'Yes, same person ', h('kbd', { text: 'Y' })),
-            h('button', { class: 'btn danger big', type: 'button', 'data-testid': 'review-no', onclick: () => act('reject') },
-              'No ', h('kbd', { text: 'N' })),
+            h('button', { class: 'btn primary big', type: 'button', 'data-testid': 'review-yes', onclick: () => act('yes') },
+              aboutRunnerUp ? 'Yes, move it ' : 'Yes, keep it ', h('kbd', { text: 'Y' })),
+            h('button', { class: 'btn danger big', type: 'button', 'data-testid': 'review-no', onclick: () => act('no') },
+              aboutRunnerUp ? 'No, not them ' : 'No, take it out ', h('kbd', { text: 'N' })),
             h('button', { class: 'btn big', type: 'button', 'data-testid': 'review-skip', onclick: () => act('skip') },
               'Skip ', h('kbd', { text: 'S' }), h('kbd', { text: '→' })))));
+    }
+
+    /** Sends the answer; resolves with whether faces moved (other cards of the queue may then be out of date). */
+    async function answer(item, yes) {
+      const q = item.question;
+      if (q.kind === 'runner_up') {
+        if (yes) {
+          const res = await api('POST', '/faces/move', { face_ids: [item.face_id], to_person_id: q.person_id });
+          toast(`Face #${item.face_id} moved to #${res.person_id}.`, 'ok', 2500);
+          people.delete(item.person_id); people.delete(res.person_id); // their counts changed
+          return true;
+        }
+        await api('POST', `/faces/${item.face_id}/reject`, { person_id: q.person_id });
+        toast(`Noted: face #${item.face_id} is not #${q.person_id}.`, 'ok', 2500);
+        return false;
+      }
+      if (yes) {
+        await api('POST', `/faces/${item.face_id}/confirm`, {});
+        return false;
+      }
+      const res = await api('POST', `/faces/${item.face_id}/reject`, {});
+      toast(res.created_person ? `Face #${item.face_id} now starts a new person #${res.person_id}.`
+                               : `Face #${item.face_id} moved to #${res.person_id}.`, 'ok', 2500);
+      people.delete(item.person_id); people.delete(res.person_id);
+      return true;
     }
 
     async function act(action) {
@@ -886,19 +965,17 @@
       busy = true;
       card.classList.add('busy');
       try {
-        if (action === 'skip') skipped.add(item.face_id);
-        else {
-          const res = await api('POST', `/faces/${item.face_id}/${action}`, {});
-          if (action === 'reject') {
-            toast(res.created_person ? `Face #${item.face_id} now starts a new person #${res.person_id}.`
-                                     : `Face #${item.face_id} moved to #${res.person_id}.`, 'ok', 2500);
-            people.delete(item.person_id); people.delete(res.person_id); // their counts changed
-          }
+        if (action === 'skip') {
+          skipped.add(item.face_id);
+          index++;
+        } else if (await answer(item, action === 'yes')) {
+          await fetchQueue(); // a face moved: the questions about its persons may have changed
+        } else {
+          index++;
         }
-        index++;
         await show();
       } catch (err) {
-        showError(err, action === 'confirm' ? 'Confirm refused' : 'Reject refused');
+        showError(err, 'Answer refused');
       } finally {
         busy = false;
         card.classList.remove('busy');
@@ -912,7 +989,7 @@
       if (t && (t.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(t.tagName))) return;
       if (document.querySelector('dialog[open]')) return;
       const key = e.key.toLowerCase();
-      const action = key === 'y' ? 'confirm' : key === 'n' ? 'reject' : (key === 's' || e.key === 'ArrowRight') ? 'skip' : null;
+      const action = key === 'y' ? 'yes' : key === 'n' ? 'no' : (key === 's' || e.key === 'ArrowRight') ? 'skip' : null;
       if (!action) return;
       e.preventDefault();
       act(action);
