@@ -115,7 +115,7 @@ SECONDS_TAKEN=$(( $(date +%s) - START ))
 import json, sys, urllib.request
 m1, m2, s1, took, status = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), json.loads(sys.argv[5])
 get = lambda url: json.load(urllib.request.urlopen(url, timeout=10))
-persons = get(f"http://127.0.0.1:{s1}/persons?limit=1")["total"]
+persons = get(f"http://127.0.0.1:{s1}/persons?limit=1&min_photos=1")["total"]
 print(json.dumps({"photos": status["inserted"], "processed": status["processed"], "failed": status["failed"],
                   "faces": status["faces"], "persons": persons, "seconds": took,
                   "ml_processed": {f":{m1}": get(f"http://127.0.0.1:{m1}/health")["processed"],
