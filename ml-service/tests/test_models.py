@@ -86,6 +86,15 @@ def test_service_does_not_start_with_bad_weights(arcface_copy, damage):
     assert "Uvicorn running" not in r.stderr
 
 
+def test_dlib_model_without_dlib_installed_names_the_install_command(tmp_path):
+    # dlib is optional (scripts/install-ml.sh --with-dlib): a dlib.py first on the path plays its absence.
+    (tmp_path / "dlib.py").write_text("raise ImportError('No module named dlib')\n")
+    r = run_service({"PHOTO_SORTER_ML_MODEL": "dlib", "PYTHONPATH": str(tmp_path)})
+    assert r.returncode == 3, r.stderr
+    assert "cannot start the dlib model: the dlib model needs the dlib package, which is not installed" in r.stderr
+    assert "scripts/install-ml.sh --with-dlib" in r.stderr and "Uvicorn running" not in r.stderr
+
+
 def test_invalid_model_name_is_a_configuration_error():
     with pytest.raises(ValueError, match="PHOTO_SORTER_ML_MODEL must be one of arcface, dlib, got 'facenet'"):
         Settings.from_env({"PHOTO_SORTER_ML_MODEL": "facenet"})

@@ -296,6 +296,20 @@ def test_sort_command_runs_the_whole_pipeline(small_folder, tmp_path):
     assert "browse: http://127.0.0.1:" in log, log[-2000:]
 
 
+def test_sort_with_the_dlib_model_but_no_dlib_says_how_to_install_it(small_folder, tmp_path):
+    # dlib is optional (scripts/install-ml.sh --with-dlib): a dlib.py first on the ML child's path plays its absence.
+    blocker = tmp_path / "no-dlib"
+    blocker.mkdir()
+    (blocker / "dlib.py").write_text("raise ImportError('No module named dlib')\n")
+    rc, summary, _ = harness.run_sort(harness.find_binary(), small_folder, str(tmp_path / "db.sqlite"),
+                                      tmp_path / "summary.json", tmp_path / "sort.log", timeout=300,
+                                      extra_args=["--model", "dlib"], PYTHONPATH=str(blocker))
+    output = (tmp_path / "sort.log").read_text()
+    assert rc != 0 and summary is None, output
+    assert "the ML service exited at start-up: photo_sorter_ml: cannot start the dlib model" in output
+    assert "scripts/install-ml.sh --with-dlib" in output
+
+
 def _sort_and_browse(folder, tmp_path) -> tuple[subprocess.Popen, int, int, Path]:
     """Starts `sort --browse` on `folder` (it starts its own ML service) and returns once the sort is done and the
     page is served: (process, service port, ML port, log path)."""

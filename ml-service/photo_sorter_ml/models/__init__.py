@@ -13,7 +13,7 @@ from .base import Detection, FaceDetector, FaceEmbedder
 from .weights import ModelFileError, VerifiedFile, WeightsFile, WeightsPackage, verify
 
 __all__ = ["Detection", "FaceDetector", "FaceEmbedder", "ModelFileError", "ModelSpec", "Models", "MODELS",
-           "DEFAULT_MODEL", "model_spec", "verify_weights", "load_models"]
+           "DEFAULT_MODEL", "model_spec", "require_runtime", "verify_weights", "load_models"]
 
 # The Swift service's ArcFace match threshold (FaceModel.arcface, tuned with bench/accuracy/simulate_rules.py on
 # lfw_small): a suggestion is only a hint, the service re-checks every face against the same threshold.
@@ -78,6 +78,22 @@ def model_spec(name: str) -> ModelSpec:
         raise ValueError(f"PHOTO_SORTER_ML_MODEL must be one of {', '.join(MODELS)}, got {name!r}") from None
 
 
+# What `scripts/install-ml.sh` installs only when asked: the dlib package is compiled from source (about 10 minutes on
+# 2 cores), so a library on the default model never pays for it.
+DLIB_INSTALL_HINT = "run scripts/install-ml.sh --with-dlib (compiles dlib once, about 10 minutes on 2 cores)"
+
+
+def require_runtime(model: str) -> None:
+    """Raises ModelFileError naming the install command when the model's runtime package is not installed (dlib is
+    optional: `scripts/install-ml.sh --with-dlib`)."""
+    if model_spec(model).name != "dlib":
+        return
+    try:
+        import dlib  # noqa: F401
+    except ImportError:
+        raise ModelFileError(f"the dlib model needs the dlib package, which is not installed: {DLIB_INSTALL_HINT}") from None
+
+
 def verify_weights(model: str, detector: str = "hog", folder: str | None = None) -> list[VerifiedFile]:
     """sha256-checks the model's weight files in `folder` (PHOTO_SORTER_ML_MODEL_DIR; default: the package's)."""
     spec = model_spec(model)
@@ -94,6 +110,7 @@ class Models:
 def load_models(model: str = DEFAULT_MODEL, detector: str = "hog", folder: str | None = None) -> Models:
     """Verifies the weight files, then loads them. Raises ModelFileError for a missing or altered file."""
     spec = model_spec(model)
+    require_runtime(model)
     paths = {f.role: f.path for f in verify_weights(model, detector, folder)}
     if spec.name == "arcface":
         from .arcface_models import ArcFaceEmbedder, ScrfdDetector
