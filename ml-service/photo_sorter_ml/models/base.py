@@ -25,6 +25,10 @@ class Detection:
         return Detection(self.left * factor, self.top * factor, self.right * factor, self.bottom * factor,
                          self.confidence, None if self.landmarks is None else self.landmarks * factor)
 
+    def shifted(self, dx: float, dy: float) -> "Detection":
+        return Detection(self.left + dx, self.top + dy, self.right + dx, self.bottom + dy, self.confidence,
+                         None if self.landmarks is None else self.landmarks + np.array([dx, dy], np.float32))
+
 
 class FaceDetector(Protocol):
     def detect(self, rgb: np.ndarray, upsample: int) -> list[Detection]:
