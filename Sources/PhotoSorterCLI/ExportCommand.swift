@@ -24,6 +24,9 @@ struct ExportCommand: AsyncParsableCommand {
     @ArgumentParser.Flag(help: "Also export persons without a name, as person-<id>.")
     var includeUnnamed = false
 
+    /// Narrows the export to the photos found (and, with --with, to those persons' folders).
+    @OptionGroup var filter: PhotoFilterOptions
+
     @OptionGroup var options: ConfigOptions
 
     func validate() throws {
@@ -32,7 +35,8 @@ struct ExportCommand: AsyncParsableCommand {
 
     func run() async throws {
         let persons = try await InProcessService.run(options) {
-            try await $0.people.exportPersons(minPhotos: minPhotos, includeUnnamed: includeUnnamed)
+            try await $0.people.exportPersons(minPhotos: minPhotos, includeUnnamed: includeUnnamed,
+                                              filter: filter.isEmpty ? nil : try await filter.query(on: $0))
         }
         let report: ExportReport
         do {

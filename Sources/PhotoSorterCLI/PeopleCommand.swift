@@ -1,4 +1,5 @@
 import ArgumentParser
+import PhotoSorterCore
 import PhotoSorterServer
 
 extension PersonListQuery.Hidden: ExpressibleByArgument {}
@@ -72,7 +73,7 @@ struct PeopleCommand: AsyncParsableCommand {
             try await InProcessService.printJSON(options) { services in
                 PersonDetails(person: try await services.people.person(personID),
                               faces: try await services.people.faces(of: personID, limit: limit),
-                              photos: try await services.people.photos(of: personID, limit: limit))
+                              photos: try await services.people.photos(of: personID, query: PhotoQuery(limit: limit)))
             }
         }
     }

@@ -7,7 +7,7 @@ struct PhotoSorterCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "photo-sorter",
         abstract: "Finds every face in a photo library and gives each person one stable id.",
-        subcommands: [SortCommand.self, PeopleCommand.self, ReclusterCommand.self, ExportCommand.self, ReprocessCommand.self,
+        subcommands: [SortCommand.self, PeopleCommand.self, PhotosCommand.self, ReclusterCommand.self, ExportCommand.self, ReprocessCommand.self,
                       ServeCommand.self, MigrateCommand.self],
         defaultSubcommand: SortCommand.self)
 }

@@ -48,7 +48,8 @@ public final class PhotoSorterServices: Sendable {
         self.dispatcher = dispatcher
         self.ingest = IngestService(database: database, queue: queue, config: config, logger: logger,
                                     onWorkQueued: { dispatcher.poke() },
-                                    onFacesRemoved: { try await identity.catchUpNow() })
+                                    onFacesRemoved: { try await identity.catchUpNow() },
+                                    dateBackfill: TakenDateBackfill(database: database, ml: ml, logger: logger))
         self.reprocess = ReprocessService(database: database, identity: identity, ml: ml, maxRetries: config.maxRetries,
                                           logger: logger, onWorkQueued: { Self.workQueued(dispatcher: dispatcher, kafka: kafka) })
         self.people = PeopleService(database: database, identity: identity, reads: reads, config: config)

@@ -21,6 +21,9 @@ final class FakeMLService: Sendable {
         /// Send a thumbnail per face and a preview with each result, as the real service does by default.
         /// Off: a service from before thumbnails; the Swift service then asks POST /render.
         var sendsImages = true
+        /// Send each fixture photo's date (`FakeMLService.takenDate(of:)`) in its result and from POST /taken-dates,
+        /// as the real service does for photos with EXIF. Off: photos without dates of their own.
+        var sendsDates = true
     }
 
     /// The model the fake claims to run. `.arcface` sends each fixture vector repeated four times (512 values)
@@ -43,6 +46,7 @@ final class FakeMLService: Sendable {
     private let behaviour: NIOLockedValueBox<Behaviour>
     private let requests = NIOLockedValueBox([Int64]())
     private let renderRequests = NIOLockedValueBox([String]())
+    private let takenDateRequests = NIOLockedValueBox([[String]]())
     private let fixture = EmbeddingFixture.shared
 
     private init(app: Application, behaviour: Behaviour) {
@@ -60,6 +64,7 @@ final class FakeMLService: Sendable {
         app.get("health") { _ in ["status": "ok", "model": service.behaviour.withLockedValue { $0.model.name }] }
         app.post("embeddings", "from-image") { req async throws -> Response in try await service.analyse(req) }
         app.post("render") { req async throws -> Response in try await service.render(req) }
+        app.post("taken-dates") { req async throws -> Response in try await service.takenDates(req) }
         try await app.startup()
         return service
     }
@@ -69,6 +74,20 @@ final class FakeMLService: Sendable {
 
     /// Starts or stops sending thumbnails and previews, as upgrading the real service would.
     func sendImages(_ on: Bool) { behaviour.withLockedValue { $0.sendsImages = on } }
+
+    /// Starts or stops reporting dates, as photos with and without EXIF would.
+    func sendDates(_ on: Bool) { behaviour.withLockedValue { $0.sendsDates = on } }
+
+    /// The paths of each POST /taken-dates, in order.
+    var takenDatePaths: [[String]] { takenDateRequests.withLockedValue { $0 } }
+
+    /// The date the fake reports for a fixture photo: spread over 2010–2019 by its place in the fixture, with an
+    /// offset on every other one.
+    static func takenDate(of relative: String) -> TakenDate? {
+        guard let index = EmbeddingFixture.shared.photos.firstIndex(where: { $0.path == relative }) else { return nil }
+        let local = String(format: "%04d-%02d-%02dT%02d:%02d:00", 2010 + index % 10, 1 + index % 12, 1 + index % 28, index % 24, index % 60)
+        return try! TakenDate(local: local, offset: index % 2 == 0 ? "+01:00" : nil, source: .exif)
+    }
 
     /// Switches the model the fake runs, as restarting the real service with another PHOTO_SORTER_ML_MODEL would.
     func run(_ model: FakeModel) { behaviour.withLockedValue { $0.model = model } }
@@ -130,9 +149,28 @@ final class FakeMLService: Sendable {
         guard body["status"] as? String == "PROCESSED" else {
             return Response(status: .unprocessableEntity, body: .init(string: body["error"] as? String ?? "undecodable"))
         }
-        body = body.filter { ["width", "height", "detections", "meta"].contains($0.key) }
+        body = body.filter { ["width", "height", "detections", "meta", "taken"].contains($0.key) }
         return Response(status: .ok, headers: ["Content-Type": "application/json"],
                         body: .init(data: try JSONSerialization.data(withJSONObject: body)))
+    }
+
+    /// POST /taken-dates: each fixture photo's date (none when dates are off); an error for a path that is no file.
+    private func takenDates(_ req: Request) async throws -> Response {
+        struct Body: Content { var paths: [String] }
+        let paths = try req.content.decode(Body.self).paths
+        takenDateRequests.withLockedValue { $0.append(paths) }
+        let sendsDates = behaviour.withLockedValue { $0.sendsDates }
+        let dates: [[String: Any]] = paths.map { path in
+            guard let data = try? Data(contentsOf: URL(fileURLWithPath: path)) else { return ["path": path, "taken": NSNull(), "error": "no such file"] }
+            let taken = sendsDates ? Self.fixturePathsByDigest[SHA256.hash(data: data).hex].flatMap(Self.takenDate(of:)) : nil
+            return ["path": path, "taken": taken.map(Self.json) ?? NSNull(), "error": NSNull()]
+        }
+        return Response(status: .ok, headers: ["Content-Type": "application/json"],
+                        body: .init(data: try JSONSerialization.data(withJSONObject: ["dates": dates])))
+    }
+
+    private static func json(_ taken: TakenDate) -> [String: Any] {
+        ["local": taken.local, "offset": taken.offset ?? NSNull(), "source": taken.source.rawValue]
     }
 
     /// POST /render: a labelled JPEG per box and a preview; slow enough (50 ms) that concurrent requests overlap.
@@ -196,6 +234,7 @@ final class FakeMLService: Sendable {
                 body["preview_height"] = 250
             }
             body["new_persons"] = []
+            if behaviour.withLockedValue({ $0.sendsDates }), let taken = Self.takenDate(of: relative) { body["taken"] = Self.json(taken) }
         } else {
             body["status"] = "FAILED"
             body["error"] = "cannot identify image file \(request.path)"

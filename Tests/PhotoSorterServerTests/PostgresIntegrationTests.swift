@@ -43,4 +43,10 @@ final class PostgresIntegrationTests: XCTestCase {
     func testDeadMLServiceIsSkippedForALiveOne() async throws { try await Scenarios.deadMLServiceIsSkippedForALiveOne(.postgres) }
     func testPersonDumpServesChangesSinceASequence() async throws { try await OperationsScenarios.personDumpServesChangesSinceASequence(.postgres) }
     func testInstancesStartingTogetherShareOneSchema() async throws { try await OperationsScenarios.instancesStartingTogetherShareOneSchema() }
+    func testPhotosCarryTheirTakenDates() async throws { try await FindPhotosScenarios.photosCarryTheirTakenDates(.postgres) }
+    func testPhotosFoundByPeopleDatesAndOrder() async throws { try await FindPhotosScenarios.photosFoundByPeopleDatesAndOrder(.postgres) }
+    func testTakenOrderPagingSurvivesPhotosBeingAdded() async throws { try await FindPhotosScenarios.takenOrderPagingSurvivesPhotosBeingAdded(.postgres) }
+    func testPeopleInPhotosCountsEachPerson() async throws { try await FindPhotosScenarios.peopleInPhotosCountsEachPerson(.postgres) }
+    func testNextScanDatesPhotosAnalysedBefore() async throws { try await FindPhotosScenarios.nextScanDatesPhotosAnalysedBefore(.postgres) }
+    func testBadPhotoQueriesAreRefused() async throws { try await FindPhotosScenarios.badPhotoQueriesAreRefused(.postgres) }
 }

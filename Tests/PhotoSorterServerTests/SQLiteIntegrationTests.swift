@@ -44,4 +44,10 @@ final class SQLiteIntegrationTests: XCTestCase {
     func testReprocessStoresNewImagesAndDropsOrphans() async throws { try await WebScenarios.reprocessStoresNewImagesAndDropsOrphans(.sqlite) }
     func testDeadMLServiceIsSkippedForALiveOne() async throws { try await Scenarios.deadMLServiceIsSkippedForALiveOne(.sqlite) }
     func testPersonDumpServesChangesSinceASequence() async throws { try await OperationsScenarios.personDumpServesChangesSinceASequence(.sqlite) }
+    func testPhotosCarryTheirTakenDates() async throws { try await FindPhotosScenarios.photosCarryTheirTakenDates(.sqlite) }
+    func testPhotosFoundByPeopleDatesAndOrder() async throws { try await FindPhotosScenarios.photosFoundByPeopleDatesAndOrder(.sqlite) }
+    func testTakenOrderPagingSurvivesPhotosBeingAdded() async throws { try await FindPhotosScenarios.takenOrderPagingSurvivesPhotosBeingAdded(.sqlite) }
+    func testPeopleInPhotosCountsEachPerson() async throws { try await FindPhotosScenarios.peopleInPhotosCountsEachPerson(.sqlite) }
+    func testNextScanDatesPhotosAnalysedBefore() async throws { try await FindPhotosScenarios.nextScanDatesPhotosAnalysedBefore(.sqlite) }
+    func testBadPhotoQueriesAreRefused() async throws { try await FindPhotosScenarios.badPhotoQueriesAreRefused(.sqlite) }
 }

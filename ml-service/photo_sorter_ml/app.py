@@ -17,7 +17,8 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import asynccontextmanager
-from typing import Annotated, Any
+from dataclasses import asdict
+from typing import Annotated, Any, Literal
 
 import numpy as np
 from fastapi import FastAPI, Request
@@ -29,10 +30,12 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from . import __version__
 from .callback import SECRET_HEADER, CallbackClient
 from .config import Settings
+from .decode import DecodeError
 from .models import model_spec, require_runtime, verify_weights
 from .persons import PersonCache
 from .pipeline import PipelineParams, analyse_in_worker, init_worker, params_dict, ping, render_in_worker
 from .security import CallbackPolicy, PathPolicy
+from .taken_date import read_taken
 
 log = logging.getLogger("photo_sorter_ml")
 
@@ -68,6 +71,16 @@ class RenderRequest(BaseModel):
         return boxes
 
 
+# Paths one POST /taken-dates may ask for.
+MAX_TAKEN_PATHS = 500
+
+
+class TakenDatesRequest(BaseModel):
+    """POST /taken-dates: when each of these photos was taken."""
+    model_config = ConfigDict(extra="ignore")
+    paths: list[Annotated[str, Field(min_length=1)]] = Field(min_length=1, max_length=MAX_TAKEN_PATHS)
+
+
 # --- wire shapes, for the OpenAPI document (/openapi.json); the handlers build these answers as dicts --------
 
 class ErrorBody(BaseModel):
@@ -101,6 +114,14 @@ class NewPerson(BaseModel):
     detection_index: int
 
 
+class Taken(BaseModel):
+    """When the photo was taken, from its EXIF (DateTimeOriginal, else DateTimeDigitized) or XMP
+    (photoshop:DateCreated, else xmp:CreateDate)."""
+    local: str = Field(description="the camera's wall-clock time, YYYY-MM-DDTHH:MM:SS")
+    offset: str | None = Field(description="+HH:MM or -HH:MM from UTC; null when the photo does not say")
+    source: Literal["exif", "xmp"]
+
+
 class Meta(BaseModel):
     model_version: str
     timings: dict[str, float]
@@ -116,6 +137,7 @@ class Analysis(BaseModel):
     # Counter-clockwise quarter turns that made the photo upright (a sideways scan): width, height and boxes
     # are of the turned photo.
     quarter_turns: int = 0
+    taken: Taken | None = Field(description="null when the photo carries no valid date")
     new_persons: list[NewPerson]
     meta: Meta
     preview: str | None = None
@@ -130,6 +152,17 @@ class Rendered(BaseModel):
     preview_width: int
     preview_height: int
     thumbnails: list[str]
+
+
+class DatedPath(BaseModel):
+    """One photo of POST /taken-dates: its date (null when it carries none), or why it could not be read."""
+    path: str
+    taken: Taken | None
+    error: str | None
+
+
+class TakenDates(BaseModel):
+    dates: list[DatedPath] = Field(description="one per requested path, in the request's order")
 
 
 class Health(BaseModel):
@@ -347,7 +380,8 @@ class Service:
             detections.append(out)
         timings = {k: round(float(v), 2) for k, v in (result.get("timings") or {}).items()}
         body = {"width": result.get("width"), "height": result.get("height"), "detections": detections,
-                "quarter_turns": int(result.get("quarter_turns") or 0), "new_persons": new_persons,
+                "quarter_turns": int(result.get("quarter_turns") or 0), "taken": result.get("taken"),
+                "new_persons": new_persons,
                 "meta": {"model_version": result.get("model_version") or self.model_version, "timings": timings}}
         if result.get("preview"):
             body.update(preview=b64(result["preview"]), preview_width=int(result["preview_width"]),
@@ -513,6 +547,27 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return {"width": result["width"], "height": result["height"], "preview": b64(result["preview"]),
                 "preview_width": result["preview_width"], "preview_height": result["preview_height"],
                 "thumbnails": [b64(t) for t in result["thumbnails"]]}
+
+    def dated(path: str) -> dict:
+        """One photo's /taken-dates entry: a path outside the roots or a file that is no readable image is its error."""
+        taken, error = None, None
+        try:
+            taken = read_taken(allowed_path(path), path)
+        except (ApiError, DecodeError) as e:
+            error = e.message
+        except Exception as e:  # a bug must not fail the other photos
+            log.exception("reading the date taken of %s", path)
+            error = f"internal error: {type(e).__name__}: {e}"
+        return {"path": path, "taken": asdict(taken) if taken else None, "error": error}
+
+    @app.post("/taken-dates", openapi_extra=_json_body(TakenDatesRequest),
+              responses=_responses(TakenDates, 200, 400, 401, 413, 422))
+    async def taken_dates(request: Request):
+        """When each photo was taken, from its header and metadata (threads, not the model workers): for photos
+        analysed before analyses reported it."""
+        check_secret(request)
+        req = await json_body(request, TakenDatesRequest)
+        return {"dates": await asyncio.gather(*(asyncio.to_thread(dated, p) for p in req.paths))}
 
     @app.get("/health", responses=_responses(Health))
     async def health():

@@ -5,7 +5,7 @@ WebP, GIF, BMP, TIFF and HEIF/AVIF (pillow-heif) go to Pillow; camera RAW goes t
 it is large enough) when the content is a TIFF container with a RAW extension or a CR2, or when Pillow cannot
 identify the file but rawpy can. Handles EXIF orientation, alpha (composited on white), greyscale, 16-bit, palette
 and CMYK. Every problem with the file itself raises `DecodeError` with a precise, human-readable message and a
-`kind` the HTTP layer maps to a status code.
+`kind` the HTTP layer maps to a status code. Pillow's EXIF and XMP come along for the date taken (`taken_date`).
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageFile, ImageOps, UnidentifiedImageError
 
 try:  # HEIC/HEIF/AVIF support
     import pillow_heif
@@ -53,6 +53,10 @@ class Decoded:
     height: int
     format: str
     orientation: int  # EXIF orientation that was applied (1 = none)
+    # EXIF (with its Exif IFD) and XMP packet as Pillow read them with the pixels; exif is None where the decoder
+    # reads no metadata (rawpy).
+    exif: Image.Exif | None = None
+    xmp: bytes | None = None
 
 
 def _check_pixels(width: int, height: int, max_pixels: int) -> None:
@@ -176,9 +180,9 @@ def _decode_raw(source, name: str, max_pixels: int) -> Decoded:
         return Decoded(rgb, rgb.shape[1], rgb.shape[0], "RAW", 1)
 
 
-def decode(source: str | bytes, max_pixels: int, name: str | None = None) -> Decoded:
-    """Decodes a path (str) or in-memory bytes. Raises DecodeError for every file problem."""
-    name = name or (source if isinstance(source, str) else "upload")
+def read_head(source: str | bytes, name: str) -> bytes:
+    """The first HEAD_BYTES of a path (str) or of in-memory bytes. DecodeError when there is no file to read: missing,
+    unreadable, a directory, empty."""
     if isinstance(source, str):
         try:
             st = os.stat(source)
@@ -194,18 +198,35 @@ def decode(source: str | bytes, max_pixels: int, name: str | None = None) -> Dec
             raise DecodeError("empty", f"empty file (0 bytes): {source}")
         try:
             with open(source, "rb") as f:
-                head = f.read(HEAD_BYTES)
+                return f.read(HEAD_BYTES)
         except PermissionError:
             raise DecodeError("unreadable", f"permission denied: {source}") from None
         except OSError as e:
             raise DecodeError("unreadable", f"cannot read {source}: {e.strerror or e}") from None
-        ext = os.path.splitext(source)[1].lower()
-    else:
-        if len(source) == 0:
-            raise DecodeError("empty", f"empty file (0 bytes): {name}")
-        head = bytes(source[:HEAD_BYTES])
-        ext = os.path.splitext(name)[1].lower()
+    if len(source) == 0:
+        raise DecodeError("empty", f"empty file (0 bytes): {name}")
+    return bytes(source[:HEAD_BYTES])
 
+
+def extension(source: str | bytes, name: str) -> str:
+    """The lower-case extension of a path, or of the name given to in-memory bytes."""
+    return os.path.splitext(source if isinstance(source, str) else name)[1].lower()
+
+
+def refuse(content: str | None, ext: str, name: str) -> None:
+    """DecodeError not_image for content that is no image at all (sniff: "video", "text")."""
+    says = f", the extension says {ext}" if ext else ""
+    if content == "video":
+        raise DecodeError("not_image", f"not an image (content is a video{says}): {name}")
+    if content == "text":
+        raise DecodeError("not_image", f"not an image (content is text{says}): {name}")
+
+
+def decode(source: str | bytes, max_pixels: int, name: str | None = None) -> Decoded:
+    """Decodes a path (str) or in-memory bytes. Raises DecodeError for every file problem."""
+    name = name or (source if isinstance(source, str) else "upload")
+    head = read_head(source, name)
+    ext = extension(source, name)
     content = sniff(head)
     if content == "cr2" or (content == "tiff" and ext in RAW_EXTENSIONS):
         try:
@@ -219,11 +240,7 @@ def decode(source: str | bytes, max_pixels: int, name: str | None = None) -> Dec
                 raise raw_error from None
     if content in PILLOW_CONTENT:
         return _decode_pillow(source, name, max_pixels)
-    says = f", the extension says {ext}" if ext else ""
-    if content == "video":
-        raise DecodeError("not_image", f"not an image (content is a video{says}): {name}")
-    if content == "text":
-        raise DecodeError("not_image", f"not an image (content is text{says}): {name}")
+    refuse(content, ext, name)
     # No known signature: Pillow reads some formats without one, rawpy most camera RAWs.
     try:
         return _decode_pillow(source, name, max_pixels)
@@ -268,11 +285,18 @@ def _decode_pillow(source: str | bytes, name: str, max_pixels: int) -> Decoded:
                 im2 = ImageOps.exif_transpose(im)
             except Exception:  # broken EXIF on whole pixels: keep them as stored
                 im2, orientation = im, 1
+            try:
+                exif = im.getexif()
+                exif.get_ifd(ExifTags.IFD.Exif)  # read now: a TIFF's comes from the file, closed on return
+            except Exception:  # broken EXIF: no date from it
+                exif = Image.Exif()
+            xmp = im.info.get("xmp")
             rgb_im = _to_rgb(im2)
             rgb = np.asarray(rgb_im, dtype=np.uint8)
             if rgb.ndim != 3 or rgb.shape[2] != 3:
                 raise DecodeError("corrupt", f"unexpected pixel layout {rgb.shape} after decoding: {name}")
-            return Decoded(np.ascontiguousarray(rgb), rgb.shape[1], rgb.shape[0], fmt, orientation)
+            return Decoded(np.ascontiguousarray(rgb), rgb.shape[1], rgb.shape[0], fmt, orientation, exif,
+                           xmp if isinstance(xmp, bytes) else None)
     except DecodeError:
         raise
     except MemoryError:

@@ -1,4 +1,4 @@
-"""The per-photo pipeline, run inside worker processes: decode -> detect -> align -> embed -> thumbnails.
+"""The per-photo pipeline, run inside worker processes: decode (and date) -> detect -> align -> embed -> thumbnails.
 
 Each worker process loads the models once (`init_worker`, the pool initializer) and then handles one
 photo at a time. The result is a plain dict (picklable); suggestions are added in the main process,
@@ -14,10 +14,11 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from .config import Settings
-from .decode import DecodeError, decode, downscale_for_detection
+from .decode import DecodeError, Decoded, decode, downscale_for_detection
 from .face_finder import find_faces, turned
 from .lifeline import watch_parent
 from .models import Models, load_models, model_spec
+from .taken_date import read_taken, taken_from
 from .thumbnails import DEFAULT_PREVIEW_MAX_SIDE, DEFAULT_THUMBNAIL_SIZE, render
 
 log = logging.getLogger("photo_sorter_ml.pipeline")
@@ -85,6 +86,13 @@ def _file_state(path: str) -> tuple | None:
     return (st.st_size, st.st_mtime_ns, st.st_ino)
 
 
+def _taken(img: Decoded, source: str | bytes, name: str | None) -> dict | None:
+    """When the photo was taken, from the metadata decode() read with the pixels, or from the file's own tags where
+    the decoder reads none (RAW)."""
+    taken = read_taken(source, name) if img.exif is None else taken_from(img.exif, img.xmp)
+    return asdict(taken) if taken else None
+
+
 def analyse(source: str | bytes, name: str | None = None, models: Models | None = None,
             params: PipelineParams | None = None) -> dict:
     """Analyses one image. Never raises for problems with the file: returns {"ok": False, ...} instead; a file
@@ -95,6 +103,7 @@ def analyse(source: str | bytes, name: str | None = None, models: Models | None 
     before = _file_state(source) if isinstance(source, str) else None
     try:
         img = decode(source, params.max_pixels, name=name)
+        taken = _taken(img, source, name)
         error = None
     except DecodeError as e:
         error = e
@@ -148,6 +157,7 @@ def analyse(source: str | bytes, name: str | None = None, models: Models | None 
         "format": img.format,
         "orientation": img.orientation,
         "quarter_turns": found.quarter_turns,
+        "taken": taken,
         "detections": detections,
         "detect": {"scale": scale, "upsample": upsample, "size": [int(det_img.shape[1]), int(det_img.shape[0])],
                    "look": found.look},

@@ -1,5 +1,5 @@
 """HTTP behaviour of the real service: callbacks, failures, retries, safety, health/version, formats, thumbnails
-and previews, /render."""
+and previews, /render, the date taken and /taken-dates."""
 from __future__ import annotations
 
 import asyncio
@@ -15,7 +15,8 @@ import pytest
 from PIL import Image
 
 from conftest import SECRET, _started, analyse, submit
-from photo_sorter_ml.app import MAX_JSON_BYTES, ErrorBody, Health, Version, create_app
+from photo_sorter_ml.app import (MAX_JSON_BYTES, MAX_TAKEN_PATHS, Analysis, ErrorBody, Health, TakenDates, Version,
+                                  create_app)
 from photo_sorter_ml.config import Settings
 from photo_sorter_ml.models import MODELS
 from test_decode import bomb_png
@@ -235,7 +236,7 @@ def test_bad_file_fails_via_callback(server, receiver, faces, work_dir, next_id,
     assert body["status"] == "FAILED", body
     assert needle in body["error"], body["error"]
     assert body["detections"] == [] and body["photo_id"] == pid
-    assert not IMAGE_FIELDS & set(body)
+    assert not IMAGE_FIELDS & set(body) and "taken" not in body
 
 
 def test_unreadable_file(server, receiver, work_dir, next_id):
@@ -337,7 +338,7 @@ def test_malformed_requests(server, receiver):
 def test_json_bodies_over_the_limit_are_413_unread(server):
     c = server.client
     big = b'{"path": "' + b"x" * MAX_JSON_BYTES + b'"}'
-    for path in ("/process-photo", "/embeddings/from-image", "/render"):
+    for path in ("/process-photo", "/embeddings/from-image", "/render", "/taken-dates"):
         r = c.post(path, content=big, headers={"Content-Type": "application/json"})
         assert r.status_code == 413 and "larger than" in r.json()["error"], (path, r.text)
 
@@ -357,6 +358,7 @@ def test_openapi_document_describes_the_bodies_and_every_answer(server):
         "/process-photo": ({"photo_id", "path", "callbackUrl"}, {"202", "400", "401", "403", "413", "422", "429", "503"}),
         "/embeddings/from-image": ({"path"}, {"200", "400", "401", "403", "404", "413", "422", "429", "500", "503"}),
         "/render": ({"path", "boxes"}, {"200", "400", "401", "403", "404", "413", "422", "429", "500", "503"}),
+        "/taken-dates": ({"paths"}, {"200", "400", "401", "413", "422"}),
     }
     for path, (fields, codes) in expected.items():
         operation = doc["paths"][path]["post"]
@@ -367,6 +369,7 @@ def test_openapi_document_describes_the_bodies_and_every_answer(server):
     Health.model_validate(server.client.get("/health").json())
     Version.model_validate(server.client.get("/version").json())
     ErrorBody.model_validate(server.client.post("/render", json={"path": "/x.jpg"}).json())
+    TakenDates.model_validate(server.client.post("/taken-dates", json={"paths": ["/x.jpg"]}).json())
 
 
 def test_an_unexpected_error_answers_json_without_the_traceback():
@@ -496,3 +499,70 @@ def test_render_requires_the_shared_secret(server, faces):
     assert httpx.post(server.url + "/render", json=body).status_code == 401
     assert httpx.post(server.url + "/render", json=body, headers={"X-Photo-Sorter-Secret": "wrong"}).status_code == 401
     assert httpx.post(server.url + "/render", json=body, headers={"X-Photo-Sorter-Secret": SECRET}).status_code == 200
+
+
+# --- the date taken -----------------------------------------------------------------------------------
+
+OBAMA_TAKEN = {"local": "2012-12-06T15:46:01", "offset": None, "source": "exif"}  # its DateTimeOriginal, no offset
+
+
+def _dated(path, original: str, offset: str):
+    exif = Image.Exif()
+    exif.get_ifd(0x8769).update({0x9003: original, 0x9011: offset})
+    Image.new("RGB", (320, 240), (90, 140, 200)).save(path, exif=exif)
+    return path
+
+
+def test_analysis_and_callback_carry_the_date_taken(server, receiver, faces, work_dir, next_id):
+    body = submit(server, receiver, faces / OBAMA, next_id())
+    assert body["status"] == "PROCESSED" and body["taken"] == OBAMA_TAKEN
+    dated = _dated(work_dir / "dated.jpg", "2019:06:01 14:03:22", "+02:00")
+    r = analyse(server, dated)
+    assert r["taken"] == {"local": "2019-06-01T14:03:22", "offset": "+02:00", "source": "exif"}
+    Analysis.model_validate(r)
+    undated = submit(server, receiver, faces / "dlib_faces/_noface/dogs.jpg", next_id())
+    assert undated["status"] == "PROCESSED" and "taken" in undated and undated["taken"] is None
+    assert analyse(server, faces / "dlib_faces/_noface/dogs.jpg")["taken"] is None
+
+
+def test_taken_dates_answers_every_path_in_order_with_its_own_error(server, faces, work_dir):
+    dated = _dated(work_dir / "taken-dated.jpg", "2019:06:01 14:03:22", "-04:00")
+    text = work_dir / "taken-notes.jpg"
+    text.write_text("not a photo\n")
+    link = work_dir / "taken-escape.jpg"
+    if not link.exists():
+        link.symlink_to("/etc/passwd")
+    paths = [str(dated), str(faces / "dlib_faces/_noface/dogs.jpg"), str(work_dir / "taken-missing.jpg"), str(text),
+             str(work_dir), "/etc/hostname", str(link), str(faces / OBAMA), str(dated)]
+    r = server.client.post("/taken-dates", json={"paths": paths})
+    assert r.status_code == 200, r.text
+    dates = r.json()["dates"]
+    assert [d["path"] for d in dates] == paths
+    dated_taken = {"local": "2019-06-01T14:03:22", "offset": "-04:00", "source": "exif"}
+    assert [d["taken"] for d in dates] == [dated_taken, None, None, None, None, None, None, OBAMA_TAKEN, dated_taken]
+    errors = [d["error"] for d in dates]
+    assert errors[0] is errors[1] is errors[7] is errors[8] is None
+    assert "file not found" in errors[2] and "content is text" in errors[3] and "is a directory" in errors[4]
+    assert all("outside the allowed roots" in e for e in errors[5:7])
+
+
+@pytest.mark.parametrize("body", [{"paths": []}, {"paths": ["/x.jpg"] * (MAX_TAKEN_PATHS + 1)}, {}, {"paths": [""]},
+                                  {"paths": "/x.jpg"}, {"paths": [1]}])
+def test_taken_dates_rejects_no_paths_too_many_or_malformed_with_422(server, body):
+    r = server.client.post("/taken-dates", json=body)
+    assert r.status_code == 422, r.text
+    assert r.json()["error"] == "invalid request" and r.json()["detail"]
+
+
+def test_taken_dates_takes_500_paths(server, faces):
+    r = server.client.post("/taken-dates", json={"paths": [str(faces / OBAMA)] * MAX_TAKEN_PATHS})
+    assert r.status_code == 200 and [d["taken"] for d in r.json()["dates"]] == [OBAMA_TAKEN] * MAX_TAKEN_PATHS
+
+
+def test_taken_dates_requires_the_shared_secret(server, faces):
+    body = {"paths": [str(faces / OBAMA)]}
+    assert httpx.post(server.url + "/taken-dates", json=body).status_code == 401
+    assert httpx.post(server.url + "/taken-dates", json=body,
+                      headers={"X-Photo-Sorter-Secret": "wrong"}).status_code == 401
+    r = httpx.post(server.url + "/taken-dates", json=body, headers={"X-Photo-Sorter-Secret": SECRET})
+    assert r.status_code == 200 and r.json()["dates"][0]["taken"] == OBAMA_TAKEN

@@ -2,11 +2,12 @@ import Foundation
 import PhotoSorterCore
 import Vapor
 
-/// GET /photo/{id}, GET /photos, PUT /photo/update-status, POST /classify-photo.
+/// GET /photo/{id}, GET /photos, GET /photos/people, PUT /photo/update-status, POST /classify-photo.
 struct PhotoController: RouteCollection {
     func boot(routes: any RoutesBuilder) throws {
         routes.get("photo", ":id", use: photo)
         routes.get("photos", use: photos)
+        routes.get("photos", "people", use: people)
         routes.put("photo", "update-status", use: updateStatus)
         routes.post("classify-photo", use: classify)
     }
@@ -15,14 +16,33 @@ struct PhotoController: RouteCollection {
         try await req.photoSorter.reads.photo(try req.int64Parameter("id"))
     }
 
-    /// Keyset pagination: `?after_id=&limit=&status=`.
+    /// Photos by people, date and order (`Request.photoQuery`), keyset-paged; `status=` narrows a query without persons.
     func photos(req: Request) async throws -> PhotoPage {
         let status = try req.optionalQuery(String.self, "status").map { raw -> PhotoStatus in
             guard let status = PhotoStatus(rawValue: raw) else { throw PhotoSorterError.invalidRequest("unknown status \(raw)") }
             return status
         }
-        let limit = min(max(try req.optionalQuery(Int.self, "limit") ?? 500, 1), 5000)
-        return try await req.photoSorter.reads.photos(afterID: try req.optionalQuery(Int64.self, "after_id") ?? 0, limit: limit, status: status)
+        return try await req.photoSorter.people.findPhotos(try req.photoQuery(defaultLimit: 500, maxLimit: PhotoQuery.maxLimit), status: status)
+    }
+
+    /// Who is in a set of photos: `ids=1,2,3` (at most 10,000), or `folder=` (every photo below it, inside the
+    /// allowed roots).
+    func people(req: Request) async throws -> PeopleInPhotos {
+        let ids = try req.optionalQuery(String.self, "ids")
+        let folder = try req.optionalQuery(String.self, "folder")
+        switch (ids, folder) {
+        case (let ids?, nil):
+            return try await req.photoSorter.people.people(inPhotos: try ids.split(separator: ",", omittingEmptySubsequences: false).map { part in
+                guard let id = Int64(part), id > 0 else {
+                    throw PhotoSorterError.invalidQuery("ids must be photo ids separated by commas")
+                }
+                return id
+            })
+        case (nil, let folder?):
+            return try await req.photoSorter.people(inFolder: folder)
+        default:
+            throw PhotoSorterError.invalidQuery("give ids= or folder=, one of them")
+        }
     }
 
     func updateStatus(req: Request) async throws -> PhotoView {
@@ -60,7 +80,11 @@ struct PhotoController: RouteCollection {
             payload.width = analysis.width
             payload.height = analysis.height
             payload.quarterTurns = analysis.quarterTurns ?? 0
+            guard (0...3).contains(payload.quarterTurns) else {
+                throw PhotoSorterError.mlServiceRejected(status: 200, reason: "quarter_turns must be 0, 1, 2 or 3, got \(payload.quarterTurns)")
+            }
             payload.detections = analysis.detections
+            payload.taken = analysis.taken
             payload.meta = analysis.meta
         case 400..<500:
             payload.status = .failed
@@ -80,9 +104,10 @@ struct PhotoController: RouteCollection {
         var quarterTurns: Int?
         var detections: [CallbackPayload.Detection]
         var meta: CallbackPayload.Meta?
+        var taken: TakenDate?
 
         enum CodingKeys: String, CodingKey {
-            case width, height, detections, meta
+            case width, height, detections, meta, taken
             case quarterTurns = "quarter_turns"
         }
     }

@@ -53,6 +53,8 @@ public struct CallbackPayload: Content, Sendable {
     /// height and boxes are of the turned photo.
     public var quarterTurns: Int
     public var detections: [Detection]
+    /// When the photo was taken, from its EXIF or XMP; nil when it carries no date (the file's time is used).
+    public var taken: TakenDate?
     public var newPersons: [NewPerson]?
     public var meta: Meta?
     /// Base64 JPEG of the whole photo, downscaled, with its size: the web page shows it instead of the file.
@@ -61,7 +63,7 @@ public struct CallbackPayload: Content, Sendable {
     public var previewHeight: Int?
 
     enum CodingKeys: String, CodingKey {
-        case path, status, error, width, height, detections, meta, preview
+        case path, status, error, width, height, detections, meta, preview, taken
         case previewWidth = "preview_width"
         case previewHeight = "preview_height"
         case photoID = "photo_id"
@@ -84,6 +86,7 @@ public struct CallbackPayload: Content, Sendable {
             throw DecodingError.dataCorruptedError(forKey: .quarterTurns, in: c, debugDescription: "quarter_turns must be 0, 1, 2 or 3")
         }
         detections = try c.decodeIfPresent([Detection].self, forKey: .detections) ?? []
+        taken = try c.decodeIfPresent(TakenDate.self, forKey: .taken)
         newPersons = try c.decodeIfPresent([NewPerson].self, forKey: .newPersons)
         meta = try c.decodeIfPresent(Meta.self, forKey: .meta)
         preview = try c.decodeIfPresent(String.self, forKey: .preview)

@@ -12,9 +12,14 @@ public struct PersonSummary: Content, Sendable, Equatable {
     public var createdAt: Int64
     /// The face `GET /thumbnails/person/{id}.jpg` shows (a confirmed face first, then the most confident).
     public var coverFaceID: Int64?
+    /// Wall-clock time of the person's first and last photo: the years they span.
+    public var firstTaken: String?
+    public var lastTaken: String?
 
     enum CodingKeys: String, CodingKey {
         case hidden
+        case firstTaken = "first_taken"
+        case lastTaken = "last_taken"
         case coverFaceID = "cover_face_id"
         case personID = "person_id"
         case displayName = "display_name"

@@ -30,10 +30,16 @@ public struct PhotoView: Content, Sendable, Equatable {
     public var personIDs: [Int64]
     public var retryCount: Int
     public var lastError: String?
+    /// When it was taken: ISO 8601 wall clock, with the offset when the photo records one (`2019-06-01T14:03:22+02:00`).
+    public var takenAt: String?
+    /// `exif`, `xmp` or `mtime` (the file's time: the photo carries no date, or its header was not read yet).
+    public var takenAtSource: TakenDate.Source?
     public var detections: [DetectionView]?
 
     enum CodingKeys: String, CodingKey {
         case path, filename, status, width, height, detections
+        case takenAt = "taken_at"
+        case takenAtSource = "taken_at_source"
         case photoID = "photo_id"
         case noFaces = "no_faces"
         case personIDs = "person_ids"
@@ -42,14 +48,45 @@ public struct PhotoView: Content, Sendable, Equatable {
     }
 }
 
-/// GET /photos: a page of photos, keyset-paginated by id.
+/// GET /photos, GET /person/{id}/photos: a keyset page. `next_after` continues any order (`after=`);
+/// `next_after_id` is the same position in id order (`after_id=`).
 public struct PhotoPage: Content, Sendable {
     public var photos: [PhotoView]
     public var nextAfterID: Int64?
+    public var nextAfter: String?
 
     enum CodingKeys: String, CodingKey {
         case photos
         case nextAfterID = "next_after_id"
+        case nextAfter = "next_after"
+    }
+}
+
+/// GET /photos/people: who is in a set of photos (the photos of a party), most photos first.
+public struct PeopleInPhotos: Content, Sendable {
+    public struct Person: Codable, Sendable, Equatable {
+        public var personID: Int64
+        public var displayName: String?
+        /// Photos of the set showing the person.
+        public var photoCount: Int
+
+        enum CodingKeys: String, CodingKey {
+            case personID = "person_id"
+            case displayName = "display_name"
+            case photoCount = "photo_count"
+        }
+    }
+
+    /// Photos of the set that are in the library.
+    public var photos: Int
+    /// Of those, the photos showing at least one visible person.
+    public var photosWithPeople: Int
+    /// Visible persons (hidden ones are left out, as on the people list).
+    public var persons: [Person]
+
+    enum CodingKeys: String, CodingKey {
+        case photos, persons
+        case photosWithPeople = "photos_with_people"
     }
 }
 
@@ -72,6 +109,9 @@ public struct PersonView: Content, Sendable {
     public var photoCount: Int
     public var createdAt: Int64
     public var examplePhotos: [ExamplePhoto]
+    /// Wall-clock time of the person's first and last photo (`taken_at` without offset).
+    public var firstTaken: String?
+    public var lastTaken: String?
     public var representativeEmbedding: String?
     /// Set when the id asked for was merged into this person: the asked id and the survivor (this `personID`).
     public var redirectedFrom: Int64?
@@ -87,6 +127,8 @@ public struct PersonView: Content, Sendable {
         case photoCount = "photo_count"
         case createdAt = "created_at"
         case examplePhotos = "example_photos"
+        case firstTaken = "first_taken"
+        case lastTaken = "last_taken"
         case representativeEmbedding = "representative_embedding"
     }
 }

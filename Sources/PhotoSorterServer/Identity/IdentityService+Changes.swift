@@ -105,10 +105,7 @@ enum PersonBookkeeping {
                 let person = try row.decode(column: "person_id", as: Int64.self)
                 if !personIDs.contains(person) { personIDs.append(person) }
             }
-            try await tx.raw("DELETE FROM photo_persons WHERE photo_id = \(bind: photo)").run()
-            for person in personIDs {
-                try await tx.raw("INSERT INTO photo_persons (photo_id, person_id) VALUES (\(bind: photo), \(bind: person))").run()
-            }
+            try await PhotoPersonsTable.replace(photo: photo, persons: personIDs, on: tx)
             try await tx.raw("""
                 UPDATE photos SET person_ids = \(bind: String(decoding: try JSONEncoder().encode(personIDs), as: UTF8.self)),
                     updated_at = \(bind: now) WHERE id = \(bind: photo)

@@ -111,7 +111,7 @@ extension IdentityService {
                                        retired: try await PersonBookkeeping.retiredIDs(on: tx))
 
         let now = nowMs()
-        try await tx.raw("DELETE FROM photo_persons").run()
+        try await PhotoPersonsTable.removeAll(on: tx)
         try await tx.raw("DELETE FROM embeddings").run()
         let newIDs = try await PersonBookkeeping.insertNewPersons(of: outcome, faces: faces, on: tx)
         var personIDsOfPhoto: [Int64: [Int64]] = [:]
@@ -139,9 +139,7 @@ extension IdentityService {
         }
         for photo in ordered {
             let personIDs = personIDsOfPhoto[photo.id] ?? []
-            for person in personIDs {
-                try await tx.raw("INSERT INTO photo_persons (photo_id, person_id) VALUES (\(bind: photo.id), \(bind: person))").run()
-            }
+            try await PhotoPersonsTable.add(photo: photo.id, persons: personIDs, on: tx)
             try await tx.raw("""
                 UPDATE photos SET width = \(bind: photo.width), height = \(bind: photo.height),
                     quarter_turns = \(bind: photo.quarterTurns), no_faces = \(bind: photo.faces.isEmpty),

@@ -331,7 +331,7 @@ public final class IdentityService: Sendable {
     private func store(_ payload: CallbackPayload, faces: [Embedding], key: String, model: FaceModel?, index: IdentityIndex,
                        on tx: any SQLDatabase, updates: inout [IndexUpdate]) async throws -> CallbackResponse {
         if let remembered = try await Self.rememberedResponse(for: key, on: tx) { return remembered }
-        guard let photo = try await tx.raw("SELECT status, person_ids FROM photos WHERE id = \(bind: payload.photoID)").first() else {
+        guard let photo = try await tx.raw("SELECT status, person_ids, modified_at FROM photos WHERE id = \(bind: payload.photoID)").first() else {
             throw PhotoSorterError.photoNotFound(payload.photoID)
         }
         let now = nowMs()
@@ -353,7 +353,8 @@ public final class IdentityService: Sendable {
                 """).run()
             response = CallbackResponse(ok: true, createdPersonIDs: [], personIDs: [])
         } else {
-            response = try await storeFaces(payload, faces: faces, model: model, index: index, now: now, on: tx, updates: &updates)
+            response = try await storeFaces(payload, faces: faces, model: model, index: index, modifiedAtMs: try photo.decode(column: "modified_at", as: Int64.self),
+                                            now: now, on: tx, updates: &updates)
         }
         try await Self.remember(response, key: key, photoID: payload.photoID, on: tx)
         return response
@@ -373,7 +374,7 @@ public final class IdentityService: Sendable {
         return try JSONDecoder().decode(CallbackResponse.self, from: Data(try stored.decode(column: "response", as: String.self).utf8))
     }
 
-    private func storeFaces(_ payload: CallbackPayload, faces: [Embedding], model: FaceModel?, index: IdentityIndex, now: Int64,
+    private func storeFaces(_ payload: CallbackPayload, faces: [Embedding], model: FaceModel?, index: IdentityIndex, modifiedAtMs: Int64, now: Int64,
                             on tx: any SQLDatabase, updates: inout [IndexUpdate]) async throws -> CallbackResponse {
         let resolutions = model.map {
             IdentityResolver(policy: config.identityPolicy(for: $0)).resolveWithRunnerUps(faces, against: index)
@@ -421,22 +422,26 @@ public final class IdentityService: Sendable {
             if !personIDs.contains(person) { personIDs.append(person) }
             facesPerPerson[person, default: 0] += 1
         }
+        try await MediaStore.store(payload, replacingFaces: true, on: tx)
+        let personIDsJSON = String(decoding: try JSONEncoder().encode(personIDs), as: UTF8.self)
+        // A photo that carries no date is dated by its file's time (`TakenDate.Source.mtime`).
+        let taken = payload.taken ?? TakenDate.fileTime(modifiedAtMs: modifiedAtMs)
+        try await tx.raw("""
+            UPDATE photos SET status = 'PROCESSED', width = \(bind: payload.width), height = \(bind: payload.height),
+                quarter_turns = \(bind: payload.quarterTurns), no_faces = \(bind: faces.isEmpty), face_count = \(bind: faces.count), person_ids = \(bind: personIDsJSON),
+                model_version = \(bind: modelVersion), ml_ms = \(bind: payload.meta?.timings?["total_ms"]),
+                taken_at = \(bind: taken.local), taken_offset = \(bind: taken.offset), taken_at_source = \(bind: taken.source.rawValue),
+                last_error = NULL, processing_started_at = NULL, next_attempt_at = NULL, updated_at = \(bind: now)
+            WHERE id = \(bind: payload.photoID)
+            """).run()
+        // After the photo's date: each row copies it.
+        try await PhotoPersonsTable.add(photo: payload.photoID, persons: personIDs, on: tx)
         for person in personIDs {
-            try await tx.raw("INSERT INTO photo_persons (photo_id, person_id) VALUES (\(bind: payload.photoID), \(bind: person))").run()
             try await tx.raw("""
                 UPDATE persons SET face_count = face_count + \(bind: facesPerPerson[person]!), photo_count = photo_count + 1,
                     updated_at = \(bind: now) WHERE id = \(bind: person)
                 """).run()
         }
-        try await MediaStore.store(payload, replacingFaces: true, on: tx)
-        let personIDsJSON = String(decoding: try JSONEncoder().encode(personIDs), as: UTF8.self)
-        try await tx.raw("""
-            UPDATE photos SET status = 'PROCESSED', width = \(bind: payload.width), height = \(bind: payload.height),
-                quarter_turns = \(bind: payload.quarterTurns), no_faces = \(bind: faces.isEmpty), face_count = \(bind: faces.count), person_ids = \(bind: personIDsJSON),
-                model_version = \(bind: modelVersion), ml_ms = \(bind: payload.meta?.timings?["total_ms"]),
-                last_error = NULL, processing_started_at = NULL, next_attempt_at = NULL, updated_at = \(bind: now)
-            WHERE id = \(bind: payload.photoID)
-            """).run()
         facesCounter.increment(by: faces.count)
         personsCreatedCounter.increment(by: created.count)
         return CallbackResponse(ok: true, createdPersonIDs: created, personIDs: personIDs)

@@ -21,6 +21,8 @@ public final class IngestService: Sendable {
     private let onWorkQueued: @Sendable () -> Void
     /// Called after a changed file's faces were removed and logged: the identity index catches up.
     private let onFacesRemoved: @Sendable () async throws -> Void
+    /// Dates the unchanged photos of a finished scan that were analysed before photos carried dates.
+    private let dateBackfill: TakenDateBackfill
     private let running = NIOLockedValueBox([String: Task<Void, Never>]())
     private let filesScanned = Counter(label: "photo_sorter_files_scanned_total")
     private let photosInserted = Counter(label: "photo_sorter_photos_inserted_total")
@@ -28,13 +30,14 @@ public final class IngestService: Sendable {
 
     init(database: PhotoSorterDatabase, queue: any WorkQueue, config: ServiceConfig, logger: Logger,
          onWorkQueued: @escaping @Sendable () -> Void,
-         onFacesRemoved: @escaping @Sendable () async throws -> Void) {
+         onFacesRemoved: @escaping @Sendable () async throws -> Void, dateBackfill: TakenDateBackfill) {
         self.database = database
         self.queue = queue
         self.config = config
         self.logger = logger
         self.onWorkQueued = onWorkQueued
         self.onFacesRemoved = onFacesRemoved
+        self.dateBackfill = dateBackfill
     }
 
     /// Validates the request, records the job and starts it in the background. Returns the job id.
@@ -149,6 +152,7 @@ public final class IngestService: Sendable {
                 _ = try await commit(group, firstIndex: nextIndex, jobID: jobID, dryRun: job.dryRun)
                 nextIndex += group.count
             }
+            if !job.dryRun { await dateBackfill.run(jobID: jobID) }
             try await database.sql.raw("""
                 UPDATE ingest_jobs SET status = \(bind: job.dryRun ? "COMPLETED" : "SCANNED"), finished_at = \(bind: nowMs())
                 WHERE job_id = \(bind: jobID)
@@ -341,13 +345,15 @@ public final class IngestService: Sendable {
         let now = nowMs()
         var items: [WorkItem] = []
         if !fresh.isEmpty {
+            // Dated by the file's time until its analysis reads the photo's own date (`taken_at_source` NULL).
             var insert = tx.insert(into: "photos").columns(
                 "path", "filename", "format", "filesize", "modified_at", "sample_hash", "status", "retry_count", "attempt",
-                "created_at", "updated_at")
+                "taken_at", "created_at", "updated_at")
             for photo in fresh {
                 insert = insert.values(SQLBind(photo.file.path), SQLBind(photo.file.filename), SQLBind(photo.format.rawValue),
                                        SQLBind(photo.file.size), SQLBind(photo.file.modifiedAtMs), SQLBind(photo.sampleHash),
-                                       SQLBind(PhotoStatus.ready.rawValue), SQLBind(0), SQLBind(0), SQLBind(now), SQLBind(now))
+                                       SQLBind(PhotoStatus.ready.rawValue), SQLBind(0), SQLBind(0),
+                                       SQLBind(TakenDate.fileTime(modifiedAtMs: photo.file.modifiedAtMs).local), SQLBind(now), SQLBind(now))
             }
             let rows = try await insert.ignoringConflicts(with: ["path"]).returning("id", "path", "attempt").all()
             items += try rows.map(WorkItem.init(row:))
@@ -404,14 +410,15 @@ public final class IngestService: Sendable {
                 WHERE id = \(bind: person)
                 """).run()
         }
-        try await tx.raw("DELETE FROM photo_persons WHERE photo_id = \(bind: previous.id)").run()
+        try await PhotoPersonsTable.remove(photo: previous.id, on: tx)
         try await tx.raw("DELETE FROM embeddings WHERE photo_id = \(bind: previous.id)").run()
         try await MediaStore.removeImages(ofPhoto: previous.id, on: tx)
         let row = try await tx.raw("""
             UPDATE photos SET filesize = \(bind: photo.file.size), modified_at = \(bind: photo.file.modifiedAtMs),
                 sample_hash = \(bind: photo.sampleHash), full_hash = NULL, status = 'READY', retry_count = 0, last_error = NULL,
                 next_attempt_at = NULL, processing_started_at = NULL, no_faces = NULL, face_count = NULL, person_ids = NULL,
-                width = NULL, height = NULL, updated_at = \(bind: now)
+                width = NULL, height = NULL, taken_at = \(bind: TakenDate.fileTime(modifiedAtMs: photo.file.modifiedAtMs).local),
+                taken_offset = NULL, taken_at_source = NULL, updated_at = \(bind: now)
             WHERE id = \(bind: previous.id) RETURNING attempt
             """).first()!
         return (WorkItem(photoID: previous.id, path: photo.file.path, attempt: try row.decode(column: "attempt", as: Int.self)), faces)
@@ -446,9 +453,10 @@ extension IngestService {
         let file = photo.file, hash = photo.sampleHash
         let now = nowMs()
         try await database.sql.raw("""
-            INSERT INTO photos (path, filename, format, filesize, modified_at, sample_hash, status, retry_count, attempt, created_at, updated_at)
+            INSERT INTO photos (path, filename, format, filesize, modified_at, sample_hash, status, retry_count, attempt, taken_at,
+                created_at, updated_at)
             VALUES (\(bind: file.path), \(bind: file.filename), \(bind: photo.format.rawValue), \(bind: file.size), \(bind: file.modifiedAtMs),
-                \(bind: hash), 'PROCESSING', 0, 1, \(bind: now), \(bind: now))
+                \(bind: hash), 'PROCESSING', 0, 1, \(bind: TakenDate.fileTime(modifiedAtMs: file.modifiedAtMs).local), \(bind: now), \(bind: now))
             ON CONFLICT (path) DO NOTHING
             """).run()
         return try await database.sql.raw("SELECT id FROM photos WHERE path = \(bind: file.path)").first()!.decode(column: "id", as: Int64.self)

@@ -131,6 +131,43 @@ public final class MLClient: Sendable {
         throw PhotoSorterError.mlServiceUnavailable("\(base) stayed busy")
     }
 
+    /// POST /taken-dates `{paths}` (at most `takenDatesBatch`): when each photo was taken, read from its header
+    /// without analysing it. One answer per path, in order.
+    public func takenDates(paths: [String]) async throws -> [TakenDateAnswer] {
+        let base = pool.pick()
+        let response: HTTPClientResponse
+        let buffer: ByteBuffer
+        do {
+            response = try await post("\(base)/taken-dates", json: try JSONEncoder().encode(["paths": paths]), timeout: .seconds(120))
+            buffer = try await response.body.collect(upTo: 8 * 1024 * 1024)
+        } catch {
+            throw PhotoSorterError.mlServiceUnavailable("\(base): \(error)")
+        }
+        let status = Int(response.status.code)
+        guard status == 200 else { throw PhotoSorterError.mlServiceRejected(status: status, reason: String(buffer: buffer).prefix(500).description) }
+        let answers: [TakenDateAnswer]
+        do { answers = try JSONDecoder().decode(TakenDates.self, from: Data(buffer: buffer)).dates } catch {
+            throw PhotoSorterError.mlServiceRejected(status: status, reason: "unreadable taken-dates answer: \(error)")
+        }
+        guard answers.map(\.path) == paths else {
+            throw PhotoSorterError.mlServiceRejected(status: status, reason: "taken-dates answered other paths than asked")
+        }
+        return answers
+    }
+
+    public static let takenDatesBatch = 500
+
+    /// One photo's entry of the /taken-dates answer: its date (nil when it carries none) or why it could not be read.
+    public struct TakenDateAnswer: Decodable, Sendable {
+        public let path: String
+        public let taken: TakenDate?
+        public let error: String?
+    }
+
+    private struct TakenDates: Decodable {
+        let dates: [TakenDateAnswer]
+    }
+
     /// The 202 answer of /process-photo.
     private struct Accepted: Decodable {
         let queueDepth: Int?

@@ -54,7 +54,7 @@ public final class PeopleService: Sendable {
         let total = try counts.decode(column: "n", as: Int.self) - below
         let persons = try await database.sql.raw("""
             SELECT p.id, p.display_name, p.hidden, p.face_count, p.photo_count, p.representative_photo_id, p.created_at,
-                \(MediaStore.coverFaceSubquery) AS cover_face_id
+                \(MediaStore.coverFaceSubquery) AS cover_face_id, \(unsafeRaw: ReadQueries.takenSpanColumns(of: "p.id"))
             FROM persons p WHERE \(filter) AND \(shown)
             ORDER BY p.photo_count DESC, p.id LIMIT \(bind: query.limit) OFFSET \(bind: query.offset)
             """).all().map { row in
@@ -65,7 +65,9 @@ public final class PeopleService: Sendable {
                           photoCount: try row.decode(column: "photo_count", as: Int.self),
                           representativePhotoID: try row.decode(column: "representative_photo_id", as: Int64?.self),
                           createdAt: try row.decode(column: "created_at", as: Int64.self),
-                          coverFaceID: try row.decode(column: "cover_face_id", as: Int64?.self))
+                          coverFaceID: try row.decode(column: "cover_face_id", as: Int64?.self),
+                          firstTaken: try row.decode(column: "first_taken", as: String?.self),
+                          lastTaken: try row.decode(column: "last_taken", as: String?.self))
         }
         let next = query.offset + persons.count
         return PersonPage(persons: persons, total: total, belowMinPhotos: below, nextOffset: next < total ? next : nil)
@@ -84,11 +86,44 @@ public final class PeopleService: Sendable {
         return FacePage(faces: Array(faces.prefix(limit)), nextAfterID: faces.count > limit ? faces[limit - 1].faceID : nil)
     }
 
-    /// A person's photos by photo id.
-    public func photos(of person: Int64, afterID: Int64 = 0, limit: Int = 100) async throws -> PhotoPage {
-        guard (1...1000).contains(limit) else { throw PhotoSorterError.invalidRequest("limit must be 1...1000") }
-        let id = try await reads.person(person).personID
-        return try await reads.photos(ofPerson: id, afterID: afterID, limit: limit)
+    /// A person's photos: `query` with the person as its only person (in id order unless it says otherwise).
+    public func photos(of person: Int64, query: PhotoQuery = PhotoQuery()) async throws -> PhotoPage {
+        guard (1...1000).contains(query.limit) else { throw PhotoSorterError.invalidRequest("limit must be 1...1000") }
+        var query = query
+        query.persons = [try await reads.person(person).personID]
+        return try await reads.photos(query)
+    }
+
+    /// Photos by people, date and order (GET /photos, `photo-sorter photos`).
+    public func findPhotos(_ query: PhotoQuery, status: PhotoStatus? = nil) async throws -> PhotoPage {
+        try await reads.photos(query, status: status)
+    }
+
+    /// Who is in the photos of `ids` (GET /photos/people?ids=).
+    public func people(inPhotos ids: [Int64]) async throws -> PeopleInPhotos {
+        try await reads.people(inPhotos: ids)
+    }
+
+    /// Persons by name or id, as a user types them (`--with "Ann"`, `--with 12`): an id, else the one visible
+    /// person with exactly that name (case-insensitive). No match, or several, is refused with the candidates.
+    public func resolvePersons(_ references: [String]) async throws -> [Int64] {
+        var ids: [Int64] = []
+        for reference in references {
+            if let id = Int64(reference) {
+                ids.append(try await reads.person(id).personID)
+                continue
+            }
+            let matches = try await database.sql.raw("""
+                SELECT id FROM persons WHERE LOWER(display_name) = \(bind: reference.lowercased()) AND merged_into IS NULL
+                    AND hidden = \(false) AND face_count > 0 ORDER BY id
+                """).all().map { try $0.decode(column: "id", as: Int64.self) }
+            switch matches.count {
+            case 1: ids.append(matches[0])
+            case 0: throw PhotoSorterError.invalidRequest("no visible person is named \"\(reference)\" (photo-sorter people list --name lists names)")
+            default: throw PhotoSorterError.invalidRequest("\(matches.count) persons are named \"\(reference)\" (ids \(matches)): give the id")
+            }
+        }
+        return ids
     }
 
     public func face(_ id: Int64) async throws -> FaceView {
@@ -126,22 +161,44 @@ public final class PeopleService: Sendable {
 
     /// What `photo-sorter export` writes: visible persons with at least `minPhotos` photos — named ones, and unnamed
     /// ones when `includeUnnamed` — each with its photos, most photos first.
-    public func exportPersons(minPhotos: Int, includeUnnamed: Bool) async throws -> [ExportPerson] {
+    ///
+    /// `filter` narrows it like `photo-sorter photos`: only the photos it finds, and when it lists persons, only
+    /// their folders (each listed person is written, named or not, whatever its photo count). A person left with
+    /// no photo is not written.
+    public func exportPersons(minPhotos: Int, includeUnnamed: Bool, filter: PhotoQuery? = nil) async throws -> [ExportPerson] {
         guard minPhotos >= 1 else { throw PhotoSorterError.invalidRequest("min-photos must be at least 1") }
+        var selected: Set<Int64>?
+        if let filter { selected = try await allPhotoIDs(filter) }
+        let listed = filter?.persons ?? []
+        let which: SQLQueryString = listed.isEmpty
+            ? "merged_into IS NULL AND hidden = \(false) AND photo_count >= \(bind: minPhotos) \(unsafeRaw: includeUnnamed ? "" : "AND display_name IS NOT NULL")"
+            : "id IN (\(binds: listed))"
         var persons: [ExportPerson] = []
-        for row in try await database.sql.raw("""
-            SELECT id, display_name FROM persons
-            WHERE merged_into IS NULL AND hidden = \(false) AND photo_count >= \(bind: minPhotos)
-                \(unsafeRaw: includeUnnamed ? "" : "AND display_name IS NOT NULL")
-            ORDER BY photo_count DESC, id
-            """).all() {
+        for row in try await database.sql.raw("SELECT id, display_name FROM persons WHERE \(which) ORDER BY photo_count DESC, id").all() {
             let id = try row.decode(column: "id", as: Int64.self)
             let photos = try await database.sql.raw("""
                 SELECT p.id, p.path FROM photo_persons pp JOIN photos p ON p.id = pp.photo_id WHERE pp.person_id = \(bind: id) ORDER BY pp.photo_id
                 """).all().map { ExportPhoto(photoID: try $0.decode(column: "id", as: Int64.self), path: try $0.decode(column: "path", as: String.self)) }
+                .filter { selected?.contains($0.photoID) ?? true }
+            if selected != nil && photos.isEmpty { continue }
             persons.append(ExportPerson(personID: id, displayName: try row.decode(column: "display_name", as: String?.self), photos: photos))
         }
         return persons
+    }
+
+    /// Every photo `query` finds (all its pages).
+    private func allPhotoIDs(_ query: PhotoQuery) async throws -> Set<Int64> {
+        var query = query
+        query.order = .id
+        query.after = nil
+        query.limit = PhotoQuery.maxLimit
+        var ids = Set<Int64>()
+        while true {
+            let page = try await reads.photos(query)
+            ids.formUnion(page.photos.map(\.photoID))
+            guard let next = page.nextAfterID else { return ids }
+            query.after = PhotoCursor(taken: nil, id: next)
+        }
     }
 
     // MARK: Corrections

@@ -17,7 +17,7 @@ struct ReadQueries: Sendable {
 
     /// A `photos` row as the photo views need it. Decoded column by column: SQLKit's `Decodable` rows with
     /// snake-case key conversion cost more than the query itself on a 500-photo page.
-    private struct PhotoRow {
+    struct PhotoRow {
         let id: Int64
         let path: String
         let filename: String
@@ -28,6 +28,9 @@ struct ReadQueries: Sendable {
         let personIds: String?
         let retryCount: Int
         let lastError: String?
+        let takenAt: String?
+        let takenOffset: String?
+        let takenAtSource: String?
 
         init(_ row: any SQLRow) throws {
             id = try row.decode(column: "id", as: Int64.self)
@@ -40,6 +43,9 @@ struct ReadQueries: Sendable {
             personIds = try row.decode(column: "person_ids", as: String?.self)
             retryCount = try row.decode(column: "retry_count", as: Int.self)
             lastError = try row.decode(column: "last_error", as: String?.self)
+            takenAt = try row.decode(column: "taken_at", as: String?.self)
+            takenOffset = try row.decode(column: "taken_offset", as: String?.self)
+            takenAtSource = try row.decode(column: "taken_at_source", as: String?.self)
         }
 
         /// `person_ids` is the JSON array the callback wrote.
@@ -49,12 +55,27 @@ struct ReadQueries: Sendable {
             PhotoView(photoID: id, path: path, filename: filename, status: PhotoStatus(rawValue: status) ?? .failed,
                       width: width, height: height, noFaces: noFaces,
                       personIDs: try personIds.map { try Self.personIDsDecoder.decode([Int64].self, from: Data($0.utf8)) } ?? [],
-                      retryCount: retryCount, lastError: lastError, detections: detections)
+                      retryCount: retryCount, lastError: lastError, takenAt: takenAt.map { $0 + (takenOffset ?? "") },
+                      // A date whose source is not recorded yet is the file's time the scan gave it.
+                      takenAtSource: takenAt == nil ? nil : takenAtSource.flatMap(TakenDate.Source.init(rawValue:)) ?? .mtime,
+                      detections: detections)
         }
     }
 
     /// Columns of `PhotoRow`, from `photos` aliased `p`.
-    private static let photoColumns = "p.id, p.path, p.filename, p.status, p.width, p.height, p.no_faces, p.person_ids, p.retry_count, p.last_error"
+    static let photoColumns = """
+        p.id, p.path, p.filename, p.status, p.width, p.height, p.no_faces, p.person_ids, p.retry_count, p.last_error, \
+        p.taken_at, p.taken_offset, p.taken_at_source
+        """
+
+    /// `first_taken` and `last_taken` of the person whose id is `personColumn`: one seek each in
+    /// `photo_persons_person_taken`.
+    static func takenSpanColumns(of personColumn: String) -> String {
+        """
+        (SELECT t.taken_at FROM photo_persons t WHERE t.person_id = \(personColumn) AND t.taken_at > '' ORDER BY t.taken_at LIMIT 1) AS first_taken,
+        (SELECT t.taken_at FROM photo_persons t WHERE t.person_id = \(personColumn) AND t.taken_at > '' ORDER BY t.taken_at DESC LIMIT 1) AS last_taken
+        """
+    }
 
     func photo(_ id: Int64) async throws -> PhotoView {
         guard let row = try await database.sql.raw("SELECT \(unsafeRaw: Self.photoColumns) FROM photos p WHERE p.id = \(bind: id)")
@@ -73,29 +94,10 @@ struct ReadQueries: Sendable {
         return try row.view(detections: detections)
     }
 
-    func photos(afterID: Int64, limit: Int, status: PhotoStatus?) async throws -> PhotoPage {
-        let rows = try await database.sql.raw("""
-            SELECT \(unsafeRaw: Self.photoColumns) FROM photos p WHERE p.id > \(bind: afterID)
-            \(unsafeRaw: status.map { "AND p.status = '\($0.rawValue)'" } ?? "") ORDER BY p.id LIMIT \(bind: limit + 1)
-            """).all().map(PhotoRow.init)
-        let page = try rows.prefix(limit).map { try $0.view(detections: nil) }
-        return PhotoPage(photos: page, nextAfterID: rows.count > limit ? page.last?.photoID : nil)
-    }
-
     /// A person; an id absorbed by a merge answers with the survivor, `redirectedFrom` and `mergedInto` set.
-    /// The photos showing `person`, by id.
-    func photos(ofPerson person: Int64, afterID: Int64, limit: Int) async throws -> PhotoPage {
-        let rows = try await database.sql.raw("""
-            SELECT \(unsafeRaw: Self.photoColumns) FROM photo_persons pp JOIN photos p ON p.id = pp.photo_id
-            WHERE pp.person_id = \(bind: person) AND pp.photo_id > \(bind: afterID) ORDER BY pp.photo_id LIMIT \(bind: limit + 1)
-            """).all().map(PhotoRow.init)
-        let page = try rows.prefix(limit).map { try $0.view(detections: nil) }
-        return PhotoPage(photos: page, nextAfterID: rows.count > limit ? page.last?.photoID : nil)
-    }
-
     func person(_ id: Int64, exampleLimit: Int = 20, on db: (any SQLDatabase)? = nil) async throws -> PersonView {
         let db = db ?? database.sql
-        let columns = "id, display_name, hidden, face_count, photo_count, created_at, merged_into"
+        let columns = "id, display_name, hidden, face_count, photo_count, created_at, merged_into, \(Self.takenSpanColumns(of: "persons.id"))"
         guard var row = try await db.raw("SELECT \(unsafeRaw: columns) FROM persons WHERE id = \(bind: id)").first() else {
             throw PhotoSorterError.personNotFound(id)
         }
@@ -118,7 +120,8 @@ struct ReadQueries: Sendable {
                           faceCount: try row.decode(column: "face_count", as: Int.self),
                           photoCount: try row.decode(column: "photo_count", as: Int.self),
                           createdAt: try row.decode(column: "created_at", as: Int64.self),
-                          examplePhotos: examples, representativeEmbedding: nil,
+                          examplePhotos: examples, firstTaken: try row.decode(column: "first_taken", as: String?.self),
+                          lastTaken: try row.decode(column: "last_taken", as: String?.self), representativeEmbedding: nil,
                           redirectedFrom: survivor == nil ? nil : id, mergedInto: survivor)
     }
 
@@ -290,6 +293,11 @@ extension PhotoSorterServices {
     /// Every entry the job did not queue, by path, with its reason.
     public func notQueued(ofJob jobID: String) async throws -> [NotQueuedFile] {
         try await reads.notQueued(ofJob: jobID)
+    }
+
+    /// Who is in the photos below `folder` (inside the allowed roots, as an ingest's folder).
+    public func people(inFolder folder: String) async throws -> PeopleInPhotos {
+        try await reads.people(inFolder: try ingest.resolveFolder(folder))
     }
 
     public func failures(ofJob jobID: String) async throws -> [PhotoFailure] {
