@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import sys
 import time
@@ -145,6 +146,42 @@ def all_persons(stack) -> list[dict]:
 
 def photos_of(stack, pid: int) -> set[int]:
     return {p["photo_id"] for p in api(stack, "GET", f"/person/{pid}/photos?limit=500")["photos"]}
+
+
+# ------------------------------------------------------------------ dates as the page writes them
+
+MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
+          "November", "December"]
+WALL_CLOCK = re.compile(r"^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::\d{2}(?:\.\d+)?)?)?(Z|[+-]\d{2}(?::?\d{2})?)?$")
+SOURCES = {"exif": "from EXIF", "xmp": "from XMP", "mtime": "file date (no date in the photo)"}
+
+
+def taken_text(text: str) -> str:
+    """'2019-06-01T14:03:22+02:00' -> '1 June 2019, 14:03 (+02:00)': the date as written, in the photo's wall clock."""
+    m = WALL_CLOCK.match(text)
+    assert m, f"not an ISO 8601 wall clock: {text!r}"
+    year, month, day, hour, minute, zone = m.groups()
+    out = f"{int(day)} {MONTHS[int(month) - 1]} {year}" + (f", {hour}:{minute}" if hour else "")
+    if zone == "Z":
+        out += " (UTC)"
+    elif zone:
+        digits = zone[1:].replace(":", "")
+        out += f" ({zone[0]}{digits[:2]}:{digits[2:] or '00'})"
+    return out
+
+
+def years_text(first, last) -> str:
+    a, b = (first or "")[:4], (last or "")[:4]
+    return (a or b) if not (a and b) or a == b else f"{a}–{b}"
+
+
+def json_route(pg, pattern, change):
+    """Answers the page's requests matching `pattern` with the service's own answer, changed by `change(data, url)`."""
+    def handle(route):
+        res = route.fetch()
+        data = res.json()
+        route.fulfill(response=res, json=change(data, route.request.url))
+    pg.route(pattern, handle)
 
 
 # ------------------------------------------------------------------ People
@@ -466,6 +503,225 @@ def test_photo_page_boxes_match_the_detections_and_open_their_person(page, stack
     page.locator(f"[data-testid=photo-box][data-face-id='{dets[0]['embedding_id']}']").click()
     assert current_person(page) == target
     expect(page).to_have_url(f"{stack.base}/#/person/{target}")
+
+
+# ------------------------------------------------------------------ dates: Photos tab by year, "With…", card years
+
+def shown_photos(pg) -> list[tuple[int, str]]:
+    """The Photos tab's tiles in page order, each with the year heading it is under."""
+    return [tuple(x) for x in pg.evaluate("""() => {
+      let year = null;
+      const out = [];
+      for (const el of document.querySelectorAll('[data-testid=photos-year], [data-testid=photo-tile]')) {
+        if (el.dataset.testid === 'photos-year') year = el.dataset.year;
+        else out.push([Number(el.dataset.photoId), year]);
+      }
+      return out;
+    }""")]
+
+
+def year_runs(photos: list[dict]) -> list[str]:
+    runs = []
+    for p in photos:
+        year = (p.get("taken_at") or "")[:4]
+        if not runs or runs[-1] != year:
+            runs.append(year)
+    return runs
+
+
+def test_person_photos_tab_is_newest_first_under_year_headings(page, stack):
+    pid = api(stack, "GET", "/persons?limit=1")["persons"][0]["person_id"]
+    photos = api(stack, "GET", f"/person/{pid}/photos?order=taken_desc&limit=500")["photos"]
+    assert len(photos) >= 2 and all(p["taken_at"] for p in photos), photos
+    years = year_runs(photos)
+    assert years == sorted(set(years), reverse=True), years  # newest first: each year once, descending
+
+    page.goto(f"/#/person/{pid}")
+    page.get_by_test_id("tab-photos").click()
+    expect(page.locator("[data-testid=photo-tile]")).to_have_count(len(photos))
+    expect(page.locator("[data-testid=photos-year]")).to_have_text(years)
+    # The API's order, each photo under the heading of the year it was taken.
+    assert shown_photos(page) == [(p["photo_id"], p["taken_at"][:4]) for p in photos]
+    expect(page.get_by_test_id("with-chips")).to_be_hidden()
+    wait_images(page, "[data-testid=photo-tile] img")
+    shot(page, "person-photos-by-year")
+
+
+def test_person_photos_tab_year_headings_across_pages(page, stack):
+    """Years that the test photos do not have (until their EXIF dates are read they carry the file's date): the
+    service's photos with other dates, answered in two pages. A year that goes on across a page boundary gets one
+    heading; an undated photo comes last under "No date"."""
+    pid = api(stack, "GET", "/persons?limit=1")["persons"][0]["person_id"]
+    ids = [p["photo_id"] for p in api(stack, "GET", "/photos?limit=6")["photos"]]
+    dates = ["2021-08-14T10:00:00+02:00", "2021-03-02T09:30:00", "2019-12-31T23:59:00",
+             "2019-06-01T14:03:22+02:00", "2015-07-04T12:00:00", None][:len(ids)]
+    assert len(ids) == 6
+    fake = [dict(api(stack, "GET", f"/photo/{i}"), taken_at=d, taken_at_source="exif" if d else None)
+            for i, d in zip(ids, dates)]
+    asked = []
+
+    def pages(data, url):
+        asked.append(url)
+        if "after=" not in url:
+            return {"photos": fake[:3], "next_after": f"2019-12-31T23:59:00,{ids[2]}", "next_after_id": ids[2]}
+        assert f"after=2019-12-31T23%3A59%3A00%2C{ids[2]}" in url, url
+        return {"photos": fake[3:], "next_after": None, "next_after_id": None}
+
+    json_route(page, re.compile(rf"/person/{pid}/photos\?"), pages)
+    page.goto(f"/#/person/{pid}")
+    page.get_by_test_id("tab-photos").click()
+    expect(page.locator("[data-testid=photo-tile]")).to_have_count(6)
+    expect(page.locator("[data-testid=photos-year]")).to_have_text(["2021", "2019", "2015", "No date"])
+    assert shown_photos(page) == [(i, (d or "")[:4]) for i, d in zip(ids, dates)]
+    assert len(asked) == 2 and all("order=taken_desc" in u for u in asked), asked
+    wait_images(page, "[data-testid=photo-tile] img")
+    page.screenshot(path=str(OUT / "person-photos-years-across-pages.png"), full_page=True)
+
+
+def test_with_picker_narrows_to_the_photos_of_everyone_chosen(page, stack):
+    group = next(p for p in harness.all_photos(stack.base) if p["path"].endswith("obama_and_biden.jpg"))
+    in_group = {api(stack, "GET", f"/person/{d['person_id']}")["person_id"]  # survivors, had one been merged
+                for d in api(stack, "GET", f"/photo/{group['photo_id']}")["detections"]}
+    assert len(in_group) >= 2, in_group
+    a, b = sorted(in_group, key=lambda pid: -api(stack, "GET", f"/person/{pid}")["photo_count"])[:2]
+    if not api(stack, "GET", f"/person/{b}").get("display_name"):
+        api(stack, "PATCH", f"/person/{b}", {"display_name": "Joe Biden"}, headers={"X-Photo-Sorter-Request": "1"})
+    b_name = api(stack, "GET", f"/person/{b}")["display_name"]
+    everyone = api(stack, "GET", f"/person/{a}/photos?order=taken_desc&limit=500")["photos"]
+    both = api(stack, "GET", f"/photos?persons={a},{b}&match=all&order=taken_desc&limit=500")["photos"]
+    assert group["photo_id"] in [p["photo_id"] for p in both] and len(both) < len(everyone), (both, everyone)
+    tiles = page.locator("[data-testid=photo-tile]")
+    chips = page.locator("[data-testid=with-chip]")
+
+    page.goto(f"/#/person/{a}")
+    page.get_by_test_id("tab-photos").click()
+    expect(tiles).to_have_count(len(everyone))
+    expect(page.get_by_test_id("with-clear")).to_be_hidden()
+
+    # Pick by name.
+    page.get_by_test_id("with-add").click()
+    expect(page.get_by_test_id("picker")).to_be_visible()
+    page.get_by_test_id("picker-search").fill(b_name.split()[-1])
+    page.locator(f"[data-testid=picker-item][data-person-id='{b}']").click()
+    expect(chips).to_have_count(1)
+    expect(chips).to_have_attribute("data-person-id", str(b))
+    expect(chips).to_contain_text(b_name)
+    expect(tiles).to_have_count(len(both))
+    assert shown_photos(page) == [(p["photo_id"], p["taken_at"][:4]) for p in both]
+    expect(page.locator("[data-testid=photos-year]")).to_have_text(year_runs(both))
+    expect(page.get_by_test_id("photos-summary")).to_contain_text(f"{len(both)} photo")
+    expect(page.get_by_test_id("photos-summary")).to_contain_text(b_name)
+    expect(page.get_by_test_id("photos-empty")).to_be_hidden()
+    wait_images(page, "[data-testid=photo-tile] img")
+    shot(page, "person-photos-with")
+
+    # A third person never in a photo with both: nothing left, and the page says so. Picked with the keyboard
+    # (an id, then Enter); the person of the page and the one already chosen are not offered.
+    persons = [p for p in all_persons(stack) if not p["hidden"] and p["person_id"] not in (a, b)]
+    c = next(p["person_id"] for p in persons
+             if not api(stack, "GET", f"/photos?persons={a},{b},{p['person_id']}&match=all&limit=10")["photos"])
+    page.get_by_test_id("with-add").click()
+    page.get_by_test_id("picker-search").fill(f"#{b}")
+    expect(page.get_by_test_id("picker")).to_contain_text("No one matches.")
+    page.get_by_test_id("picker-search").fill(f"#{c}")
+    expect(page.locator("[data-testid=picker-item]")).to_have_count(1)
+    expect(page.locator("[data-testid=picker-item]")).to_have_attribute("data-person-id", str(c))
+    page.get_by_test_id("picker-search").press("Enter")
+    expect(chips).to_have_count(2)
+    expect(page.get_by_test_id("photos-empty")).to_be_visible()
+    expect(page.get_by_test_id("photos-empty")).to_contain_text("No photos of")
+    expect(page.get_by_test_id("photos-empty")).to_contain_text(b_name)
+    expect(tiles).to_have_count(0)
+    expect(page.locator("[data-testid=photos-year]")).to_have_count(0)
+    shot(page, "person-photos-with-nothing")
+
+    # Removing a chip with the keyboard: back to the photos of the two; focus stays on the chips.
+    page.locator(f"[data-testid=with-chip][data-person-id='{c}'] [data-testid=with-chip-remove]").focus()
+    page.keyboard.press("Enter")
+    expect(chips).to_have_count(1)
+    expect(tiles).to_have_count(len(both))
+    expect(page.get_by_test_id("photos-empty")).to_be_hidden()
+    expect(page.locator(f"[data-testid=with-chip][data-person-id='{b}'] [data-testid=with-chip-remove]")).to_be_focused()
+
+    # The choice is kept while visiting a photo and coming back.
+    tiles.first.click()
+    expect(page.get_by_test_id("photo-info")).to_be_visible()
+    page.get_by_test_id("back").click()
+    expect(chips).to_have_count(1)
+    expect(tiles).to_have_count(len(both))
+
+    # Removing the last one shows every photo again.
+    page.locator("[data-testid=with-chip-remove]").click()
+    expect(chips).to_have_count(0)
+    expect(tiles).to_have_count(len(everyone))
+    assert shown_photos(page) == [(p["photo_id"], p["taken_at"][:4]) for p in everyone]
+    expect(page.get_by_test_id("photos-summary")).to_be_hidden()
+    expect(page.get_by_test_id("with-add")).to_be_focused()
+
+
+def test_people_cards_show_the_years_their_photos_span(page, stack):
+    listed = api(stack, "GET", "/persons?limit=120")["persons"]
+    page.goto("/#/people")
+    cards = page.locator("[data-testid=person-card]")
+    expect(cards).to_have_count(len(listed))
+    shown = cards.evaluate_all(
+        "els => els.map(e => [Number(e.dataset.personId), e.querySelector('[data-testid=person-years]')?.textContent ?? null])")
+    expected = [[p["person_id"], years_text(p.get("first_taken"), p.get("last_taken")) or None] for p in listed]
+    assert shown == expected
+    assert any(years for _, years in expected), listed  # the test photos are dated (by file time at least)
+    top = listed[0]
+    page.goto(f"/#/person/{top['person_id']}")
+    expect(page.get_by_test_id("person-counts").get_by_test_id("person-years")).to_contain_text(
+        years_text(top["first_taken"], top["last_taken"]))
+
+    # Spans the test photos do not have: several years, one year, none.
+    spans = [("2009-05-01T10:00:00", "2024-02-03T18:30:00", "2009–2024"), ("2019-01-02T08:00:00", "2019-12-30T20:00:00", "2019"),
+             (None, None, None)]
+
+    def change(data, url):
+        for p, (first, last, _) in zip(data["persons"], spans):
+            p["first_taken"], p["last_taken"] = first, last
+        return data
+
+    json_route(page, re.compile(r"/persons\?"), change)
+    page.goto("/#/people")
+    expect(cards).to_have_count(len(listed))
+    for p, (_, _, text) in zip(listed, spans):
+        card = page.locator(f"[data-testid=person-card][data-person-id='{p['person_id']}']")
+        if text:
+            expect(card.get_by_test_id("person-years")).to_have_text(text)
+        else:
+            expect(card.get_by_test_id("person-years")).to_have_count(0)
+    wait_images(page, "[data-testid=person-card] img")
+    shot(page, "people-years")
+
+
+def test_photo_page_shows_when_it_was_taken_and_from_where(page, stack):
+    photo = next(p for p in harness.all_photos(stack.base) if p["path"].endswith("obama_and_biden.jpg"))
+    detail = api(stack, "GET", f"/photo/{photo['photo_id']}")
+    assert detail["taken_at"] and detail["taken_at_source"] in SOURCES, detail
+    page.goto(f"/#/photo/{photo['photo_id']}")
+    taken = page.get_by_test_id("photo-taken")
+    expect(taken).to_have_text(f"{taken_text(detail['taken_at'])} · {SOURCES[detail['taken_at_source']]}")
+    expect(page.locator("[data-testid=photo-info] dt", has_text="Taken")).to_have_count(1)
+    expect(taken.locator("time")).to_have_attribute("datetime", detail["taken_at"])
+    wait_images(page, "[data-testid=photo-image]")
+    shot(page, "photo-taken")
+
+    # The other sources and forms, answered for this photo.
+    cases = [("2019-06-01T14:03:22+02:00", "exif", "1 June 2019, 14:03 (+02:00) · from EXIF"),
+             ("2009-12-24T08:05:00Z", "xmp", "24 December 2009, 08:05 (UTC) · from XMP"),
+             ("2021-03-07T23:41:09", "mtime", "7 March 2021, 23:41 · file date (no date in the photo)"),
+             (None, None, "—")]
+    for when, source, text in cases:
+        page.unroute_all()
+        json_route(page, re.compile(rf"/photo/{photo['photo_id']}$"),
+                   lambda data, url, when=when, source=source: dict(data, taken_at=when, taken_at_source=source))
+        page.reload()
+        expect(taken).to_have_text(text)
+        if source == "exif":
+            wait_images(page, "[data-testid=photo-image]")
+            shot(page, "photo-taken-exif")
 
 
 # ------------------------------------------------------------------ Jobs

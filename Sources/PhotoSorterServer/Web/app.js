@@ -14,6 +14,8 @@
   const PAGE_PERSONS = 120; // persons per /persons page (People grid)
   const PAGE_FACES = 120;
   const PAGE_PHOTOS = 60;
+  const MAX_QUERY_PERSONS = 20; // persons one GET /photos may name
+  const TILES_PER_CHUNK = 420;  // photos of one year per chunk of the Photos tab: 420 fills whole rows of 1 to 7 columns
   const nf = new Intl.NumberFormat();
 
   // ------------------------------------------------------------------ DOM helpers
@@ -66,6 +68,38 @@
     if (s < 3600) return `${Math.round(s / 60)} min ago`;
     if (s < 86400) return `${Math.round(s / 3600)} h ago`;
     return new Date(ms).toLocaleDateString();
+  }
+
+  // Dates taken. The service gives wall-clock ISO 8601 text ("2019-06-01T14:03:22", with "+02:00" or "Z" when the
+  // photo records its offset): shown as written, never moved into the browser's time zone, and in one fixed format
+  // ("1 June 2019, 14:03") whatever the browser's locale.
+  const MONTHS = ['January', 'February', 'March', 'April', 'May', 'June', 'July', 'August', 'September', 'October',
+                  'November', 'December'];
+  const WALL_CLOCK = /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::\d{2}(?:\.\d+)?)?)?(Z|[+-]\d{2}(?::?\d{2})?)?$/;
+
+  /** The year of a taken date ("2019"), or null. */
+  const yearOf = text => (typeof text === 'string' && /^\d{4}-/.test(text) ? text.slice(0, 4) : null);
+
+  /** "1 June 2019, 14:03 (+02:00)"; "(UTC)" for Z; no offset part when the photo records none. */
+  function takenText(text) {
+    const m = typeof text === 'string' ? text.match(WALL_CLOCK) : null;
+    if (!m) return text || '';
+    const [, year, month, day, hour, minute, zone] = m;
+    let out = `${Number(day)} ${MONTHS[Number(month) - 1] || month} ${year}`;
+    if (hour != null) out += `, ${hour}:${minute}`;
+    if (zone === 'Z') out += ' (UTC)';
+    else if (zone) out += ` (${zone.length === 3 ? zone + ':00' : zone.length === 5 ? `${zone.slice(0, 3)}:${zone.slice(3)}` : zone})`;
+    return out;
+  }
+
+  /** Where a photo's date comes from, in words. */
+  const TAKEN_SOURCES = { exif: 'from EXIF', xmp: 'from XMP', mtime: 'file date (no date in the photo)' };
+
+  /** The years a person's photos span: "2009–2024", "2019" when it is one year, '' when nothing is dated. */
+  function yearsText(first, last) {
+    const a = yearOf(first), b = yearOf(last);
+    if (!a || !b) return a || b || '';
+    return a === b ? a : `${a}–${b}`;
   }
 
   // Image URLs. Face crops never change, so they cache forever; a person's cover can change (merge, move), so the
@@ -143,7 +177,9 @@
    * Picks a visible person by name (GET /persons?name=) or by id ("#12" or "12": GET /person/12), with thumbnails.
    * Resolves with the person (a PersonSummary or PersonView: both have the fields used here) or null.
    */
-  function pickPerson({ title, excludeId, hint }) {
+  function pickPerson({ title, excludeId, exclude, hint }) {
+    const excluded = new Set(exclude || []);
+    if (excludeId != null) excluded.add(excludeId);
     return modal((dlg, close) => {
       const input = h('input', { type: 'search', class: 'input', placeholder: 'Search by name or #id…', autofocus: true,
                                  'data-testid': 'picker-search', 'aria-label': 'Search people' });
@@ -174,13 +210,15 @@
           if (mine !== seq) return;
           const frag = document.createDocumentFragment();
           for (const p of found) {
-            if (p.person_id === excludeId) continue;
+            if (excluded.has(p.person_id)) continue;
             frag.append(h('li', null, h('button', {
               type: 'button', class: 'picker-item', 'data-testid': 'picker-item', 'data-person-id': p.person_id,
               onclick: () => close(p),
             }, thumb(personThumb(p.person_id, p.cover_face_id), 48, personName(p), 'round s48'),
               h('span', { class: 'picker-text' }, nameNode(p, { withId: true }),
-                h('span', { class: 'muted small', text: `#${p.person_id} · ${plural(p.photo_count, 'photo')}` })))));
+                h('span', { class: 'muted small',
+                            text: [`#${p.person_id}`, plural(p.photo_count, 'photo'), yearsText(p.first_taken, p.last_taken)]
+                              .filter(Boolean).join(' · ') })))));
           }
           list.replaceChildren(frag);
           status.textContent = list.children.length ? '' : 'No one matches.';
@@ -190,7 +228,8 @@
       }
       input.addEventListener('input', debounce(search, 200));
       input.addEventListener('keydown', e => {
-        if (e.key === 'Enter') { const first = list.querySelector('.picker-item'); if (first) first.click(); }
+        // preventDefault: the Enter must not go on to press the button that gets the focus once the dialog closes.
+        if (e.key === 'Enter') { e.preventDefault(); const first = list.querySelector('.picker-item'); if (first) first.click(); }
       });
       dlg.append(h('h2', { class: 'modal-title', text: title }), hint ? h('p', { class: 'muted small', text: hint }) : null,
         input, status, list,
@@ -402,6 +441,8 @@
       thumb(personThumb(p.person_id, p.cover_face_id), 112, personName(p), 'round s112', 'person-thumb'),
       nameNode(p, { cls: 'card-name' }),
       h('span', { class: 'card-meta', text: plural(p.photo_count, 'photo') }));
+    const years = yearsText(p.first_taken, p.last_taken);
+    if (years) card.append(h('span', { class: 'card-years', 'data-testid': 'person-years', text: years }));
     if (p.hidden) card.append(h('span', { class: 'tag', text: 'hidden' }));
     return card;
   }
@@ -488,7 +529,9 @@
 
   // ------------------------------------------------------------------ Person
 
-  const personState = { tab: 'faces' }; // kept so that a reload after an action stays on the same tab
+  // Kept so that a reload after an action (or coming back from a photo) stays on the same tab, and the Photos tab
+  // keeps the people chosen with "With…" while it shows the same person.
+  const personState = { tab: 'faces', with: { personId: null, people: [] } };
 
   async function pagePerson(ctx, idText) {
     let person = await ctx.get(`/person/${idText}`);
@@ -499,6 +542,7 @@
       toast(`Person #${person.redirected_from} was merged into #${person.person_id}.`, 'info');
     }
     const id = person.person_id;
+    if (personState.with.personId !== id) personState.with = { personId: id, people: [] };
 
     view.append(personHeader(ctx, person));
 
@@ -512,7 +556,7 @@
     tabs.append(tabButton('faces', 'Faces', person.face_count), tabButton('photos', 'Photos', person.photo_count));
     view.append(tabs, body);
 
-    if (personState.tab === 'photos') personPhotos(ctx, id, body);
+    if (personState.tab === 'photos') personPhotos(ctx, person, body);
     else personFaces(ctx, person, body);
   }
 
@@ -525,7 +569,9 @@
       h('div', { class: 'person-info' },
         nameBox,
         h('p', { class: 'muted', 'data-testid': 'person-counts' },
-          `#${id} · ${plural(person.face_count, 'face')} · ${plural(person.photo_count, 'photo')}`,
+          h('span', null, `#${id} · ${plural(person.face_count, 'face')} · ${plural(person.photo_count, 'photo')}`,
+            yearsText(person.first_taken, person.last_taken)
+              ? [' · ', h('span', { 'data-testid': 'person-years', text: yearsText(person.first_taken, person.last_taken) })] : null),
           person.hidden ? h('span', { class: 'tag', text: 'hidden' }) : null),
         h('div', { class: 'actions' },
           h('button', { class: 'btn', type: 'button', 'data-testid': 'person-rename', onclick: () => editName() }, 'Rename'),
@@ -724,25 +770,161 @@
     }
   }
 
-  function personPhotos(ctx, id, body) {
-    const grid = h('div', { class: 'chunks', 'data-testid': 'photos-grid' });
+  /** "Ann", "Ann and Bob", "Ann, Bob and Carl". */
+  function listText(items) {
+    return items.length < 2 ? items.join('') : `${items.slice(0, -1).join(', ')} and ${items[items.length - 1]}`;
+  }
+
+  const personLabel = p => personName(p) || `unnamed #${p.person_id}`;
+
+  /**
+   * The person's photos, newest first (order=taken_desc, paged with next_after), under a heading per year taken.
+   * "With…" narrows them to the photos where this person and every chosen person are all present
+   * (GET /photos?persons=…&match=all); the chosen people show as chips, each with its own remove button.
+   */
+  function personPhotos(ctx, person, body) {
+    const id = person.person_id;
+    const state = personState.with; // {personId: id, people: [PersonSummary…]}
+    const addButton = h('button', { type: 'button', class: 'btn small', 'aria-haspopup': 'dialog', 'data-testid': 'with-add',
+                                    title: 'Only the photos where this person is together with the people you pick',
+                                    onclick: () => add() }, 'With…');
+    const chips = h('ul', { class: 'with-chips', 'aria-label': 'Shown together with', 'data-testid': 'with-chips' });
+    const clearButton = h('button', { type: 'button', class: 'btn small ghost', 'data-testid': 'with-clear',
+                                      onclick: () => clear() }, 'Show all');
+    const summary = h('p', { class: 'muted small with-summary', role: 'status', 'data-testid': 'photos-summary' });
+    const list = h('div', { class: 'chunks', 'data-testid': 'photos-grid' });
+    const empty = h('div', { class: 'empty', hidden: true, 'data-testid': 'photos-empty' });
     const sentinel = h('div', { class: 'sentinel' });
-    body.append(grid, sentinel);
-    let after = 0, count = 0;
-    pager(ctx, sentinel, async () => {
-      const page = await ctx.get(`/person/${id}/photos?after_id=${after}&limit=${PAGE_PHOTOS}`);
-      const chunk = h('div', { class: 'chunk photo-grid' });
-      for (const p of page.photos) {
-        chunk.append(h('a', { class: 'photo-tile', href: `#/photo/${p.photo_id}`, title: p.filename || p.path,
-                             'data-testid': 'photo-tile', 'data-photo-id': p.photo_id },
-          thumb(photoThumb(p.photo_id), 180, null, 'cover s180')));
-      }
-      count += page.photos.length;
-      grid.append(chunk);
-      if (count === 0) grid.replaceWith(h('p', { class: 'empty muted', text: 'No photos.' }));
-      after = page.next_after_id;
-      return after != null && page.photos.length > 0;
-    });
+    body.append(h('div', { class: 'with-bar', 'data-testid': 'with-bar' }, addButton, chips, clearButton), summary,
+      list, empty, sentinel);
+
+    function renderChips() {
+      chips.replaceChildren(...state.people.map(p => h('li', { class: 'with-chip', 'data-testid': 'with-chip',
+                                                               'data-person-id': p.person_id },
+        thumb(personThumb(p.person_id, p.cover_face_id), 28, personName(p), 'round s28'),
+        nameNode(p, { withId: true }),
+        h('button', { type: 'button', class: 'chip-remove', 'aria-label': `Remove ${personLabel(p)}`,
+                      title: `Remove ${personLabel(p)}`, 'data-testid': 'with-chip-remove',
+                      onclick: () => remove(p.person_id) }, '×'))));
+      chips.hidden = state.people.length === 0;
+      clearButton.hidden = state.people.length === 0;
+      addButton.disabled = state.people.length + 1 >= MAX_QUERY_PERSONS;
+    }
+
+    async function add() {
+      const picked = await pickPerson({
+        title: `Photos of ${personLabel(person)} with…`, exclude: [id, ...state.people.map(p => p.person_id)],
+        hint: 'Only the photos where everyone chosen is present are shown.' });
+      if (!picked || !ctx.alive() || picked.person_id === id || state.people.some(p => p.person_id === picked.person_id)) return;
+      state.people = [...state.people, picked];
+      renderChips();
+      start();
+    }
+
+    function remove(pid) {
+      const at = state.people.findIndex(p => p.person_id === pid);
+      state.people = state.people.filter(p => p.person_id !== pid);
+      renderChips();
+      start();
+      // Keyboard users stay in the chips: the next chip's button, else the previous one, else "With…".
+      const buttons = chips.querySelectorAll('.chip-remove');
+      (buttons[Math.min(at, buttons.length - 1)] || addButton).focus();
+    }
+
+    function clear() {
+      state.people = [];
+      renderChips();
+      start();
+      addButton.focus();
+    }
+
+    function photoTile(p) {
+      const when = p.taken_at ? takenText(p.taken_at) : null;
+      const name = p.filename || p.path;
+      return h('a', { class: 'photo-tile', href: `#/photo/${p.photo_id}`, title: [name, when].filter(Boolean).join(' · '),
+                      'aria-label': when ? `${name}, taken ${when}` : name,
+                      'data-testid': 'photo-tile', 'data-photo-id': p.photo_id, 'data-taken': p.taken_at || '' },
+        thumb(photoThumb(p.photo_id), 180, null, 'cover s180'));
+    }
+
+    // Each change of the chosen people starts a new "query" (as on the People page): its own pager and abort
+    // signal, so that a late page of the previous query is dropped instead of being added to the new list.
+    let query = null;
+    ctx.onCleanup(() => { if (query) query.dispose(); });
+
+    function start() {
+      if (query) query.dispose();
+      const q = query = { ac: new AbortController(), pager: null, dispose() { this.ac.abort(); if (this.pager) this.pager.stop(); } };
+      const others = state.people.slice();
+      list.replaceChildren();
+      empty.hidden = true;
+      sentinel.hidden = false;
+      summary.textContent = '';
+      summary.hidden = others.length === 0;
+      let after = null, count = 0, lastYear, grid = null, inGrid = 0;
+      const sub = { ...ctx, alive: () => ctx.alive() && query === q };
+      q.pager = pager(sub, sentinel, async () => {
+        const params = new URLSearchParams({ order: 'taken_desc', limit: String(PAGE_PHOTOS) });
+        if (after != null) params.set('after', after);
+        let path = `/person/${id}/photos?${params}`;
+        if (others.length) {
+          params.set('persons', [id, ...others.map(p => p.person_id)].join(','));
+          params.set('match', 'all');
+          path = `/photos?${params}`;
+        }
+        const signal = AbortSignal.any ? AbortSignal.any([ctx.signal, q.ac.signal]) : q.ac.signal;
+        const page = await api('GET', path, undefined, signal);
+        if (!sub.alive()) return false;
+        // Each year is a chunk: its heading, then its photos in one grid, which the next page goes on filling when
+        // the year goes on there (no half-empty row at a page boundary). A long year is cut into chunks of
+        // TILES_PER_CHUNK photos, a whole number of rows at any width (1 to 7 columns).
+        const columns = Math.max(1, Math.floor((list.clientWidth + 6) / 156));
+        const touched = new Set();
+        for (const p of page.photos) {
+          const year = yearOf(p.taken_at) || '';
+          if (!grid || year !== lastYear || inGrid >= TILES_PER_CHUNK) {
+            const chunk = h('section', { class: 'chunk photo-chunk' });
+            if (year !== lastYear) {
+              chunk.append(h('h2', { class: 'year-heading', 'data-testid': 'photos-year', 'data-year': year,
+                                     text: year || 'No date' }));
+            }
+            grid = h('div', { class: 'photo-grid' });
+            chunk.append(grid);
+            list.append(chunk);
+            lastYear = year;
+            inGrid = 0;
+          }
+          grid.append(photoTile(p));
+          inGrid++;
+          touched.add(grid);
+        }
+        // The height a chunk that was never drawn stands for (content-visibility), from its rows.
+        for (const g of touched) {
+          const rows = Math.ceil(g.childElementCount / columns);
+          g.parentElement.style.containIntrinsicSize = `auto ${rows * 156 + (g.previousElementSibling ? 48 : 0)}px`;
+        }
+        count += page.photos.length;
+        after = page.next_after;
+        const more = after != null && page.photos.length > 0;
+        const together = listText(others.map(personLabel));
+        if (others.length) {
+          summary.textContent = count || more
+            ? `${plural(count, 'photo')}${more ? ' so far' : ''} of ${personLabel(person)} together with ${together}`
+            : '';
+        }
+        if (count === 0 && !more) {
+          empty.hidden = false;
+          empty.replaceChildren(...(others.length
+            ? [h('p', { class: 'empty-title', text: `No photos of ${personLabel(person)} together with ${together}` }),
+               h('p', { class: 'muted', text: 'Remove someone to see more photos.' })]
+            : [h('p', { class: 'empty-title', text: 'No photos' })]));
+        }
+        return more;
+      });
+    }
+
+    renderChips();
+    start();
   }
 
   // ------------------------------------------------------------------ Photo
@@ -813,6 +995,12 @@
       h('h1', { class: 'photo-title', text: photo.filename || `Photo #${photo.photo_id}` }),
       h('dl', { class: 'facts' },
         row('Path', photo.path, { class: 'path', 'data-testid': 'photo-path' }),
+        row('Taken', photo.taken_at
+          ? [h('time', { datetime: photo.taken_at, title: photo.taken_at, text: takenText(photo.taken_at) }),
+             TAKEN_SOURCES[photo.taken_at_source]
+               ? h('span', { class: 'taken-source', 'data-source': photo.taken_at_source,
+                             text: ` · ${TAKEN_SOURCES[photo.taken_at_source]}` }) : null]
+          : '—', { 'data-testid': 'photo-taken' }),
         row('Size', w && hgt ? `${nf.format(w)} × ${nf.format(hgt)}` : '—'),
         row('Status', h('span', { class: `status s-${String(photo.status).toLowerCase()}`, text: photo.status }), { 'data-testid': 'photo-status' }),
         row('Faces', photo.status !== 'PROCESSED' ? '—' : photo.no_faces ? 'none found' : String(dets.length)),
