@@ -17,6 +17,12 @@ public struct PersonProfile: Sendable {
         Float(dot / Double(faceCount))
     }
 
+    /// Length of the mean face, `|sum| / count`: the mean similarity of a face to the person is its cosine to
+    /// `representative` times this, so the ML service can score a face as the resolver does from the dump.
+    public var coherence: Float {
+        Float(Embedding.dot(sum, sum).squareRoot() / Double(count))
+    }
+
     /// Unit-length direction of the person's faces: the representative embedding handed to the ML service.
     public var representative: Embedding {
         // `sum` of unit vectors is never zero for a real person; fall back to the raw sum if it were.

@@ -143,9 +143,11 @@ public struct PersonDump: Content, Sendable {
         public var displayName: String?
         public var hidden: Bool
         public var meta: [String: Int]
+        /// `PersonProfile.coherence`: cosine to `representative_embedding` × this = the face's mean similarity.
+        public var coherence: Float
 
         enum CodingKeys: String, CodingKey {
-            case meta, hidden
+            case meta, hidden, coherence
             case displayName = "display_name"
             case personID = "person_id"
             case representativeEmbedding = "representative_embedding"
@@ -166,9 +168,25 @@ public struct PersonDump: Content, Sendable {
     public var reset: Bool
     /// How every `representative_embedding` of this answer is encoded (`encoding=` of the request).
     public var embeddingEncoding: EmbeddingEncoding
+    /// The rule faces join persons by (nil before the library has a face model): the ML service's suggestions
+    /// use it, so the two sides never disagree on a threshold.
+    public var identityRule: IdentityRule?
+
+    /// `IdentityPolicy` on the wire: a face joins a person of `n` faces when its mean similarity is at least
+    /// `match_threshold + small_person_margin / sqrt(n)`.
+    public struct IdentityRule: Codable, Sendable {
+        public var matchThreshold: Float
+        public var smallPersonMargin: Float
+
+        enum CodingKeys: String, CodingKey {
+            case matchThreshold = "match_threshold"
+            case smallPersonMargin = "small_person_margin"
+        }
+    }
 
     enum CodingKeys: String, CodingKey {
         case persons, epoch, seq, removed, reset
+        case identityRule = "identity_rule"
         case nextSinceID = "next_since_id"
         case hasMore = "has_more"
         case embeddingEncoding = "embedding_encoding"

@@ -456,7 +456,14 @@ public final class IdentityService: Sendable {
             return (ids.prefix(limit).map { ($0, state.index.profiles[$0]!) }, ids.count > limit, state.dumpEpoch, state.dumpSeq)
         }
         return PersonDump(persons: try await entries(page, encoding: encoding), nextSinceID: page.last?.0 ?? sinceID, hasMore: hasMore,
-                          epoch: epoch, seq: seq, removed: [], reset: false, embeddingEncoding: encoding)
+                          epoch: epoch, seq: seq, removed: [], reset: false, embeddingEncoding: encoding, identityRule: identityRule)
+    }
+
+    /// The rule of the library's face model, as the dump hands it to the ML service.
+    private var identityRule: PersonDump.IdentityRule? {
+        model.map { config.identityPolicy(for: $0) }.map {
+            PersonDump.IdentityRule(matchThreshold: $0.matchThreshold, smallPersonMargin: $0.smallPersonMargin)
+        }
     }
 
     /// The persons whose representative changed after `sinceSeq` of `epoch`, oldest change first, and the persons
@@ -473,12 +480,12 @@ public final class IdentityService: Sendable {
         guard let read else {
             let current = state.withLockedValue { ($0.dumpEpoch, $0.dumpSeq) }
             return PersonDump(persons: [], nextSinceID: 0, hasMore: false, epoch: current.0, seq: current.1, removed: [], reset: true,
-                              embeddingEncoding: encoding)
+                              embeddingEncoding: encoding, identityRule: identityRule)
         }
         let live = read.page.compactMap { id, profile in profile.map { (id, $0) } }
         let removed = read.page.filter { $0.1 == nil }.map(\.0)
         return PersonDump(persons: try await entries(live, encoding: encoding), nextSinceID: 0, hasMore: read.hasMore, epoch: read.epoch,
-                          seq: read.next, removed: removed, reset: false, embeddingEncoding: encoding)
+                          seq: read.next, removed: removed, reset: false, embeddingEncoding: encoding, identityRule: identityRule)
     }
 
     /// Dump entries for persons of the index, with their names and visibility from the database.
@@ -496,7 +503,7 @@ public final class IdentityService: Sendable {
         return page.map { id, profile in
             PersonDump.Entry(personID: id, representativeEmbedding: EmbeddingCodec.base64(profile.representative, as: encoding),
                              representativePhotoID: rows[id]?.photo, displayName: rows[id]?.name, hidden: rows[id]?.hidden ?? false,
-                             meta: ["face_count": profile.count])
+                             meta: ["face_count": profile.count], coherence: profile.coherence)
         }
     }
 
