@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import Logging
 import NIOConcurrencyHelpers
+import ServiceLifecycle
 import Vapor
 
 /// Everything the service is made of, built once in `configure` (the composition root) and reached from
@@ -19,12 +20,13 @@ public final class PhotoSorterServices: Sendable {
     public let people: PeopleService
     public let recluster: ReclusterService
     public let media: MediaService
-    let statuses: PhotoStatusStore
+    let statuses: PhotosTable
     let reads: ReadQueries
     let retryScheduler: RetryScheduler
     let staleScheduler: StaleProcessingScheduler
     private let logger: Logger
-    private let backgroundTasks = NIOLockedValueBox([Task<Void, Never>]())
+    /// The dispatcher and the schedulers, and the task running them, while they run.
+    private let background = NIOLockedValueBox<(ServiceGroup, Task<Void, Never>)?>(nil)
 
     init(config: ServiceConfig, database: PhotoSorterDatabase, httpClient: HTTPClient, logger: Logger) throws {
         self.config = config
@@ -34,7 +36,7 @@ public final class PhotoSorterServices: Sendable {
         self.kafka = kafka
         let queue: any WorkQueue = kafka ?? DatabaseWorkQueue(database: database)
         self.queue = queue
-        let statuses = PhotoStatusStore(database: database, config: config)
+        let statuses = PhotosTable(database: database, config: config)
         self.statuses = statuses
         self.reads = ReadQueries(database: database, maxRetries: config.maxRetries)
         let identity = IdentityService(database: database, config: config, logger: logger)
@@ -84,49 +86,45 @@ public final class PhotoSorterServices: Sendable {
     func startBackgroundWork() async throws {
         if database.flavor == .sqlite {
             // SQLite is single-instance: PROCESSING rows at start-up were orphaned by a crash or Ctrl-C.
-            let rows = try await database.sql.raw("""
-                UPDATE photos SET status = 'READY', processing_started_at = NULL WHERE status = 'PROCESSING' RETURNING id
-                """).all()
-            if !rows.isEmpty { logger.info("orphaned PROCESSING photos returned to the queue", metadata: ["count": "\(rows.count)"]) }
+            let released = try await PhotosTable.releaseAllProcessing(on: database.sql)
+            if released > 0 { logger.info("orphaned PROCESSING photos returned to the queue", metadata: ["count": "\(released)"]) }
             // Likewise a RUNNING re-cluster job was cut off (on PostgreSQL it may be another instance's, still running).
             try await recluster.failInterruptedJobs()
         }
         try await startKafkaConsumer()
         try await ingest.resumeInterruptedJobs()
         let interval = config.schedulerIntervalSeconds
-        let tasks = [
-            Task { await self.dispatcher.run() },
-            Task {
-                await runPeriodically(every: interval, name: "retry scheduler", logger: self.logger) {
-                    if try await !self.retryScheduler.runOnce().isEmpty { self.dispatcher.poke() }
-                }
+        let services: [BackgroundService] = [
+            BackgroundService("dispatcher") { await self.dispatcher.run() },
+            .periodic("retry scheduler", every: interval, logger: logger) {
+                if try await !self.retryScheduler.runOnce().isEmpty { self.dispatcher.poke() }
             },
-            Task {
-                await runPeriodically(every: interval, name: "stale processing scheduler", logger: self.logger) {
-                    for id in try await self.staleScheduler.runOnce() { self.dispatcher.finished(id) }
-                }
+            .periodic("stale processing scheduler", every: interval, logger: logger) {
+                for id in try await self.staleScheduler.runOnce() { self.dispatcher.finished(id) }
             },
-            Task {
-                await runPeriodically(every: interval, name: "reprocess finisher", logger: self.logger) {
-                    try await self.reprocess.finishIfComplete()
-                }
-            },
-            Task {
-                await runPeriodically(every: IdentityService.snapshotCheckSeconds, name: "identity snapshot", logger: self.logger) {
-                    try await self.identity.saveSnapshotIfBehind()
-                }
+            .periodic("reprocess finisher", every: interval, logger: logger) { try await self.reprocess.finishIfComplete() },
+            .periodic("identity snapshot", every: IdentityService.snapshotCheckSeconds, logger: logger) {
+                try await self.identity.saveSnapshotIfBehind()
             },
         ]
-        backgroundTasks.withLockedValue { $0 += tasks }
+        // Signals stay Vapor's: the group is shut down by `stopBackgroundWork`, which the application's shutdown calls.
+        let group = ServiceGroup(configuration: ServiceGroupConfiguration(
+            services: services.map { ServiceGroupConfiguration.ServiceConfiguration(service: $0) }, logger: logger))
+        let logger = self.logger
+        let running = Task {
+            do { try await group.run() } catch { logger.error("background work stopped", metadata: ["error": "\(error)"]) }
+        }
+        background.withLockedValue { $0 = (group, running) }
     }
 
     /// Stops ingest scans, workers and schedulers (idempotent); in-flight results still arrive until shutdown.
     /// The Kafka queue then flushes its producer and leaves the consumer group.
     public func stopBackgroundWork() async {
         await ingest.shutdown()
-        let tasks = backgroundTasks.withLockedValue { tasks in defer { tasks = [] }; return tasks }
-        tasks.forEach { $0.cancel() }
-        for task in tasks { await task.value }
+        if let (group, running) = background.withLockedValue({ current in defer { current = nil }; return current }) {
+            await group.triggerGracefulShutdown()
+            await running.value
+        }
         await recluster.waitForBackgroundJob()
         await kafka?.shutdown()
     }

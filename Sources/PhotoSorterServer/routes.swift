@@ -5,7 +5,7 @@ func routes(_ app: Application, webAssets: WebAssets) throws {
     try app.register(collection: IngestController())
     try app.register(collection: PhotoController())
     try app.register(collection: CallbackController())
-    try app.register(collection: PersonController())
+    try app.register(collection: PersonDumpController())
     try app.register(collection: PeopleController())
     try app.register(collection: ReclusterController())
     try app.register(collection: ReprocessController())

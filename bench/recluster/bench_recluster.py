@@ -257,9 +257,9 @@ def build_library(args, rng: np.random.Generator, db: Path) -> dict:
             if pid not in lst:
                 lst.append(pid)
         con.executemany(
-            "INSERT INTO photos (id, path, filename, format, filesize, modified_at, sample_hash, full_hash, width, height, status, "
+            "INSERT INTO photos (id, path, filename, format, filesize, modified_at, sample_hash, width, height, status, "
             "retry_count, attempt, last_error, processing_started_at, next_attempt_at, no_faces, face_count, person_ids, "
-            "model_version, ml_ms, created_at, updated_at) VALUES (?,?,?,?,?,?,?,NULL,?,?,'PROCESSED',0,1,NULL,NULL,NULL,0,?,?,?,?,?,?)",
+            "model_version, ml_ms, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,'PROCESSED',0,1,NULL,NULL,NULL,0,?,?,?,?,?,?)",
             ((n + 1, path, path.rsplit("/", 1)[1], "jpg", 2_000_000 + n, now, f"{n:016x}", w, h,
               sum(1 for _ in by_photo[n]), json.dumps(photo_person_ids[n + 1], separators=(",", ":")), MODEL_VERSION,
               30.0, now + n, now + n)

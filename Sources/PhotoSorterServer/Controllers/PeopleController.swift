@@ -1,11 +1,13 @@
+import PhotoSorterCore
 import Vapor
 
-/// People and their corrections: GET /persons, GET /person/{id}/faces|photos, PATCH /person/{id},
+/// People and their corrections: GET /persons, GET /person/{id}, GET /person/{id}/faces|photos, PATCH /person/{id},
 /// POST /persons/merge, GET /faces/{id}, POST /faces/move, POST /faces/{id}/reject|confirm, GET /review.
 /// Writes need the shared secret when one is set.
 struct PeopleController: RouteCollection {
     func boot(routes: any RoutesBuilder) throws {
         routes.get("persons", use: list)
+        routes.get("person", ":id", use: person)
         routes.get("person", ":id", "faces", use: faces)
         routes.get("person", ":id", "photos", use: photos)
         routes.patch("person", ":id", use: update)
@@ -32,6 +34,18 @@ struct PeopleController: RouteCollection {
         query.unnamedOnly = try req.optionalQuery(Bool.self, "unnamed") ?? false
         query.minPhotos = try req.optionalQuery(Int.self, "min_photos") ?? query.minPhotos
         return try await req.photoSorter.people.list(query)
+    }
+
+    /// `?include_embedding=true` adds the representative embedding; it needs the shared secret when one is set.
+    func person(req: Request) async throws -> PersonView {
+        let id = try req.int64Parameter("id")
+        let includeEmbedding = try req.optionalQuery(Bool.self, "include_embedding") == true
+        var view = try await req.photoSorter.reads.person(id)
+        if includeEmbedding {
+            try req.requireSecret()
+            view.representativeEmbedding = req.photoSorter.identity.representative(of: view.personID).map { EmbeddingCodec.base64($0) }
+        }
+        return view
     }
 
     func faces(req: Request) async throws -> FacePage {
@@ -83,22 +97,5 @@ struct PeopleController: RouteCollection {
 
     func review(req: Request) async throws -> ReviewPage {
         try await req.photoSorter.people.review(limit: try req.optionalQuery(Int.self, "limit") ?? 20)
-    }
-}
-
-/// POST /recluster starts a re-cluster job; GET /recluster/{jobId} follows it.
-struct ReclusterController: RouteCollection {
-    func boot(routes: any RoutesBuilder) throws {
-        routes.post("recluster", use: start)
-        routes.get("recluster", ":jobId", use: status)
-    }
-
-    func start(req: Request) async throws -> Response {
-        try req.requireSecret()
-        return try await req.photoSorter.recluster.start().encodeResponse(status: .accepted, for: req)
-    }
-
-    func status(req: Request) async throws -> ReclusterStatus {
-        try await req.photoSorter.recluster.status(req.parameters.get("jobId")!)
     }
 }

@@ -8,27 +8,12 @@ public struct CallbackPayload: Content, Sendable {
         public var embedding: String
         public var confidence: Double?
         public var suggestedPersonID: Int64?
-        public var similarity: Double?
         /// Base64 JPEG: a small square crop around the face, for the web page.
         public var thumbnail: String?
 
         enum CodingKeys: String, CodingKey {
-            case bbox, embedding, confidence, similarity, thumbnail
+            case bbox, embedding, confidence, thumbnail
             case suggestedPersonID = "suggested_person_id"
-        }
-    }
-
-    public struct NewPerson: Codable, Sendable {
-        public var tempID: String?
-        public var embedding: String?
-        public var suggestedDisplayName: String?
-        public var detectionIndex: Int?
-
-        enum CodingKeys: String, CodingKey {
-            case embedding
-            case tempID = "temp_id"
-            case suggestedDisplayName = "suggested_display_name"
-            case detectionIndex = "detection_index"
         }
     }
 
@@ -55,7 +40,6 @@ public struct CallbackPayload: Content, Sendable {
     public var detections: [Detection]
     /// When the photo was taken, from its EXIF or XMP; nil when it carries no date (the file's time is used).
     public var taken: TakenDate?
-    public var newPersons: [NewPerson]?
     public var meta: Meta?
     /// Base64 JPEG of the whole photo, downscaled, with its size: the web page shows it instead of the file.
     public var preview: String?
@@ -69,7 +53,6 @@ public struct CallbackPayload: Content, Sendable {
         case photoID = "photo_id"
         case quarterTurns = "quarter_turns"
         case callbackID = "callback_id"
-        case newPersons = "new_persons"
     }
 
     public init(from decoder: any Decoder) throws {
@@ -87,7 +70,6 @@ public struct CallbackPayload: Content, Sendable {
         }
         detections = try c.decodeIfPresent([Detection].self, forKey: .detections) ?? []
         taken = try c.decodeIfPresent(TakenDate.self, forKey: .taken)
-        newPersons = try c.decodeIfPresent([NewPerson].self, forKey: .newPersons)
         meta = try c.decodeIfPresent(Meta.self, forKey: .meta)
         preview = try c.decodeIfPresent(String.self, forKey: .preview)
         previewWidth = try c.decodeIfPresent(Int.self, forKey: .previewWidth)
@@ -105,7 +87,6 @@ public struct CallbackPayload: Content, Sendable {
         self.height = height
         self.quarterTurns = 0
         self.detections = detections
-        self.newPersons = nil
         self.meta = meta
     }
 }

@@ -106,37 +106,9 @@ enum PersonBookkeeping {
                 if !personIDs.contains(person) { personIDs.append(person) }
             }
             try await PhotoPersonsTable.replace(photo: photo, persons: personIDs, on: tx)
-            try await tx.raw("""
-                UPDATE photos SET person_ids = \(bind: String(decoding: try JSONEncoder().encode(personIDs), as: UTF8.self)),
-                    updated_at = \(bind: now) WHERE id = \(bind: photo)
-                """).run()
+            try await PhotosTable.setPersons(photo, personIDs, now: now, on: tx)
         }
-        for person in Set(persons).sorted() {
-            let counts = try await tx.raw("""
-                SELECT COUNT(*) AS faces, COUNT(DISTINCT photo_id) AS photos, MIN(photo_id) AS first_photo
-                FROM embeddings WHERE person_id = \(bind: person)
-                """).first()!
-            let firstPhoto = try counts.decode(column: "first_photo", as: Int64?.self)
-            // The representative photo stays while it still shows the person.
-            try await tx.raw("""
-                UPDATE persons SET face_count = \(bind: try counts.decode(column: "faces", as: Int.self)),
-                    photo_count = \(bind: try counts.decode(column: "photos", as: Int.self)),
-                    representative_photo_id = CASE WHEN representative_photo_id IN
-                        (SELECT photo_id FROM photo_persons WHERE person_id = \(bind: person))
-                        THEN representative_photo_id ELSE \(bind: firstPhoto) END,
-                    updated_at = \(bind: now)
-                WHERE id = \(bind: person)
-                """).run()
-        }
-    }
-
-    /// Inserts a person without faces yet (its counts come from `refresh`).
-    static func insertPerson(representativePhoto: Int64?, on tx: any SQLDatabase) async throws -> Int64 {
-        let now = nowMs()
-        return try await tx.raw("""
-            INSERT INTO persons (display_name, face_count, photo_count, representative_photo_id, created_at, updated_at)
-            VALUES (NULL, 0, 0, \(bind: representativePhoto), \(bind: now), \(bind: now)) RETURNING id
-            """).first()!.decode(column: "id", as: Int64.self)
+        for person in Set(persons).sorted() { try await PersonsTable.recount(person, now: now, on: tx) }
     }
 
     /// Turns `absorbed` into redirects to `survivor`: no faces, `merged_into` set, and every older redirect to
@@ -152,22 +124,15 @@ enum PersonBookkeeping {
                 (SELECT 1 FROM face_rejections s WHERE s.embedding_id = r.embedding_id AND s.person_id = \(bind: survivor))
             """).run()
         try await tx.raw("DELETE FROM face_rejections WHERE person_id IN (\(binds: absorbed))").run()
-        try await tx.raw("""
-            UPDATE embeddings SET runner_up_person_id = CASE WHEN person_id = \(bind: survivor) THEN NULL ELSE \(bind: survivor) END,
-                runner_up_similarity = CASE WHEN person_id = \(bind: survivor) THEN NULL ELSE runner_up_similarity END
-            WHERE runner_up_person_id IN (\(binds: absorbed))
-            """).run()
+        try await FacesTable.redirectRunnerUps(from: absorbed, to: survivor, on: tx)
         if try await tx.raw("SELECT display_name FROM persons WHERE id = \(bind: survivor)").first()?
             .decode(column: "display_name", as: String?.self) == nil,
            let name = try await tx.raw("""
                 SELECT display_name FROM persons WHERE id IN (\(binds: absorbed)) AND display_name IS NOT NULL ORDER BY id LIMIT 1
                 """).first()?.decode(column: "display_name", as: String.self) {
-            try await tx.raw("UPDATE persons SET display_name = \(bind: name) WHERE id = \(bind: survivor)").run()
+            try await PersonsTable.rename(survivor, to: name, now: now, on: tx)
         }
-        try await tx.raw("""
-            UPDATE persons SET merged_into = \(bind: survivor), face_count = 0, photo_count = 0, updated_at = \(bind: now)
-            WHERE id IN (\(binds: absorbed)) OR merged_into IN (\(binds: absorbed))
-            """).run()
+        try await PersonsTable.redirect(absorbed, to: survivor, now: now, on: tx)
     }
 
     // MARK: Writing a re-clustering (`recluster` and the end of a reprocess)
@@ -194,7 +159,7 @@ enum PersonBookkeeping {
             if case .new(let n) = assignment.person, firstPhoto[n] == nil { firstPhoto[n] = face.photo }
         }
         var ids: [Int64] = []
-        for photo in firstPhoto { ids.append(try await insertPerson(representativePhoto: photo, on: tx)) }
+        for photo in firstPhoto { ids.append(try await PersonsTable.insert(representativePhoto: photo, on: tx)) }
         return ids
     }
 

@@ -72,11 +72,8 @@ extension IdentityService {
                 let newSimilarity = stored.face.confirmed ? stored.similarity : similarity
                 guard moved || newSimilarity != stored.similarity || runnerUp != stored.runnerUp
                     || runnerUpSimilarity != stored.runnerUpSimilarity else { continue }
-                try await tx.raw("""
-                    UPDATE embeddings SET person_id = \(bind: person), similarity = \(bind: newSimilarity),
-                        runner_up_person_id = \(bind: runnerUp), runner_up_similarity = \(bind: runnerUpSimilarity)
-                    WHERE id = \(bind: stored.face.id)
-                    """).run()
+                try await FacesTable.reassign(stored.face.id, to: person, similarity: newSimilarity, runnerUp: runnerUp,
+                                              runnerUpSimilarity: runnerUpSimilarity, on: tx)
             }
             try await PersonBookkeeping.refresh(photos: photos, persons: persons, on: tx)
             try await PersonBookkeeping.recordMerges(of: outcome, newIDs: newIDs, on: tx)

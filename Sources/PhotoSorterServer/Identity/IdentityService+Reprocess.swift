@@ -112,7 +112,7 @@ extension IdentityService {
 
         let now = nowMs()
         try await PhotoPersonsTable.removeAll(on: tx)
-        try await tx.raw("DELETE FROM embeddings").run()
+        try await FacesTable.removeAll(on: tx)
         let newIDs = try await PersonBookkeeping.insertNewPersons(of: outcome, faces: faces, on: tx)
         var personIDsOfPhoto: [Int64: [Int64]] = [:]
         var started = Set<Int64>()
@@ -120,16 +120,12 @@ extension IdentityService {
             let person = assignment.person.id(newIDs: newIDs)
             var createdPerson = false
             if case .new = assignment.person { createdPerson = started.insert(person).inserted }
-            let embeddingID = try await tx.raw("""
-                INSERT INTO embeddings (photo_id, person_id, face_index, vector, bbox_x1, bbox_y1, bbox_x2, bbox_y2,
-                    confidence, similarity, created_person, suggested_person_id, model_version, created_at,
-                    confirmed, runner_up_person_id, runner_up_similarity)
-                VALUES (\(bind: photo.id), \(bind: person), \(bind: faceIndex), \(bind: EmbeddingCodec.encode(face.embedding)),
-                    \(bind: face.bbox.x1), \(bind: face.bbox.y1), \(bind: face.bbox.x2), \(bind: face.bbox.y2),
-                    \(bind: face.confidence), \(bind: assignment.similarity.map(Double.init)), \(bind: createdPerson),
-                    \(bind: Int64?.none), \(bind: photo.modelVersion), \(bind: now), \(bind: reclustered.confirmed),
-                    \(bind: assignment.runnerUp?.id(newIDs: newIDs)), \(bind: assignment.runnerUpSimilarity.map(Double.init))) RETURNING id
-                """).first()!.decode(column: "id", as: Int64.self)
+            let embeddingID = try await FacesTable.insert(FacesTable.NewFace(
+                photoID: photo.id, personID: person, faceIndex: faceIndex, embedding: face.embedding, bbox: face.bbox,
+                confidence: face.confidence, similarity: assignment.similarity.map(Double.init), createdPerson: createdPerson,
+                suggestedPersonID: nil, modelVersion: photo.modelVersion, confirmed: reclustered.confirmed,
+                runnerUpPersonID: assignment.runnerUp?.id(newIDs: newIDs), runnerUpSimilarity: assignment.runnerUpSimilarity.map(Double.init)),
+                now: now, on: tx)
             for rejected in reclustered.rejected {
                 try await tx.raw("""
                     INSERT INTO face_rejections (embedding_id, person_id, created_at) VALUES (\(bind: embeddingID), \(bind: rejected), \(bind: now))
@@ -140,19 +136,12 @@ extension IdentityService {
         for photo in ordered {
             let personIDs = personIDsOfPhoto[photo.id] ?? []
             try await PhotoPersonsTable.add(photo: photo.id, persons: personIDs, on: tx)
-            try await tx.raw("""
-                UPDATE photos SET width = \(bind: photo.width), height = \(bind: photo.height),
-                    quarter_turns = \(bind: photo.quarterTurns), no_faces = \(bind: photo.faces.isEmpty),
-                    face_count = \(bind: photo.faces.count), person_ids = \(bind: String(decoding: try JSONEncoder().encode(personIDs), as: UTF8.self)),
-                    model_version = \(bind: photo.modelVersion), updated_at = \(bind: now)
-                WHERE id = \(bind: photo.id)
-                """).run()
+            try await PhotosTable.applyReprocessed(photo.id, width: photo.width, height: photo.height, quarterTurns: photo.quarterTurns,
+                                                   faceCount: photo.faces.count, personIDs: personIDs, modelVersion: photo.modelVersion,
+                                                   now: now, on: tx)
         }
         // Photos the new model could not analyse keep their status and reason, but no longer show anyone.
-        let photosFailed = try await tx.raw("""
-            UPDATE photos SET face_count = 0, person_ids = '[]', updated_at = \(bind: now)
-            WHERE id NOT IN (SELECT photo_id FROM reprocess_photos WHERE job_id = \(bind: job.id)) RETURNING id
-            """).all().count
+        let photosFailed = try await PhotosTable.clearUnreprocessed(jobID: job.id, now: now, on: tx)
         // Ids no cluster kept become redirects to the person that received most of their faces; a person whose
         // faces all vanished with the old model stays as an empty row (ids are never deleted, so never reused).
         try await PersonBookkeeping.recordMerges(of: outcome, newIDs: newIDs, on: tx)

@@ -343,14 +343,7 @@ public final class IdentityService: Sendable {
         }
         let response: CallbackResponse
         if payload.status == .failed {
-            // The ML service reached the file and could not use it: retrying the same bytes will not help,
-            // so no retry is scheduled (next_attempt_at NULL). A changed file is re-queued by the next ingest.
-            try await tx.raw("""
-                UPDATE photos SET status = 'FAILED', last_error = \(bind: payload.error ?? "ML service reported failure"),
-                    retry_count = retry_count + 1, processing_started_at = NULL, next_attempt_at = NULL,
-                    width = \(bind: payload.width), height = \(bind: payload.height), updated_at = \(bind: now)
-                WHERE id = \(bind: payload.photoID)
-                """).run()
+            try await PhotosTable.markUnusable(payload, now: now, on: tx)
             response = CallbackResponse(ok: true, createdPersonIDs: [], personIDs: [])
         } else {
             response = try await storeFaces(payload, faces: faces, model: model, index: index, modifiedAtMs: try photo.decode(column: "modified_at", as: Int64.self),
@@ -395,10 +388,7 @@ public final class IdentityService: Sendable {
                 if let id = newPersonBySlot[slot] {
                     person = id
                 } else {
-                    person = try await tx.raw("""
-                        INSERT INTO persons (display_name, face_count, photo_count, representative_photo_id, created_at, updated_at)
-                        VALUES (NULL, 0, 0, \(bind: payload.photoID), \(bind: now), \(bind: now)) RETURNING id
-                        """).first()!.decode(column: "id", as: Int64.self)
+                    person = try await PersonsTable.insert(representativePhoto: payload.photoID, now: now, on: tx)
                     newPersonBySlot[slot] = person
                     created.append(person)
                 }
@@ -408,40 +398,22 @@ public final class IdentityService: Sendable {
                 (hint == person ? hintCounter : hintOverriddenCounter).increment()
             }
             let createdPerson = created.contains(person)
-            let embeddingID = try await tx.raw("""
-                INSERT INTO embeddings (photo_id, person_id, face_index, vector, bbox_x1, bbox_y1, bbox_x2, bbox_y2,
-                    confidence, similarity, created_person, suggested_person_id, model_version, created_at,
-                    runner_up_person_id, runner_up_similarity)
-                VALUES (\(bind: payload.photoID), \(bind: person), \(bind: faceIndex), \(bind: EmbeddingCodec.encode(faces[faceIndex])),
-                    \(bind: detection.bbox.x1), \(bind: detection.bbox.y1), \(bind: detection.bbox.x2), \(bind: detection.bbox.y2),
-                    \(bind: detection.confidence ?? 0), \(bind: similarity), \(bind: createdPerson), \(bind: detection.suggestedPersonID),
-                    \(bind: modelVersion), \(bind: now), \(bind: resolution.runnerUp?.person),
-                    \(bind: resolution.runnerUp.map { Double($0.similarity) })) RETURNING id
-                """).first()!.decode(column: "id", as: Int64.self)
+            let embeddingID = try await FacesTable.insert(FacesTable.NewFace(
+                photoID: payload.photoID, personID: person, faceIndex: faceIndex, embedding: faces[faceIndex], bbox: detection.bbox,
+                confidence: detection.confidence ?? 0, similarity: similarity, createdPerson: createdPerson,
+                suggestedPersonID: detection.suggestedPersonID, modelVersion: modelVersion, runnerUpPersonID: resolution.runnerUp?.person,
+                runnerUpSimilarity: resolution.runnerUp.map { Double($0.similarity) }), now: now, on: tx)
             updates.append(IndexUpdate(embeddingID: embeddingID, person: person, face: faces[faceIndex]))
             if !personIDs.contains(person) { personIDs.append(person) }
             facesPerPerson[person, default: 0] += 1
         }
         try await MediaStore.store(payload, replacingFaces: true, on: tx)
-        let personIDsJSON = String(decoding: try JSONEncoder().encode(personIDs), as: UTF8.self)
         // A photo that carries no date is dated by its file's time (`TakenDate.Source.mtime`).
-        let taken = payload.taken ?? TakenDate.fileTime(modifiedAtMs: modifiedAtMs)
-        try await tx.raw("""
-            UPDATE photos SET status = 'PROCESSED', width = \(bind: payload.width), height = \(bind: payload.height),
-                quarter_turns = \(bind: payload.quarterTurns), no_faces = \(bind: faces.isEmpty), face_count = \(bind: faces.count), person_ids = \(bind: personIDsJSON),
-                model_version = \(bind: modelVersion), ml_ms = \(bind: payload.meta?.timings?["total_ms"]),
-                taken_at = \(bind: taken.local), taken_offset = \(bind: taken.offset), taken_at_source = \(bind: taken.source.rawValue),
-                last_error = NULL, processing_started_at = NULL, next_attempt_at = NULL, updated_at = \(bind: now)
-            WHERE id = \(bind: payload.photoID)
-            """).run()
+        try await PhotosTable.markAnalysed(payload, faceCount: faces.count, personIDs: personIDs, modelVersion: modelVersion,
+                                           taken: payload.taken ?? TakenDate.fileTime(modifiedAtMs: modifiedAtMs), now: now, on: tx)
         // After the photo's date: each row copies it.
         try await PhotoPersonsTable.add(photo: payload.photoID, persons: personIDs, on: tx)
-        for person in personIDs {
-            try await tx.raw("""
-                UPDATE persons SET face_count = face_count + \(bind: facesPerPerson[person]!), photo_count = photo_count + 1,
-                    updated_at = \(bind: now) WHERE id = \(bind: person)
-                """).run()
-        }
+        for person in personIDs { try await PersonsTable.addPhoto(of: person, faces: facesPerPerson[person]!, now: now, on: tx) }
         facesCounter.increment(by: faces.count)
         personsCreatedCounter.increment(by: created.count)
         return CallbackResponse(ok: true, createdPersonIDs: created, personIDs: personIDs)

@@ -107,24 +107,12 @@ public final class ReprocessService: Sendable {
                     """).run()
             }
             // Photos already in the queue or in flight stay there; their results are staged when they arrive.
-            let requeued = try await tx.raw("""
-                UPDATE photos SET status = 'READY', retry_count = 0, last_error = NULL, processing_started_at = NULL,
-                    next_attempt_at = NULL, updated_at = \(bind: nowMs())
-                WHERE status IN ('PROCESSED', 'FAILED')
-                    AND id NOT IN (SELECT photo_id FROM reprocess_photos WHERE job_id = \(bind: jobID))
-                RETURNING id
-                """).all().count
+            let requeued = try await PhotosTable.requeueForReprocess(jobID: jobID, on: tx)
             return (jobID, requeued)
         }
         logger.info("reprocess started", metadata: ["job_id": "\(jobID)", "model": "\(model.name)", "queued": "\(requeued)"])
         onWorkQueued()
         return try await status(jobID)
-    }
-
-    /// The newest job, running or not.
-    public func latestJobID() async throws -> String? {
-        try await database.sql.raw("SELECT job_id FROM reprocess_jobs ORDER BY created_at DESC LIMIT 1").first()?
-            .decode(column: "job_id", as: String.self)
     }
 
     public func status(_ jobID: String) async throws -> ReprocessStatus {
@@ -218,11 +206,7 @@ public final class ReprocessService: Sendable {
                 """).run()
         }
         try await MediaStore.store(payload, replacingFaces: false, on: tx)
-        try await tx.raw("""
-            UPDATE photos SET status = 'PROCESSED', last_error = NULL, processing_started_at = NULL, next_attempt_at = NULL,
-                updated_at = \(bind: nowMs())
-            WHERE id = \(bind: payload.photoID)
-            """).run()
+        try await PhotosTable.markStaged(payload.photoID, now: nowMs(), on: tx)
         try await IdentityService.remember(response, key: key, photoID: payload.photoID, on: tx)
         return response
     }

@@ -344,20 +344,7 @@ public final class IngestService: Sendable {
         if dryRun { return (counts, [], []) }
         let now = nowMs()
         var items: [WorkItem] = []
-        if !fresh.isEmpty {
-            // Dated by the file's time until its analysis reads the photo's own date (`taken_at_source` NULL).
-            var insert = tx.insert(into: "photos").columns(
-                "path", "filename", "format", "filesize", "modified_at", "sample_hash", "status", "retry_count", "attempt",
-                "taken_at", "created_at", "updated_at")
-            for photo in fresh {
-                insert = insert.values(SQLBind(photo.file.path), SQLBind(photo.file.filename), SQLBind(photo.format.rawValue),
-                                       SQLBind(photo.file.size), SQLBind(photo.file.modifiedAtMs), SQLBind(photo.sampleHash),
-                                       SQLBind(PhotoStatus.ready.rawValue), SQLBind(0), SQLBind(0),
-                                       SQLBind(TakenDate.fileTime(modifiedAtMs: photo.file.modifiedAtMs).local), SQLBind(now), SQLBind(now))
-            }
-            let rows = try await insert.ignoringConflicts(with: ["path"]).returning("id", "path", "attempt").all()
-            items += try rows.map(WorkItem.init(row:))
-        }
+        items += try await PhotosTable.insertScanned(fresh, now: now, on: tx)
         var removed: [IdentityService.IndexChange] = []
         if !changed.isEmpty && !lockedIdentity {
             // The removals go to the identity change log, whose sequence is allocated under the identity lock.
@@ -373,10 +360,7 @@ public final class IngestService: Sendable {
         let changedPaths = Set(changed.map(\.file.path))
         for photo in photos where !changedPaths.contains(photo.file.path) {
             if let old = byPath[photo.file.path], !old.isUnchanged(by: photo.file) {
-                try await tx.raw("""
-                    UPDATE photos SET filesize = \(bind: photo.file.size), modified_at = \(bind: photo.file.modifiedAtMs)
-                    WHERE id = \(bind: old.id)
-                    """).run()
+                try await PhotosTable.recordTouched(old.id, file: photo.file, on: tx)
             }
         }
         let batchID = try await tx.raw("""
@@ -405,23 +389,12 @@ public final class IngestService: Sendable {
                                         to: nil, face: try EmbeddingCodec.decode(bytes: try $0.decode(column: "vector", as: Data.self)))
         }
         for (person, count) in Dictionary(grouping: faces, by: \.from).mapValues(\.count) {
-            try await tx.raw("""
-                UPDATE persons SET face_count = face_count - \(bind: count), photo_count = photo_count - 1, updated_at = \(bind: now)
-                WHERE id = \(bind: person)
-                """).run()
+            try await PersonsTable.removePhoto(of: person, faces: count, now: now, on: tx)
         }
         try await PhotoPersonsTable.remove(photo: previous.id, on: tx)
-        try await tx.raw("DELETE FROM embeddings WHERE photo_id = \(bind: previous.id)").run()
+        try await FacesTable.remove(photo: previous.id, on: tx)
         try await MediaStore.removeImages(ofPhoto: previous.id, on: tx)
-        let row = try await tx.raw("""
-            UPDATE photos SET filesize = \(bind: photo.file.size), modified_at = \(bind: photo.file.modifiedAtMs),
-                sample_hash = \(bind: photo.sampleHash), full_hash = NULL, status = 'READY', retry_count = 0, last_error = NULL,
-                next_attempt_at = NULL, processing_started_at = NULL, no_faces = NULL, face_count = NULL, person_ids = NULL,
-                width = NULL, height = NULL, taken_at = \(bind: TakenDate.fileTime(modifiedAtMs: photo.file.modifiedAtMs).local),
-                taken_offset = NULL, taken_at_source = NULL, updated_at = \(bind: now)
-            WHERE id = \(bind: previous.id) RETURNING attempt
-            """).first()!
-        return (WorkItem(photoID: previous.id, path: photo.file.path, attempt: try row.decode(column: "attempt", as: Int.self)), faces)
+        return (try await PhotosTable.resetChanged(previous.id, to: photo, now: now, on: tx), faces)
     }
 
     /// Inserts the batch's not-queued entries, in chunks that stay under SQLite's and PostgreSQL's bind limits.
@@ -450,15 +423,7 @@ extension IngestService {
         case .file(let scanned):
             do throws(NotQueuedReason) { photo = try PhotoFileInspector.inspect(scanned) } catch { throw PhotoSorterError.notAPhoto(path: path, reason: error.description) }
         }
-        let file = photo.file, hash = photo.sampleHash
-        let now = nowMs()
-        try await database.sql.raw("""
-            INSERT INTO photos (path, filename, format, filesize, modified_at, sample_hash, status, retry_count, attempt, taken_at,
-                created_at, updated_at)
-            VALUES (\(bind: file.path), \(bind: file.filename), \(bind: photo.format.rawValue), \(bind: file.size), \(bind: file.modifiedAtMs),
-                \(bind: hash), 'PROCESSING', 0, 1, \(bind: TakenDate.fileTime(modifiedAtMs: file.modifiedAtMs).local), \(bind: now), \(bind: now))
-            ON CONFLICT (path) DO NOTHING
-            """).run()
-        return try await database.sql.raw("SELECT id FROM photos WHERE path = \(bind: file.path)").first()!.decode(column: "id", as: Int64.self)
+        try await PhotosTable.insertForClassify(photo, now: nowMs(), on: database.sql)
+        return try await database.sql.raw("SELECT id FROM photos WHERE path = \(bind: photo.file.path)").first()!.decode(column: "id", as: Int64.self)
     }
 }

@@ -36,11 +36,7 @@ struct TakenDateBackfill: Sendable {
                             logger.debug("photo header unreadable; dated by its file", metadata: ["photo_id": "\(photo.id)", "error": "\(error)"])
                         }
                         let taken = answer.taken ?? TakenDate.fileTime(modifiedAtMs: photo.modifiedAtMs)
-                        try await tx.raw("""
-                            UPDATE photos SET taken_at = \(bind: taken.local), taken_offset = \(bind: taken.offset),
-                                taken_at_source = \(bind: taken.source.rawValue)
-                            WHERE id = \(bind: photo.id) AND taken_at_source IS NULL
-                            """).run()
+                        try await PhotosTable.date(photo.id, taken: taken, on: tx)
                         try await PhotoPersonsTable.retake(photo: photo.id, takenAt: taken.local, on: tx)
                     }
                 }

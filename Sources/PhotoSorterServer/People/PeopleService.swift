@@ -214,14 +214,9 @@ public final class PeopleService: Sendable {
             let person = try await Self.livePerson(id, on: tx, followRedirect: true)
             let now = nowMs()
             if let name = update.displayName {
-                try await tx.raw("""
-                    UPDATE persons SET display_name = \(bind: name?.trimmingCharacters(in: .whitespacesAndNewlines)),
-                        updated_at = \(bind: now) WHERE id = \(bind: person)
-                    """).run()
+                try await PersonsTable.rename(person, to: name?.trimmingCharacters(in: .whitespacesAndNewlines), now: now, on: tx)
             }
-            if let hidden = update.hidden {
-                try await tx.raw("UPDATE persons SET hidden = \(hidden), updated_at = \(bind: now) WHERE id = \(bind: person)").run()
-            }
+            if let hidden = update.hidden { try await PersonsTable.setHidden(person, hidden, now: now, on: tx) }
             return (try await self.reads.person(id, on: tx), [])
         }
     }
@@ -263,9 +258,7 @@ public final class PeopleService: Sendable {
                                       face: try EmbeddingCodec.decode(bytes: try row.decode(column: "vector", as: Data.self)),
                                       from: try row.decode(column: "person_id", as: Int64.self), to: survivor))
             }
-            try await tx.raw("""
-                UPDATE embeddings SET person_id = \(bind: survivor), confirmed = \(true) WHERE person_id IN (\(binds: ids))
-                """).run()
+            try await FacesTable.merge(persons: ids, into: survivor, on: tx)
             try await PersonBookkeeping.redirect(absorbed, to: survivor, on: tx)
             try await PersonBookkeeping.refresh(photos: photos, persons: [survivor], on: tx)
             return (MergeResult(person: try await self.reads.person(survivor, on: tx), merged: absorbed), moves)
@@ -302,11 +295,9 @@ public final class PeopleService: Sendable {
                 }
             }
             let created = target == nil
-            if target == nil { target = try await PersonBookkeeping.insertPerson(representativePhoto: faces[0].photo, on: tx) }
+            if target == nil { target = try await PersonsTable.insert(representativePhoto: faces[0].photo, on: tx) }
             let person = target!
-            try await tx.raw("""
-                UPDATE embeddings SET person_id = \(bind: person), confirmed = \(true), similarity = NULL WHERE id IN (\(binds: faceIDs))
-                """).run()
+            try await FacesTable.move(faceIDs, to: person, on: tx)
             let sources = Set(faces.map(\.person)).subtracting([person])
             try await PersonBookkeeping.refresh(photos: photos.keys, persons: sources.union([person]), on: tx)
             let emptied = try await Self.personsWithoutFaces(sources, on: tx)
@@ -334,10 +325,7 @@ public final class PeopleService: Sendable {
             if let person, person != face.person {
                 _ = try await Self.livePerson(person, on: tx, followRedirect: false)
                 try await Self.recordRejection(face: faceID, person: person, on: tx)
-                try await tx.raw("""
-                    UPDATE embeddings SET runner_up_person_id = NULL, runner_up_similarity = NULL
-                    WHERE id = \(bind: faceID) AND runner_up_person_id = \(bind: person)
-                    """).run()
+                try await FacesTable.dropRunnerUp(person, of: faceID, on: tx)
                 return (RejectResult(faceID: faceID, rejectedPersonID: person, personID: face.person, createdPerson: false), [])
             }
             guard let model else { throw PhotoSorterError.conflict("the library holds no faces yet") }
@@ -361,14 +349,9 @@ public final class PeopleService: Sendable {
                 target = person
                 similarity = Double(score)
             case .new:
-                target = try await PersonBookkeeping.insertPerson(representativePhoto: face.photo, on: tx)
+                target = try await PersonsTable.insert(representativePhoto: face.photo, on: tx)
             }
-            try await tx.raw("""
-                UPDATE embeddings SET person_id = \(bind: target), confirmed = \(false), similarity = \(bind: similarity),
-                    runner_up_person_id = \(bind: resolution.runnerUp?.person),
-                    runner_up_similarity = \(bind: resolution.runnerUp.map { Double($0.similarity) })
-                WHERE id = \(bind: faceID)
-                """).run()
+            try await FacesTable.replace(faceID, to: target, similarity: similarity, runnerUp: resolution.runnerUp, on: tx)
             try await PersonBookkeeping.refresh(photos: [face.photo], persons: [face.person, target], on: tx)
             try await Self.clearRunnerUps(to: [face.person], on: tx)
             let created: Bool
@@ -382,7 +365,7 @@ public final class PeopleService: Sendable {
     public func confirm(face faceID: Int64) async throws -> FaceView {
         try await identity.change { tx, _, _ in
             _ = try await Self.storedFaces([faceID], on: tx)
-            try await tx.raw("UPDATE embeddings SET confirmed = \(true) WHERE id = \(bind: faceID)").run()
+            try await FacesTable.confirm(faceID, on: tx)
             return (try await Self.face(faceID, on: tx), [])
         }
     }
@@ -449,7 +432,7 @@ public final class PeopleService: Sendable {
     /// highest id out again after a delete); it is no longer anyone's runner-up.
     private static func clearRunnerUps(to persons: Set<Int64>, on tx: any SQLDatabase) async throws {
         for person in try await personsWithoutFaces(persons, on: tx) {
-            try await tx.raw("UPDATE embeddings SET runner_up_person_id = NULL, runner_up_similarity = NULL WHERE runner_up_person_id = \(bind: person)").run()
+            try await FacesTable.dropRunnerUps(to: person, on: tx)
         }
     }
 

@@ -10,16 +10,7 @@ public struct DatabaseWorkQueue: WorkQueue {
     public func enqueue(_ items: [WorkItem], batch: IngestBatchRef?) async throws {}
 
     public func claim(limit: Int) async throws -> [WorkItem] {
-        let now = nowMs()
-        let rows = try await database.sql.raw("""
-            UPDATE photos SET status = 'PROCESSING', processing_started_at = \(bind: now), attempt = attempt + 1,
-                updated_at = \(bind: now)
-            WHERE id IN (SELECT id FROM photos WHERE status = 'READY'
-                AND (next_attempt_at IS NULL OR next_attempt_at <= \(bind: now))
-                ORDER BY id LIMIT \(bind: limit)\(unsafeRaw: database.skipLockedClause))
-            RETURNING id, path, attempt
-            """).all()
-        return try rows.map(WorkItem.init(row:)).sorted { $0.photoID < $1.photoID }
+        try await PhotosTable.claimReady(limit: limit, skipLocked: database.skipLockedClause, on: database.sql).sorted { $0.photoID < $1.photoID }
     }
 
     public func pendingCount() async throws -> Int {

@@ -37,7 +37,6 @@ final class KafkaConsumerBook: Sendable {
 
     var generation: Int { state.withLockedValue { $0.generation } }
     var bufferedCount: Int { state.withLockedValue { $0.buffer.count } }
-    var heldCount: Int { state.withLockedValue { $0.held.values.reduce(0) { $0 + $1.count } } }
 
     /// A message from the poll thread. Returns whether the buffer was empty before (a reason to wake the workers).
     @discardableResult

@@ -98,6 +98,4 @@ final class KafkaPublishLedger: Sendable {
     /// Whether a delivery failed since the last `resetFailures` (the producer is then replaced).
     var hasFailures: Bool { state.withLockedValue { $0.failedSinceReset } }
     func resetFailures() { state.withLockedValue { $0.failedSinceReset = false } }
-
-    var pendingMessages: Int { state.withLockedValue { $0.messages.count } }
 }

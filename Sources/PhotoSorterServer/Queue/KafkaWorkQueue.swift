@@ -80,8 +80,7 @@ public final class KafkaWorkQueue: WorkQueue {
                                                        messageTimeoutMs: settings.messageTimeoutMs, context: context))
     }
 
-    /// Messages consumed but not yet claimed; redelivered messages skipped because their photo was no longer READY.
-    var bufferedMessages: Int { book.bufferedCount }
+    /// Redelivered messages skipped because their photo was no longer READY.
     var skippedMessages: Int { skipped.withLockedValue { $0 } }
 
     /// Creates the topic when missing (an unreachable broker is logged, not fatal: publishing waits for it) and
@@ -139,14 +138,8 @@ public final class KafkaWorkQueue: WorkQueue {
         var claimed: [WorkItem] = []
         if !ids.isEmpty {
             do {
-                let now = nowMs()
                 // As the database queue: PROCESSING is the lease; only a READY photo can be taken.
-                claimed = try await database.sql.raw("""
-                    UPDATE photos SET status = 'PROCESSING', processing_started_at = \(bind: now), attempt = attempt + 1,
-                        updated_at = \(bind: now)
-                    WHERE id IN (\(binds: ids)) AND status = 'READY'
-                    RETURNING id, path, attempt
-                    """).all().map(WorkItem.init(row:))
+                claimed = try await PhotosTable.claim(ids, on: database.sql)
             } catch {
                 book.putBack(messages)
                 throw error

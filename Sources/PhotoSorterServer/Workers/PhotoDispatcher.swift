@@ -9,7 +9,7 @@ import NIOConcurrencyHelpers
 public final class PhotoDispatcher: Sendable {
     private let queue: any WorkQueue
     private let ml: MLClient
-    private let statuses: PhotoStatusStore
+    private let statuses: PhotosTable
     private let callbackURL: String
     private let concurrency: Int
     private let logger: Logger
@@ -23,7 +23,7 @@ public final class PhotoDispatcher: Sendable {
     /// How long dispatch pauses when no ML service could be reached.
     static let unavailablePauseMs: Int64 = 2000
 
-    init(queue: any WorkQueue, ml: MLClient, statuses: PhotoStatusStore, callbackURL: String, concurrency: Int, logger: Logger) {
+    init(queue: any WorkQueue, ml: MLClient, statuses: PhotosTable, callbackURL: String, concurrency: Int, logger: Logger) {
         self.queue = queue
         self.ml = ml
         self.statuses = statuses

@@ -12,14 +12,7 @@ struct RetryScheduler: Sendable {
     /// One round; returns the photos requeued.
     @discardableResult
     func runOnce() async throws -> [WorkItem] {
-        let now = nowMs()
-        let rows = try await database.sql.raw("""
-            UPDATE photos SET status = 'READY', next_attempt_at = NULL, updated_at = \(bind: now)
-            WHERE status = 'FAILED' AND next_attempt_at IS NOT NULL AND next_attempt_at <= \(bind: now)
-                AND retry_count <= \(bind: maxRetries)
-            RETURNING id, path, attempt
-            """).all()
-        let items = try rows.map(WorkItem.init(row:))
+        let items = try await PhotosTable.requeueDueRetries(maxRetries: maxRetries, on: database.sql)
         if !items.isEmpty {
             try await queue.enqueue(items)
             logger.info("failed photos requeued for retry", metadata: ["count": "\(items.count)", "photo_ids": "\(items.prefix(20).map(\.photoID))"])

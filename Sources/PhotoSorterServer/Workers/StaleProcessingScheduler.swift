@@ -6,7 +6,7 @@ import Logging
 /// without this, a killed ML service kept the workers' slots of its photos busy for the whole timeout (600 s).
 struct StaleProcessingScheduler: Sendable {
     let database: PhotoSorterDatabase
-    let statuses: PhotoStatusStore
+    let statuses: PhotosTable
     let timeoutSeconds: Double
     /// The earliest start of the ML services (`MLClient.earliestStartMs`); nil when unknown.
     let mlStartedAtMs: @Sendable () async -> Int64?

@@ -1,25 +1,12 @@
 import PhotoSorterCore
 import Vapor
 
-/// GET /person/{id}, GET /person-dump.
-struct PersonController: RouteCollection {
+/// GET /person-dump: every person's representative embedding, for the ML service's suggestions.
+struct PersonDumpController: RouteCollection {
     func boot(routes: any RoutesBuilder) throws {
-        routes.get("person", ":id", use: person)
         // Not gzipped: the vectors are near-random bytes, and gzip saved 28 % of a 100,000-person dump for five
         // times its time (26 s instead of 5). `encoding=f16` halves it instead.
         routes.responseCompression(.disable).get("person-dump", use: dump)
-    }
-
-    /// `?include_embedding=true` adds the representative embedding; it needs the shared secret when one is set.
-    func person(req: Request) async throws -> PersonView {
-        let id = try req.int64Parameter("id")
-        let includeEmbedding = try req.optionalQuery(Bool.self, "include_embedding") == true
-        var view = try await req.photoSorter.reads.person(id)
-        if includeEmbedding {
-            try req.requireSecret()
-            view.representativeEmbedding = req.photoSorter.identity.representative(of: view.personID).map { EmbeddingCodec.base64($0) }
-        }
-        return view
     }
 
     /// Every person, paged by `since_id` and `limit` (max 10000); or, with `since_seq` and `epoch` from an earlier

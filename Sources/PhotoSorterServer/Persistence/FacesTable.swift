@@ -1,0 +1,108 @@
+import PhotoSorterCore
+import SQLKit
+
+/// The one writer of `embeddings`: every face with its vector, box, person, the similarity that placed it there,
+/// whether a user confirmed it, and its runner-up (the nearest person it did not join). Callers decide; these
+/// are the statements.
+enum FacesTable {
+    /// A face as it is first stored (by an analysis, or by a reprocess's rebuild).
+    struct NewFace {
+        var photoID: Int64
+        var personID: Int64
+        var faceIndex: Int
+        var embedding: Embedding
+        var bbox: BoundingBox
+        var confidence: Double
+        var similarity: Double?
+        var createdPerson: Bool
+        var suggestedPersonID: Int64?
+        var modelVersion: String
+        var confirmed = false
+        var runnerUpPersonID: Int64?
+        var runnerUpSimilarity: Double?
+    }
+
+    /// Stores `face`; returns its id.
+    static func insert(_ face: NewFace, now: Int64, on tx: any SQLDatabase) async throws -> Int64 {
+        try await tx.raw("""
+            INSERT INTO embeddings (photo_id, person_id, face_index, vector, bbox_x1, bbox_y1, bbox_x2, bbox_y2,
+                confidence, similarity, created_person, suggested_person_id, model_version, created_at,
+                confirmed, runner_up_person_id, runner_up_similarity)
+            VALUES (\(bind: face.photoID), \(bind: face.personID), \(bind: face.faceIndex), \(bind: EmbeddingCodec.encode(face.embedding)),
+                \(bind: face.bbox.x1), \(bind: face.bbox.y1), \(bind: face.bbox.x2), \(bind: face.bbox.y2),
+                \(bind: face.confidence), \(bind: face.similarity), \(bind: face.createdPerson), \(bind: face.suggestedPersonID),
+                \(bind: face.modelVersion), \(bind: now), \(bind: face.confirmed), \(bind: face.runnerUpPersonID),
+                \(bind: face.runnerUpSimilarity)) RETURNING id
+            """).first()!.decode(column: "id", as: Int64.self)
+    }
+
+    /// The faces of `photo` are gone (its file changed).
+    static func remove(photo: Int64, on tx: any SQLDatabase) async throws {
+        try await tx.raw("DELETE FROM embeddings WHERE photo_id = \(bind: photo)").run()
+    }
+
+    /// Every face (a reprocess stores them all again).
+    static func removeAll(on tx: any SQLDatabase) async throws {
+        try await tx.raw("DELETE FROM embeddings").run()
+    }
+
+    /// A re-cluster's decision for one face; a confirmed face keeps its similarity (the caller passes it).
+    static func reassign(_ face: Int64, to person: Int64, similarity: Double?, runnerUp: Int64?, runnerUpSimilarity: Double?,
+                         on tx: any SQLDatabase) async throws {
+        try await tx.raw("""
+            UPDATE embeddings SET person_id = \(bind: person), similarity = \(bind: similarity),
+                runner_up_person_id = \(bind: runnerUp), runner_up_similarity = \(bind: runnerUpSimilarity)
+            WHERE id = \(bind: face)
+            """).run()
+    }
+
+    /// The rule's new place for a face a user took out of its person: unconfirmed, with its new runner-up.
+    static func replace(_ face: Int64, to person: Int64, similarity: Double?, runnerUp: FaceResolution.Candidate?,
+                        on tx: any SQLDatabase) async throws {
+        try await tx.raw("""
+            UPDATE embeddings SET person_id = \(bind: person), confirmed = \(false), similarity = \(bind: similarity),
+                runner_up_person_id = \(bind: runnerUp?.person), runner_up_similarity = \(bind: runnerUp.map { Double($0.similarity) })
+            WHERE id = \(bind: face)
+            """).run()
+    }
+
+    /// Every face of `persons` goes to `survivor`, confirmed (a merge is a must-link).
+    static func merge(persons: [Int64], into survivor: Int64, on tx: any SQLDatabase) async throws {
+        try await tx.raw("""
+            UPDATE embeddings SET person_id = \(bind: survivor), confirmed = \(true) WHERE person_id IN (\(binds: persons))
+            """).run()
+    }
+
+    /// `faces` go to `person` where a user put them: confirmed, with no similarity of the rule's.
+    static func move(_ faces: [Int64], to person: Int64, on tx: any SQLDatabase) async throws {
+        try await tx.raw("""
+            UPDATE embeddings SET person_id = \(bind: person), confirmed = \(true), similarity = NULL WHERE id IN (\(binds: faces))
+            """).run()
+    }
+
+    static func confirm(_ face: Int64, on tx: any SQLDatabase) async throws {
+        try await tx.raw("UPDATE embeddings SET confirmed = \(true) WHERE id = \(bind: face)").run()
+    }
+
+    /// `face` no longer offers `person` as its runner-up (a user said it is not them).
+    static func dropRunnerUp(_ person: Int64, of face: Int64, on tx: any SQLDatabase) async throws {
+        try await tx.raw("""
+            UPDATE embeddings SET runner_up_person_id = NULL, runner_up_similarity = NULL
+            WHERE id = \(bind: face) AND runner_up_person_id = \(bind: person)
+            """).run()
+    }
+
+    /// No face offers `person` as its runner-up any more (it has no faces left).
+    static func dropRunnerUps(to person: Int64, on tx: any SQLDatabase) async throws {
+        try await tx.raw("UPDATE embeddings SET runner_up_person_id = NULL, runner_up_similarity = NULL WHERE runner_up_person_id = \(bind: person)").run()
+    }
+
+    /// Runner-ups pointing at `absorbed` point at `survivor`, except on the survivor's own faces, which lose theirs.
+    static func redirectRunnerUps(from absorbed: [Int64], to survivor: Int64, on tx: any SQLDatabase) async throws {
+        try await tx.raw("""
+            UPDATE embeddings SET runner_up_person_id = CASE WHEN person_id = \(bind: survivor) THEN NULL ELSE \(bind: survivor) END,
+                runner_up_similarity = CASE WHEN person_id = \(bind: survivor) THEN NULL ELSE runner_up_similarity END
+            WHERE runner_up_person_id IN (\(binds: absorbed))
+            """).run()
+    }
+}

@@ -1,0 +1,66 @@
+import PhotoSorterCore
+import SQLKit
+
+/// The one writer of `persons`: ids (never deleted, never reused), names, visibility, redirects of merged ids,
+/// and the counts (`face_count`, `photo_count`) and representative photo derived from the faces.
+enum PersonsTable {
+    /// A person without faces yet (its counts come with its first photo, or from `recount`).
+    static func insert(representativePhoto: Int64?, now: Int64 = nowMs(), on tx: any SQLDatabase) async throws -> Int64 {
+        try await tx.raw("""
+            INSERT INTO persons (display_name, face_count, photo_count, representative_photo_id, created_at, updated_at)
+            VALUES (NULL, 0, 0, \(bind: representativePhoto), \(bind: now), \(bind: now)) RETURNING id
+            """).first()!.decode(column: "id", as: Int64.self)
+    }
+
+    /// `person` appears in one more photo, with `faces` faces there.
+    static func addPhoto(of person: Int64, faces: Int, now: Int64, on tx: any SQLDatabase) async throws {
+        try await countPhoto(of: person, faces: faces, photos: 1, now: now, on: tx)
+    }
+
+    /// `person` no longer appears in a photo where it had `faces` faces.
+    static func removePhoto(of person: Int64, faces: Int, now: Int64, on tx: any SQLDatabase) async throws {
+        try await countPhoto(of: person, faces: -faces, photos: -1, now: now, on: tx)
+    }
+
+    private static func countPhoto(of person: Int64, faces: Int, photos: Int, now: Int64, on tx: any SQLDatabase) async throws {
+        try await tx.raw("""
+            UPDATE persons SET face_count = face_count + \(bind: faces), photo_count = photo_count + \(bind: photos),
+                updated_at = \(bind: now) WHERE id = \(bind: person)
+            """).run()
+    }
+
+    /// Counts and representative photo recomputed from `embeddings` and `photo_persons`; the representative photo
+    /// stays while it still shows the person.
+    static func recount(_ person: Int64, now: Int64, on tx: any SQLDatabase) async throws {
+        let counts = try await tx.raw("""
+            SELECT COUNT(*) AS faces, COUNT(DISTINCT photo_id) AS photos, MIN(photo_id) AS first_photo
+            FROM embeddings WHERE person_id = \(bind: person)
+            """).first()!
+        try await tx.raw("""
+            UPDATE persons SET face_count = \(bind: try counts.decode(column: "faces", as: Int.self)),
+                photo_count = \(bind: try counts.decode(column: "photos", as: Int.self)),
+                representative_photo_id = CASE WHEN representative_photo_id IN
+                    (SELECT photo_id FROM photo_persons WHERE person_id = \(bind: person))
+                    THEN representative_photo_id ELSE \(bind: try counts.decode(column: "first_photo", as: Int64?.self)) END,
+                updated_at = \(bind: now)
+            WHERE id = \(bind: person)
+            """).run()
+    }
+
+    /// A user's name for `person` (nil clears it).
+    static func rename(_ person: Int64, to name: String?, now: Int64 = nowMs(), on tx: any SQLDatabase) async throws {
+        try await tx.raw("UPDATE persons SET display_name = \(bind: name), updated_at = \(bind: now) WHERE id = \(bind: person)").run()
+    }
+
+    static func setHidden(_ person: Int64, _ hidden: Bool, now: Int64 = nowMs(), on tx: any SQLDatabase) async throws {
+        try await tx.raw("UPDATE persons SET hidden = \(hidden), updated_at = \(bind: now) WHERE id = \(bind: person)").run()
+    }
+
+    /// `absorbed` (and every older redirect to them) become redirects to `survivor`, without faces.
+    static func redirect(_ absorbed: [Int64], to survivor: Int64, now: Int64, on tx: any SQLDatabase) async throws {
+        try await tx.raw("""
+            UPDATE persons SET merged_into = \(bind: survivor), face_count = 0, photo_count = 0, updated_at = \(bind: now)
+            WHERE id IN (\(binds: absorbed)) OR merged_into IN (\(binds: absorbed))
+            """).run()
+    }
+}
