@@ -87,11 +87,10 @@ public final class IdentityService: Sendable {
         let db = db ?? database.sql
         let started = ContinuousClock.now
         let generation = try await Self.generation(on: db)
-        let lastChangeSeq = try await db.raw("SELECT COALESCE(MAX(seq), 0) AS seq FROM identity_changes").first()!
-            .decode(column: "seq", as: Int64.self)
+        let lastChangeSeq = try await IdentityLog.lastChangeSeq(on: db)
         let model = try await storedModel(on: db)
         var builder = IdentityIndex.Builder(dimension: model?.dimension)
-        let snapshot = try await latestSnapshot(of: generation, on: db)
+        let snapshot = try await IdentityLog.latestSnapshot(of: generation, on: db)
         var loaded = State(model: model, generation: generation, lastChangeSeq: snapshot?.lastChangeSeq ?? lastChangeSeq)
         if let snapshot {
             try await readSnapshot(snapshot, into: &builder, on: db)
@@ -110,7 +109,7 @@ public final class IdentityService: Sendable {
         if let snapshot {
             // The catch-up of another instance's commits: first the moves and removals logged after the snapshot
             // (they concern faces it holds), then the faces stored after it, with their current persons.
-            let changes = try await changes(after: snapshot.lastChangeSeq, on: db)
+            let changes = try await IdentityLog.changes(after: snapshot.lastChangeSeq, on: db)
             CatchUp(updates: [], changes: changes).apply(to: &loaded)
             caughtUp = changes.count
             while true {
@@ -228,7 +227,7 @@ public final class IdentityService: Sendable {
         let newFaces = try marks.decode(column: "last_face", as: Int64?.self) ?? 0 > snapshot.lastEmbeddingID
         let newChanges = try marks.decode(column: "last_change", as: Int64?.self) ?? 0 > snapshot.lastChangeSeq
         let caughtUp = CatchUp(updates: newFaces ? try await embeddings(after: snapshot.lastEmbeddingID, on: tx) : [],
-                               changes: newChanges ? try await changes(after: snapshot.lastChangeSeq, on: tx) : [])
+                               changes: newChanges ? try await IdentityLog.changes(after: snapshot.lastChangeSeq, on: tx) : [])
         caughtUp.apply(to: &snapshot)
         if snapshot.model == nil, !caughtUp.updates.isEmpty { snapshot.model = try await storedModel(on: tx) }
         return (snapshot, caughtUp)
@@ -306,16 +305,6 @@ public final class IdentityService: Sendable {
         }
     }
 
-    func changes(after seq: Int64, on db: any SQLDatabase) async throws -> [IndexChange] {
-        try await db.raw("""
-            SELECT seq, embedding_id, from_person, to_person, vector FROM identity_changes WHERE seq > \(bind: seq) ORDER BY seq
-            """).all().map { row in
-            IndexChange(seq: try row.decode(column: "seq", as: Int64.self), embeddingID: try row.decode(column: "embedding_id", as: Int64.self),
-                        from: try row.decode(column: "from_person", as: Int64.self), to: try row.decode(column: "to_person", as: Int64?.self),
-                        face: try EmbeddingCodec.decode(bytes: try row.decode(column: "vector", as: Data.self)))
-        }
-    }
-
     /// Stored faces with an id above `id`, in id order (at most `limit`).
     func embeddings(after id: Int64, limit: Int = .max, on db: any SQLDatabase) async throws -> [IndexUpdate] {
         try await db.raw("""
@@ -330,7 +319,7 @@ public final class IdentityService: Sendable {
     /// The transactional part of `commit`, run under the lock.
     private func store(_ payload: CallbackPayload, faces: [Embedding], key: String, model: FaceModel?, index: IdentityIndex,
                        on tx: any SQLDatabase, updates: inout [IndexUpdate]) async throws -> CallbackResponse {
-        if let remembered = try await Self.rememberedResponse(for: key, on: tx) { return remembered }
+        if let remembered = try await IdentityLog.rememberedResponse(for: key, on: tx) { return remembered }
         guard let photo = try await tx.raw("SELECT status, person_ids, modified_at FROM photos WHERE id = \(bind: payload.photoID)").first() else {
             throw PhotoSorterError.photoNotFound(payload.photoID)
         }
@@ -349,22 +338,8 @@ public final class IdentityService: Sendable {
             response = try await storeFaces(payload, faces: faces, model: model, index: index, modifiedAtMs: try photo.decode(column: "modified_at", as: Int64.self),
                                             now: now, on: tx, updates: &updates)
         }
-        try await Self.remember(response, key: key, photoID: payload.photoID, on: tx)
+        try await IdentityLog.remember(response, key: key, photoID: payload.photoID, on: tx)
         return response
-    }
-
-    /// Records the answer to callback `key` so a duplicate gets it again and writes nothing.
-    static func remember(_ response: CallbackResponse, key: String, photoID: Int64, on tx: any SQLDatabase) async throws {
-        try await tx.raw("""
-            INSERT INTO processed_callbacks (callback_key, photo_id, response, created_at)
-            VALUES (\(bind: key), \(bind: photoID), \(bind: String(decoding: try JSONEncoder().encode(response), as: UTF8.self)), \(bind: nowMs()))
-            """).run()
-    }
-
-    /// The duplicate check shared with staging: the stored answer for `key`, if this callback was seen.
-    static func rememberedResponse(for key: String, on tx: any SQLDatabase) async throws -> CallbackResponse? {
-        guard let stored = try await tx.raw("SELECT response FROM processed_callbacks WHERE callback_key = \(bind: key)").first() else { return nil }
-        return try JSONDecoder().decode(CallbackResponse.self, from: Data(try stored.decode(column: "response", as: String.self).utf8))
     }
 
     private func storeFaces(_ payload: CallbackPayload, faces: [Embedding], model: FaceModel?, index: IdentityIndex, modifiedAtMs: Int64, now: Int64,

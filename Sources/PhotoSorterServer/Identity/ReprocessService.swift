@@ -178,7 +178,7 @@ public final class ReprocessService: Sendable {
     /// keeps its old persons until the job finishes.
     static func stage(_ payload: CallbackPayload, faces: [Embedding], job: ReprocessJob, key: String,
                       on tx: any SQLDatabase) async throws -> CallbackResponse {
-        if let remembered = try await IdentityService.rememberedResponse(for: key, on: tx) { return remembered }
+        if let remembered = try await IdentityLog.rememberedResponse(for: key, on: tx) { return remembered }
         guard let photo = try await tx.raw("SELECT status FROM photos WHERE id = \(bind: payload.photoID)").first() else {
             throw PhotoSorterError.photoNotFound(payload.photoID)
         }
@@ -207,7 +207,7 @@ public final class ReprocessService: Sendable {
         }
         try await MediaStore.store(payload, replacingFaces: false, on: tx)
         try await PhotosTable.markStaged(payload.photoID, now: nowMs(), on: tx)
-        try await IdentityService.remember(response, key: key, photoID: payload.photoID, on: tx)
+        try await IdentityLog.remember(response, key: key, photoID: payload.photoID, on: tx)
         return response
     }
 }

@@ -296,7 +296,7 @@ public final class IngestService: Sendable {
                     completed_batches = \(bind: firstIndex + batches.count)
                 WHERE job_id = \(bind: jobID)
                 """).run()
-            _ = try await IdentityService.log(removed, on: tx)
+            _ = try await IdentityLog.append(removed, on: tx)
             return (queued, removed.count)
         }
         filesScanned.increment(by: batches.reduce(0) { $0 + $1.count })
