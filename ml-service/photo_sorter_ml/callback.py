@@ -6,6 +6,8 @@ import logging
 
 import httpx
 
+from .schemas import CallbackPayload, dump
+
 log = logging.getLogger("photo_sorter_ml.callback")
 
 SECRET_HEADER = "X-Photo-Sorter-Secret"
@@ -36,15 +38,16 @@ class CallbackClient:
                 pass
         return delay
 
-    async def send(self, url: str, payload: dict) -> bool:
+    async def send(self, url: str, payload: CallbackPayload) -> bool:
         headers = {"Content-Type": "application/json"}
         if self.secret:
             headers[SECRET_HEADER] = self.secret
-        what = f"photo {payload.get('photo_id')} ({payload.get('status')})"
+        what = f"photo {payload.photo_id} ({payload.status})"
+        body = dump(payload)
         for attempt in range(self.retries + 1):
             retry_after = None
             try:
-                response = await self._client.post(url, json=payload, headers=headers)
+                response = await self._client.post(url, json=body, headers=headers)
             except httpx.HTTPError as e:
                 reason = f"{type(e).__name__}: {e}"
             else:

@@ -82,7 +82,6 @@ class Settings:
     callback_allowlist: list[str] = field(default_factory=list)
     dump_refresh_s: float = 5.0
     dump_full_refresh_s: float = 3600.0
-    suggest_threshold: float | None = None
     max_upload_bytes: int = 200 * 1024 * 1024
     thumbnail_size: int = 112  # face thumbnails, px square; 0 = no thumbnails and no previews
     preview_max_side: int = 640  # photo previews, longest side in px
@@ -112,8 +111,6 @@ class Settings:
             self.upsample = spec.upsample
         if self.detect_max_side is None:
             self.detect_max_side = spec.detect_max_side
-        if self.suggest_threshold is None:
-            self.suggest_threshold = spec.suggest_threshold
         if not self.callback_allowlist:
             origin = origin_of(self.service_url)
             self.callback_allowlist = [origin] if origin else []
@@ -155,7 +152,6 @@ class Settings:
             callback_allowlist=allowlist,
             dump_refresh_s=_float(env, "PHOTO_SORTER_ML_DUMP_REFRESH_S", 5.0),
             dump_full_refresh_s=_float(env, "PHOTO_SORTER_ML_DUMP_FULL_REFRESH_S", 3600.0),
-            suggest_threshold=_float(env, "PHOTO_SORTER_ML_SUGGEST_THRESHOLD", None),
             max_upload_bytes=_int(env, "PHOTO_SORTER_ML_MAX_UPLOAD_BYTES", 200 * 1024 * 1024, 1),
             thumbnail_size=_int(env, "PHOTO_SORTER_ML_THUMBNAIL_SIZE", cls.thumbnail_size),
             preview_max_side=_int(env, "PHOTO_SORTER_ML_PREVIEW_MAX_SIDE", cls.preview_max_side),

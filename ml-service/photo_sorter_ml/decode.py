@@ -21,9 +21,8 @@ try:  # HEIC/HEIF/AVIF support
     import pillow_heif
 
     pillow_heif.register_heif_opener()
-    HEIF_AVAILABLE = True
-except Exception:  # pragma: no cover - optional at import time, required by requirements.txt
-    HEIF_AVAILABLE = False
+except Exception:  # pragma: no cover - in requirements.txt; without it such files are not images
+    pass
 
 ImageFile.LOAD_TRUNCATED_IMAGES = False  # a truncated file is an error, not a grey half-image
 

@@ -1,8 +1,8 @@
 """The per-photo pipeline, run inside worker processes: decode (and date) -> detect -> align -> embed -> thumbnails.
 
 Each worker process loads the models once (`init_worker`, the pool initializer) and then handles one
-photo at a time. The result is a plain dict (picklable); suggestions are added in the main process,
-which holds the person-dump cache.
+photo at a time. The result is a plain dict (picklable, raw bytes): not a wire shape. The main process, which holds
+the person-dump cache, adds suggestions and turns it into `schemas.Analysis` (`service.Service.analysis`).
 """
 from __future__ import annotations
 
@@ -154,8 +154,6 @@ def analyse(source: str | bytes, name: str | None = None, models: Models | None 
         "ok": True,
         "width": width,
         "height": height,
-        "format": img.format,
-        "orientation": img.orientation,
         "quarter_turns": found.quarter_turns,
         "taken": taken,
         "detections": detections,

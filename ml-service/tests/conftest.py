@@ -20,6 +20,9 @@ REPO = ML_DIR.parent
 sys.path.insert(0, str(ML_DIR))
 
 SECRET = "test-secret-123"
+# The Swift service's match thresholds per face model (`FaceModel.policy` in Sources/PhotoSorterCore/FaceModel.swift),
+# which its person dump hands the ML service as `identity_rule`: what the tests expect the models to separate.
+MATCH_THRESHOLDS = {"arcface": 0.32, "dlib": 0.92}
 
 
 def faces_dir() -> Path:
@@ -42,13 +45,15 @@ def free_port() -> int:
 
 
 class Receiver:
-    """A real HTTP server: records callbacks (POST /cb), answers scripted statuses, serves /person-dump."""
+    """A real HTTP server: records callbacks (POST /cb), answers scripted statuses, serves /person-dump (`persons`,
+    with `identity_rule` when it is set, as the Swift service does once the library has a face model)."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.calls: list[dict] = []  # every POST, with status answered
         self.script: dict[int, list[int]] = {}  # photo_id -> statuses to answer, in order (then 200)
         self.persons: list[dict] = []
+        self.identity_rule: dict | None = None
         self.dump_requests: list[dict] = []
         receiver = self
 
@@ -75,6 +80,7 @@ class Receiver:
                 with receiver.lock:
                     receiver.dump_requests.append({"path": self.path, "secret": self.headers.get("X-Photo-Sorter-Secret")})
                     persons = list(receiver.persons)
+                    rule = receiver.identity_rule
                 if not self.path.startswith("/person-dump"):
                     self.send_response(404)
                     self.end_headers()
@@ -84,8 +90,11 @@ class Receiver:
                 q = parse_qs(urlsplit(self.path).query)
                 since = int(q.get("since_id", ["0"])[0])
                 items = [p for p in persons if p["person_id"] > since]
-                data = json.dumps({"persons": items, "next_since_id": max([since] + [p["person_id"] for p in items]),
-                                   "has_more": False}).encode()
+                answer = {"persons": items, "next_since_id": max([since] + [p["person_id"] for p in items]),
+                          "has_more": False}
+                if rule is not None:
+                    answer["identity_rule"] = rule
+                data = json.dumps(answer).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))

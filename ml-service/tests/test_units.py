@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from photo_sorter_ml.config import Settings, origin_of
-from photo_sorter_ml.models import MODELS, load_models
+from photo_sorter_ml.models import load_models
 from photo_sorter_ml.persons import PersonCache, decode_embedding
 from photo_sorter_ml.security import CallbackPolicy, PathPolicy
 
@@ -34,7 +34,7 @@ def test_origins_and_allowlist():
 def test_settings_defaults():
     s = Settings.from_env({})
     assert s.port == 8001 and s.host == "127.0.0.1" and s.model == "arcface" and s.model_dir is None
-    assert (s.detect_max_side, s.upsample, s.suggest_threshold) == (640, 0, MODELS["arcface"].suggest_threshold)
+    assert (s.detect_max_side, s.upsample) == (640, 0) and not hasattr(s, "suggest_threshold")  # the dump's rule
     assert s.workers == (os.cpu_count() or 1) and s.queue_size == 4 * s.workers
     assert s.allowed_roots is None
     assert Settings.from_env({"PHOTO_SORTER_ML_WORKERS": "3"}).queue_size == 12
@@ -42,10 +42,10 @@ def test_settings_defaults():
 
 def test_per_model_defaults_and_overrides():
     d = Settings.from_env({"PHOTO_SORTER_ML_MODEL": "DLIB", "PHOTO_SORTER_ML_DETECTOR": "cnn"})
-    assert (d.model, d.detector, d.detect_max_side, d.upsample, d.suggest_threshold) == ("dlib", "cnn", 1600, 1, 0.92)
+    assert (d.model, d.detector, d.detect_max_side, d.upsample) == ("dlib", "cnn", 1600, 1)
     a = Settings.from_env({"PHOTO_SORTER_ML_DETECT_MAX_SIDE": "0", "PHOTO_SORTER_ML_UPSAMPLE": "1",
-                           "PHOTO_SORTER_ML_SUGGEST_THRESHOLD": "0.5", "PHOTO_SORTER_ML_MODEL_DIR": "/w"})
-    assert (a.model, a.detect_max_side, a.upsample, a.suggest_threshold, a.model_dir) == ("arcface", 0, 1, 0.5, "/w")
+                           "PHOTO_SORTER_ML_MODEL_DIR": "/w"})
+    assert (a.model, a.detect_max_side, a.upsample, a.model_dir) == ("arcface", 0, 1, "/w")
     with pytest.raises(ValueError, match="PHOTO_SORTER_ML_MODEL must be one of arcface, dlib"):
         Settings.from_env({"PHOTO_SORTER_ML_MODEL": "hog"})
 
@@ -71,7 +71,7 @@ def test_person_cache_unreachable_service_is_empty(dim):
         await cache.refresh()
         assert cache.size == 0 and cache.last_error
         v = np.ones((2, dim), np.float32) / np.sqrt(dim)
-        assert cache.suggest(v, 0.5) == [None, None]
+        assert cache.suggest(v) == [None, None] and cache.rule is None
         await cache.aclose()
     asyncio.run(go())
 
@@ -80,16 +80,87 @@ def _b64(v: np.ndarray) -> str:
     return base64.b64encode(np.asarray(v, dtype="<f4").tobytes()).decode()
 
 
+def _entry(person_id: int, representative: np.ndarray, coherence: float = 1.0, face_count: int = 1) -> dict:
+    """A person of the Swift service's dump."""
+    return {"person_id": person_id, "representative_embedding": _b64(representative), "hidden": False,
+            "coherence": coherence, "meta": {"face_count": face_count}}
+
+
+def _cache_of(answer: dict, dim: int) -> PersonCache:
+    """A cache that has read `answer` as the whole dump."""
+    async def go() -> PersonCache:
+        cache = PersonCache("http://service", None, dim, refresh_s=0.0, full_refresh_s=60)
+        cache._client = httpx.AsyncClient(transport=httpx.MockTransport(lambda request: httpx.Response(200, json=answer)))
+        await cache.refresh()
+        await cache.aclose()
+        return cache
+    return asyncio.run(go())
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    return (v / np.linalg.norm(v)).astype(np.float32)
+
+
+def test_suggestions_score_a_face_as_the_services_identity_rule_does():
+    """cos(face, representative) x coherence is the face's mean similarity to the person's faces, and it joins a
+    person of n faces at match_threshold + small_person_margin / sqrt(n): the best person it would join is suggested
+    with that score."""
+    rng = np.random.default_rng(11)
+    centre = rng.normal(size=128)
+    big = [_unit(centre + rng.normal(scale=0.9, size=128)) for _ in range(9)]  # one person's nine faces
+    total = np.sum(big, axis=0, dtype=np.float64)
+    face = _unit(centre + rng.normal(scale=0.9, size=128))
+    mean_similarity = float(np.mean([face @ f for f in big]))
+    rule = {"match_threshold": mean_similarity - 0.02, "small_person_margin": 0.05}
+    # The same representative as a one-face person needs margin / sqrt(1) more: the face does not reach it.
+    answer = {"persons": [_entry(7, total, float(np.linalg.norm(total)) / 9, 9),
+                          _entry(8, total, float(np.linalg.norm(total)) / 9, 1)],
+              "next_since_id": 8, "has_more": False, "identity_rule": rule}
+    cache = _cache_of(answer, 128)
+    assert cache.rule is not None and cache.status()["identity_rule"] == rule
+    (pid, score), = cache.suggest(face[None, :])
+    assert pid == 7 and abs(score - mean_similarity) < 1e-5  # not its cosine to the representative
+    assert score < float(face @ _unit(total))
+    # A margin that a nine-face person does not make up for: no suggestion.
+    answer["identity_rule"] = {"match_threshold": mean_similarity - 0.02, "small_person_margin": 0.07}
+    assert _cache_of(answer, 128).suggest(face[None, :]) == [None]
+
+
+def test_the_best_mean_similarity_wins_not_the_best_cosine():
+    """A face closest in direction to a spread-out person (low coherence) goes to a tight person it resembles more
+    on average."""
+    rng = np.random.default_rng(12)
+    loose, tight = _unit(rng.normal(size=512)), _unit(rng.normal(size=512))
+    face = _unit(0.75 * loose + 0.65 * tight)
+    assert face @ loose > face @ tight
+    answer = {"persons": [_entry(1, loose, 0.4, 20), _entry(2, tight, 0.95, 20)], "next_since_id": 2,
+              "has_more": False, "identity_rule": {"match_threshold": 0.3, "small_person_margin": 0}}
+    (pid, score), = _cache_of(answer, 512).suggest(face[None, :])
+    assert pid == 2 and abs(score - 0.95 * float(face @ tight)) < 1e-5
+
+
+def test_no_suggestion_before_the_dump_gives_a_rule_or_for_a_person_without_coherence():
+    rng = np.random.default_rng(13)
+    v = _unit(rng.normal(size=512))
+    unruled = _cache_of({"persons": [_entry(1, v)], "next_since_id": 1, "has_more": False}, 512)
+    assert unruled.size == 1 and unruled.rule is None and unruled.status()["identity_rule"] is None
+    assert unruled.suggest(v[None, :]) == [None]
+    rule = {"match_threshold": 0.3, "small_person_margin": 0}
+    without = {k: x for k, x in _entry(2, v).items() if k != "coherence"}
+    cache = _cache_of({"persons": [without, _entry(3, v, coherence=1.5)], "next_since_id": 3, "has_more": False,
+                       "identity_rule": rule}, 512)
+    assert cache.size == 0 and cache.suggest(v[None, :]) == [None]
+
+
 def test_person_cache_keeps_only_the_models_dimension():
     """A 512-d cache (ArcFace) suggests from 512-d representatives and skips 128-d ones (another model's)."""
     rng = np.random.default_rng(3)
     a, b = rng.normal(size=512), rng.normal(size=512)
-    persons = [{"person_id": 1, "representative_embedding": _b64(a)},
-               {"person_id": 2, "representative_embedding": _b64(b)},
-               {"person_id": 3, "representative_embedding": _b64(rng.normal(size=128))}]
+    persons = [_entry(1, a), _entry(2, b), _entry(3, rng.normal(size=128))]
 
     def dump(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(200, json={"persons": persons, "next_since_id": 3, "has_more": False})
+        return httpx.Response(200, json={"persons": persons, "next_since_id": 3, "has_more": False,
+                                         "identity_rule": {"match_threshold": 0.45, "small_person_margin": 0}})
 
     async def go():
         cache = PersonCache("http://service", None, 512, refresh_s=0.0, full_refresh_s=60)
@@ -97,7 +168,7 @@ def test_person_cache_keeps_only_the_models_dimension():
         await cache.refresh()
         assert cache.size == 2
         queries = np.stack([a / np.linalg.norm(a), -b / np.linalg.norm(b)]).astype(np.float32)
-        (pid, sim), none = cache.suggest(queries, 0.45)
+        (pid, sim), none = cache.suggest(queries)
         assert pid == 1 and abs(sim - 1) < 1e-5 and none is None
         await cache.aclose()
     asyncio.run(go())
@@ -145,15 +216,16 @@ def test_person_cache_applies_changes_since_its_sequence_and_lists_again_after_a
     a, b, b2, c = (rng.normal(size=512) for _ in range(4))
     requests: list[dict] = []
     answers = {
-        "listing": {"persons": [{"person_id": 1, "representative_embedding": _b64(a)},
-                                {"person_id": 2, "representative_embedding": _b64(b)}],
+        "listing": {"persons": [_entry(1, a), _entry(2, b)],
                     "next_since_id": 2, "has_more": False, "epoch": "e1", "seq": 5},
-        "changes": {"persons": [{"person_id": 2, "representative_embedding": _b64(b2)}], "removed": [1],
+        "changes": {"persons": [_entry(2, b2)], "removed": [1],
                     "next_since_id": 0, "has_more": False, "epoch": "e1", "seq": 7, "reset": False},
         "reset": {"persons": [], "removed": [], "next_since_id": 0, "has_more": False, "epoch": "e2", "seq": 0, "reset": True},
-        "relisting": {"persons": [{"person_id": 3, "representative_embedding": _b64(c)}],
+        "relisting": {"persons": [_entry(3, c)],
                       "next_since_id": 3, "has_more": False, "epoch": "e2", "seq": 1},
     }
+    for answer in answers.values():
+        answer["identity_rule"] = {"match_threshold": 0.5, "small_person_margin": 0}
     script = ["listing", "changes", "reset", "relisting"]
 
     def dump(request: httpx.Request) -> httpx.Response:
@@ -171,12 +243,12 @@ def test_person_cache_applies_changes_since_its_sequence_and_lists_again_after_a
         await cache.refresh()
         assert requests[1] == {"since_seq": "5", "epoch": "e1", "limit": "5000", "encoding": "f16"}
         assert cache.size == 1
-        (pid, sim), = cache.suggest(unit(b2)[None, :], 0.5)
+        (pid, sim), = cache.suggest(unit(b2)[None, :])
         assert pid == 2 and sim > 0.999
         await cache.refresh()  # reset: the service reloaded, so the cache lists everything again at once
         assert requests[3]["since_id"] == "0"
         assert cache.size == 1 and cache.status()["epoch"] == "e2"
-        (pid, _), = cache.suggest(unit(c)[None, :], 0.5)
+        (pid, _), = cache.suggest(unit(c)[None, :])
         assert pid == 3
         await cache.aclose()
     asyncio.run(go())

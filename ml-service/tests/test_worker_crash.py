@@ -1,13 +1,14 @@
 """A pool worker that dies mid-job (killed from outside, or by another job) must not fail the photos in the pool:
-the real Service replaces the pool and runs each job once more; a job that crashes its worker again fails."""
+the real WorkerPool replaces the pool and runs each job once more; a job that crashes its worker again fails."""
 from __future__ import annotations
 
 import asyncio
 import os
 from pathlib import Path
 
-from photo_sorter_ml.app import Service
 from photo_sorter_ml.config import Settings
+from photo_sorter_ml.pipeline import PipelineParams
+from photo_sorter_ml.worker_pool import WorkerPool
 
 
 def crash_first_time(marker: str, name: str) -> dict:
@@ -24,12 +25,12 @@ def always_crash(marker: str, name: str) -> dict:
 
 def run_in_pool(fn, marker: Path) -> dict:
     async def go() -> dict:
-        service = Service(Settings(workers=1, service_url="http://127.0.0.1:9"))
-        service.pool = service._new_pool()
+        pool = WorkerPool(PipelineParams.from_settings(Settings(workers=1)), workers=1, queue_size=0)
+        pool.start()
         try:
-            return await service._in_pool("analysing", fn, str(marker), "photo.jpg")
+            return await pool.run("analysing", fn, str(marker), "photo.jpg")
         finally:
-            service.pool.shutdown(wait=True, cancel_futures=True)
+            await pool.stop()
     return asyncio.run(go())
 
 

@@ -15,10 +15,6 @@ from .weights import ModelFileError, VerifiedFile, WeightsFile, WeightsPackage, 
 __all__ = ["Detection", "FaceDetector", "FaceEmbedder", "ModelFileError", "ModelSpec", "Models", "MODELS",
            "DEFAULT_MODEL", "model_spec", "require_runtime", "verify_weights", "load_models"]
 
-# The Swift service's ArcFace match threshold (FaceModel.arcface, tuned with bench/accuracy/simulate_rules.py on
-# lfw_small): a suggestion is only a hint, the service re-checks every face against the same threshold.
-ARCFACE_SUGGEST_THRESHOLD = 0.32
-
 INSIGHTFACE_LICENCE = "non-commercial research use only (insightface model licence)"
 CC0_LICENCE = "CC0 1.0: public domain, any use including commercial"
 
@@ -44,7 +40,6 @@ class ModelSpec:
     embedding_dim: int
     detect_max_side: int  # detection runs on a copy at most this long (PHOTO_SORTER_ML_DETECT_MAX_SIDE)
     upsample: int  # detector upsampling (x2 per step) for small photos (PHOTO_SORTER_ML_UPSAMPLE)
-    suggest_threshold: float  # cosine similarity for suggested_person_id (PHOTO_SORTER_ML_SUGGEST_THRESHOLD)
     weights: WeightsPackage
     # face_finder's second looks and turned photos: chosen and measured for SCRFD only (dlib keeps one look).
     second_looks: bool = False
@@ -64,9 +59,9 @@ class ModelSpec:
 
 MODELS = {
     # 640: SCRFD finds all 43 labelled dlib_faces and every lfw_small face at that size (README, "Detection size").
-    "arcface": ModelSpec("arcface", "arcface-w600k_mbf", 512, 640, 0, ARCFACE_SUGGEST_THRESHOLD, ARCFACE_WEIGHTS,
+    "arcface": ModelSpec("arcface", "arcface-w600k_mbf", 512, 640, 0, ARCFACE_WEIGHTS,
                          second_looks=True),
-    "dlib": ModelSpec("dlib", "dlib-resnet-v1", 128, 1600, 1, 0.92, DLIB_WEIGHTS),
+    "dlib": ModelSpec("dlib", "dlib-resnet-v1", 128, 1600, 1, DLIB_WEIGHTS),
 }
 DEFAULT_MODEL = "arcface"
 
