@@ -8,10 +8,10 @@ import XCTest
 
 /// Finding photos by people, dates and order (GET /photos, GET /person/{id}/photos, GET /photos/people), proven
 /// through the HTTP API on the real (recorded) faces of `face_recognition_examples`.
-enum FindPhotosScenarios {
+class FindingPhotosTests: DatabaseTestCase {
     /// Each photo gets the date its analysis reported (EXIF here) with its offset, and the file's time when it
     /// reports none; persons show the span of their photos.
-    static func photosCarryTheirTakenDates(_ flavor: DatabaseFlavor) async throws {
+    func testPhotosCarryTheirTakenDates() async throws {
         try await TestService.run(flavor) { service in
             let folder = URL.faces("face_recognition_examples")
             _ = try await service.waitUntilDone(try await service.ingest(folder))
@@ -43,7 +43,7 @@ enum FindPhotosScenarios {
 
     /// `match=all` lists exactly the photos showing every listed person, `any` those showing one of them; a date
     /// range and both taken orders page through each photo once, in order; the person's own listing agrees.
-    static func photosFoundByPeopleDatesAndOrder(_ flavor: DatabaseFlavor) async throws {
+    func testPhotosFoundByPeopleDatesAndOrder() async throws {
         try await TestService.run(flavor) { service in
             _ = try await service.waitUntilDone(try await service.ingest(URL.faces("face_recognition_examples")))
             let photos = try await service.photos().filter { $0.status == .processed }
@@ -83,7 +83,7 @@ enum FindPhotosScenarios {
 
     /// Keyset paging in taken order returns every photo that was there when it started exactly once, while a
     /// second folder is being added between the pages.
-    static func takenOrderPagingSurvivesPhotosBeingAdded(_ flavor: DatabaseFlavor) async throws {
+    func testTakenOrderPagingSurvivesPhotosBeingAdded() async throws {
         try await TestService.run(flavor) { service in
             _ = try await service.waitUntilDone(try await service.ingest(URL.faces("face_recognition_examples/obama")))
             let before = Set(try await service.photos().map(\.photoID))
@@ -104,7 +104,7 @@ enum FindPhotosScenarios {
     }
 
     /// Who is in a set of photos: by ids and by folder, with per-person counts; hidden persons are left out.
-    static func peopleInPhotosCountsEachPerson(_ flavor: DatabaseFlavor) async throws {
+    func testPeopleInPhotosCountsEachPerson() async throws {
         try await TestService.run(flavor) { service in
             let folder = URL.faces("face_recognition_examples")
             _ = try await service.waitUntilDone(try await service.ingest(folder))
@@ -129,7 +129,7 @@ enum FindPhotosScenarios {
 
     /// Photos analysed before dates were read get them at the next scan from a header read (POST /taken-dates),
     /// not a new analysis; their people's date index follows.
-    static func nextScanDatesPhotosAnalysedBefore(_ flavor: DatabaseFlavor) async throws {
+    func testNextScanDatesPhotosAnalysedBefore() async throws {
         try await TestService.run(flavor) { service in
             let folder = URL.faces("face_recognition_examples/obama")
             _ = try await service.waitUntilDone(try await service.ingest(folder))
@@ -158,7 +158,7 @@ enum FindPhotosScenarios {
     }
 
     /// Every malformed query is a 4xx naming the parameter, and a malformed date in a result is refused.
-    static func badPhotoQueriesAreRefused(_ flavor: DatabaseFlavor) async throws {
+    func testBadPhotoQueriesAreRefused() async throws {
         try await TestService.run(flavor) { service in
             _ = try await service.waitUntilDone(try await service.ingest(URL.faces("face_recognition_examples/biden")))
             let person = try await service.photos()[0].personIDs[0]
@@ -185,7 +185,7 @@ enum FindPhotosScenarios {
     // MARK: Helpers
 
     /// Every page of `path` (a GET with a query), followed through `next_after` two photos at a time.
-    static func allPhotos(_ service: TestService, _ path: String) async throws -> [PhotoView] {
+    func allPhotos(_ service: TestService, _ path: String) async throws -> [PhotoView] {
         var photos: [PhotoView] = []
         var after: String?
         repeat {
@@ -196,11 +196,19 @@ enum FindPhotosScenarios {
         return photos
     }
 
-    static func assertOrdered(_ photos: [PhotoView], _ order: PhotoQuery.Order, file: StaticString = #filePath, line: UInt = #line) {
+    func assertOrdered(_ photos: [PhotoView], _ order: PhotoQuery.Order, file: StaticString = #filePath, line: UInt = #line) {
         let keys = photos.map { PhotoKey(id: $0.photoID, taken: String($0.takenAt!.prefix(19))) }
         let query = PhotoQuery(order: order)
         for (earlier, later) in zip(keys, keys.dropFirst()) {
             XCTAssertTrue(query.precedes(earlier, later), "\(earlier) before \(later) in \(order.rawValue)", file: file, line: line)
         }
     }
+}
+
+/// The same tests on PostgreSQL (skipped without `PHOTO_SORTER_TEST_POSTGRES_URL`).
+final class FindingPhotosTestsOnPostgres: FindingPhotosTests {
+    override class var flavor: DatabaseFlavor { .postgres }
+
+    // Declared here only so that test discovery on Linux lists this class (see `DatabaseTestCase`).
+    override func testPhotosCarryTheirTakenDates() async throws { try await super.testPhotosCarryTheirTakenDates() }
 }

@@ -2,130 +2,16 @@ import AsyncHTTPClient
 import Foundation
 import PhotoSorterCore
 @testable import PhotoSorterServer
-import PhotoSorterTestSupport
-import SQLKit
 import Vapor
 import XCTest
 
-/// The people web page's server side: images from storage, lazy rendering for older databases, the page's
-/// files, and the protections of a service a browser talks to (cross-site writes, the API token).
-enum WebScenarios {
-    /// The label the fake ML service put into a JPEG's comment segment.
-    static func label(of jpeg: Data) -> String? {
-        guard jpeg.count > 6, jpeg.starts(with: [0xFF, 0xD8, 0xFF, 0xFE]) else { return nil }
-        let length = Int(jpeg[4]) << 8 | Int(jpeg[5])
-        return String(decoding: jpeg[6..<(4 + length)], as: UTF8.self)
-    }
-
-    /// Each face's thumbnail, each person's cover and each photo's preview come from what the callback stored,
-    /// as JPEGs with an ETag the browser can revalidate (304); the ML service is never asked to render.
-    static func imagesFromCallbacksAreServedFromStorage(_ flavor: DatabaseFlavor) async throws {
-        try await TestService.run(flavor) { service in
-            _ = try await service.waitUntilDone(try await service.ingest(URL.faces("face_recognition_examples")))
-            let page = try await service.request(.GET, "/persons?limit=100").decode(PersonPage.self)
-            XCTAssertFalse(page.persons.isEmpty)
-            for photo in try await service.photos() where photo.status == .processed {
-                let detailed = try await service.photo(photo.photoID)
-                let file = URL(fileURLWithPath: photo.path).lastPathComponent
-                for (index, detection) in (detailed.detections ?? []).enumerated() {
-                    let reply = try await service.request(.GET, "/thumbnails/face/\(detection.embeddingID).jpg")
-                    XCTAssertEqual(reply.status, .ok)
-                    XCTAssertEqual(reply.headers.first(name: .contentType), "image/jpeg")
-                    let shown = label(of: reply.body) ?? ""
-                    XCTAssertTrue(shown.hasPrefix("callback ") && shown.hasSuffix("\(file) face \(index)"), shown)
-                }
-                let preview = try await service.request(.GET, "/thumbnails/photo/\(photo.photoID).jpg")
-                XCTAssertEqual(preview.status, .ok)
-                XCTAssertTrue(label(of: preview.body)?.hasSuffix("\(file) preview") == true, label(of: preview.body) ?? "no label")
-            }
-            for person in page.persons {
-                let cover = try XCTUnwrap(person.coverFaceID, "person \(person.personID) has no cover face")
-                let face = try await service.request(.GET, "/faces/\(cover)").decode(FaceView.self)
-                XCTAssertEqual(face.personID, person.personID)
-                let thumbnail = try await service.request(.GET, "/thumbnails/person/\(person.personID).jpg")
-                let coverThumbnail = try await service.request(.GET, "/thumbnails/face/\(cover).jpg")
-                XCTAssertEqual(thumbnail.body, coverThumbnail.body)
-            }
-            let first = try await service.request(.GET, "/thumbnails/person/\(page.persons[0].personID).jpg")
-            let etag = try XCTUnwrap(first.headers.first(name: .eTag))
-            XCTAssertTrue(first.headers.first(name: .cacheControl)?.hasPrefix("private") == true)
-            let revalidated = try await service.request(.GET, "/thumbnails/person/\(page.persons[0].personID).jpg",
-                                                        headers: [("If-None-Match", etag)])
-            XCTAssertEqual(revalidated.status, .notModified)
-            XCTAssertTrue(revalidated.body.isEmpty)
-            XCTAssertEqual(service.ml.renderedPaths, [])
-
-            let missingFace = try await service.request(.GET, "/thumbnails/face/999999.jpg")
-            XCTAssertEqual(missingFace.status, .notFound, missingFace.reason)
-            let badName = try await service.request(.GET, "/thumbnails/face/abc.png")
-            XCTAssertEqual(badName.status, .unprocessableEntity)
-        }
-    }
-
-    /// A database from before thumbnails (the ML service sent none) gets them on first request: one render per
-    /// photo however many of its faces are asked for at once, stored, and never rendered again.
-    static func olderDatabasesGetImagesLazilyOncePerPhoto(_ flavor: DatabaseFlavor) async throws {
-        var behaviour = FakeMLService.Behaviour()
-        behaviour.sendsImages = false
-        try await TestService.run(flavor, ml: behaviour) { service in
-            _ = try await service.waitUntilDone(try await service.ingest(URL.faces("face_recognition_examples")))
-            let photos = try await service.photos().filter { $0.status == .processed }
-            let several = try await asyncFirst(photos) { try await service.photo($0.photoID).detections?.count ?? 0 >= 2 }
-            let photo = try XCTUnwrap(several, "the fixtures have a photo with several faces")
-            let detections = try await service.photo(photo.photoID).detections ?? []
-            let replies = try await withThrowingTaskGroup(of: (Int, TestService.Reply).self) { group in
-                for (index, detection) in detections.enumerated() {
-                    group.addTask { (index, try await service.request(.GET, "/thumbnails/face/\(detection.embeddingID).jpg")) }
-                }
-                group.addTask { (-1, try await service.request(.GET, "/thumbnails/photo/\(photo.photoID).jpg")) }
-                return try await group.reduce(into: [Int: TestService.Reply]()) { $0[$1.0] = $1.1 }
-            }
-            XCTAssertEqual(service.ml.renderedPaths, [photo.path], "one render for the photo")
-            for (index, detection) in detections.enumerated() {
-                XCTAssertEqual(replies[index]?.status, .ok)
-                let box = [detection.bbox.x1, detection.bbox.y1, detection.bbox.x2, detection.bbox.y2]
-                XCTAssertEqual(replies[index].flatMap { label(of: $0.body) }, "render \(photo.path) box \(box)")
-            }
-            XCTAssertEqual(replies[-1].flatMap { label(of: $0.body) }, "render preview \(photo.path)")
-            for detection in detections {
-                _ = try await service.request(.GET, "/thumbnails/face/\(detection.embeddingID).jpg")
-            }
-            XCTAssertEqual(service.ml.renderedPaths.count, 1, "stored images are not rendered again")
-        }
-    }
-
-    /// A reprocess stores the images its results bring (a library from before thumbnails gets them all) and drops
-    /// those of boxes no face has any more.
-    static func reprocessStoresNewImagesAndDropsOrphans(_ flavor: DatabaseFlavor) async throws {
-        var behaviour = FakeMLService.Behaviour()
-        behaviour.sendsImages = false
-        try await TestService.run(flavor, ml: behaviour) { service in
-            _ = try await service.waitUntilDone(try await service.ingest(URL.faces("face_recognition_examples")))
-            let withFaces = try await service.photos().first { $0.status == .processed && $0.noFaces == false }
-            let photo = try XCTUnwrap(withFaces)
-            try await MediaStore.storeThumbnail(FakeMLService.labelledJPEG("orphan"), photo: photo.photoID,
-                                                box: BoundingBox(x1: 1, y1: 1, x2: 2, y2: 2), on: service.services.database.sql)
-            service.ml.sendImages(true)
-            let status = try await ModelScenarios.reprocess(service, body: "{}")
-            XCTAssertEqual(status.status, "COMPLETED")
-            for photo in try await service.photos() where photo.status == .processed {
-                for detection in try await service.photo(photo.photoID).detections ?? [] {
-                    let reply = try await service.request(.GET, "/thumbnails/face/\(detection.embeddingID).jpg")
-                    XCTAssertTrue(label(of: reply.body)?.hasPrefix("callback ") == true, "face \(detection.embeddingID): \(reply.status)")
-                }
-            }
-            XCTAssertEqual(service.ml.renderedPaths, [], "every image came with the reprocess's results")
-            let orphans = try await service.services.database.sql.raw("""
-                SELECT COUNT(*) AS n FROM face_thumbnails WHERE bbox_x2 = 2 AND bbox_y2 = 2
-                """).first()!.decode(column: "n", as: Int.self)
-            XCTAssertEqual(orphans, 0)
-        }
-    }
-
+/// The web page's server side: the page and its files, the protections of a service a browser talks to (cross-site
+/// writes, the API token), and the failures its Jobs page lists. On SQLite only: none of it depends on the database.
+final class WebPageTests: XCTestCase {
     /// GET / is the page, with its scripts and styles from the package, a strict content security policy, and
     /// the settings it reads; an unknown file is a 404.
-    static func webPageIsServedWithItsFiles(_ flavor: DatabaseFlavor) async throws {
-        try await TestService.run(flavor, tune: { $0.allowedRoots = ["/photos"] }) { service in
+    func testWebPageIsServedWithItsFiles() async throws {
+        try await TestService.run(.sqlite, tune: { $0.allowedRoots = ["/photos"] }) { service in
             let page = try await service.request(.GET, "/")
             XCTAssertEqual(page.status, .ok)
             XCTAssertEqual(page.headers.first(name: .contentType), "text/html; charset=utf-8")
@@ -149,8 +35,8 @@ enum WebScenarios {
 
     /// A browser write from another site, a form, or a script without the page's header is refused (403/415)
     /// and changes nothing; the page's own JSON writes and non-browser clients go through.
-    static func crossSiteWritesAreRefused(_ flavor: DatabaseFlavor) async throws {
-        try await TestService.run(flavor) { service in
+    func testCrossSiteWritesAreRefused() async throws {
+        try await TestService.run(.sqlite) { service in
             _ = try await service.waitUntilDone(try await service.ingest(URL.faces("face_recognition_examples")))
             let person = try await service.request(.GET, "/persons?limit=1").decode(PersonPage.self).persons[0].personID
             let rename = try JSONEncoder().encode(PersonUpdate(displayName: .some("Mallory")))
@@ -184,9 +70,9 @@ enum WebScenarios {
 
     /// With an API token every page and call needs it (header, bearer, or the cookie `/?token=` sets); the ML
     /// service gets in with the shared secret; /health stays open; a token holder may write where the secret is asked.
-    static func apiTokenGuardsEveryPageAndCall(_ flavor: DatabaseFlavor) async throws {
+    func testApiTokenGuardsEveryPageAndCall() async throws {
         let token = "token-0123456789abcdef"
-        try await TestService.run(flavor, tune: { $0.apiToken = token; $0.sharedSecret = "ml-secret" }) { service in
+        try await TestService.run(.sqlite, tune: { $0.apiToken = token; $0.sharedSecret = "ml-secret" }) { service in
             let ingest = try await service.request(.POST, "/ingest-folder", body: try JSONEncoder().encode(["path": URL.faces("face_recognition_examples").path]),
                                                    headers: [("Authorization", "Bearer \(token)")])
             XCTAssertEqual(ingest.status, .accepted, ingest.reason)
@@ -233,8 +119,8 @@ enum WebScenarios {
     }
 
     /// GET /ingest-jobs/{id}/failures names each photo of the job that failed, with its reason.
-    static func jobFailuresListEachPhotoWithItsReason(_ flavor: DatabaseFlavor) async throws {
-        try await TestService.run(flavor, tune: { $0.maxRetries = 0 }) { service in
+    func testJobFailuresListEachPhotoWithItsReason() async throws {
+        try await TestService.run(.sqlite, tune: { $0.maxRetries = 0 }) { service in
             let folder = FileManager.default.temporaryDirectory.appendingPathComponent("photo-sorter-failures-\(UUID().uuidString)")
             try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
             defer { try? FileManager.default.removeItem(at: folder) }
@@ -254,12 +140,7 @@ enum WebScenarios {
 
     // MARK: Helpers
 
-    private static func asyncFirst<T: Sendable>(_ items: [T], where predicate: (T) async throws -> Bool) async throws -> T? {
-        for item in items where try await predicate(item) { return item }
-        return nil
-    }
-
-    private static func waitUntilDone(_ jobID: String, _ service: TestService, headers: [(String, String)]) async throws -> IngestStatus {
+    private func waitUntilDone(_ jobID: String, _ service: TestService, headers: [(String, String)]) async throws -> IngestStatus {
         let deadline = Date().addingTimeInterval(60)
         while Date() < deadline {
             let status = try await service.request(.GET, "/ingest-status/\(jobID)", headers: headers).decode(IngestStatus.self)

@@ -4,11 +4,12 @@ import PhotoSorterCore
 import PhotoSorterTestSupport
 import XCTest
 
-/// One face model per database, and `reprocess` to switch models or re-run one: proven through the HTTP API.
-enum ModelScenarios {
+/// One face model per database, and `reprocess` to switch models or re-run one: results of another model are
+/// refused, a reprocess keeps every person id, and an interrupted one resumes without redoing photos.
+class FaceModelTests: DatabaseTestCase {
     /// A database of dlib faces refuses an ArcFace result with 409 and the way out (`reprocess`); nothing is written.
     /// An unknown model or a vector of the wrong length for its own model is a 422.
-    static func resultsOfAnotherModelAreRefused(_ flavor: DatabaseFlavor) async throws {
+    func testResultsOfAnotherModelAreRefused() async throws {
         try await TestService.run(flavor) { service in
             _ = try await service.waitUntilDone(try await service.ingest(URL.faces("lfw_small/Aaron_Peirsol")))
             let before = try await service.photos()
@@ -21,11 +22,11 @@ enum ModelScenarios {
             let photoID = try XCTUnwrap(before.first?.photoID)
             let detectionsBefore = try await service.photo(photoID).detections
             let arcface = try await service.request(.POST, "/callback/photo-processed",
-                                                    body: Scenarios.callback(photoID: photoID, callbackID: "arc", faces: face, model: .arcface))
+                                                    body: FakeMLService.callback(photoID: photoID, callbackID: "arc", faces: face, model: .arcface))
             XCTAssertEqual(arcface.status, .conflict)
             XCTAssertTrue(arcface.reason.contains("photo-sorter reprocess --model arcface"), arcface.reason)
 
-            var unknown = try JSONSerialization.jsonObject(with: Scenarios.callback(photoID: photoID, callbackID: "u", faces: face)) as! [String: Any]
+            var unknown = try JSONSerialization.jsonObject(with: FakeMLService.callback(photoID: photoID, callbackID: "u", faces: face)) as! [String: Any]
             unknown["meta"] = ["model_version": "facenet-512+mtcnn"]
             let unknownReply = try await service.request(.POST, "/callback/photo-processed", body: try JSONSerialization.data(withJSONObject: unknown))
             XCTAssertEqual(unknownReply.status, .unprocessableEntity)
@@ -40,7 +41,7 @@ enum ModelScenarios {
             await service.services.ingest.waitForScan(try await service.ingest(URL.faces("lfw_small/Aaron_Peirsol")))
             let photos = try await service.photos()
             let photoID = try XCTUnwrap(photos.first?.photoID)
-            var short = try JSONSerialization.jsonObject(with: Scenarios.callback(
+            var short = try JSONSerialization.jsonObject(with: FakeMLService.callback(
                 photoID: photoID, callbackID: "s", faces: EmbeddingFixture.shared.photos(inSet: "lfw_small")[0].faces)) as! [String: Any]
             short["meta"] = ["model_version": FakeMLService.FakeModel.arcface.modelVersion]
             let reply = try await service.request(.POST, "/callback/photo-processed", body: try JSONSerialization.data(withJSONObject: short))
@@ -51,12 +52,12 @@ enum ModelScenarios {
     }
 
     /// Reprocess with the same model on an unchanged set: every photo keeps exactly its person ids.
-    static func reprocessWithSameModelKeepsEveryID(_ flavor: DatabaseFlavor) async throws {
+    func testReprocessWithSameModelKeepsEveryID() async throws {
         try await TestService.run(flavor) { service in
             _ = try await service.waitUntilDone(try await service.ingest(URL.faces("face_recognition_examples")))
             let before = try await personIDsByPath(service)
             let persons = service.services.identity.personCount
-            let status = try await reprocess(service, body: "{}")
+            let status = try await service.reprocess(body: "{}")
             XCTAssertEqual(status.model, "dlib")
             let result = try XCTUnwrap(status.result)
             XCTAssertEqual(result.personsKept, persons)
@@ -72,7 +73,7 @@ enum ModelScenarios {
     /// Switching models: ArcFace results are refused until `reprocess --model arcface` runs; then every photo is
     /// re-analysed, persons keep their ids (thresholds pinned so both models group alike), the database holds
     /// 512-d ArcFace faces, and dlib results are the ones refused.
-    static func reprocessSwitchesModelKeepingIDs(_ flavor: DatabaseFlavor) async throws {
+    func testReprocessSwitchesModelKeepingIDs() async throws {
         let pinned: (inout ServiceConfig) -> Void = {
             $0.matchThreshold = 0.92; $0.smallPersonMargin = 0.01; $0.mirrorThreshold = 0.985
         }
@@ -87,7 +88,7 @@ enum ModelScenarios {
             let unknown = try await service.request(.POST, "/reprocess", body: Data(#"{"model": "facenet"}"#.utf8))
             XCTAssertEqual(unknown.status, .unprocessableEntity)
 
-            let status = try await reprocess(service, body: #"{"model": "arcface"}"#)
+            let status = try await service.reprocess(body: #"{"model": "arcface"}"#)
             XCTAssertEqual(status.model, "arcface")
             XCTAssertEqual(status.result?.personsKept, Set(before.values.flatMap { $0 }).count)
             let after = try await personIDsByPath(service)
@@ -99,7 +100,7 @@ enum ModelScenarios {
 
             let photos = try await service.photos()
             let photoID = try XCTUnwrap(photos.first?.photoID)
-            let dlib = try await service.request(.POST, "/callback/photo-processed", body: Scenarios.callback(
+            let dlib = try await service.request(.POST, "/callback/photo-processed", body: FakeMLService.callback(
                 photoID: photoID, callbackID: "old", faces: EmbeddingFixture.shared.photos(inSet: "lfw_small")[0].faces))
             XCTAssertEqual(dlib.status, .conflict)
             XCTAssertTrue(dlib.reason.contains("model arcface"), dlib.reason)
@@ -108,7 +109,7 @@ enum ModelScenarios {
 
     /// An interrupted reprocess resumes: starting it again with the same model continues the same job, and photos
     /// already analysed by it are not sent to the ML service again.
-    static func interruptedReprocessResumesWithoutRedoingPhotos(_ flavor: DatabaseFlavor) async throws {
+    func testInterruptedReprocessResumesWithoutRedoingPhotos() async throws {
         try await TestService.run(flavor) { service in
             let status = try await service.waitUntilDone(try await service.ingest(URL.faces("face_recognition_examples")))
             let before = try await personIDsByPath(service)
@@ -129,10 +130,10 @@ enum ModelScenarios {
             let photosNow = try await service.photos()
             let inFlight = try XCTUnwrap(photosNow.first { $0.status == .processing }?.photoID)
             let face = EmbeddingFixture.shared.photos(inSet: "lfw_small")[0].faces
-            let otherModel = try await service.request(.POST, "/callback/photo-processed", body: Scenarios.callback(
+            let otherModel = try await service.request(.POST, "/callback/photo-processed", body: FakeMLService.callback(
                 photoID: inFlight, callbackID: "other-model", faces: face, model: .arcface))
             XCTAssertEqual(otherModel.status, .conflict, otherModel.reason)
-            var wrongLength = try JSONSerialization.jsonObject(with: Scenarios.callback(
+            var wrongLength = try JSONSerialization.jsonObject(with: FakeMLService.callback(
                 photoID: inFlight, callbackID: "wrong-length", faces: face, model: .arcface)) as! [String: Any]
             wrongLength["meta"] = ["model_version": FakeMLService.FakeModel.dlib.modelVersion]
             let wrongLengthReply = try await service.request(.POST, "/callback/photo-processed",
@@ -146,7 +147,7 @@ enum ModelScenarios {
             let lost = try await service.services.database.sql.raw(
                 "UPDATE photos SET status = 'READY' WHERE status = 'PROCESSING' RETURNING id").all().count
             XCTAssertEqual(lost, 2)
-            let resumed = try await reprocess(service, body: "{}")
+            let resumed = try await service.reprocess(body: "{}")
             XCTAssertEqual(resumed.jobID, started.jobID)
             XCTAssertEqual(resumed.result?.photos, status.processed)
             let sent = service.ml.requestedPhotoIDs.dropFirst(sentBefore)
@@ -156,23 +157,18 @@ enum ModelScenarios {
         }
     }
 
-    /// POST /reprocess, then GET /reprocess/{id} until the job is done.
-    static func reprocess(_ service: TestService, body: String, timeout: Double = 60) async throws -> ReprocessStatus {
-        let started = try await service.request(.POST, "/reprocess", body: Data(body.utf8))
-        XCTAssertEqual(started.status, .accepted, started.reason)
-        let jobID = try started.decode(ReprocessStatus.self).jobID
-        let deadline = Date().addingTimeInterval(timeout)
-        while Date() < deadline {
-            let status = try await service.request(.GET, "/reprocess/\(jobID)").decode(ReprocessStatus.self)
-            if status.done { return status }
-            try await Task.sleep(for: .milliseconds(100))
-        }
-        XCTFail("reprocess \(jobID) not done after \(timeout) s")
-        throw PhotoSorterError.conflict("reprocess timed out")
-    }
+    // MARK: Helpers
 
     /// Every photo's person ids, by path.
-    private static func personIDsByPath(_ service: TestService) async throws -> [String: [Int64]] {
+    private func personIDsByPath(_ service: TestService) async throws -> [String: [Int64]] {
         Dictionary(uniqueKeysWithValues: try await service.photos().map { ($0.path, $0.personIDs.sorted()) })
     }
+}
+
+/// The same tests on PostgreSQL (skipped without `PHOTO_SORTER_TEST_POSTGRES_URL`).
+final class FaceModelTestsOnPostgres: FaceModelTests {
+    override class var flavor: DatabaseFlavor { .postgres }
+
+    // Declared here only so that test discovery on Linux lists this class (see `DatabaseTestCase`).
+    override func testResultsOfAnotherModelAreRefused() async throws { try await super.testResultsOfAnotherModelAreRefused() }
 }

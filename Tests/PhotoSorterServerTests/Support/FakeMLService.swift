@@ -243,3 +243,17 @@ final class FakeMLService: Sendable {
         return try! JSONSerialization.data(withJSONObject: body)
     }
 }
+
+extension FakeMLService {
+    /// A PROCESSED result for `photoID` as the ML service posts it to POST /callback/photo-processed, carrying `faces`
+    /// as `model` would send them: for tests that post results themselves.
+    static func callback(photoID: Int64, callbackID: String?, faces: [EmbeddingFixture.Face],
+                         model: FakeMLService.FakeModel = .dlib) -> Data {
+        let body: [String: Any] = [
+            "photo_id": photoID, "callback_id": callbackID as Any, "status": "PROCESSED", "width": 250, "height": 250,
+            "detections": faces.map { ["bbox": $0.bbox.array, "embedding": model.embedding($0), "confidence": 0.9] },
+            "new_persons": [], "meta": ["model_version": model.modelVersion],
+        ]
+        return try! JSONSerialization.data(withJSONObject: body)
+    }
+}
