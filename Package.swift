@@ -45,7 +45,7 @@ let package = Package(
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
-            // The people web page (index.html, app.js, app.css), served by WebController; the OpenAPI document.
+            // The people web page (index.html, app.css and the ES modules app.js imports), served by WebController; the OpenAPI document.
             resources: [.copy("Web"), .copy("OpenAPI")]
         ),
         .executableTarget(

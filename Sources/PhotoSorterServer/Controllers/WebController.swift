@@ -1,8 +1,9 @@
 import Foundation
 import Vapor
 
-/// The people web page: GET / (the page), GET /ui/{app.js,app.css}, GET /ui/settings (what the page needs to
-/// know about this service). A single page with hash routes; no build step, nothing loaded from elsewhere.
+/// The people web page: GET / (the page), GET /ui/{file} (its scripts and styles: every file of the `Web` resource
+/// folder), GET /ui/settings (what the page needs to know about this service). A single page with hash routes, its
+/// script plain ES modules; no build step, nothing loaded from elsewhere.
 struct WebController: RouteCollection {
     let assets: WebAssets
 
@@ -41,7 +42,8 @@ struct WebSettings: Content {
     }
 }
 
-/// The page's files, read once from the package's resources (`Sources/PhotoSorterServer/Web`).
+/// The page's files, read once from the package's resources: every file of `Sources/PhotoSorterServer/Web`, so that
+/// a new module needs no change here.
 struct WebAssets: Sendable {
     struct Asset: Sendable {
         var data: Data
@@ -55,16 +57,29 @@ struct WebAssets: Sendable {
     static let contentSecurityPolicy = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
         + "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 
+    /// The kinds of file the folder may hold, by extension (module scripts must come as JavaScript).
+    static let contentTypes: [String: HTTPMediaType] = [
+        "html": .html, "css": .css, "js": HTTPMediaType(type: "text", subType: "javascript", parameters: ["charset": "utf-8"]),
+    ]
+
     static func load() throws -> WebAssets {
-        let types: [String: HTTPMediaType] = ["index.html": .html, "app.js": HTTPMediaType(type: "text", subType: "javascript", parameters: ["charset": "utf-8"]), "app.css": .css]
+        guard let folder = Bundle.module.url(forResource: "Web", withExtension: nil) else {
+            throw WebAssetsError(message: "the web page folder Web is missing from the package resources")
+        }
         var files: [String: Asset] = [:]
-        for (name, type) in types {
-            let parts = name.split(separator: ".", maxSplits: 1).map(String.init)
-            guard let url = Bundle.module.url(forResource: parts[0], withExtension: parts[1], subdirectory: "Web") else {
-                throw WebAssetsError(message: "web page file \(name) is missing from the package resources")
+        let urls = try FileManager.default.contentsOfDirectory(at: folder, includingPropertiesForKeys: [.isRegularFileKey],
+                                                               options: [.skipsHiddenFiles])
+        for url in urls {
+            guard try url.resourceValues(forKeys: [.isRegularFileKey]).isRegularFile == true else { continue } // a folder
+            let name = url.lastPathComponent
+            guard let type = contentTypes[url.pathExtension.lowercased()] else {
+                throw WebAssetsError(message: "web page file \(name) has no known content type (html, css, js)")
             }
             let data = try Data(contentsOf: url)
             files[name] = Asset(data: data, contentType: type, etag: "\"" + SHA256.hash(data: data).hex.prefix(24) + "\"")
+        }
+        guard files["index.html"] != nil else {
+            throw WebAssetsError(message: "web page file index.html is missing from the package resources")
         }
         return WebAssets(files: files)
     }
