@@ -29,7 +29,7 @@ public struct BoundingBox: Codable, Sendable, Equatable {
         return overlap / (Double(area + other.area) - overlap)
     }
 
-    // Wire form is a JSON array, as in the spec's callback payload.
+    // Wire form is a JSON array, as `bbox` in the ML service's callback payload.
     public init(from decoder: any Decoder) throws {
         let values = try [Int](from: decoder)
         guard let box = BoundingBox(array: values) else {

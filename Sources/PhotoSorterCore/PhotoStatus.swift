@@ -1,4 +1,4 @@
-/// Processing state of a photo, as stored in `photos.status` (the spec's `PhotoStatus` enum).
+/// Processing state of a photo, as stored in `photos.status` (the API's status values).
 public enum PhotoStatus: String, Codable, Sendable, CaseIterable {
     case ready = "READY"
     case processing = "PROCESSING"

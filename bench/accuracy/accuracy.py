@@ -8,7 +8,7 @@ The tree is <root>/<identity>/<photo> (labels are the folder names; folders star
 ingested but not scored). For each threshold it runs `photo-sorter sort <root>` into a fresh temporary
 SQLite database, then `photo-sorter serve` on that database and reads every photo back through the
 HTTP API (GET /photos, GET /photo/{id}). The labelled face of a photo is the detection whose box
-centre is nearest the image centre. Metrics: see metrics.py (pairwise and BCubed P/R/F1, the spec's
+centre is nearest the image centre. Metrics: see metrics.py (pairwise and BCubed P/R/F1, the
 consistency figure; photos where no face was found count as misses).
 """
 from __future__ import annotations

@@ -10,9 +10,10 @@ consistency, never precision).
   precision = TP / predicted-same pairs, recall = TP / truly-same pairs.
 - BCubed (Bagga & Baldwin): per item i with cluster C(i) and class L(i),
   P(i) = |C(i) ∩ L(i)| / |C(i)|, R(i) = |C(i) ∩ L(i)| / |L(i)|; averaged over items.
-- Consistency (the spec's figure): for each identity, its *majority id* is the most frequent
-  non-None person id among its photos (ties: smallest id); consistency = photos carrying their
-  identity's majority id / all labelled photos (micro). ``macro`` averages the per-identity shares.
+- Consistency (one id per person; its bar is >= 95%): for each identity, its *majority id* is
+  the most frequent non-None person id among its photos (ties: smallest id); consistency = photos
+  carrying their identity's majority id / all labelled photos (micro). ``macro`` averages the
+  per-identity shares.
 
 A ratio whose denominator is zero is reported as 1.0 (nothing to get wrong).
 """

@@ -5,7 +5,7 @@ The service assigns each photo's faces when its result arrives, so the outcome d
 This replays recorded embeddings of labelled photos (`Tests/Fixtures/embeddings.json`: dlib on
 ../shared/testdata/faces; or a file written by record_embeddings.py for any model) through an identity rule, for a
 grid of its settings, and prints mean and worst pairwise precision/recall and BCubed F1 over the orders, per
-labelled set (photos with a face), plus the spec's consistency over all the set's photos (photos without a face
+labelled set (photos with a face), plus consistency (metrics.py) over all the set's photos (photos without a face
 count as misses, as in accuracy.py). Rules (`--rules`):
 
 - `mean`: today's `IdentityResolver` — mean similarity to a person's faces (q·sum/count) ≥ base + margin/√faces,
@@ -49,7 +49,8 @@ from metrics import bcubed_scores, consistency, pairwise_scores  # noqa: E402
 
 FIXTURE = Path(__file__).resolve().parents[2] / "Tests" / "Fixtures" / "embeddings.json"
 
-# Issue 19's targets, all to hold with one setting: (worst-order pairwise precision, mean BCubed F1).
+# Per-set targets for family photos (bench/RESULTS.md "Family photos — identity rules compared offline"), all to
+# hold with one setting: (worst-order pairwise precision, mean BCubed F1).
 TARGETS = {"cfp_dev": (0.995, 0.95), "fgnet_dev": (0.95, 0.85), "lfw_small": (0.999, 0.995), "lfw_scale": (0.995, 0.99)}
 
 

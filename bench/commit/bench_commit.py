@@ -27,8 +27,8 @@ What it does, per run (`DATABASE:INSTANCES`):
    (SQLite: Python's sqlite3; PostgreSQL: one `INSERT ... SELECT FROM generate_series` through `psql`).
 3. `INSTANCES` `photo-sorter serve` processes on that database (different ports, same URL), with a shared secret,
    `PHOTO_SORTER_WORKERS=1` and `PHOTO_SORTER_ML_URL` on a dead port: no photo is READY, so nothing is dispatched.
-4. The replay: `--concurrency` asyncio clients (httpx, keep-alive) post the spec payload -- `photo_id`,
-   `callback_id` (unique), `status` PROCESSED, `width`, `height`, `detections` [{`bbox`, `embedding`,
+4. The replay: `--concurrency` asyncio clients (httpx, keep-alive) post the ML service's callback payload --
+   `photo_id`, `callback_id` (unique), `status` PROCESSED, `width`, `height`, `detections` [{`bbox`, `embedding`,
    `confidence`}], `meta` {`model_version` `arcface-w600k_mbf+scrfd-500m-5pt`, `timings`} -- round-robin over the
    instances. Bodies are encoded before the clock starts. The recording holds no detection confidence and no
    timings: every detection carries confidence 0.9 and `timings` {`total_ms`: 0}. Face thumbnails and the photo

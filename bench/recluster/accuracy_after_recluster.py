@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-r"""Identity accuracy after `photo-sorter sort` with its closing re-cluster (issue 8), on labelled photo trees.
+r"""Identity accuracy after `photo-sorter sort` with its closing re-cluster, on labelled photo trees.
 
     ml-service/.venv/bin/python bench/recluster/accuracy_after_recluster.py \
         [../shared/testdata/lfw_scale ...] [--results-md] [--json out.json]
@@ -9,7 +9,7 @@ child, closing re-cluster on) into a fresh SQLite database, then reads every fac
 (read-only) and scores the labelled face of each photo (the detection nearest the image centre) with
 bench/accuracy/metrics.py: pairwise and BCubed precision / recall / F1. Photos without a face count as misses.
 
-Bars (issue 8): lfw_small pairwise precision >= 0.995 and BCubed F1 >= 0.99 (also checked by
+Bars: lfw_small pairwise precision >= 0.995 and BCubed F1 >= 0.99 (also checked by
 tests/e2e/test_people.py); lfw_scale pairwise precision >= 0.99 and BCubed F1 >= 0.98.
 """
 from __future__ import annotations

@@ -27,7 +27,7 @@ What it does:
    identity index, the re-cluster, the transaction) and reports the command's own `seconds` figure.
 5. Scores the persons afterwards against the true persons (pairwise and BCubed, bench/accuracy/metrics.py).
 
-Bars (issue 8): each run under 2 minutes and under 4 GiB on the 2-core machine.
+Bars: each run under 2 minutes and under 4 GiB on the 2-core machine.
 
 If `bench/out/embeddings-arcface-lfw_small.json` is missing, record it first:
 

@@ -6,9 +6,9 @@ Runs, with the real services (debug binary unless PHOTO_SORTER_BIN says otherwis
 (tests/e2e/test_bad_input.py), the crash and fault scenarios (test_faults.py), the load tests (test_load.py), the
 security rules (test_security.py), the no-orphan tests, and schemathesis against both services
 (test_api_contract.py). Each test records what happened through tests/e2e/reliability_log.py into a fresh folder;
-this script turns those rows into the summary against the issue's bars plus one table per suite, and replaces the
-"Reliability" section of bench/RESULTS.md. It exits non-zero when a test failed (the table is still written, with
-the failures marked), so the figures always come from the run that is shown.
+this script turns those rows into the summary against its bars (`summary_table`) plus one table per suite, and
+replaces the "Reliability" section of bench/RESULTS.md. It exits non-zero when a test failed (the table is still
+written, with the failures marked), so the figures always come from the run that is shown.
 
 PostgreSQL scenarios need a server: `--postgres-url` (or PHOTO_SORTER_E2E_POSTGRES_URL); without one the script
 starts the project's own (scripts/start-postgres.sh) and stops it at the end.

@@ -23,7 +23,7 @@ What it does:
    Baseline in the same run: making the same thumbnail from a photo file instead of storage (Pillow: open a
    1600x1200 JPEG, crop, resize to 112, encode), what a server without stored thumbnails pays per face.
 
-Bars (issue 9): first paint under 1 s (taken as the largest contentful paint, the grid itself); thumbnails served
+Bars: first paint under 1 s (taken as the largest contentful paint, the grid itself); thumbnails served
 from storage under 5 ms each (p50).
 """
 from __future__ import annotations

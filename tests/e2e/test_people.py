@@ -1,4 +1,4 @@
-"""End-to-end: people corrections, the closing re-cluster, stable ids as a library grows, export (issue 8).
+"""End-to-end: people corrections, the closing re-cluster, stable ids as a library grows, export.
 
 Everything runs the real binary and the real ML service with the default model (ArcFace): `photo-sorter sort`
 starts the ML service itself. Corrections and exports go through the CLI (`photo-sorter people ...`,

@@ -1,10 +1,10 @@
 """Security rules, one test each, against the real ML service and the real Swift service on loopback.
 
-Rules (issue 11): allowed roots enforced after resolving symlinks and `..` (both services); the callback URL
-allowlist (no request to another host or port); the shared secret for the person dump, embeddings and every
-correction, compared whole (a prefix, a longer string or one wrong last byte is refused); a service reachable from
-other machines refuses to start without the secret; request body size limits; error bodies without stack traces
-or SQL. Each test records its row of the RESULTS.md "Reliability" table (suite "security").
+Rules (README "Reliability and security"): allowed roots enforced after resolving symlinks and `..` (both
+services); the callback URL allowlist (no request to another host or port); the shared secret for the person dump,
+embeddings and every correction, compared whole (a prefix, a longer string or one wrong last byte is refused); a
+service reachable from other machines refuses to start without the secret; request body size limits; error bodies
+without stack traces or SQL. Each test records its row of the RESULTS.md "Reliability" table (suite "security").
 """
 from __future__ import annotations
 

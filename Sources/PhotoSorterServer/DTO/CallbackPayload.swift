@@ -1,7 +1,7 @@
 import PhotoSorterCore
 import Vapor
 
-/// Body of POST /callback/photo-processed, as the ML service sends it (spec shape, snake_case).
+/// Body of POST /callback/photo-processed, as the ML service sends it (snake_case field names).
 public struct CallbackPayload: Content, Sendable {
     public struct Detection: Codable, Sendable {
         public var bbox: BoundingBox

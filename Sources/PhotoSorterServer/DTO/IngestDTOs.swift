@@ -1,6 +1,6 @@
 import Vapor
 
-/// Body of POST /ingest-folder (spec field names).
+/// Body of POST /ingest-folder (camelCase field names, as README "HTTP API" lists them).
 public struct IngestRequest: Content, Sendable {
     public var path: String
     public var recursive: Bool?
@@ -49,7 +49,8 @@ public struct IngestStatus: Content, Sendable, Equatable {
     public var scanned: Int
     public var inserted: Int
     public var skipped: Int
-    /// Entries not queued (not an image, unreadable, …); `notQueuedCount` says the same under its spec name.
+    /// Entries not queued (not an image, unreadable, …); `notQueuedCount` says the same as `not_queued_count`,
+    /// the name the API documents.
     public var rejected: Int
     public var notQueuedCount: Int
     /// The first 100 not-queued entries by path (GET /ingest-status/{jobId} only; the rest are paged by

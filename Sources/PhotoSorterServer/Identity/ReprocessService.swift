@@ -58,7 +58,8 @@ public struct ReprocessStatus: Content, Sendable {
 }
 
 /// Re-analyses every photo with a chosen model and rebuilds person assignments, keeping person ids wherever
-/// the new grouping allows (spec: "re-processing job ... when model or threshold changes").
+/// the new grouping allows: the way to move a library to another face model or to new thresholds
+/// (README "Face models").
 ///
 /// Starting a job queues every photo again. While it runs, results of its model are staged in
 /// `reprocess_photos` / `reprocess_faces` (the library keeps its old faces and persons meanwhile). When no

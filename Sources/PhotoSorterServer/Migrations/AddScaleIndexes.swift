@@ -1,7 +1,8 @@
 import Fluent
 import SQLKit
 
-/// Indexes for the paged and per-person reads of a large library (issue 12), each measured at a million faces:
+/// Indexes for the paged and per-person reads of a large library (README "Large libraries"), each measured at a
+/// million faces:
 /// - a person's cover face (`MediaStore.coverFaceSubquery`, once per row of the people list) is the first entry of
 ///   `embeddings_person_cover` instead of a sort of all the person's faces (2–4 s for the people list's first page);
 /// - a person's faces by id and photos by id (`person_id` then the id: PostgreSQL's plain `person_id` index

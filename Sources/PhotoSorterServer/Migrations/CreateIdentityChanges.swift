@@ -1,8 +1,8 @@
 import Fluent
 
-/// `identity_changes`: the change log of the identity index (scale-out, issue 10). Each face that moved between
-/// persons or was removed, in commit order (`seq` is allocated under the identity lock), with its vector, so every
-/// instance replays it into its index at its next catch-up instead of reloading everything.
+/// `identity_changes`: the change log of the identity index (README "Scale-out: several machines"). Each face
+/// that moved between persons or was removed, in commit order (`seq` is allocated under the identity lock), with
+/// its vector, so every instance replays it into its index at its next catch-up instead of reloading everything.
 struct CreateIdentityChanges: AsyncMigration {
     func prepare(on database: any Database) async throws {
         try await database.schema("identity_changes")

@@ -1,8 +1,9 @@
 import Fluent
 import SQLKit
 
-/// `identity_snapshots` + `identity_snapshot_persons`: the identity index saved as per-person sums (issue 12), so a
-/// start-up reads one row per person and catches up on what was committed since, instead of every stored face.
+/// `identity_snapshots` + `identity_snapshot_persons`: the identity index saved as per-person sums (README "Large
+/// libraries"), so a start-up reads one row per person and catches up on what was committed since, instead of
+/// every stored face.
 /// A snapshot is used only while `complete` and of the current `identity_generation`; its marks
 /// (`last_embedding_id`, `last_change_seq`) say where the catch-up starts.
 struct CreateIdentitySnapshots: AsyncMigration {

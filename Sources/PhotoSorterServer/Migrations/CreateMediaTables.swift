@@ -1,7 +1,7 @@
 import Fluent
 import SQLKit
 
-/// Images for the web page (issue 9), made by the ML service from the image it already decoded:
+/// Images for the web page (README "The people web page"), made by the ML service from the image it already decoded:
 /// - `face_thumbnails`: a small square JPEG per face, keyed by photo and box rather than by embedding id, so a
 ///   reprocess (which replaces every embedding row) keeps the thumbnails of the boxes it finds again;
 /// - `photo_previews`: one downscaled JPEG per photo with its size.

@@ -1,7 +1,7 @@
 import Fluent
 import SQLKit
 
-/// People corrections and re-clustering (issue 8):
+/// People corrections and re-clustering (README "People: corrections, re-cluster, export"):
 /// - `persons.hidden`; `persons.merged_into`: an absorbed person's row stays as a redirect to the survivor
 ///   (always a live person: chains are shortened on every merge);
 /// - `embeddings.confirmed`: a face a user placed (a move, a confirmation, a merge) never moves by itself;
