@@ -118,7 +118,7 @@ def markdown(results: list, binary: Path, date: str) -> str:
         "```",
         "",
         "Labelled face = detection nearest the image centre. Photos where no face was found count as misses.",
-        "Consistency = share of labelled photos carrying their person's majority id (the spec's >= 95% figure).",
+        "Consistency = share of labelled photos carrying their person's majority id (bar: >= 95%).",
         "Consistency alone rewards merging people: read it with precision and with *shared majority ids* (identities",
         "whose majority id is also another identity's majority id, i.e. merged people).",
         "",

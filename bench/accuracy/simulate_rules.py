@@ -411,7 +411,7 @@ def main() -> None:
         by_setting[label(row["rule"], row["params"])][row["set"]] = row
     merge = f" (user merge after {args.merge_at:.0%})" if args.merge_at is not None else ""
     print(f"\nper set: mean pairwise P / R, mean BCubed F1, worst-order P; fgnet_dev also consistency; "
-          f"✓ = the issue's target met{merge}\n")
+          f"✓ = the set's target met{merge}\n")
     print("| setting | " + " | ".join(args.sets) + " | targets met |")
     print("|---|" + "---|" * len(args.sets) + "---|")
     for name, per_set in by_setting.items():

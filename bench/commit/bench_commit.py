@@ -467,7 +467,7 @@ service's pipeline, {rec['faces']:,} faces, {rec['no_face_photos']} photo withou
 times under new photo ids (a repeated photo is a new photo of the same people), shuffled{sample_text}: {rec['callbacks']:,}
 callbacks, {runs[0]['faces']:,} faces per run. Each run starts from a fresh database (`photo-sorter
 migrate`) holding one PROCESSING photo per callback; `photo-sorter serve` instances (ML URL on a dead port, nothing
-dispatched) get the spec payload from {runs[0]['concurrency']} concurrent clients ({client_text}), round-robin over
+dispatched) get the ML service's callback payload from {runs[0]['concurrency']} concurrent clients ({client_text}), round-robin over
 the instances. Latency is per callback at the client; commits/s is callbacks / wall time of the whole replay. After
 each run every photo was PROCESSED, the embeddings equalled the detections sent, every callback was stored once and
 every answer was 200 ({'all runs' if all(ok(r) for r in runs) else '**not in every run**'}). The runs ran one after

@@ -151,7 +151,7 @@ def markdown(r: dict, argv) -> str:
         "",
         f"Kafka queue overhead = median (wall − ML) / ML of the Kafka runs − that of the database runs = "
         f"{100 * i['kafka']:.1f}% − {100 * i['database']:.1f}% = **{100 * r['kafka_overhead_of_ml_time']:.1f}% of ML time** "
-        "(the issue's bar: at most 5%). ML time is `ml_seconds / ml_workers` from each run's summary (time the ML "
+        "(bar: at most 5%). ML time is `ml_seconds / ml_workers` from each run's summary (time the ML "
         "workers spent on photos); the rest of the wall time is scanning, queueing, callbacks, identity resolution and "
         "the idle tail, plus, with Kafka, publishing, the consumer's fetches and offset commits.",
         "",
