@@ -6,7 +6,7 @@
 # Steps, stopping at the first failure:
 #   1. install-ml     scripts/install-ml.sh --with-dlib (ml-service/.venv, dlib built from source on first run: the
 #                     tests run both models), the pinned test
-#                     tools of tests/requirements.txt and Debian's chromium for the browser tests
+#                     tools of e2e/requirements.txt and Debian's chromium for the browser tests
 #   2. swift-build    swift build --build-tests
 #   3. postgres       scripts/start-postgres.sh (private cluster on 127.0.0.1:55432; stopped on exit)
 #   4. kafka          scripts/start-kafka.sh (Tansu, a Kafka-compatible broker, in memory on a free port, and the
@@ -15,9 +15,9 @@
 #                     PHOTO_SORTER_REQUIRE_POSTGRES=1 and PHOTO_SORTER_REQUIRE_KAFKA=1, and .build-kafka/lib first on
 #                     LD_LIBRARY_PATH (Debian's librdkafka 2.0.2 cannot talk to Tansu)
 #   6. python-test    pytest ml-service/tests bench/accuracy bench/scale
-#   7. e2e            pytest tests/e2e (real ML service + real Swift service on ../shared/testdata/faces,
+#   7. e2e            pytest e2e (real ML service + real Swift service on ../shared/testdata/faces,
 #                     on SQLite and on a fresh PostgreSQL database photo_sorter_e2e; the web page in headless
-#                     Chromium, screenshots under tests/e2e/out/web)
+#                     Chromium, screenshots under e2e/out/web)
 # Set PHOTO_SORTER_TEST_SKIP="e2e swift-test" (space-separated step names) to skip steps locally.
 set -euo pipefail
 
@@ -115,7 +115,7 @@ install_ml() {
     bash "$REPO/scripts/install-ml.sh" --with-dlib || return 1
     [ -x "$VENV_PY" ] || { echo "install-ml.sh did not create $VENV_PY" >&2; return 1; }
     # The e2e tests and bench unit tests run under the ML venv's interpreter: pytest and Playwright (pinned).
-    "$VENV_PY" -m pip install --quiet --disable-pip-version-check -r "$REPO/tests/requirements.txt" || return 1
+    "$VENV_PY" -m pip install --quiet --disable-pip-version-check -r "$REPO/e2e/requirements.txt" || return 1
     # The browser tests drive Debian's Chromium.
     if ! command -v chromium >/dev/null 2>&1; then
         local sudo=""
@@ -174,7 +174,7 @@ e2e_test() {
     fi
     # The scale-out test runs its services on Kafka too (with the librdkafka 2.16 that Tansu needs).
     PHOTO_SORTER_BIN="$bin" PHOTO_SORTER_E2E_POSTGRES_URL="$e2e_pg" PHOTO_SORTER_E2E_KAFKA_BROKERS="$KAFKA_BROKERS" \
-        PHOTO_SORTER_E2E_KAFKA_LIB="$KAFKA_DIR/lib" "$VENV_PY" -m pytest tests/e2e -q 2>&1 | tee -a "$COUNTS_LOG"
+        PHOTO_SORTER_E2E_KAFKA_LIB="$KAFKA_DIR/lib" "$VENV_PY" -m pytest e2e -q 2>&1 | tee -a "$COUNTS_LOG"
 }
 
 PG_URL=""

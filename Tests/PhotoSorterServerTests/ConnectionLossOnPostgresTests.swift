@@ -4,7 +4,7 @@ import NIOConcurrencyHelpers
 import SQLKit
 import XCTest
 
-/// PostgreSQL connections lost underneath a running service (tests/e2e/test_faults.py runs the same faults end to
+/// PostgreSQL connections lost underneath a running service (e2e/test_faults.py runs the same faults end to
 /// end): terminated connections are replaced by the next queries, and transactions cut by terminated backends give
 /// their connections back.
 final class ConnectionLossOnPostgresTests: XCTestCase {

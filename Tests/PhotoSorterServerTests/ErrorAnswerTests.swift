@@ -4,7 +4,7 @@ import SQLKit
 import Vapor
 import XCTest
 
-/// What fuzzing the API (tests/e2e/test_api_contract.py) showed, each fixed and kept fixed here: error bodies carry
+/// What fuzzing the API (e2e/test_api_contract.py) showed, each fixed and kept fixed here: error bodies carry
 /// no internals, bodies over the limit are refused, a malformed query value is an error, not the default, and a
 /// method a path does not have is a 405 naming the ones it has. On SQLite only: none of it depends on the database.
 final class ErrorAnswerTests: XCTestCase {

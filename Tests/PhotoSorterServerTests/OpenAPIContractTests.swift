@@ -5,7 +5,7 @@ import XCTest
 
 /// The OpenAPI document (`Sources/PhotoSorterServer/OpenAPI/openapi.json`) describes exactly the routes the service
 /// registers, and the service serves it. What the routes answer is checked against it by schemathesis in
-/// tests/e2e/test_api_contract.py.
+/// e2e/test_api_contract.py.
 final class OpenAPIContractTests: XCTestCase {
     private static let methods = ["get", "put", "post", "delete", "patch", "head", "options"]
 

@@ -3,7 +3,7 @@ import Foundation
 import SQLKit
 import XCTest
 
-/// A SQLite file locked by another process underneath a running service (tests/e2e/test_faults.py runs the same
+/// A SQLite file locked by another process underneath a running service (e2e/test_faults.py runs the same
 /// fault end to end): a statement waits for the lock sleeping, and for a bounded time.
 final class SQLiteLockTests: XCTestCase {
     /// A write lock another process holds on the SQLite file: a statement waits for it sleeping (not spinning a

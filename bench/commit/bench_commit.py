@@ -63,7 +63,7 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
-sys.path.insert(0, str(REPO / "tests" / "e2e"))
+sys.path.insert(0, str(REPO / "e2e"))
 sys.path.insert(0, str(REPO / "bench" / "accuracy"))
 import harness  # noqa: E402
 from record_embeddings import read_recording  # noqa: E402
@@ -513,7 +513,7 @@ Against the ML side (ArcFace pipeline, bench/RESULTS.md "ML service": 2 workers 
 
 
 def record_reliability(report: dict) -> None:
-    """One "load" row per run for the Reliability table of bench/RESULTS.md (tests/e2e/reliability_log.py)."""
+    """One "load" row per run for the Reliability table of bench/RESULTS.md (e2e/reliability_log.py)."""
     from reliability_log import record
     for r in report["runs"]:
         db = "SQLite" if r["database"] == "sqlite" else "PostgreSQL"
@@ -567,7 +567,7 @@ def main() -> int:
     ap.add_argument("--json", type=Path, default=REPO / "bench" / "out" / "commit-bench.json")
     ap.add_argument("--results-md", action="store_true", help="write the section of bench/RESULTS.md")
     ap.add_argument("--reliability-log", action="store_true",
-                    help='append one "load" row per run to the reliability log (tests/e2e/reliability_log.py)')
+                    help='append one "load" row per run to the reliability log (e2e/reliability_log.py)')
     ap.add_argument("--binary-note", default=None, help="text added to the binary's description (e.g. which commit it holds)")
     ap.add_argument("--note", action="append", default=[], help="an extra line for the 'what limits it' list (repeatable)")
     ap.add_argument("--from-json", type=Path, default=None,

@@ -10,7 +10,7 @@ child, closing re-cluster on) into a fresh SQLite database, then reads every fac
 bench/accuracy/metrics.py: pairwise and BCubed precision / recall / F1. Photos without a face count as misses.
 
 Bars: lfw_small pairwise precision >= 0.995 and BCubed F1 >= 0.99 (also checked by
-tests/e2e/test_people.py); lfw_scale pairwise precision >= 0.99 and BCubed F1 >= 0.98.
+e2e/test_people.py); lfw_scale pairwise precision >= 0.99 and BCubed F1 >= 0.98.
 """
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
-sys.path.insert(0, str(REPO / "tests" / "e2e"))
+sys.path.insert(0, str(REPO / "e2e"))
 sys.path.insert(0, str(REPO / "bench" / "accuracy"))
 import harness  # noqa: E402
 import metrics  # noqa: E402

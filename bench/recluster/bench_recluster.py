@@ -55,7 +55,7 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
-sys.path.insert(0, str(REPO / "tests" / "e2e"))
+sys.path.insert(0, str(REPO / "e2e"))
 sys.path.insert(0, str(REPO / "bench" / "accuracy"))
 import harness  # noqa: E402
 import metrics  # noqa: E402

@@ -3,9 +3,9 @@
     ml-service/.venv/bin/python bench/reliability/reliability.py [--postgres-url URL] [--no-write]
 
 Runs, with the real services (debug binary unless PHOTO_SORTER_BIN says otherwise): the bad-input corpus
-(tests/e2e/test_bad_input.py), the crash and fault scenarios (test_faults.py), the load tests (test_load.py), the
+(e2e/test_bad_input.py), the crash and fault scenarios (test_faults.py), the load tests (test_load.py), the
 security rules (test_security.py), the no-orphan tests, and schemathesis against both services
-(test_api_contract.py). Each test records what happened through tests/e2e/reliability_log.py into a fresh folder;
+(test_api_contract.py). Each test records what happened through e2e/reliability_log.py into a fresh folder;
 this script turns those rows into the summary against its bars (`summary_table`) plus one table per suite, and
 replaces the "Reliability" section of bench/RESULTS.md. It exits non-zero when a test failed (the table is still
 written, with the failures marked), so the figures always come from the run that is shown.
@@ -25,14 +25,14 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "tests" / "e2e"))
+sys.path.insert(0, str(REPO / "e2e"))
 import harness  # noqa: E402
 
 OUT = REPO / "bench" / "out" / "reliability"
-SUITES = ["tests/e2e/test_bad_input.py", "tests/e2e/test_faults.py", "tests/e2e/test_load.py",
-          "tests/e2e/test_security.py", "tests/e2e/test_api_contract.py",
-          "tests/e2e/test_end_to_end.py::test_kill_9_of_sort_ends_its_ml_service_and_workers",
-          "tests/e2e/test_end_to_end.py::test_kill_9_of_the_ml_service_ends_its_pool_workers"]
+SUITES = ["e2e/test_bad_input.py", "e2e/test_faults.py", "e2e/test_load.py",
+          "e2e/test_security.py", "e2e/test_api_contract.py",
+          "e2e/test_end_to_end.py::test_kill_9_of_sort_ends_its_ml_service_and_workers",
+          "e2e/test_end_to_end.py::test_kill_9_of_the_ml_service_ends_its_pool_workers"]
 
 
 def load_rows(folder: Path) -> dict[str, list[dict]]:

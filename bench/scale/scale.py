@@ -102,7 +102,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 sys.path.insert(0, str(REPO / "bench" / "commit"))
-sys.path.insert(0, str(REPO / "tests" / "e2e"))
+sys.path.insert(0, str(REPO / "e2e"))
 import harness  # noqa: E402
 from bench_commit import (DEFAULT_EMBEDDINGS, RawConnection, binary_note, build_callbacks, cpu_seconds,  # noqa: E402
                           insert_photos_postgres, insert_photos_sqlite, load_recording, migrate, psql, psql_bin, replay)

@@ -7,7 +7,7 @@ SQLite file directly (read-only), the way a test can see every face at once.
 
 Photos: ../shared/testdata/faces (PHOTO_SORTER_FACES_DIR overrides): `lfw_small` and `face_recognition_examples`.
 Binary: $PHOTO_SORTER_BIN, else .build/debug/photo-sorter, else .build/release/photo-sorter.
-Run: ml-service/.venv/bin/python -m pytest tests/e2e/test_people.py -q -s
+Run: ml-service/.venv/bin/python -m pytest e2e/test_people.py -q -s
 With PHOTO_SORTER_WRITE_RESULTS=1 the lfw_small accuracy is written to bench/RESULTS.md.
 """
 from __future__ import annotations
@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench" / "accuracy"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench" / "accuracy"))
 import harness  # noqa: E402
 import metrics  # noqa: E402
 
@@ -203,7 +203,7 @@ def test_sort_with_closing_recluster_is_accurate_on_lfw_small(lfw_library):
 Measured {datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')} on {harness.machine_description()};
 binary `{os.path.relpath(harness.find_binary(), harness.REPO)}`; `photo-sorter sort` with its defaults (ArcFace, closing
 re-cluster on) into a fresh database, faces read from the SQLite file, labelled face = the detection nearest the image
-centre. Test: `tests/e2e/test_people.py::test_sort_with_closing_recluster_is_accurate_on_lfw_small`
+centre. Test: `e2e/test_people.py::test_sort_with_closing_recluster_is_accurate_on_lfw_small`
 (`PHOTO_SORTER_WRITE_RESULTS=1` writes this section; `bench/recluster/accuracy_after_recluster.py <root> --results-md`
 writes the same for any labelled set).
 

@@ -1,7 +1,7 @@
 """Rows of the bench/RESULTS.md "Reliability" table, written by the reliability tests as they run.
 
 Each call appends one JSON line to `<dir>/<suite>.jsonl`, where `<dir>` is `PHOTO_SORTER_RELIABILITY_OUT`
-(set by bench/reliability/reliability.py) or `tests/e2e/out/reliability/`. The test asserts its own outcome;
+(set by bench/reliability/reliability.py) or `e2e/out/reliability/`. The test asserts its own outcome;
 this log only records what happened, so the table is made from the same runs that passed.
 
 Suites: "bad-input" (one row per kind of bad input), "faults" (one row per crash/fault scenario),
@@ -14,12 +14,12 @@ import os
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 
 
 def out_dir() -> Path:
     env = os.environ.get("PHOTO_SORTER_RELIABILITY_OUT")
-    d = Path(env) if env else REPO / "tests" / "e2e" / "out" / "reliability"
+    d = Path(env) if env else REPO / "e2e" / "out" / "reliability"
     d.mkdir(parents=True, exist_ok=True)
     return d
 

@@ -5,7 +5,7 @@ overrides the faces root) through `POST /ingest-folder` and checks the results t
 only. A second part runs the `photo-sorter sort` command on a small copied folder.
 
 Binary: $PHOTO_SORTER_BIN, else .build/debug/photo-sorter, else .build/release/photo-sorter.
-Run: ml-service/.venv/bin/python -m pytest tests/e2e -q
+Run: ml-service/.venv/bin/python -m pytest e2e -q
 """
 from __future__ import annotations
 

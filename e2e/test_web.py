@@ -5,12 +5,12 @@ are ingested through the API (`face_recognition_examples`: named people photogra
 `dlib_faces`: group photos, whose many one-photo strangers give the review queue close calls). Every correction is
 made by clicking or typing in the page and then checked through the HTTP API, never through the page itself.
 
-Screenshots of each page (1280x800) go to tests/e2e/out/web/ (git-ignored).
+Screenshots of each page (1280x800) go to e2e/out/web/ (git-ignored).
 
-Needs: Playwright for Python (tests/requirements.txt, in ml-service/.venv) and /usr/bin/chromium
+Needs: Playwright for Python (e2e/requirements.txt, in ml-service/.venv) and /usr/bin/chromium
 (Debian's `chromium`; `playwright install` is never used). Photos: ../shared/testdata/faces
 (PHOTO_SORTER_FACES_DIR overrides). Binary: $PHOTO_SORTER_BIN, else .build/debug, else .build/release.
-Run: ml-service/.venv/bin/python -m pytest tests/e2e/test_web.py -q
+Run: ml-service/.venv/bin/python -m pytest e2e/test_web.py -q
 The tests of one module share one library and run in file order (each builds on the corrections before it).
 """
 from __future__ import annotations
@@ -34,7 +34,7 @@ EXAMPLES = FACES / "face_recognition_examples"
 GROUPS = FACES / "dlib_faces"
 CHROMIUM = os.environ.get("PHOTO_SORTER_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-OUT = harness.REPO / "tests" / "e2e" / "out" / "web"
+OUT = harness.REPO / "e2e" / "out" / "web"
 VIEWPORT = {"width": 1280, "height": 800}
 TIMEOUT_MS = 20_000
 
@@ -45,7 +45,7 @@ except ImportError:  # pragma: no cover - reported as a skip reason below
 
 pytestmark = [
     pytest.mark.skipif(not (EXAMPLES.is_dir() and GROUPS.is_dir()), reason=f"test photos not found at {FACES}"),
-    pytest.mark.skipif(sync_playwright is None, reason="playwright is not installed (pip install -r tests/requirements.txt)"),
+    pytest.mark.skipif(sync_playwright is None, reason="playwright is not installed (pip install -r e2e/requirements.txt)"),
     pytest.mark.skipif(not os.access(CHROMIUM, os.X_OK), reason=f"no Chromium at {CHROMIUM} (apt-get install chromium)"),
 ]
 

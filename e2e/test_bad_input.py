@@ -9,7 +9,7 @@ stops and a second ingest must pick the changed file up again and process it.
 
 Every kind must end as the manifest expects (PROCESSED with/without faces, FAILED with a reason, or not queued with
 a reason), the control photos must be PROCESSED with faces, and both services must still be up with no crashed pool
-worker. Each kind is one row of the Reliability table (tests/e2e/reliability_log.py).
+worker. Each kind is one row of the Reliability table (e2e/reliability_log.py).
 
 PHOTO_SORTER_BAD_INPUT_BIG_DIR sets the entries of the big directory (default 100000).
 """
@@ -35,7 +35,7 @@ import pytest
 from PIL import Image
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench" / "reliability"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench" / "reliability"))
 import harness  # noqa: E402
 import make_corpus  # noqa: E402
 from reliability_log import record  # noqa: E402
@@ -166,8 +166,8 @@ def _private_root() -> tuple[Path, Path]:
 
 
 def _remove(root: Path, manifest: dict | None) -> None:
-    """Keeps the logs of the run in tests/e2e/out/bad-input/, then removes `root` (unreadable folders opened first)."""
-    logs = harness.REPO / "tests" / "e2e" / "out" / "bad-input"
+    """Keeps the logs of the run in e2e/out/bad-input/, then removes `root` (unreadable folders opened first)."""
+    logs = harness.REPO / "e2e" / "out" / "bad-input"
     logs.mkdir(parents=True, exist_ok=True)
     for log in (root / "work").glob("*.log"):
         shutil.copyfile(log, logs / log.name)

@@ -11,7 +11,7 @@ Left out, on purpose: `positive_data_acceptance` (requests the schema allows but
 merge of unknown persons, a path that is a file, not a folder), `object_level_authorization` (one user, no
 objects of others) and `max_response_time` (the ML service analyses real photos on a loaded machine).
 
-Run: ml-service/.venv/bin/python -m pytest tests/e2e/test_api_contract.py -q
+Run: ml-service/.venv/bin/python -m pytest e2e/test_api_contract.py -q
 """
 from __future__ import annotations
 

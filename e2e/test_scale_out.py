@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench" / "accuracy"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench" / "accuracy"))
 import harness  # noqa: E402
 import metrics  # noqa: E402
 

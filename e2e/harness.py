@@ -1,6 +1,6 @@
 """Runs the real photo-sorter processes for end-to-end tests and benchmarks (stdlib only).
 
-Used by tests/e2e/test_end_to_end.py, bench/accuracy/accuracy.py and bench/throughput/throughput.py.
+Used by e2e/test_end_to_end.py, bench/accuracy/accuracy.py and bench/throughput/throughput.py.
 """
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ import urllib.request
 from pathlib import Path
 from typing import Iterable, Optional
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".heic", ".heif", ".nef", ".cr2"}
 
 
@@ -451,6 +451,6 @@ def update_results_section(path: Path, heading: str, body: str) -> None:
     path.write_text("\n".join(lines).rstrip("\n") + "\n")
 
 
-if __name__ == "__main__":  # tiny self-check: python tests/e2e/harness.py <image>
+if __name__ == "__main__":  # tiny self-check: python e2e/harness.py <image>
     for a in sys.argv[1:]:
         print(a, image_size(a))

@@ -7,7 +7,7 @@ threads post at once: the whole tree 4 times, `a` and `b` 4 times each, and 8 si
 be stored twice. The replay posts PHOTO_SORTER_LOAD_CALLBACKS (default 1,000) callbacks with 16 concurrent clients
 and asserts 0 errors; the 10,000-callback run is a benchmark, not a test:
 `bench/commit/bench_commit.py --callbacks 10000 --runs sqlite:1 postgres:1`.
-One row per part goes to the "load" suite of tests/e2e/reliability_log.py.
+One row per part goes to the "load" suite of e2e/reliability_log.py.
 """
 from __future__ import annotations
 

@@ -6,7 +6,7 @@ SQLite locked by another process; PostgreSQL connections dropped; the SQLite fil
 After each fault, what was killed is restarted and the run finishes; then the invariants are read straight from the
 database (`Invariants`): every photo of the folder has exactly one row and is PROCESSED, no face is stored twice,
 persons' face and photo counts equal the real counts, and the person ids of photos that were PROCESSED before the
-fault are unchanged. One row per scenario goes to the "faults" suite of tests/e2e/reliability_log.py.
+fault are unchanged. One row per scenario goes to the "faults" suite of e2e/reliability_log.py.
 
 The PostgreSQL scenarios need PHOTO_SORTER_E2E_POSTGRES_URL (scripts/test.sh sets it); each uses a fresh database
 of its own from scripts/start-postgres.sh. PostgreSQL itself is never killed: the server is shared by the whole test
