@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-r"""A synthetic, already-processed photo-sorter library in a real database (issue 12: a million photos on one machine).
+r"""A synthetic, already-processed photo-sorter library in a real database (issue 12: a million photos on one machine;
+issue 25: finding photos by people and date).
 
     ml-service/.venv/bin/python bench/scale/generate_library.py --database (SQLITE_FILE | postgres://...) \
         --photos N --persons M --faces K --dim (128|512) [--seed S] [--binary PATH] [--force]
@@ -11,10 +12,14 @@ identity matching against 100k persons) without running the ML model over a mill
 the shape `IdentityService.storeFaces` commits, so the real service serves it as if it had processed the photos:
 
 - the schema from the real binary (`BINARY migrate --database DB`; BINARY: --binary, else $PHOTO_SORTER_BIN, else
-  .build/release/photo-sorter);
+  .build/release/photo-sorter); a binary whose schema has no taken dates (built before issue 25) is refused;
 - N `photos`, all PROCESSED with every column the service sets (path `/library/YYYY/MM/DD/IMG_0000123.jpg`, dates
   2008-2025 rising with the id, format `jpeg`, size, sample hash, width/height, `no_faces`, `face_count`,
-  `person_ids` as the service's JSON `[3,17]` in face order, `model_version`, `ml_ms`). K / 1.3 photos hold faces,
+  `person_ids` as the service's JSON `[3,17]` in face order, `model_version`, `ml_ms`). Each photo is dated as if
+  its EXIF header held the date: `taken_at` = its generated time (`modified_at`, the path's day) as a UTC wall clock
+  `YYYY-MM-DDTHH:MM:SS` (whole seconds; UTC whatever the machine's zone), `taken_at_source` = `exif`,
+  `taken_offset` NULL. As the ids rise with the dates, taken order is id order (ties of one second aside), as in
+  a library scanned folder by folder. K / 1.3 photos hold faces,
   at most 85 % of them (K = N: 23 % hold none; K = N / 10: 92 % hold none), each 1 + a geometric number of faces
   (at most 12, never two faces of one person in a photo, as the service rules);
 - K `embeddings`, one per face: float32 little-endian L2-normalised vectors (`dim` x 4 bytes), box, confidence,
@@ -24,8 +29,9 @@ the shape `IdentityService.storeFaces` commits, so the real service serves it as
   the largest has ~74k faces, the 100th ~700, the 10,000th ~8, four in five have 1-5). Ids are given in order of first
   appearance, as the service creates them; `face_count` = `photo_count` (one face per person per photo),
   `representative_photo_id` = the photo that created the person;
-- one `photo_persons` row per face; `identity_generation` stays the migration's (1, 0); no ingest jobs, callbacks,
-  thumbnails or previews (none is needed to serve the library).
+- one `photo_persons` row per face, with its photo's `taken_at` (the service writes both together; the index
+  `photo_persons_person_taken` serves a person's photos by date); `identity_generation` stays the migration's
+  (1, 0); no ingest jobs, callbacks, thumbnails or previews (none is needed to serve the library).
 
 Vectors: person p has a random unit centre c_p; a face is cos(t) c_p + sin(t) u with u a random unit vector
 orthogonal to c_p, so its cosine to the centre is exactly cos(t):
@@ -42,8 +48,10 @@ unless --force: SQLite, the file and its -wal/-shm are deleted; PostgreSQL, `DRO
 SCHEMA public` on that database only. A missing SQLite file or PostgreSQL database is created (PostgreSQL through
 the server's `postgres` database). SQLite is loaded with Python's sqlite3 (journal off, synchronous off, one
 transaction, 50k photos a chunk), then journal_mode WAL as the service sets it; PostgreSQL by `COPY FROM STDIN`
-streamed through `psql`, then `setval` of the id sequences and ANALYZE. Memory: the person centres (M x dim
-float32) and a few int arrays of K; vectors are made 50k photos at a time.
+streamed through `psql`, then `setval` of the id sequences and VACUUM (ANALYZE): the visibility map set, as
+autovacuum leaves a library that has been running a while (right after the load, before autovacuum, index-only
+scans still visit the heap and PostgreSQL chose slower plans for issue 25's person queries). Memory: the person
+centres (M x dim float32) and a few int arrays of K; vectors are made 50k photos at a time.
 """
 from __future__ import annotations
 
@@ -213,6 +221,9 @@ class Rows:
         v /= np.linalg.norm(v, axis=1, keepdims=True)
         blob = v.astype("<f4").tobytes()
         step = self.dim * 4
+        # taken dates: the generated time as a UTC wall clock (`YYYY-MM-DDTHH:MM:SS`, whole seconds)
+        taken = np.datetime_as_string(self.modified_ms[lo - 1:hi - 1].astype("datetime64[ms]").astype("datetime64[s]"),
+                                      unit="s").tolist()
         # boxes inside the photo
         pw, ph = wh[face_photo - lo, 0], wh[face_photo - lo, 1]
         fw = rng.integers(60, 520, k)
@@ -229,7 +240,7 @@ class Rows:
              int(x1[i]), int(y1[i]), int(x1[i] + fw[i]), int(y1[i] + fh[i]), float(conf[i]),
              None if created[i] else float(sim[i]), bool(created[i]), mv, now)
             for i in range(k)]
-        photo_persons = [(int(face_photo[i]), int(persons[i])) for i in range(k)]
+        photo_persons = [(int(face_photo[i]), int(persons[i]), taken[int(face_photo[i]) - lo]) for i in range(k)]
         photos = []
         fc = p.face_count
         first = p.photo_first_face
@@ -242,7 +253,7 @@ class Rows:
             pids = ",".join(str(x) for x in persons[a:a + count].tolist())
             photos.append((pid, f"/library/{self.day_dir(t_ms / 1000)}/{name}", name, "jpeg", int(filesize[j]), t_ms,
                            f"{int(hashes[j]):016x}", int(wh[j, 0]), int(wh[j, 1]), "PROCESSED", 0, 1, count == 0, count,
-                           f"[{pids}]", mv, float(ml_ms[j]), now, now))
+                           f"[{pids}]", mv, float(ml_ms[j]), now, now, taken[j], TAKEN_SOURCE))
         return photos, embeddings, photo_persons
 
     def persons(self):
@@ -253,10 +264,12 @@ class Rows:
 
 
 PHOTO_COLS = ("id, path, filename, format, filesize, modified_at, sample_hash, width, height, status, retry_count, attempt, "
-              "no_faces, face_count, person_ids, model_version, ml_ms, created_at, updated_at")
+              "no_faces, face_count, person_ids, model_version, ml_ms, created_at, updated_at, taken_at, taken_at_source")
 EMB_COLS = ("id, photo_id, person_id, face_index, vector, bbox_x1, bbox_y1, bbox_x2, bbox_y2, confidence, similarity, "
             "created_person, model_version, created_at")
 PERSON_COLS = "id, face_count, photo_count, representative_photo_id, created_at, updated_at"
+PHOTO_PERSON_COLS = "photo_id, person_id, taken_at"
+TAKEN_SOURCE = "exif"   # as if every photo's header held its date (no offset: taken_offset stays NULL)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -275,6 +288,21 @@ def migrate(binary: Path, database: str) -> None:
                        env=dict(os.environ, PHOTO_SORTER_ML_URL="http://127.0.0.1:9"))
     if r.returncode != 0:
         raise SystemExit(f"{binary} migrate --database {database} exited {r.returncode}:\n{(r.stdout + r.stderr)[-3000:]}")
+
+
+def check_schema(database: str, is_pg: bool) -> None:
+    """The migrated schema has the columns this generator fills (a binary from before issue 25 lacks the dates)."""
+    if is_pg:
+        rows = psql(database, "SELECT table_name || '.' || column_name FROM information_schema.columns "
+                              "WHERE table_schema = current_schema() AND table_name IN ('photos', 'photo_persons')").stdout.split()
+    else:
+        con = sqlite3.connect(database)
+        rows = [f"{t}.{r[1]}" for t in ("photos", "photo_persons") for r in con.execute(f"PRAGMA table_info({t})")]
+        con.close()
+    missing = sorted({"photos.taken_at", "photos.taken_at_source", "photo_persons.taken_at"} - set(rows))
+    if missing:
+        raise SystemExit(f"the schema of this binary lacks {', '.join(missing)} (built before issue 25's taken dates?): "
+                         "rebuild it or pass a newer --binary")
 
 
 def psql_bin() -> str:
@@ -369,9 +397,9 @@ def sqlite_load(path: Path, rows: Rows, plan: Plan) -> None:
     for lo in range(1, plan.N + 1, CHUNK_PHOTOS):
         hi = min(lo + CHUNK_PHOTOS, plan.N + 1)
         photos, embeddings, photo_persons = rows.chunk(lo, hi)
-        con.executemany(f"INSERT INTO photos ({PHOTO_COLS}) VALUES ({','.join('?' * 19)})", photos)
+        con.executemany(f"INSERT INTO photos ({PHOTO_COLS}) VALUES ({','.join('?' * 21)})", photos)
         con.executemany(f"INSERT INTO embeddings ({EMB_COLS}) VALUES ({','.join('?' * 14)})", embeddings)
-        con.executemany("INSERT INTO photo_persons (photo_id, person_id) VALUES (?,?)", photo_persons)
+        con.executemany(f"INSERT INTO photo_persons ({PHOTO_PERSON_COLS}) VALUES (?,?,?)", photo_persons)
         done = hi - 1
         log(f"  photos {done:,}/{plan.N:,}, faces {int(plan.photo_first_face[hi]):,}/{plan.K:,} "
             f"({time.perf_counter() - t0:.1f} s)")
@@ -461,7 +489,7 @@ def pg_load(url: str, rows: Rows, plan: Plan) -> None:
             photos, embeddings, photo_persons = rows.chunk(lo, hi)
             proc.stdin.write(copy_block("photos", PHOTO_COLS, photos))
             proc.stdin.write(copy_block("embeddings", EMB_COLS, embeddings))
-            proc.stdin.write(copy_block("photo_persons", "photo_id, person_id", photo_persons))
+            proc.stdin.write(copy_block("photo_persons", PHOTO_PERSON_COLS, photo_persons))
             log(f"  photos {hi - 1:,}/{plan.N:,}, faces {int(plan.photo_first_face[hi]):,}/{plan.K:,} "
                 f"({time.perf_counter() - t0:.1f} s)")
         proc.stdin.write(f"""
@@ -469,7 +497,7 @@ def pg_load(url: str, rows: Rows, plan: Plan) -> None:
             SELECT setval(pg_get_serial_sequence('persons', 'id'), {plan.M});
             SELECT setval(pg_get_serial_sequence('embeddings', 'id'), {max(plan.K, 1)});
             COMMIT;
-            ANALYZE;
+            VACUUM (ANALYZE);
             """.encode())
         proc.stdin.close()
     except BrokenPipeError:
@@ -563,6 +591,7 @@ def main() -> int:
         f"persons with 1-5 faces {int((plan.sizes_sorted <= 5).sum()):,} ({t_plan:.1f} s)")
     t0 = time.perf_counter()
     migrate(binary, database)
+    check_schema(database, is_pg)
     rows = Rows(plan, args.dim, args.seed, int(time.time() * 1000))
     t_load = time.perf_counter()
     if is_pg:

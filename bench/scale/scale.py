@@ -481,7 +481,7 @@ def phase_reads(s: Serve, database: str, lib: dict, n: int, rng: random.Random, 
             try:
                 page = json.loads(yield_data[0])
                 photos = page.get("photos") or []
-                after = photos[-1]["id"] if photos and page.get("next_after_id") is not None else 0
+                after = photos[-1]["photo_id"] if photos and page.get("next_after_id") is not None else 0
             except (ValueError, KeyError, TypeError):
                 after = 0
 
