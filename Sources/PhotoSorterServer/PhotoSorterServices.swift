@@ -52,10 +52,10 @@ public final class PhotoSorterServices: Sendable {
                                     onWorkQueued: { dispatcher.poke() },
                                     onFacesRemoved: { try await identity.catchUpNow() },
                                     dateBackfill: TakenDateBackfill(database: database, ml: ml, logger: logger))
-        self.reprocess = ReprocessService(database: database, identity: identity, ml: ml, maxRetries: config.maxRetries,
+        self.reprocess = ReprocessService(database: database, identity: identity, ml: ml, config: config,
                                           logger: logger, onWorkQueued: { Self.workQueued(dispatcher: dispatcher, kafka: kafka) })
         self.people = PeopleService(database: database, identity: identity, reads: reads, config: config)
-        self.recluster = ReclusterService(database: database, identity: identity, logger: logger)
+        self.recluster = ReclusterService(database: database, identity: identity, config: config, logger: logger)
         self.media = MediaService(database: database, ml: ml, logger: logger)
         self.retryScheduler = RetryScheduler(database: database, queue: queue, maxRetries: config.maxRetries, logger: logger)
         self.staleScheduler = StaleProcessingScheduler(
@@ -91,10 +91,9 @@ public final class PhotoSorterServices: Sendable {
             // Likewise a RUNNING re-cluster job was cut off (on PostgreSQL it may be another instance's, still running).
             try await recluster.failInterruptedJobs()
         }
-        try await startKafkaConsumer()
         try await ingest.resumeInterruptedJobs()
-        let interval = config.schedulerIntervalSeconds
-        let services: [BackgroundService] = [
+        let interval = config.schedulerIntervalSeconds, logger = self.logger
+        var services: [BackgroundService] = [
             BackgroundService("dispatcher") { await self.dispatcher.run() },
             .periodic("retry scheduler", every: interval, logger: logger) {
                 if try await !self.retryScheduler.runOnce().isEmpty { self.dispatcher.poke() }
@@ -107,10 +106,22 @@ public final class PhotoSorterServices: Sendable {
                 try await self.identity.saveSnapshotIfBehind()
             },
         ]
+        if let kafka {
+            // First in the group, so shut down last (a group stops its services in reverse order): the consumer leaves
+            // its group and the producer flushes after the dispatcher stopped taking messages.
+            let dispatcher = self.dispatcher
+            services.insert(BackgroundService("kafka consumer") {
+                // Joined already by `configure` (joining takes seconds on some brokers); a no-op then.
+                do { try await kafka.start(onMessages: { dispatcher.poke() }) } catch {
+                    logger.error("Kafka consumer did not start", metadata: ["error": "\(error)"])
+                }
+                while !Task.isCancelled { try? await Task.sleep(for: .seconds(3600)) }
+                await kafka.shutdown()
+            }, at: 0)
+        }
         // Signals stay Vapor's: the group is shut down by `stopBackgroundWork`, which the application's shutdown calls.
         let group = ServiceGroup(configuration: ServiceGroupConfiguration(
             services: services.map { ServiceGroupConfiguration.ServiceConfiguration(service: $0) }, logger: logger))
-        let logger = self.logger
         let running = Task {
             do { try await group.run() } catch { logger.error("background work stopped", metadata: ["error": "\(error)"]) }
         }
@@ -126,7 +137,7 @@ public final class PhotoSorterServices: Sendable {
             await running.value
         }
         await recluster.waitForBackgroundJob()
-        await kafka?.shutdown()
+        await kafka?.shutdown()  // the group's consumer service did it, unless the group never ran (idempotent)
     }
 }
 

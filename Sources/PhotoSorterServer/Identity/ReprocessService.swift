@@ -64,22 +64,24 @@ public struct ReprocessStatus: Content, Sendable {
 /// Starting a job queues every photo again. While it runs, results of its model are staged in
 /// `reprocess_photos` / `reprocess_faces` (the library keeps its old faces and persons meanwhile). When no
 /// photo is pending, `finishIfComplete` (run by a scheduler) replaces the faces and persons in one transaction
-/// (`IdentityService.finishReprocess`). Interrupted, it resumes: a new start with the same model re-queues only
+/// (`finish`). Interrupted, it resumes: a new start with the same model re-queues only
 /// the photos without a staged result.
 public final class ReprocessService: Sendable {
     private let database: PhotoSorterDatabase
     private let identity: IdentityService
     private let ml: MLClient
     private let maxRetries: Int
+    private let config: ServiceConfig
     private let logger: Logger
     private let onWorkQueued: @Sendable () -> Void
 
-    init(database: PhotoSorterDatabase, identity: IdentityService, ml: MLClient, maxRetries: Int, logger: Logger,
+    init(database: PhotoSorterDatabase, identity: IdentityService, ml: MLClient, config: ServiceConfig, logger: Logger,
          onWorkQueued: @escaping @Sendable () -> Void) {
         self.database = database
         self.identity = identity
         self.ml = ml
-        self.maxRetries = maxRetries
+        self.config = config
+        self.maxRetries = config.maxRetries
         self.logger = logger
         self.onWorkQueued = onWorkQueued
     }
@@ -139,7 +141,7 @@ public final class ReprocessService: Sendable {
     public func finishIfComplete() async throws -> ReprocessResult? {
         guard let job = try await Self.runningJob(on: database.sql) else { return nil }
         guard try await progress(of: job.id).pending == 0 else { return nil }
-        let result = try await identity.finishReprocess(job)
+        let result = try await finish(job)
         if let result {
             logger.info("reprocess finished", metadata: [
                 "job_id": "\(job.id)", "model": "\(job.model.name)", "photos": "\(result.photos)", "faces": "\(result.faces)",
@@ -210,5 +212,169 @@ public final class ReprocessService: Sendable {
         try await PhotosTable.markStaged(payload.photoID, now: nowMs(), on: tx)
         try await IdentityLog.remember(response, key: key, photoID: payload.photoID, on: tx)
         return response
+    }
+}
+
+extension ReprocessService {
+    /// Replaces every face and person assignment with the staged results of `job` (`IdentityService.replaceAll`).
+    /// Each new face takes the place of the old face of its photo it overlaps most (box IoU ≥ 0.5): its person, its
+    /// confirmation and its "not this person" marks. Then `Reclustering` places the new faces under those
+    /// corrections, photos in the order their faces were first committed, so the same model on the same photos
+    /// gives the same persons, and each new cluster keeps the old id it shares the most faces with. Nil when the job
+    /// is no longer running (another instance finished it).
+    func finish(_ job: ReprocessJob) async throws -> ReprocessResult? {
+        try await identity.replaceAll { tx in
+            guard let current = try await Self.runningJob(on: tx), current.id == job.id else { return nil }
+            return try await self.rebuild(job, on: tx)
+        }
+    }
+
+    private struct StagedPhoto {
+        let id: Int64
+        let width: Int?
+        let height: Int?
+        let quarterTurns: Int?
+        let modelVersion: String
+        var faces: [StagedFace] = []
+    }
+
+    private struct StagedFace {
+        let embedding: Embedding
+        let bbox: BoundingBox
+        let confidence: Double
+    }
+
+    /// An old face, for carrying its person and corrections over to the new face that replaces it.
+    private struct OldFace {
+        let id: Int64
+        let bbox: BoundingBox
+        let person: Int64
+        let confirmed: Bool
+    }
+
+    /// Least overlap (IoU) for a new face to take an old face's place.
+    static let replacementOverlap = 0.5
+
+    private func rebuild(_ job: ReprocessJob, on tx: any SQLDatabase) async throws -> ReprocessResult {
+        var photos: [Int64: StagedPhoto] = [:]
+        for row in try await tx.raw("""
+            SELECT photo_id, width, height, quarter_turns, model_version FROM reprocess_photos WHERE job_id = \(bind: job.id)
+            """).all() {
+            let id = try row.decode(column: "photo_id", as: Int64.self)
+            photos[id] = StagedPhoto(id: id, width: try row.decode(column: "width", as: Int?.self),
+                                     height: try row.decode(column: "height", as: Int?.self),
+                                     quarterTurns: try row.decode(column: "quarter_turns", as: Int?.self),
+                                     modelVersion: try row.decode(column: "model_version", as: String.self))
+        }
+        for row in try await tx.raw("""
+            SELECT photo_id, vector, bbox_x1, bbox_y1, bbox_x2, bbox_y2, confidence FROM reprocess_faces
+            WHERE job_id = \(bind: job.id) ORDER BY photo_id, face_index
+            """).all() {
+            let id = try row.decode(column: "photo_id", as: Int64.self)
+            photos[id]?.faces.append(StagedFace(
+                embedding: try EmbeddingCodec.decode(bytes: try row.decode(column: "vector", as: Data.self)),
+                bbox: try BoundingBox(row: row), confidence: try row.decode(column: "confidence", as: Double.self)))
+        }
+        var firstCommit: [Int64: Int64] = [:]
+        var oldFaces: [Int64: [OldFace]] = [:]
+        for row in try await tx.raw("""
+            SELECT id, photo_id, person_id, confirmed, bbox_x1, bbox_y1, bbox_x2, bbox_y2 FROM embeddings ORDER BY id
+            """).all() {
+            let photo = try row.decode(column: "photo_id", as: Int64.self)
+            let face = OldFace(id: try row.decode(column: "id", as: Int64.self), bbox: try BoundingBox(row: row),
+                               person: try row.decode(column: "person_id", as: Int64.self),
+                               confirmed: try row.decode(column: "confirmed", as: Bool.self))
+            if firstCommit[photo] == nil { firstCommit[photo] = face.id }
+            oldFaces[photo, default: []].append(face)
+        }
+        let rejections = try await PersonBookkeeping.rejectionsByFace(on: tx)
+        let livePersons = Set(try await tx.raw("SELECT id FROM persons WHERE merged_into IS NULL AND face_count > 0").all()
+            .map { try $0.decode(column: "id", as: Int64.self) })
+
+        // Replay in first-commit order; photos that had no faces before come last, by id. Each new face stands in
+        // for the old face it overlaps most.
+        let ordered = photos.values.sorted { (firstCommit[$0.id] ?? .max, $0.id) < (firstCommit[$1.id] ?? .max, $1.id) }
+        var faces: [Reclustering.Face] = []
+        var staged: [(photo: StagedPhoto, face: StagedFace, faceIndex: Int)] = []
+        for photo in ordered {
+            let replaced = Self.match(photo.faces.map(\.bbox), to: (oldFaces[photo.id] ?? []))
+            for (faceIndex, face) in photo.faces.enumerated() {
+                let old = replaced[faceIndex]
+                faces.append(Reclustering.Face(id: Int64(faces.count), photo: photo.id, embedding: face.embedding, person: old?.person,
+                                               confirmed: old?.confirmed ?? false, rejected: old.flatMap { rejections[$0.id] } ?? []))
+                staged.append((photo, face, faceIndex))
+            }
+        }
+        let outcome = Reclustering.run(faces, policy: config.identityPolicy(for: job.model),
+                                       retired: try await PersonBookkeeping.retiredIDs(on: tx))
+
+        let now = nowMs()
+        try await PhotoPersonsTable.removeAll(on: tx)
+        try await FacesTable.removeAll(on: tx)
+        let newIDs = try await PersonBookkeeping.insertNewPersons(of: outcome, faces: faces, on: tx)
+        var personIDsOfPhoto: [Int64: [Int64]] = [:]
+        var started = Set<Int64>()
+        for ((photo, face, faceIndex), (reclustered, assignment)) in zip(staged, zip(faces, outcome.assignments)) {
+            let person = assignment.person.id(newIDs: newIDs)
+            var createdPerson = false
+            if case .new = assignment.person { createdPerson = started.insert(person).inserted }
+            let embeddingID = try await FacesTable.insert(FacesTable.NewFace(
+                photoID: photo.id, personID: person, faceIndex: faceIndex, embedding: face.embedding, bbox: face.bbox,
+                confidence: face.confidence, similarity: assignment.similarity.map(Double.init), createdPerson: createdPerson,
+                suggestedPersonID: nil, modelVersion: photo.modelVersion, confirmed: reclustered.confirmed,
+                runnerUpPersonID: assignment.runnerUp?.id(newIDs: newIDs), runnerUpSimilarity: assignment.runnerUpSimilarity.map(Double.init)),
+                now: now, on: tx)
+            for rejected in reclustered.rejected {
+                try await tx.raw("""
+                    INSERT INTO face_rejections (embedding_id, person_id, created_at) VALUES (\(bind: embeddingID), \(bind: rejected), \(bind: now))
+                    """).run()
+            }
+            if personIDsOfPhoto[photo.id]?.contains(person) != true { personIDsOfPhoto[photo.id, default: []].append(person) }
+        }
+        for photo in ordered {
+            let personIDs = personIDsOfPhoto[photo.id] ?? []
+            try await PhotoPersonsTable.add(photo: photo.id, persons: personIDs, on: tx)
+            try await PhotosTable.applyReprocessed(photo.id, width: photo.width, height: photo.height, quarterTurns: photo.quarterTurns,
+                                                   faceCount: photo.faces.count, personIDs: personIDs, modelVersion: photo.modelVersion,
+                                                   now: now, on: tx)
+        }
+        // Photos the new model could not analyse keep their status and reason, but no longer show anyone.
+        let photosFailed = try await PhotosTable.clearUnreprocessed(jobID: job.id, now: now, on: tx)
+        // Ids no cluster kept become redirects to the person that received most of their faces; a person whose
+        // faces all vanished with the old model stays as an empty row (ids are never deleted, so never reused).
+        try await PersonBookkeeping.recordMerges(of: outcome, newIDs: newIDs, on: tx)
+        let survivors = Set(outcome.assignments.map { $0.person.id(newIDs: newIDs) })
+        try await PersonBookkeeping.refresh(photos: [Int64](), persons: livePersons.union(survivors), on: tx)
+        let result = ReprocessResult(photos: ordered.count, faces: faces.count, photosFailed: photosFailed, persons: survivors.count,
+                                     personsKept: survivors.count - outcome.newPersonCount, personsCreated: outcome.newPersonCount,
+                                     personsRemoved: livePersons.subtracting(survivors).count)
+        try await MediaStore.removeOrphanThumbnails(on: tx)
+        try await tx.raw("DELETE FROM reprocess_faces WHERE job_id = \(bind: job.id)").run()
+        try await tx.raw("DELETE FROM reprocess_photos WHERE job_id = \(bind: job.id)").run()
+        try await tx.raw("""
+            UPDATE reprocess_jobs SET status = 'COMPLETED', result = \(bind: String(decoding: try JSONEncoder().encode(result), as: UTF8.self)),
+                finished_at = \(bind: now) WHERE job_id = \(bind: job.id)
+            """).run()
+        return result
+    }
+
+    /// For each new box, the old face it replaces: pairs by largest overlap first, each old face used once, IoU at
+    /// least `replacementOverlap`.
+    private static func match(_ boxes: [BoundingBox], to old: [OldFace]) -> [OldFace?] {
+        var pairs: [(new: Int, old: Int, overlap: Double)] = []
+        for (n, box) in boxes.enumerated() {
+            for (o, face) in old.enumerated() {
+                let overlap = box.intersectionOverUnion(with: face.bbox)
+                if overlap >= replacementOverlap { pairs.append((n, o, overlap)) }
+            }
+        }
+        pairs.sort { ($0.overlap, -$0.new, -$0.old) > ($1.overlap, -$1.new, -$1.old) }
+        var result = [OldFace?](repeating: nil, count: boxes.count)
+        var used = Set<Int>()
+        for pair in pairs where result[pair.new] == nil && !used.contains(pair.old) {
+            result[pair.new] = old[pair.old]
+            used.insert(pair.old)
+        }
+        return result
     }
 }

@@ -3,7 +3,7 @@ import SQLKit
 
 /// `reprocess_jobs`: one row per `photo-sorter reprocess` / `POST /reprocess`, at most one RUNNING at a time.
 /// `reprocess_photos` and `reprocess_faces` stage the new model's results until every photo is analysed; the
-/// job then replaces the library's faces and persons in one transaction (`IdentityService.finishReprocess`).
+/// job then replaces the library's faces and persons in one transaction (`ReprocessService.finish`).
 struct CreateReprocessTables: AsyncMigration {
     func prepare(on database: any Database) async throws {
         try await database.schema("reprocess_jobs")

