@@ -1,4 +1,5 @@
 import Foundation
+import PhotoSorterCore
 @testable import PhotoSorterServer
 import Vapor
 import XCTest
@@ -40,6 +41,23 @@ final class OpenAPIContractTests: XCTestCase {
             let registered = registeredOperations(service.app)
             XCTAssertEqual(registered.subtracting(documented).sorted(), [], "routes missing from openapi.json")
             XCTAssertEqual(documented.subtracting(registered).sorted(), [], "documented operations that are not routes")
+        }
+    }
+
+    /// `x-face-models` is the model list the ML service's tests read (names, embedders, dimensions, identity rule):
+    /// it must be the core's `FaceModel.all`, so the two languages cannot disagree on a model or a threshold.
+    func testTheDocumentedFaceModelsAreTheCoresModels() throws {
+        let document = try XCTUnwrap(try JSONSerialization.jsonObject(with: try OpenAPIController.load().document) as? [String: Any])
+        let documented = try XCTUnwrap(document["x-face-models"] as? [[String: Any]], "openapi.json has no x-face-models")
+        XCTAssertEqual(documented.map { $0["name"] as? String }, FaceModel.all.map(\.name))
+        for (entry, model) in zip(documented, FaceModel.all) {
+            XCTAssertEqual(entry["embedder"] as? String, model.embedder, model.name)
+            XCTAssertEqual(entry["dimension"] as? Int, model.dimension, model.name)
+            for (key, value) in [("match_threshold", model.policy.matchThreshold), ("small_person_margin", model.policy.smallPersonMargin),
+                                 ("mirror_threshold", model.policy.mirrorThreshold)] {
+                let given = try XCTUnwrap(entry[key] as? Double, "\(model.name) \(key)")
+                XCTAssertEqual(Float(given), value, "\(model.name) \(key)")
+            }
         }
     }
 

@@ -20,9 +20,11 @@ REPO = ML_DIR.parent
 sys.path.insert(0, str(ML_DIR))
 
 SECRET = "test-secret-123"
-# The Swift service's match thresholds per face model (`FaceModel.policy` in Sources/PhotoSorterCore/FaceModel.swift),
-# which its person dump hands the ML service as `identity_rule`: what the tests expect the models to separate.
-MATCH_THRESHOLDS = {"arcface": 0.32, "dlib": 0.92}
+# The service's face models as its OpenAPI document lists them (`x-face-models`, held to `FaceModel.all` by the Swift
+# test OpenAPIContractTests): names, embedders, dimensions and the identity rule its person dump hands this service.
+SERVICE_MODELS = {m["name"]: m for m in
+                  json.loads((REPO / "Sources/PhotoSorterServer/OpenAPI/openapi.json").read_text())["x-face-models"]}
+MATCH_THRESHOLDS = {name: model["match_threshold"] for name, model in SERVICE_MODELS.items()}
 
 
 def faces_dir() -> Path:
