@@ -85,7 +85,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 sys.path.insert(0, str(HERE))
 import scale  # noqa: E402  (its Serve, Client, Ports, machine, queries and the harness it imports)
-from scale import Ports, Serve, is_postgres, machine, pct, q1, qall  # noqa: E402
+from scale import Ports, Serve, is_postgres, machine, pct, q1, qall, table_row  # noqa: E402
 
 harness = scale.harness
 binary_note = scale.binary_note
@@ -441,13 +441,7 @@ def results_md(reports: list[dict]) -> str:
     lines += ["| | " + " | ".join(col(c) for c in cfgs) + " | bar |", "|---|" + "---:|" * len(cfgs) + "---|"]
 
     def row(label: str, f, bar_text: str = "") -> None:
-        vals = []
-        for c in cfgs:
-            try:
-                vals.append(f(c))
-            except (KeyError, TypeError, IndexError):
-                vals.append("–")
-        lines.append(f"| {label} | " + " | ".join(vals) + f" | {bar_text} |")
+        lines.append(table_row(cfgs, label, f, bar_text))
 
     row("photos / persons / faces", lambda c: f"{c['library']['photos']:,} / {c['library']['persons']:,} / {c['library']['faces']:,}")
     row("pair a, b: photos each, shared", lambda c: f"{' + '.join(f'{n:,}' for n in c['chosen']['pair']['photos'])}, "

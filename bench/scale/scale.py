@@ -187,6 +187,17 @@ def children_of(pid: int) -> set[int]:
     return out
 
 
+def table_row(cfgs: list, label: str, value, bar_text: str = "") -> str:
+    """One Markdown row of a results table: `value(c)` for each configuration, "–" where its figure is missing."""
+    cells = []
+    for c in cfgs:
+        try:
+            cells.append(value(c))
+        except (KeyError, TypeError, IndexError, ZeroDivisionError):
+            cells.append("–")
+    return f"| {label} | " + " | ".join(cells) + f" | {bar_text} |"
+
+
 def pct(values_ms) -> dict:
     a = np.asarray(values_ms, dtype=np.float64)
     if a.size == 0:
@@ -1071,13 +1082,7 @@ def results_md(report: dict) -> str:
         lines += [hdr, "|---|" + "---:|" * len(cfgs) + "---|"]
 
         def row(label: str, f, bar_text: str = "") -> None:
-            vals = []
-            for c in cfgs:
-                try:
-                    vals.append(f(c))
-                except (KeyError, TypeError, ZeroDivisionError):
-                    vals.append("–")
-            lines.append(f"| {label} | " + " | ".join(vals) + f" | {bar_text} |")
+            lines.append(table_row(cfgs, label, f, bar_text))
 
         P = lambda c: c["phases"]  # noqa: E731
         row("photos / persons / faces", lambda c: f"{c['library']['photos']:,} / {c['library']['persons']:,} / {c['library']['faces']:,}")

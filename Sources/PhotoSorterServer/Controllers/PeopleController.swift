@@ -54,14 +54,12 @@ struct PeopleController: RouteCollection {
                                                 limit: try req.optionalQuery(Int.self, "limit") ?? 100)
     }
 
-    /// `Request.photoQuery` without `persons=` (the path names the person); limit at most 1000.
+    /// `Request.photoQuery` without `persons=` (the path names the person); `PeopleService.photos` checks the limit.
     func photos(req: Request) async throws -> PhotoPage {
         guard try req.optionalQuery(String.self, "persons") == nil else {
             throw PhotoSorterError.invalidQuery("persons= belongs to GET /photos; this path names the person")
         }
-        let limit = try req.optionalQuery(Int.self, "limit") ?? 100
-        guard (1...1000).contains(limit) else { throw PhotoSorterError.invalidRequest("limit must be 1...1000") }
-        return try await req.photoSorter.people.photos(of: try req.int64Parameter("id"), query: try req.photoQuery(defaultLimit: 100, maxLimit: 1000))
+        return try await req.photoSorter.people.photos(of: try req.int64Parameter("id"), query: try req.photoQuery(defaultLimit: 100))
     }
 
     func update(req: Request) async throws -> PersonView {

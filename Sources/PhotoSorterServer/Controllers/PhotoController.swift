@@ -22,22 +22,18 @@ struct PhotoController: RouteCollection {
             guard let status = PhotoStatus(rawValue: raw) else { throw PhotoSorterError.invalidRequest("unknown status \(raw)") }
             return status
         }
-        return try await req.photoSorter.people.findPhotos(try req.photoQuery(defaultLimit: 500, maxLimit: PhotoQuery.maxLimit), status: status)
+        return try await req.photoSorter.people.findPhotos(try req.photoQuery(defaultLimit: 500, clampLimit: 1...PhotoQuery.maxLimit),
+                                                           status: status)
     }
 
     /// Who is in a set of photos: `ids=1,2,3` (at most 10,000), or `folder=` (every photo below it, inside the
     /// allowed roots).
     func people(req: Request) async throws -> PeopleInPhotos {
-        let ids = try req.optionalQuery(String.self, "ids")
+        let ids = try req.idListQuery("ids", of: "photo")
         let folder = try req.optionalQuery(String.self, "folder")
         switch (ids, folder) {
         case (let ids?, nil):
-            return try await req.photoSorter.people.people(inPhotos: try ids.split(separator: ",", omittingEmptySubsequences: false).map { part in
-                guard let id = Int64(part), id > 0 else {
-                    throw PhotoSorterError.invalidQuery("ids must be photo ids separated by commas")
-                }
-                return id
-            })
+            return try await req.photoSorter.people.people(inPhotos: ids)
         case (nil, let folder?):
             return try await req.photoSorter.people(inFolder: folder)
         default:

@@ -15,6 +15,18 @@ extension Request {
         return value
     }
 
+    /// The query value `name` as positive ids separated by commas (`12,40`), nil when the query does not name it;
+    /// anything else is a 400 naming `what` the ids are.
+    func idListQuery(_ name: String, of what: String) throws -> [Int64]? {
+        guard let raw = try optionalQuery(String.self, name) else { return nil }
+        return try raw.split(separator: ",", omittingEmptySubsequences: false).map { part in
+            guard let id = Int64(part), id > 0 else {
+                throw PhotoSorterError.invalidQuery("\(name) must be \(what) ids separated by commas, got \(raw)")
+            }
+            return id
+        }
+    }
+
     /// A path parameter that must be a positive integer id (422 otherwise).
     func int64Parameter(_ name: String) throws -> Int64 {
         guard let raw = parameters.get(name), let value = Int64(raw), value > 0 else {

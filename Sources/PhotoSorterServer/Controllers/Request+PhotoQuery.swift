@@ -4,17 +4,11 @@ import Vapor
 extension Request {
     /// The photo query of GET /photos and GET /person/{id}/photos: `persons=12,40`, `match=all|any`,
     /// `from=YYYY-MM-DD`, `to=YYYY-MM-DD` (both included), `order=id|taken|taken_desc`, `after=` (a page's
-    /// `next_after`) or `after_id=` (id order), `limit=` (`defaultLimit` when absent, clamped to 1...`maxLimit`).
-    func photoQuery(defaultLimit: Int, maxLimit: Int) throws -> PhotoQuery {
+    /// `next_after`) or `after_id=` (id order), `limit=` (`defaultLimit` when absent; clamped to `clampLimit` when
+    /// given, else left for the caller's check).
+    func photoQuery(defaultLimit: Int, clampLimit: ClosedRange<Int>? = nil) throws -> PhotoQuery {
         var query = PhotoQuery()
-        if let persons = try optionalQuery(String.self, "persons") {
-            query.persons = try persons.split(separator: ",", omittingEmptySubsequences: false).map { part in
-                guard let id = Int64(part), id > 0 else {
-                    throw PhotoSorterError.invalidQuery("persons must be person ids separated by commas, got \(persons)")
-                }
-                return id
-            }
-        }
+        query.persons = try idListQuery("persons", of: "person") ?? []
         query.match = try enumQuery(PhotoQuery.Match.self, "match") ?? .all
         query.order = try enumQuery(PhotoQuery.Order.self, "order") ?? .id
         query.from = try dayQuery("from")
@@ -29,7 +23,8 @@ extension Request {
             }
             query.after = PhotoCursor(taken: nil, id: afterID)
         }
-        query.limit = min(max(try optionalQuery(Int.self, "limit") ?? defaultLimit, 1), maxLimit)
+        query.limit = try optionalQuery(Int.self, "limit") ?? defaultLimit
+        if let clampLimit { query.limit = min(max(query.limit, clampLimit.lowerBound), clampLimit.upperBound) }
         return query
     }
 

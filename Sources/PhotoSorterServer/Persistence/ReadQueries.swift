@@ -109,7 +109,7 @@ struct ReadQueries: Sendable {
             row = survivorRow
         }
         let personID = survivor ?? id
-        let examples = try await db.raw("""
+        let examples = exampleLimit == 0 ? [] : try await db.raw("""
             SELECT p.id, p.path FROM photo_persons pp JOIN photos p ON p.id = pp.photo_id
             WHERE pp.person_id = \(bind: personID) ORDER BY pp.photo_id LIMIT \(bind: exampleLimit)
             """).all().map {
