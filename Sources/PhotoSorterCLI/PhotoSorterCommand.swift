@@ -8,7 +8,7 @@ struct PhotoSorterCommand: AsyncParsableCommand {
         commandName: "photo-sorter",
         abstract: "Finds every face in a photo library and gives each person one stable id.",
         subcommands: [SortCommand.self, PeopleCommand.self, PhotosCommand.self, ReclusterCommand.self, ExportCommand.self, ReprocessCommand.self,
-                      ServeCommand.self, MigrateCommand.self],
+                      ServeCommand.self, MigrateCommand.self, PruneCommand.self],
         defaultSubcommand: SortCommand.self)
 }
 

@@ -8,8 +8,13 @@ struct ServeCommand: AsyncParsableCommand {
 
     @OptionGroup var options: ConfigOptions
 
+    @ArgumentParser.Option(name: .customLong("watch"), parsing: .upToNextOption,
+            help: "Folders to follow (watch mode; added to PHOTO_SORTER_WATCH_ROOTS): new, changed, moved and deleted photos are taken in within seconds.")
+    var watchRoots: [String] = []
+
     func run() async throws {
-        let config = try options.load()
+        var config = try options.load()
+        config.watchRoots += watchRoots
         let app = try await Application.make(Environment(name: "production", arguments: ["photo-sorter", "serve"]))
         do {
             try await configure(app, config: config)

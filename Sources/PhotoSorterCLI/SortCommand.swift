@@ -27,6 +27,9 @@ struct SortCommand: AsyncParsableCommand {
     @ArgumentParser.Flag(help: "Keep serving the people web page after the sort, until Ctrl-C.")
     var browse = false
 
+    @ArgumentParser.Flag(help: "After the sort, keep following the folder (watch mode: new, changed, moved and deleted photos are taken in within seconds) until Ctrl-C.")
+    var watch = false
+
     func run() async throws {
         var config = try options.load()
         let folderPath = try resolvedFolder()
@@ -60,6 +63,10 @@ struct SortCommand: AsyncParsableCommand {
             writeToStandardError("\ninterrupted: progress is saved in \(config.databaseURL); run the same command again to resume.\n")
             return 130
         }
+        if status.status == "ROOT_UNAVAILABLE" {
+            writeToStandardError((status.lastError ?? "root unavailable") + "\n")
+            return 3
+        }
         let wallSeconds = Date().timeIntervalSince(started)
         var recluster: ReclusterResult?
         if !noRecluster {
@@ -77,7 +84,11 @@ struct SortCommand: AsyncParsableCommand {
         if let summaryJson {
             try JSONEncoder().encode(summary).write(to: URL(fileURLWithPath: summaryJson))
         }
-        if browse {
+        if watch {
+            services.watcher.follow(try resolvedFolder())
+            writeToStandardError("watching \(folder) for changes (Ctrl-C stops)\n")
+        }
+        if browse || watch {
             writeToStandardError("browse: \(config.browseURL)  (Ctrl-C stops)\n")
             while !interrupted.isSet { try await Task.sleep(for: .milliseconds(250)) }
         } else {

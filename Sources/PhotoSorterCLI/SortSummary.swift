@@ -26,9 +26,15 @@ struct SortSummary: Encodable {
     var mlWorkers: Int?
     /// What the closing re-cluster changed; null in the JSON when `--no-recluster` skipped it.
     var recluster: ReclusterResult?
+    /// How the library followed the files since the last scan (`IngestStatus`): photos moved, missing, restored,
+    /// and copies that reused an analysis.
+    var moved: Int
+    var missing: Int
+    var restored: Int
+    var copies: Int
 
     enum CodingKeys: String, CodingKey {
-        case database, processed, failed, faces, persons, model, failures, recluster
+        case database, processed, failed, faces, persons, model, failures, recluster, moved, missing, restored, copies
         case photosTotal = "photos_total"
         case noFaces = "no_faces"
         case notQueued = "not_queued"
@@ -47,7 +53,7 @@ struct SortSummary: Encodable {
             persons: services.identity.personCount, model: services.identity.model?.name, failures: try await services.failures(ofJob: jobID),
             notQueued: try await services.notQueued(ofJob: jobID),
             wallSeconds: wallSeconds, mlSeconds: try await services.mlSeconds(ofJob: jobID, since: startedMs), mlWorkers: workers,
-            recluster: recluster)
+            recluster: recluster, moved: status.moved, missing: status.missing, restored: status.restored, copies: status.copies)
     }
 
     /// As synthesised, except that `recluster` is written as null when it was skipped.
@@ -68,11 +74,16 @@ struct SortSummary: Encodable {
         try container.encode(mlSeconds, forKey: .mlSeconds)
         try container.encodeIfPresent(mlWorkers, forKey: .mlWorkers)
         try container.encode(recluster, forKey: .recluster)
+        try container.encode(moved, forKey: .moved)
+        try container.encode(missing, forKey: .missing)
+        try container.encode(restored, forKey: .restored)
+        try container.encode(copies, forKey: .copies)
     }
 
     var text: String {
         var lines = [
             "photos:   \(photosTotal) (\(processed) processed, \(noFaces) without faces, \(failed) failed)",
+            "files:    \(moved) moved, \(missing) missing, \(restored) restored, \(copies) copies (analysis reused)",
             "faces:    \(faces)",
             "persons:  \(persons)" + (model.map { " (face model: \($0))" } ?? ""),
             "time:     " + String(format: "%.1f s", wallSeconds),

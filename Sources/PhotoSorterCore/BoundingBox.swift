@@ -29,6 +29,30 @@ public struct BoundingBox: Codable, Sendable, Equatable {
         return overlap / (Double(area + other.area) - overlap)
     }
 
+    /// Least overlap (IoU) for a face of a new analysis to stand in for a face of the old one (a reprocess, a
+    /// file whose content changed).
+    public static let replacementOverlap = 0.5
+
+    /// For each of `boxes`, the index of the box of `old` it replaces: pairs by largest overlap first, each old
+    /// box used once, IoU at least `replacementOverlap`.
+    public static func pairByOverlap(_ boxes: [BoundingBox], with old: [BoundingBox]) -> [Int?] {
+        var pairs: [(new: Int, old: Int, overlap: Double)] = []
+        for (n, box) in boxes.enumerated() {
+            for (o, oldBox) in old.enumerated() {
+                let overlap = box.intersectionOverUnion(with: oldBox)
+                if overlap >= replacementOverlap { pairs.append((n, o, overlap)) }
+            }
+        }
+        pairs.sort { ($0.overlap, -$0.new, -$0.old) > ($1.overlap, -$1.new, -$1.old) }
+        var result = [Int?](repeating: nil, count: boxes.count)
+        var used = Set<Int>()
+        for pair in pairs where result[pair.new] == nil && !used.contains(pair.old) {
+            result[pair.new] = pair.old
+            used.insert(pair.old)
+        }
+        return result
+    }
+
     // Wire form is a JSON array, as `bbox` in the ML service's callback payload.
     public init(from decoder: any Decoder) throws {
         let values = try [Int](from: decoder)

@@ -48,6 +48,12 @@ public enum NotQueuedReason: Error, Equatable, Sendable, CustomStringConvertible
     /// A single path (POST /classify-photo) that is a folder.
     case folder
 
+    /// A folder the scan could not read: what was stored under it may still be there.
+    public var isUnreadableDirectory: Bool {
+        if case .unreadableDirectory = self { return true }
+        return false
+    }
+
     public var description: String {
         switch self {
         case .emptyFile: "empty file (0 bytes)"

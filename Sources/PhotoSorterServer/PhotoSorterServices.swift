@@ -20,6 +20,9 @@ public final class PhotoSorterServices: Sendable {
     public let people: PeopleService
     public let recluster: ReclusterService
     public let media: MediaService
+    /// Watch mode: follows `config.watchRoots` (and roots `sort --watch` adds); idle while it follows none.
+    public let watcher: LibraryWatcher
+    public let missingPhotos: MissingPhotos
     let statuses: PhotosTable
     let reads: ReadQueries
     let retryScheduler: RetryScheduler
@@ -44,19 +47,23 @@ public final class PhotoSorterServices: Sendable {
         let ml = MLClient(http: httpClient, baseURLs: config.mlServiceURLs, sharedSecret: config.sharedSecret,
                           timeoutSeconds: config.mlRequestTimeoutSeconds)
         self.ml = ml
-        let dispatcher = PhotoDispatcher(queue: queue, ml: ml, statuses: statuses,
+        let twins = ContentTwins(database: database, onFacesChanged: { try await identity.catchUpNow() }, logger: logger)
+        let dispatcher = PhotoDispatcher(queue: queue, ml: ml, statuses: statuses, twins: twins,
                                          callbackURL: config.callbackBaseURL + "/callback/photo-processed",
                                          concurrency: config.workerConcurrency, logger: logger)
         self.dispatcher = dispatcher
         self.ingest = IngestService(database: database, queue: queue, config: config, logger: logger,
                                     onWorkQueued: { dispatcher.poke() },
-                                    onFacesRemoved: { try await identity.catchUpNow() },
+                                    onFacesChanged: { try await identity.catchUpNow() },
                                     dateBackfill: TakenDateBackfill(database: database, ml: ml, logger: logger))
         self.reprocess = ReprocessService(database: database, identity: identity, ml: ml, config: config,
                                           logger: logger, onWorkQueued: { Self.workQueued(dispatcher: dispatcher, kafka: kafka) })
         self.people = PeopleService(database: database, identity: identity, reads: reads, config: config)
         self.recluster = ReclusterService(database: database, identity: identity, config: config, logger: logger)
         self.media = MediaService(database: database, ml: ml, logger: logger)
+        self.watcher = LibraryWatcher(roots: config.watchRoots, ingest: ingest, database: database,
+                                      settleSeconds: config.watchSettleSeconds, reconcileSeconds: config.watchReconcileSeconds, logger: logger)
+        self.missingPhotos = MissingPhotos(database: database, logger: logger)
         self.retryScheduler = RetryScheduler(database: database, queue: queue, maxRetries: config.maxRetries, logger: logger)
         self.staleScheduler = StaleProcessingScheduler(
             database: database, statuses: statuses, timeoutSeconds: config.processingTimeoutSeconds,
@@ -106,6 +113,8 @@ public final class PhotoSorterServices: Sendable {
                 try await self.identity.saveSnapshotIfBehind()
             },
         ]
+        // Watch mode: last in the group, so the first to stop.
+        services.append(BackgroundService("library watcher") { await self.watcher.run() })
         if let kafka {
             // First in the group, so shut down last (a group stops its services in reverse order): the consumer leaves
             // its group and the producer flushes after the dispatcher stopped taking messages.
@@ -131,6 +140,7 @@ public final class PhotoSorterServices: Sendable {
     /// Stops ingest scans, workers and schedulers (idempotent); in-flight results still arrive until shutdown.
     /// The Kafka queue then flushes its producer and leaves the consumer group.
     public func stopBackgroundWork() async {
+        watcher.stopScanning()  // starts no scan once the ingest scans are stopped
         await ingest.shutdown()
         if let (group, running) = background.withLockedValue({ current in defer { current = nil }; return current }) {
             await group.triggerGracefulShutdown()

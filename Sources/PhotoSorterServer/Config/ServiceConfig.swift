@@ -52,6 +52,14 @@ public struct ServiceConfig: Codable, Sendable, Equatable {
     public var kafkaMessageTimeoutSeconds = 30.0
     /// A READY photo without a message from this instance is published again after waiting this long.
     public var kafkaRepublishAfterSeconds = 60.0
+    /// Folders the service follows (watch mode: `serve --watch`, `PHOTO_SORTER_WATCH_ROOTS`, colon-separated): inotify
+    /// events keep the library in step with them within seconds.
+    public var watchRoots: [String] = []
+    /// Watch mode takes a file once its size and modification time have been stable this long (a copy in progress is
+    /// never taken half-written).
+    public var watchSettleSeconds = 2.0
+    /// Watch mode scans each whole root again this often: the safety net for events inotify could not deliver.
+    public var watchReconcileSeconds = 3600.0
 
     public static let queueKinds = ["database", "kafka"]
 
@@ -136,6 +144,9 @@ public struct ServiceConfig: Codable, Sendable, Equatable {
         if let v = try value("KAFKA_GROUP", String.self) { kafkaGroup = v }
         if let v = try value("KAFKA_MESSAGE_TIMEOUT_SECONDS", Double.self) { kafkaMessageTimeoutSeconds = v }
         if let v = try value("KAFKA_REPUBLISH_AFTER_SECONDS", Double.self) { kafkaRepublishAfterSeconds = v }
+        if let v = list("WATCH_ROOTS", separator: ":") { watchRoots = v }
+        if let v = try value("WATCH_SETTLE_SECONDS", Double.self) { watchSettleSeconds = v }
+        if let v = try value("WATCH_RECONCILE_SECONDS", Double.self) { watchReconcileSeconds = v }
         try validate()
     }
 
@@ -164,6 +175,9 @@ public struct ServiceConfig: Codable, Sendable, Equatable {
         guard !mlServiceURLs.isEmpty else { throw ConfigError(message: "at least one ML service URL is needed") }
         guard maxRetries >= 0, retryBackoffSeconds >= 0, processingTimeoutSeconds > 0, schedulerIntervalSeconds > 0 else {
             throw ConfigError(message: "retry and timeout settings must not be negative")
+        }
+        guard watchSettleSeconds > 0, watchReconcileSeconds > 0 else {
+            throw ConfigError(message: "PHOTO_SORTER_WATCH_SETTLE_SECONDS and PHOTO_SORTER_WATCH_RECONCILE_SECONDS must be positive")
         }
         try validateQueue()
     }
@@ -206,6 +220,7 @@ private struct PartialConfig: Decodable {
     var queueHighWatermark: Int?
     var queue: String?, kafkaBrokers: [String]?, kafkaTopic: String?, kafkaPartitions: Int?, kafkaGroup: String?
     var kafkaMessageTimeoutSeconds: Double?, kafkaRepublishAfterSeconds: Double?
+    var watchRoots: [String]?, watchSettleSeconds: Double?, watchReconcileSeconds: Double?
 
     func applied(to base: ServiceConfig) -> ServiceConfig {
         var c = base
@@ -222,6 +237,8 @@ private struct PartialConfig: Decodable {
         queue.map { c.queue = $0.lowercased() }; kafkaBrokers.map { c.kafkaBrokers = $0 }; kafkaTopic.map { c.kafkaTopic = $0 }
         kafkaPartitions.map { c.kafkaPartitions = $0 }; kafkaGroup.map { c.kafkaGroup = $0 }
         kafkaMessageTimeoutSeconds.map { c.kafkaMessageTimeoutSeconds = $0 }; kafkaRepublishAfterSeconds.map { c.kafkaRepublishAfterSeconds = $0 }
+        watchRoots.map { c.watchRoots = $0 }; watchSettleSeconds.map { c.watchSettleSeconds = $0 }
+        watchReconcileSeconds.map { c.watchReconcileSeconds = $0 }
         return c
     }
 }

@@ -42,6 +42,8 @@ public struct IngestStatus: Content, Sendable, Equatable {
     public var jobID: String
     public var jobName: String?
     public var path: String
+    /// SCANNING, SCANNED, COMPLETED, FAILED, or ROOT_UNAVAILABLE: the folder was gone, unreadable or empty while
+    /// photos were stored under it, so nothing was marked missing (`last_error` says which).
     public var status: String
     public var dryRun: Bool
     /// Scanning finished and every photo of the job is PROCESSED or FAILED with no retry pending.
@@ -57,6 +59,14 @@ public struct IngestStatus: Content, Sendable, Equatable {
     /// GET /ingest-jobs/{jobId}/not-queued).
     public var notQueued: [NotQueuedFile]?
     public var queued: Int
+    /// Photos found at a new path with their content, their old file gone: same id, faces and corrections.
+    public var moved: Int
+    /// Photos whose file this scan found gone: MISSING (hidden, their faces out of every person) until they return.
+    public var missing: Int
+    /// MISSING photos found again (at their path or another), with everything they had.
+    public var restored: Int
+    /// New paths with the content of an analysed photo still on disk: photos of their own, the analysis reused.
+    public var copies: Int
     public var ready: Int
     public var processing: Int
     public var processed: Int
@@ -71,7 +81,8 @@ public struct IngestStatus: Content, Sendable, Equatable {
     public var batches: [Batch]?
 
     enum CodingKeys: String, CodingKey {
-        case path, status, done, scanned, inserted, skipped, rejected, queued, ready, processing, processed, failed
+        case path, status, done, scanned, inserted, skipped, rejected, queued, moved, missing, restored, copies
+        case ready, processing, processed, failed
         case faces, batches
         case jobID = "job_id"
         case jobName = "job_name"

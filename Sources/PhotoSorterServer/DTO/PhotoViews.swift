@@ -34,10 +34,13 @@ public struct PhotoView: Content, Sendable, Equatable {
     public var takenAt: String?
     /// `exif`, `xmp` or `mtime` (the file's time: the photo carries no date, or its header was not read yet).
     public var takenAtSource: TakenDate.Source?
+    /// Since when the file has been gone (ms since 1970), while `status` is MISSING.
+    public var missingSince: Int64?
     public var detections: [DetectionView]?
 
     enum CodingKeys: String, CodingKey {
         case path, filename, status, width, height, detections
+        case missingSince = "missing_since"
         case takenAt = "taken_at"
         case takenAtSource = "taken_at_source"
         case photoID = "photo_id"

@@ -324,6 +324,11 @@ public final class IdentityService: Sendable {
             throw PhotoSorterError.photoNotFound(payload.photoID)
         }
         let now = nowMs()
+        if try photo.decode(column: "status", as: String.self) == PhotoStatus.missing.rawValue {
+            // The file vanished while it was analysed: the photo keeps no analysis, and is analysed again if it returns.
+            logger.info("result for a missing photo ignored", metadata: ["photo_id": "\(payload.photoID)", "callback": "\(key)"])
+            return CallbackResponse(ok: true, createdPersonIDs: [], personIDs: [])
+        }
         if try photo.decode(column: "status", as: String.self) == PhotoStatus.processed.rawValue {
             // Another attempt already delivered this photo's result; keep it and write nothing.
             let stored = try photo.decode(column: "person_ids", as: String?.self) ?? "[]"
@@ -347,6 +352,11 @@ public final class IdentityService: Sendable {
         let resolutions = model.map {
             IdentityResolver(policy: config.identityPolicy(for: $0)).resolveWithRunnerUps(faces, against: index)
         } ?? []
+        // A file whose content changed: each new face takes the corrections of the old face it overlaps most.
+        let corrections = try await ParkedFacesTable.corrections(ofChanged: payload.photoID, on: tx)
+        let replaced = BoundingBox.pairByOverlap(payload.detections.map(\.bbox), with: corrections.map(\.bbox))
+            .map { $0.map { corrections[$0] } }
+        let correctedPersons = try await PersonsTable.current(Set(corrections.filter(\.confirmed).map(\.person)), on: tx)
         let modelVersion = payload.meta?.modelVersion ?? "unknown"
         var newPersonBySlot: [Int: Int64] = [:]
         var created: [Int64] = []
@@ -355,10 +365,17 @@ public final class IdentityService: Sendable {
         for (faceIndex, resolution) in resolutions.enumerated() {
             let person: Int64
             var similarity: Double?
+            let correction = replaced[faceIndex]
             switch resolution.identity {
-            case .existing(let id, let score):
+            case _ where correction?.confirmed == true:
+                person = correctedPersons[correction!.person] ?? correction!.person
+            case .existing(let id, let score) where correction?.rejected.contains(id) != true:
                 person = id
                 similarity = Double(score)
+            case .existing:
+                // The user said this face is not that person: a person of its own, as a correction would leave it.
+                person = try await PersonsTable.insert(representativePhoto: payload.photoID, now: now, on: tx)
+                created.append(person)
             case .new(let slot):
                 if let id = newPersonBySlot[slot] {
                     person = id
@@ -376,12 +393,17 @@ public final class IdentityService: Sendable {
             let embeddingID = try await FacesTable.insert(FacesTable.NewFace(
                 photoID: payload.photoID, personID: person, faceIndex: faceIndex, embedding: faces[faceIndex], bbox: detection.bbox,
                 confidence: detection.confidence ?? 0, similarity: similarity, createdPerson: createdPerson,
-                suggestedPersonID: detection.suggestedPersonID, modelVersion: modelVersion, runnerUpPersonID: resolution.runnerUp?.person,
-                runnerUpSimilarity: resolution.runnerUp.map { Double($0.similarity) }), now: now, on: tx)
+                suggestedPersonID: detection.suggestedPersonID, modelVersion: modelVersion, confirmed: correction?.confirmed ?? false,
+                runnerUpPersonID: resolution.runnerUp?.person, runnerUpSimilarity: resolution.runnerUp.map { Double($0.similarity) }),
+                now: now, on: tx)
+            for rejected in correction?.rejected ?? [] {
+                try await PersonBookkeeping.reject(face: embeddingID, person: rejected, now: now, on: tx)
+            }
             updates.append(IndexUpdate(embeddingID: embeddingID, person: person, face: faces[faceIndex]))
             if !personIDs.contains(person) { personIDs.append(person) }
             facesPerPerson[person, default: 0] += 1
         }
+        if !corrections.isEmpty { try await ParkedFacesTable.drop(photo: payload.photoID, on: tx) }
         try await MediaStore.store(payload, replacingFaces: true, on: tx)
         // A photo that carries no date is dated by its file's time (`TakenDate.Source.mtime`).
         try await PhotosTable.markAnalysed(payload, faceCount: faces.count, personIDs: personIDs, modelVersion: modelVersion,

@@ -8,11 +8,7 @@ enum PersonBookkeeping {
     static func refresh(photos: some Collection<Int64>, persons: some Collection<Int64>, on tx: any SQLDatabase) async throws {
         let now = nowMs()
         for photo in Set(photos).sorted() {
-            var personIDs: [Int64] = []
-            for row in try await tx.raw("SELECT person_id FROM embeddings WHERE photo_id = \(bind: photo) ORDER BY face_index").all() {
-                let person = try row.decode(column: "person_id", as: Int64.self)
-                if !personIDs.contains(person) { personIDs.append(person) }
-            }
+            let personIDs = try await FacesTable.persons(ofPhoto: photo, on: tx)
             try await PhotoPersonsTable.replace(photo: photo, persons: personIDs, on: tx)
             try await PhotosTable.setPersons(photo, personIDs, now: now, on: tx)
         }
@@ -41,6 +37,15 @@ enum PersonBookkeeping {
             try await PersonsTable.rename(survivor, to: name, now: now, on: tx)
         }
         try await PersonsTable.redirect(absorbed, to: survivor, now: now, on: tx)
+    }
+
+    /// Records that a face is not a person (cannot-link), once.
+    static func reject(face: Int64, person: Int64, now: Int64 = nowMs(), on tx: any SQLDatabase) async throws {
+        try await tx.raw("""
+            INSERT INTO face_rejections (embedding_id, person_id, created_at)
+            SELECT \(bind: face), \(bind: person), \(bind: now)
+            WHERE NOT EXISTS (SELECT 1 FROM face_rejections WHERE embedding_id = \(bind: face) AND person_id = \(bind: person))
+            """).run()
     }
 
     // MARK: Writing a re-clustering (`recluster` and the end of a reprocess)

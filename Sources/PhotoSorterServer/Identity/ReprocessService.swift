@@ -252,9 +252,6 @@ extension ReprocessService {
         let confirmed: Bool
     }
 
-    /// Least overlap (IoU) for a new face to take an old face's place.
-    static let replacementOverlap = 0.5
-
     private func rebuild(_ job: ReprocessJob, on tx: any SQLDatabase) async throws -> ReprocessResult {
         var photos: [Int64: StagedPhoto] = [:]
         for row in try await tx.raw("""
@@ -297,7 +294,8 @@ extension ReprocessService {
         var faces: [Reclustering.Face] = []
         var staged: [(photo: StagedPhoto, face: StagedFace, faceIndex: Int)] = []
         for photo in ordered {
-            let replaced = Self.match(photo.faces.map(\.bbox), to: (oldFaces[photo.id] ?? []))
+            let old = oldFaces[photo.id] ?? []
+            let replaced = BoundingBox.pairByOverlap(photo.faces.map(\.bbox), with: old.map(\.bbox)).map { $0.map { old[$0] } }
             for (faceIndex, face) in photo.faces.enumerated() {
                 let old = replaced[faceIndex]
                 faces.append(Reclustering.Face(id: Int64(faces.count), photo: photo.id, embedding: face.embedding, person: old?.person,
@@ -325,9 +323,7 @@ extension ReprocessService {
                 runnerUpPersonID: assignment.runnerUp?.id(newIDs: newIDs), runnerUpSimilarity: assignment.runnerUpSimilarity.map(Double.init)),
                 now: now, on: tx)
             for rejected in reclustered.rejected {
-                try await tx.raw("""
-                    INSERT INTO face_rejections (embedding_id, person_id, created_at) VALUES (\(bind: embeddingID), \(bind: rejected), \(bind: now))
-                    """).run()
+                try await PersonBookkeeping.reject(face: embeddingID, person: rejected, now: now, on: tx)
             }
             if personIDsOfPhoto[photo.id]?.contains(person) != true { personIDsOfPhoto[photo.id, default: []].append(person) }
         }
@@ -340,6 +336,9 @@ extension ReprocessService {
         }
         // Photos the new model could not analyse keep their status and reason, but no longer show anyone.
         let photosFailed = try await PhotosTable.clearUnreprocessed(jobID: job.id, now: now, on: tx)
+        // Faces set aside by the old model no longer compare: a missing photo that returns is analysed again.
+        try await ParkedFacesTable.dropAll(on: tx)
+        try await PhotosTable.forgetMissingAnalyses(on: tx)
         // Ids no cluster kept become redirects to the person that received most of their faces; a person whose
         // faces all vanished with the old model stays as an empty row (ids are never deleted, so never reused).
         try await PersonBookkeeping.recordMerges(of: outcome, newIDs: newIDs, on: tx)
@@ -355,26 +354,6 @@ extension ReprocessService {
             UPDATE reprocess_jobs SET status = 'COMPLETED', result = \(bind: String(decoding: try JSONEncoder().encode(result), as: UTF8.self)),
                 finished_at = \(bind: now) WHERE job_id = \(bind: job.id)
             """).run()
-        return result
-    }
-
-    /// For each new box, the old face it replaces: pairs by largest overlap first, each old face used once, IoU at
-    /// least `replacementOverlap`.
-    private static func match(_ boxes: [BoundingBox], to old: [OldFace]) -> [OldFace?] {
-        var pairs: [(new: Int, old: Int, overlap: Double)] = []
-        for (n, box) in boxes.enumerated() {
-            for (o, face) in old.enumerated() {
-                let overlap = box.intersectionOverUnion(with: face.bbox)
-                if overlap >= replacementOverlap { pairs.append((n, o, overlap)) }
-            }
-        }
-        pairs.sort { ($0.overlap, -$0.new, -$0.old) > ($1.overlap, -$1.new, -$1.old) }
-        var result = [OldFace?](repeating: nil, count: boxes.count)
-        var used = Set<Int>()
-        for pair in pairs where result[pair.new] == nil && !used.contains(pair.old) {
-            result[pair.new] = old[pair.old]
-            used.insert(pair.old)
-        }
         return result
     }
 }

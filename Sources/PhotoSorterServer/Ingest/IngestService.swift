@@ -16,44 +16,68 @@ import SQLKit
 public final class IngestService: Sendable {
     private let database: PhotoSorterDatabase
     private let queue: any WorkQueue
-    private let config: ServiceConfig
+    let config: ServiceConfig
     private let logger: Logger
     private let onWorkQueued: @Sendable () -> Void
-    /// Called after a changed file's faces were removed and logged: the identity index catches up.
-    private let onFacesRemoved: @Sendable () async throws -> Void
+    /// Called after faces left (a changed or vanished file), returned or were copied: the identity index catches up.
+    private let onFacesChanged: @Sendable () async throws -> Void
     /// Dates the unchanged photos of a finished scan that were analysed before photos carried dates.
     private let dateBackfill: TakenDateBackfill
     private let running = NIOLockedValueBox([String: Task<Void, Never>]())
+    /// Per watcher job, the files still being written: neither taken nor swept.
+    let unsettledFiles = NIOLockedValueBox([String: Set<String>]())
     private let filesScanned = Counter(label: "photo_sorter_files_scanned_total")
     private let photosInserted = Counter(label: "photo_sorter_photos_inserted_total")
     private let batchTimer = Timer(label: "photo_sorter_ingest_batch_seconds")
 
     init(database: PhotoSorterDatabase, queue: any WorkQueue, config: ServiceConfig, logger: Logger,
          onWorkQueued: @escaping @Sendable () -> Void,
-         onFacesRemoved: @escaping @Sendable () async throws -> Void, dateBackfill: TakenDateBackfill) {
+         onFacesChanged: @escaping @Sendable () async throws -> Void, dateBackfill: TakenDateBackfill) {
         self.database = database
         self.queue = queue
         self.config = config
         self.logger = logger
         self.onWorkQueued = onWorkQueued
-        self.onFacesRemoved = onFacesRemoved
+        self.onFacesChanged = onFacesChanged
         self.dateBackfill = dateBackfill
     }
 
-    /// Validates the request, records the job and starts it in the background. Returns the job id.
+    /// Validates the request, records the job and starts it in the background. Returns the job id. A folder that
+    /// is gone while photos are stored under it is an unplugged drive, not a deletion: the job is recorded
+    /// `ROOT_UNAVAILABLE` and nothing is marked missing.
     public func start(_ request: IngestRequest) async throws -> String {
-        let root = try resolveFolder(request.path)
         let batchSize = request.batchSize ?? config.batchSize
         guard (1...10_000).contains(batchSize) else { throw PhotoSorterError.invalidRequest("batchSize must be 1...10000, got \(batchSize)") }
+        let root: String
+        do {
+            root = try resolveFolder(request.path)
+        } catch let error as PhotoSorterError {
+            guard case .folderNotFound = error, let gone = absolutePath(request.path),
+                  config.allowedRoots.isEmpty || AllowedRoots(config.allowedRoots).contains(canonicalPath: gone),
+                  try await holdsPhotos(gone) else { throw error }
+            let jobID = try await createJob(path: gone, root: nil, recursive: request.recursive ?? true, batchSize: batchSize,
+                                            dryRun: request.dryRun ?? false, name: request.jobName, requestedBy: request.requestedBy)
+            try await finishUnavailable(jobID, root: gone, reason: "the folder is gone")
+            return jobID
+        }
+        let jobID = try await createJob(path: root, root: nil, recursive: request.recursive ?? true, batchSize: batchSize,
+                                        dryRun: request.dryRun ?? false, name: request.jobName, requestedBy: request.requestedBy)
+        launch(jobID)
+        return jobID
+    }
+
+    /// Records a job, SCANNING; `root` is the watch root of a watcher's scan (nil: the folder is its own root).
+    func createJob(path: String, root: String?, recursive: Bool, batchSize: Int, dryRun: Bool, name: String?,
+                   requestedBy: String?) async throws -> String {
         let jobID = UUID().uuidString.lowercased()
         try await database.sql.raw("""
-            INSERT INTO ingest_jobs (job_id, job_name, path, recursive, batch_size, dry_run, requested_by, status,
+            INSERT INTO ingest_jobs (job_id, job_name, path, root, recursive, batch_size, dry_run, requested_by, status,
                 scanned_count, inserted_count, skipped_count, queued_count, rejected_count, completed_batches, created_at)
-            VALUES (\(bind: jobID), \(bind: request.jobName), \(bind: root), \(bind: request.recursive ?? true), \(bind: batchSize),
-                \(bind: request.dryRun ?? false), \(bind: request.requestedBy), 'SCANNING', 0, 0, 0, 0, 0, 0, \(bind: nowMs()))
+            VALUES (\(bind: jobID), \(bind: name), \(bind: path), \(bind: root), \(bind: recursive), \(bind: batchSize),
+                \(bind: dryRun), \(bind: requestedBy), 'SCANNING', 0, 0, 0, 0, 0, 0, \(bind: nowMs()))
             """).run()
-        logger.info("ingest job created", metadata: ["job_id": "\(jobID)", "path": "\(root)", "dry_run": "\(request.dryRun ?? false)"])
-        launch(jobID)
+        logger.info("ingest job created", metadata: ["job_id": "\(jobID)", "path": "\(path)", "dry_run": "\(dryRun)",
+                                                     "requested_by": "\(requestedBy ?? "")"])
         return jobID
     }
 
@@ -78,7 +102,7 @@ public final class IngestService: Sendable {
         for task in tasks { await task.value }
     }
 
-    private func launch(_ jobID: String) {
+    func launch(_ jobID: String) {
         running.withLockedValue { tasks in
             guard tasks[jobID] == nil else { return }
             tasks[jobID] = Task {
@@ -97,8 +121,7 @@ public final class IngestService: Sendable {
         if config.allowedRoots.isEmpty && !config.bindsLoopbackOnly {
             throw PhotoSorterError.outsideAllowedRoots("\(path) (the service listens on \(config.host): set PHOTO_SORTER_ALLOWED_ROOTS)")
         }
-        let absolute = path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
-        guard let resolved = realpath(absolute, nil) else { throw PhotoSorterError.folderNotFound(path) }
+        guard let absolute = absolutePath(path), let resolved = realpath(absolute, nil) else { throw PhotoSorterError.folderNotFound(path) }
         defer { free(resolved) }
         let canonical = String(cString: resolved)
         var isDirectory: ObjCBool = false
@@ -110,8 +133,17 @@ public final class IngestService: Sendable {
         return canonical
     }
 
+    /// `path` made absolute and normalised without touching the file system (it may be gone); nil for "".
+    func absolutePath(_ path: String) -> String? {
+        guard !path.isEmpty else { return nil }
+        let absolute = path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
+        let standard = URL(fileURLWithPath: absolute).standardizedFileURL.path
+        return standard.count > 1 && standard.hasSuffix("/") ? String(standard.dropLast()) : standard
+    }
+
     private struct JobRow: Decodable {
         let path: String
+        let root: String?
         let recursive: Bool
         let batchSize: Int
         let dryRun: Bool
@@ -121,19 +153,43 @@ public final class IngestService: Sendable {
     private func run(_ jobID: String) async {
         do {
             guard let job = try await database.sql.raw("""
-                SELECT path, recursive, batch_size, dry_run, completed_batches FROM ingest_jobs WHERE job_id = \(bind: jobID)
+                SELECT path, root, recursive, batch_size, dry_run, completed_batches FROM ingest_jobs WHERE job_id = \(bind: jobID)
                 """).first(decoding: JobRow.self, keyDecodingStrategy: .convertFromSnakeCase) else { return }
+            let root = job.root ?? job.path
+            let unsettled = unsettledFiles.withLockedValue { $0[jobID] } ?? []
+            defer { _ = unsettledFiles.withLockedValue { $0.removeValue(forKey: jobID) } }
+            if let problem = Self.unavailability(of: root) {
+                guard try await holdsPhotos(root) else { throw PhotoSorterError.folderNotFound(root) }
+                try await finishUnavailable(jobID, root: root, reason: problem)
+                return
+            }
+            if job.path != root && Self.unavailability(of: job.path) != nil {
+                // A folder inside a present watch root is gone (moved away or deleted): its photos vanished, or
+                // moved where another scan finds them.
+                if !job.dryRun { try await sweepVanished(jobID: jobID, folder: job.path, recursive: true, unreadable: [], unsettled: unsettled) }
+                try await finishScan(jobID, dryRun: job.dryRun)
+                return
+            }
             let scanner = DirectoryScanner(root: job.path, recursive: job.recursive, allowedRoots: symlinkRoots)
             var toSkip = job.completedBatches * job.batchSize
             var nextIndex = job.completedBatches
             var batch: [ScanEntry] = []
             var group: [[ScanEntry]] = []
             var queueRoom = 0
+            var unreadable: [String] = []
             for entry in scanner {
                 if Task.isCancelled { return }
                 if toSkip > 0 {
                     toSkip -= 1
                     continue
+                }
+                switch entry {
+                case .file(let file) where unsettled.contains(file.path):
+                    continue
+                case .notQueued(let rejected) where rejected.reason.isUnreadableDirectory:
+                    unreadable.append(rejected.path)
+                default:
+                    break
                 }
                 batch.append(entry)
                 guard batch.count == job.batchSize else { continue }
@@ -152,11 +208,16 @@ public final class IngestService: Sendable {
                 _ = try await commit(group, firstIndex: nextIndex, jobID: jobID, dryRun: job.dryRun)
                 nextIndex += group.count
             }
-            if !job.dryRun { await dateBackfill.run(jobID: jobID) }
-            try await database.sql.raw("""
-                UPDATE ingest_jobs SET status = \(bind: job.dryRun ? "COMPLETED" : "SCANNED"), finished_at = \(bind: nowMs())
-                WHERE job_id = \(bind: jobID)
-                """).run()
+            if nextIndex == 0, job.path == root, unsettled.isEmpty, !job.dryRun, try await holdsPhotos(root) {
+                // Nothing at all where photos were: an empty mount point, not a library whose every file was deleted.
+                try await finishUnavailable(jobID, root: root, reason: "the folder is empty while photos are stored under it")
+                return
+            }
+            if !job.dryRun {
+                try await sweepVanished(jobID: jobID, folder: job.path, recursive: job.recursive, unreadable: unreadable, unsettled: unsettled)
+                await dateBackfill.run(jobID: jobID)
+            }
+            try await finishScan(jobID, dryRun: job.dryRun)
             logger.info("ingest scan finished", metadata: ["job_id": "\(jobID)", "batches": "\(nextIndex)"])
         } catch is CancellationError {
             return
@@ -168,6 +229,78 @@ public final class IngestService: Sendable {
                 """).run()
         }
     }
+
+    private func finishScan(_ jobID: String, dryRun: Bool) async throws {
+        try await database.sql.raw("""
+            UPDATE ingest_jobs SET status = \(bind: dryRun ? "COMPLETED" : "SCANNED"), finished_at = \(bind: nowMs())
+            WHERE job_id = \(bind: jobID)
+            """).run()
+    }
+
+    /// Ends a job whose root cannot be scanned while photos are stored under it: nothing was marked missing.
+    private func finishUnavailable(_ jobID: String, root: String, reason: String) async throws {
+        let message = "root unavailable: \(root): \(reason); nothing was marked missing (an unplugged drive is not a deletion)"
+        logger.warning("root unavailable", metadata: ["job_id": "\(jobID)", "root": "\(root)", "reason": "\(reason)"])
+        try await database.sql.raw("""
+            UPDATE ingest_jobs SET status = 'ROOT_UNAVAILABLE', last_error = \(bind: message), finished_at = \(bind: nowMs())
+            WHERE job_id = \(bind: jobID)
+            """).run()
+    }
+
+    /// Why `folder` cannot be scanned (gone, not a folder, unreadable), or nil when it can.
+    static func unavailability(of folder: String) -> String? {
+        var info = stat()
+        guard stat(folder, &info) == 0 else { return "the folder is gone (\(String(cString: strerror(errno))))" }
+        guard info.st_mode & S_IFMT == S_IFDIR else { return "not a folder" }
+        guard let directory = opendir(folder) else { return "the folder cannot be read (\(String(cString: strerror(errno))))" }
+        closedir(directory)
+        return nil
+    }
+
+    /// Whether photos (not missing) are stored under `folder`.
+    private func holdsPhotos(_ folder: String) async throws -> Bool {
+        try await database.sql.raw("""
+            SELECT id FROM photos WHERE \(PhotosTable.pathsInside(folder, recursive: true, flavor: database.flavor))
+                AND status <> 'MISSING' LIMIT 1
+            """).first() != nil
+    }
+
+    /// Photos under `folder` this scan did not find (not seen, not refused, not under an unreadable folder, not
+    /// still being written, and gone from the disk now) become MISSING, in chunks: their faces are parked with
+    /// their corrections and leave their persons, the identity index and the review queue. One statement finds
+    /// them (the job's map holds every photo it saw), so no query per photo at a million photos.
+    private func sweepVanished(jobID: String, folder: String, recursive: Bool, unreadable: [String], unsettled: Set<String>) async throws {
+        let started = ContinuousClock.now
+        let candidates = try await database.sql.raw("""
+            SELECT id, path FROM photos WHERE \(PhotosTable.pathsInside(folder, recursive: recursive, flavor: database.flavor))
+                AND status <> 'MISSING'
+                AND id NOT IN (SELECT photo_id FROM photo_ingest_map WHERE job_id = \(bind: jobID))
+                AND path NOT IN (SELECT path FROM ingest_rejections WHERE job_id = \(bind: jobID))
+            """).all().map { (id: try $0.decode(column: "id", as: Int64.self), path: try $0.decode(column: "path", as: String.self)) }
+        let vanished = candidates.filter { photo in
+            !unsettled.contains(photo.path) && !unreadable.contains { photo.path.hasPrefix($0 + "/") } && !Self.fileExists(photo.path)
+        }.map(\.id)
+        guard !vanished.isEmpty else { return }
+        for start in stride(from: 0, to: vanished.count, by: Self.sweepChunk) {
+            let chunk = Array(vanished[start..<min(start + Self.sweepChunk, vanished.count)])
+            try await database.transaction { tx in
+                try await IdentityService.lockAcrossInstances(tx, flavor: self.database.flavor)
+                let now = nowMs()
+                let parked = try await ParkedFacesTable.park(photos: chunk, reason: .missing, on: tx)
+                try await PersonsTable.removePhotos(parked.lost, now: now, on: tx)
+                try await PhotoPersonsTable.remove(photos: chunk, on: tx)
+                try await PhotosTable.markMissing(chunk, now: now, on: tx)
+                _ = try await IdentityLog.append(parked.removed, on: tx)
+                try await tx.raw("UPDATE ingest_jobs SET missing_count = missing_count + \(bind: chunk.count) WHERE job_id = \(bind: jobID)").run()
+            }
+        }
+        try await onFacesChanged()
+        logger.info("photos missing", metadata: ["job_id": "\(jobID)", "folder": "\(folder)", "count": "\(vanished.count)",
+                                                 "took": "\(ContinuousClock.now - started)"])
+    }
+
+    /// Photos marked missing per transaction.
+    static let sweepChunk = 1_000
 
     /// Consecutive batches are committed together until they hold this many entries: one transaction (and one
     /// fsync) per 50-file batch is what limited a scan to a few thousand files a second. Each batch keeps its own
@@ -192,6 +325,7 @@ public final class IngestService: Sendable {
         let filesize: Int64
         let modifiedAt: Int64
         let sampleHash: String
+        let status: PhotoStatus
 
         /// Same size and mtime as `file`: taken as the same content without reading it.
         func isUnchanged(by file: ScannedFile) -> Bool { filesize == file.size && modifiedAt == file.modifiedAtMs }
@@ -203,19 +337,35 @@ public final class IngestService: Sendable {
     /// What reading a file's start gave: a photo, or the reason it is not queued.
     private typealias Inspection = Result<InspectedPhoto, NotQueuedReason>
 
-    /// Reads the start of `files` (photos by content, the rest not queued with a reason), spread over the cores:
-    /// each read is a few system calls, and one thread would leave the others idle while a scan is file-bound.
-    private static func inspect(_ files: [ScannedFile]) async -> [String: Inspection] {
+    /// What reading files gave: each one's inspection, and the full content hash of each photo (`ContentHash`).
+    private struct Inspections {
+        var results: [String: Inspection] = [:]
+        var fullHashes: [String: String] = [:]
+    }
+
+    /// Reads `files` (photos by content, the rest not queued with a reason; each photo hashed whole), spread over
+    /// the cores: each read is a few system calls, and one thread would leave the others idle while a scan is
+    /// file-bound.
+    private static func inspect(_ files: [ScannedFile]) async -> Inspections {
         let chunkSize = max(64, (files.count + ProcessInfo.processInfo.activeProcessorCount - 1) / ProcessInfo.processInfo.activeProcessorCount)
-        return await withTaskGroup(of: [(String, Inspection)].self) { group in
+        return await withTaskGroup(of: [(String, Inspection, String?)].self) { group in
             for start in stride(from: 0, to: files.count, by: chunkSize) {
                 let chunk = files[start..<min(start + chunkSize, files.count)]
                 group.addTask {
-                    chunk.map { file in (file.path, Result { () throws(NotQueuedReason) in try PhotoFileInspector.inspect(file) }) }
+                    chunk.map { file in
+                        let inspection = Result { () throws(NotQueuedReason) in try PhotoFileInspector.inspect(file) }
+                        let fullHash = (try? inspection.get()).flatMap { _ in ContentHash.of(path: file.path) }
+                        return (file.path, inspection, fullHash)
+                    }
                 }
             }
-            var inspections: [String: Inspection] = [:]
-            for await chunk in group { for (path, inspection) in chunk { inspections[path] = inspection } }
+            var inspections = Inspections()
+            for await chunk in group {
+                for (path, inspection, fullHash) in chunk {
+                    inspections.results[path] = inspection
+                    inspections.fullHashes[path] = fullHash
+                }
+            }
             return inspections
         }
     }
@@ -226,12 +376,13 @@ public final class IngestService: Sendable {
         for start in stride(from: 0, to: paths.count, by: 5_000) {
             // Decoded column by column: SQLKit's `Decodable` row path (snake-case key conversion per row) cost a
             // third of a re-scan's time.
-            for row in try await db.select().columns("id", "path", "filesize", "modified_at", "sample_hash").from("photos")
+            for row in try await db.select().columns("id", "path", "filesize", "modified_at", "sample_hash", "status").from("photos")
                 .where("path", .in, Array(paths[start..<min(start + 5_000, paths.count)])).all() {
                 let photo = ExistingPhoto(id: try row.decode(column: "id", as: Int64.self), path: try row.decode(column: "path", as: String.self),
                                           filesize: try row.decode(column: "filesize", as: Int64.self),
                                           modifiedAt: try row.decode(column: "modified_at", as: Int64.self),
-                                          sampleHash: try row.decode(column: "sample_hash", as: String.self))
+                                          sampleHash: try row.decode(column: "sample_hash", as: String.self),
+                                          status: PhotoStatus(rawValue: try row.decode(column: "status", as: String.self)) ?? .failed)
                 byPath[photo.path] = photo
             }
         }
@@ -250,10 +401,11 @@ public final class IngestService: Sendable {
             return nil
         }
         let storedBefore = try await Self.storedPhotos(files.map(\.path), on: database.sql)
-        let inspections = await Self.inspect(files.filter { storedBefore[$0.path]?.isUnchanged(by: $0) != true })
-        let (queued, removedFaces) = try await database.transaction { tx -> ([(IngestBatchRef, [WorkItem])], Int) in
+        let inspectedBefore = await Self.inspect(files.filter { storedBefore[$0.path]?.isUnchanged(by: $0) != true })
+        let (queued, facesChanged) = try await database.transaction { tx -> ([(IngestBatchRef, [WorkItem])], Bool) in
             // Read again under the transaction: another ingest may have stored some of these paths meanwhile.
             let byPath = try await Self.storedPhotos(files.map(\.path), on: tx)
+            var inspections = inspectedBefore
             var totals = BatchCounts()
             var queued: [(IngestBatchRef, [WorkItem])] = []
             var removed: [IdentityService.IndexChange] = []
@@ -261,16 +413,20 @@ public final class IngestService: Sendable {
             for (offset, entries) in batches.enumerated() {
                 var photos: [InspectedPhoto] = []
                 var notQueued: [NotQueuedEntry] = []
-                var unchanged: [Int64] = []
+                var unchanged: [ExistingPhoto] = []
                 for entry in entries {
                     switch entry {
                     case .notQueued(let rejection):
                         notQueued.append(rejection)
                     case .file(let file) where byPath[file.path]?.isUnchanged(by: file) == true:
-                        unchanged.append(byPath[file.path]!.id)
+                        unchanged.append(byPath[file.path]!)
                     case .file(let file):
                         // Not read before the transaction only if it looked unchanged then (a rare race): read it now.
-                        switch inspections[file.path] ?? Result(catching: { () throws(NotQueuedReason) in try PhotoFileInspector.inspect(file) }) {
+                        if inspections.results[file.path] == nil {
+                            inspections.results[file.path] = Result { () throws(NotQueuedReason) in try PhotoFileInspector.inspect(file) }
+                            inspections.fullHashes[file.path] = ContentHash.of(path: file.path)
+                        }
+                        switch inspections.results[file.path]! {
                         case .success(let photo):
                             if photo.extensionDisagrees {
                                 self.logger.notice("extension does not match the content; analysed as its content", metadata: [
@@ -283,8 +439,8 @@ public final class IngestService: Sendable {
                     }
                 }
                 let outcome = try await self.store(batch: IngestBatchRef(jobID: jobID, index: firstIndex + offset), entryCount: entries.count,
-                                                   photos: photos, notQueued: notQueued, unchanged: unchanged, stored: byPath, dryRun: dryRun,
-                                                   lockedIdentity: &lockedIdentity, on: tx)
+                                                   photos: photos, fullHashes: inspections.fullHashes, notQueued: notQueued, unchanged: unchanged,
+                                                   stored: byPath, dryRun: dryRun, lockedIdentity: &lockedIdentity, on: tx)
                 totals.add(outcome.counts)
                 removed += outcome.removed
                 if !outcome.items.isEmpty { queued.append((IngestBatchRef(jobID: jobID, index: firstIndex + offset), outcome.items)) }
@@ -293,14 +449,15 @@ public final class IngestService: Sendable {
                 UPDATE ingest_jobs SET scanned_count = scanned_count + \(bind: totals.scanned),
                     inserted_count = inserted_count + \(bind: totals.inserted), skipped_count = skipped_count + \(bind: totals.skipped),
                     queued_count = queued_count + \(bind: totals.queued), rejected_count = rejected_count + \(bind: totals.rejected),
-                    completed_batches = \(bind: firstIndex + batches.count)
+                    moved_count = moved_count + \(bind: totals.moved), restored_count = restored_count + \(bind: totals.restored),
+                    copies_count = copies_count + \(bind: totals.copies), completed_batches = \(bind: firstIndex + batches.count)
                 WHERE job_id = \(bind: jobID)
                 """).run()
             _ = try await IdentityLog.append(removed, on: tx)
-            return (queued, removed.count)
+            return (queued, lockedIdentity)
         }
         filesScanned.increment(by: batches.reduce(0) { $0 + $1.count })
-        if removedFaces > 0 { try await onFacesRemoved() }
+        if facesChanged { try await onFacesChanged() }
         var queuedCount = 0
         for (batch, items) in queued {
             try await queue.enqueue(items, batch: batch)
@@ -316,8 +473,10 @@ public final class IngestService: Sendable {
     }
 
     /// How a batch's entries were counted (`scanned` = `skipped` + `inserted`-or-unchanged photos + `rejected`).
+    /// Moved, restored and copied photos are among the skipped (nothing to analyse) and are counted again on
+    /// their own.
     private struct BatchCounts {
-        var scanned = 0, inserted = 0, skipped = 0, queued = 0, rejected = 0
+        var scanned = 0, inserted = 0, skipped = 0, queued = 0, rejected = 0, moved = 0, restored = 0, copies = 0
 
         mutating func add(_ other: BatchCounts) {
             scanned += other.scanned
@@ -325,34 +484,60 @@ public final class IngestService: Sendable {
             skipped += other.skipped
             queued += other.queued
             rejected += other.rejected
+            moved += other.moved
+            restored += other.restored
+            copies += other.copies
         }
     }
 
-    /// One batch inside the group's transaction: new rows inserted (INSERT-ignore), changed ones re-queued, touched
-    /// ones' metadata updated, not-queued entries recorded, the `ingest_batches` row and its map rows written.
-    private func store(batch: IngestBatchRef, entryCount: Int, photos: [InspectedPhoto], notQueued: [NotQueuedEntry], unchanged: [Int64],
-                       stored byPath: [String: ExistingPhoto], dryRun: Bool, lockedIdentity: inout Bool,
+    /// One batch inside the group's transaction: new paths first matched by content to stored photos (moved,
+    /// back from missing, or a copy, see `follow`), the other new rows inserted (INSERT-ignore), changed ones
+    /// re-queued, missing ones found again at their path restored, touched ones' metadata updated, not-queued
+    /// entries recorded, the `ingest_batches` row and its map rows written.
+    private func store(batch: IngestBatchRef, entryCount: Int, photos: [InspectedPhoto], fullHashes: [String: String],
+                       notQueued: [NotQueuedEntry], unchanged: [ExistingPhoto], stored byPath: [String: ExistingPhoto], dryRun: Bool,
+                       lockedIdentity: inout Bool,
                        on tx: any SQLDatabase) async throws -> (counts: BatchCounts, items: [WorkItem], removed: [IdentityService.IndexChange]) {
         try await Self.record(notQueued, jobID: batch.jobID, on: tx)
-        let fresh = photos.filter { byPath[$0.file.path] == nil }
+        let newPaths = photos.filter { byPath[$0.file.path] == nil }
         let changed = photos.filter {
             guard let old = byPath[$0.file.path] else { return false }
             return old.sampleHash != $0.sampleHash
         }
-        var counts = BatchCounts(scanned: entryCount, inserted: fresh.count + changed.count,
-                                 skipped: unchanged.count + photos.count - fresh.count - changed.count, queued: 0, rejected: notQueued.count)
+        // MISSING photos found again at their own path, with their content.
+        let returned = unchanged.filter { $0.status == .missing } + photos.compactMap { photo in
+            guard let old = byPath[photo.file.path], old.status == .missing, old.sampleHash == photo.sampleHash else { return nil }
+            return old
+        }
+        var counts = BatchCounts(scanned: entryCount, inserted: newPaths.count + changed.count,
+                                 skipped: unchanged.count + photos.count - newPaths.count - changed.count, queued: 0, rejected: notQueued.count)
         if dryRun { return (counts, [], []) }
         let now = nowMs()
-        var items: [WorkItem] = []
-        items += try await PhotosTable.insertScanned(fresh, now: now, on: tx)
-        var removed: [IdentityService.IndexChange] = []
-        if !changed.isEmpty && !lockedIdentity {
-            // The removals go to the identity change log, whose sequence is allocated under the identity lock.
+        if (!changed.isEmpty || !returned.isEmpty || !newPaths.isEmpty) && !lockedIdentity {
+            // Faces leave (a changed file), return (a missing photo back) or are copied (the same content at a new
+            // path): the change log and embedding ids are allocated under the identity lock.
             try await IdentityService.lockAcrossInstances(tx, flavor: database.flavor)
             lockedIdentity = true
         }
+        var followed = try await follow(newPaths, fullHashes: fullHashes, jobID: batch.jobID, now: now, on: tx)
+        for photo in returned {
+            if let work = try await restore(photo.id, at: photo.path, now: now, on: tx) { followed.work.append(work) }
+            followed.photoIDs.append(photo.id)
+            followed.restored += 1
+        }
+        // Found again with nothing to analyse: skipped. Restored photos that had no analysis are queued instead.
+        let foundAgain = followed.moved + followed.restored + followed.copies - returned.count
+        counts.inserted += followed.work.count - foundAgain
+        counts.skipped += foundAgain - followed.work.count
+        counts.moved = followed.moved
+        counts.restored = followed.restored
+        counts.copies = followed.copies
+        var items: [WorkItem] = []
+        items += try await PhotosTable.insertScanned(followed.remaining, fullHashes: fullHashes, now: now, on: tx) + followed.work
+        var removed: [IdentityService.IndexChange] = []
         for photo in changed {
-            let (item, faces) = try await requeueChanged(photo, previous: byPath[photo.file.path]!, now: now, on: tx)
+            let (item, faces) = try await requeueChanged(photo, previous: byPath[photo.file.path]!, fullHash: fullHashes[photo.file.path],
+                                                         now: now, on: tx)
             items.append(item)
             removed += faces
         }
@@ -369,7 +554,7 @@ public final class IngestService: Sendable {
             ON CONFLICT (job_id, batch_index) DO UPDATE SET photo_count = excluded.photo_count
             RETURNING id
             """).first()!.decode(column: "id", as: Int64.self)
-        let photoIDs = Set(items.map(\.photoID) + unchanged + photos.compactMap { byPath[$0.file.path]?.id })
+        let photoIDs = Set(items.map(\.photoID) + unchanged.map(\.id) + photos.compactMap { byPath[$0.file.path]?.id } + followed.photoIDs)
         if !photoIDs.isEmpty {
             var map = tx.insert(into: "photo_ingest_map").columns("photo_id", "job_id", "batch_id")
             for id in photoIDs.sorted() { map = map.values(SQLBind(id), SQLBind(batch.jobID), SQLBind(batchID)) }
@@ -379,22 +564,107 @@ public final class IngestService: Sendable {
         return (counts, items, removed)
     }
 
+    /// What `follow` made of a batch's new paths.
+    private struct Followed {
+        /// New content: inserted READY and analysed.
+        var remaining: [InspectedPhoto] = []
+        /// Photos this scan found (moved, restored, copies), for the job's map.
+        var photoIDs: [Int64] = []
+        /// Restored photos that had no analysis to keep: queued like new ones.
+        var work: [WorkItem] = []
+        var moved = 0, restored = 0, copies = 0
+    }
+
+    /// New paths whose content is a stored photo's (same sample hash; same full hash where the stored photo has
+    /// one, as every photo stored since content hashes were written does):
+    /// - the stored photo's file is gone (or it is MISSING): it moved here, keeping its id, faces, persons and
+    ///   corrections (only path and name change; a MISSING photo comes back with its faces);
+    /// - it is still there and analysed: a copy, a photo of its own that reuses the analysis and joins the same
+    ///   persons, without an ML call;
+    /// - otherwise (not analysed yet) the new path is new content; the dispatcher makes it wait for its twin
+    ///   (`ContentTwins`), so one content is analysed once.
+    private func follow(_ newPaths: [InspectedPhoto], fullHashes: [String: String], jobID: String, now: Int64,
+                        on tx: any SQLDatabase) async throws -> Followed {
+        var followed = Followed()
+        var bySample = try await PhotosTable.sameContent(Set(newPaths.map(\.sampleHash)), on: tx)
+        for photo in newPaths {
+            guard let fullHash = fullHashes[photo.file.path], var candidates = bySample[photo.sampleHash] else {
+                followed.remaining.append(photo)
+                continue
+            }
+            candidates = candidates.filter { $0.fullHash == nil || $0.fullHash == fullHash }
+            if let index = candidates.firstIndex(where: { $0.status == .missing || !Self.fileExists($0.path) }) {
+                let photoBefore = candidates[index]
+                if photoBefore.status == .missing {
+                    if let work = try await restore(photoBefore.id, at: photo, fullHash: fullHash, now: now, on: tx) { followed.work.append(work) }
+                    followed.restored += 1
+                } else {
+                    _ = try await PhotosTable.relocate(photoBefore.id, to: photo, fullHash: fullHash, now: now, on: tx)
+                    followed.moved += 1
+                }
+                logger.info("photo moved", metadata: ["job_id": "\(jobID)", "photo_id": "\(photoBefore.id)", "from": "\(photoBefore.path)",
+                                                     "to": "\(photo.file.path)", "was_missing": "\(photoBefore.status == .missing)"])
+                followed.photoIDs.append(photoBefore.id)
+                bySample[photo.sampleHash] = bySample[photo.sampleHash]!.map {
+                    guard $0.id == photoBefore.id else { return $0 }
+                    var moved = $0
+                    moved.path = photo.file.path
+                    return PhotosTable.SameContent(id: moved.id, path: photo.file.path, status: .processed, fullHash: fullHash,
+                                                   analysed: moved.analysed)
+                }
+            } else if let source = candidates.first(where: { $0.status == .processed && $0.analysed }),
+                      let copy = try await PhotosTable.insertCopy(photo, fullHash: fullHash, of: source.id, now: now, on: tx) {
+                try await ContentTwins.copyFaces(of: source.id, to: copy, now: now, on: tx)
+                logger.info("copy of an analysed photo", metadata: ["job_id": "\(jobID)", "photo_id": "\(copy)", "copy_of": "\(source.id)",
+                                                                   "path": "\(photo.file.path)"])
+                followed.photoIDs.append(copy)
+                followed.copies += 1
+            } else {
+                followed.remaining.append(photo)
+            }
+        }
+        return followed
+    }
+
+    /// A MISSING photo found again (at `photo`'s path, which may be its old one): its file and status back, its
+    /// faces back on their persons (followed through merges made meanwhile), with their corrections. Returns the
+    /// work to queue when it had no analysis to keep.
+    private func restore(_ id: Int64, at photo: InspectedPhoto, fullHash: String?, now: Int64, on tx: any SQLDatabase) async throws -> WorkItem? {
+        let (status, work) = try await PhotosTable.relocate(id, to: photo, fullHash: fullHash, now: now, on: tx)
+        guard status == .processed else { return work }
+        let persons = try await PersonsTable.current(try await ParkedFacesTable.persons(ofPhoto: id, on: tx), on: tx)
+        _ = try await ParkedFacesTable.unpark(photo: id, persons: persons, on: tx)
+        try await PersonBookkeeping.refresh(photos: [id], persons: Set(persons.values), on: tx)
+        return nil
+    }
+
+    /// `restore` of a photo found at its own, unchanged path.
+    private func restore(_ id: Int64, at path: String, now: Int64, on tx: any SQLDatabase) async throws -> WorkItem? {
+        guard case .file(let file) = DirectoryScanner.entry(atPath: path, allowedRoots: nil),
+              let photo = try? PhotoFileInspector.inspect(file) else { return nil }
+        return try await restore(id, at: photo, fullHash: nil, now: now, on: tx)
+    }
+
+    /// Whether anything is at `path` (a vanished file is a move's old path; an unreadable one is still there).
+    static func fileExists(_ path: String) -> Bool {
+        var info = stat()
+        return lstat(path, &info) == 0 || errno != ENOENT
+    }
+
     /// A file whose size/mtime and content hash changed is a new picture at the same path: its old faces are
-    /// removed (persons' counts and the identity index follow) and it is processed again under the same id.
-    private func requeueChanged(_ photo: InspectedPhoto, previous: ExistingPhoto, now: Int64,
+    /// parked with their corrections (persons' counts and the identity index lose them; the new analysis's faces
+    /// take the corrections of the faces they overlap, see `ParkedFacesTable.corrections`) and it is processed
+    /// again under the same id.
+    private func requeueChanged(_ photo: InspectedPhoto, previous: ExistingPhoto, fullHash: String?, now: Int64,
                                 on tx: any SQLDatabase) async throws -> (WorkItem, [IdentityService.IndexChange]) {
         logger.info("changed file re-ingested", metadata: ["photo_id": "\(previous.id)", "path": "\(photo.file.path)"])
-        let faces = try await tx.raw("SELECT id, person_id, vector FROM embeddings WHERE photo_id = \(bind: previous.id)").all().map {
-            IdentityService.IndexChange(embeddingID: try $0.decode(column: "id", as: Int64.self), from: try $0.decode(column: "person_id", as: Int64.self),
-                                        to: nil, face: try EmbeddingCodec.decode(bytes: try $0.decode(column: "vector", as: Data.self)))
-        }
-        for (person, count) in Dictionary(grouping: faces, by: \.from).mapValues(\.count) {
-            try await PersonsTable.removePhoto(of: person, faces: count, now: now, on: tx)
-        }
+        // A photo missing until now keeps what it had for the carry-over too.
+        try await ParkedFacesTable.repark(photo: previous.id, as: .changed, on: tx)
+        let parked = try await ParkedFacesTable.park(photos: [previous.id], reason: .changed, on: tx)
+        try await PersonsTable.removePhotos(parked.lost, now: now, on: tx)
         try await PhotoPersonsTable.remove(photo: previous.id, on: tx)
-        try await FacesTable.remove(photo: previous.id, on: tx)
         try await MediaStore.removeImages(ofPhoto: previous.id, on: tx)
-        return (try await PhotosTable.resetChanged(previous.id, to: photo, now: now, on: tx), faces)
+        return (try await PhotosTable.resetChanged(previous.id, to: photo, fullHash: fullHash, now: now, on: tx), parked.removed)
     }
 
     /// Inserts the batch's not-queued entries, in chunks that stay under SQLite's and PostgreSQL's bind limits.

@@ -307,7 +307,7 @@ public final class PeopleService: Sendable {
             // A face moved out of a person that keeps other faces is not that person (cannot-link), so a re-cluster
             // cannot pull the rest of that person after it.
             for face in faces where face.person != person && !emptied.contains(face.person) {
-                try await Self.recordRejection(face: face.id, person: face.person, on: tx)
+                try await PersonBookkeeping.reject(face: face.id, person: face.person, on: tx)
             }
             try await PersonBookkeeping.redirect(emptied, to: person, on: tx)
             return (MoveResult(personID: person, createdPerson: created, faceIDs: faceIDs),
@@ -327,7 +327,7 @@ public final class PeopleService: Sendable {
             let face = try await Self.storedFaces([faceID], on: tx)[0]
             if let person, person != face.person {
                 _ = try await Self.livePerson(person, on: tx, followRedirect: false)
-                try await Self.recordRejection(face: faceID, person: person, on: tx)
+                try await PersonBookkeeping.reject(face: faceID, person: person, on: tx)
                 try await FacesTable.dropRunnerUp(person, of: faceID, on: tx)
                 return (RejectResult(faceID: faceID, rejectedPersonID: person, personID: face.person, createdPerson: false), [])
             }
@@ -340,7 +340,7 @@ public final class PeopleService: Sendable {
                 """).all() {
                 excluded.insert(try row.decode(column: "person_id", as: Int64.self))
             }
-            try await Self.recordRejection(face: faceID, person: face.person, on: tx)
+            try await PersonBookkeeping.reject(face: faceID, person: face.person, on: tx)
             var withoutFace = index
             withoutFace.remove(face.embedding, from: face.person)
             let resolution = IdentityResolver(policy: self.config.identityPolicy(for: model))
@@ -395,15 +395,6 @@ public final class PeopleService: Sendable {
             guard let face = byID[id] else { throw PhotoSorterError.faceNotFound(id) }
             return face
         }
-    }
-
-    /// Records that a face is not a person (cannot-link), once.
-    private static func recordRejection(face: Int64, person: Int64, on tx: any SQLDatabase) async throws {
-        try await tx.raw("""
-            INSERT INTO face_rejections (embedding_id, person_id, created_at)
-            SELECT \(bind: face), \(bind: person), \(bind: nowMs())
-            WHERE NOT EXISTS (SELECT 1 FROM face_rejections WHERE embedding_id = \(bind: face) AND person_id = \(bind: person))
-            """).run()
     }
 
     /// The id of a live person: 404 when missing; a redirect is followed or refused (409 naming the survivor).

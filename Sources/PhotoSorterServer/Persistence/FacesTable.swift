@@ -41,6 +41,36 @@ enum FacesTable {
         try await tx.raw("DELETE FROM embeddings WHERE photo_id = \(bind: photo)").run()
     }
 
+    /// A copy of the faces of `source` on `target` (the same content at a second path): same persons, boxes,
+    /// confirmations and "not this person" marks, new ids. Call under the identity lock (the index takes them as
+    /// new faces at its next catch-up).
+    static func copy(photo source: Int64, to target: Int64, now: Int64, on tx: any SQLDatabase) async throws {
+        try await tx.raw("""
+            INSERT INTO embeddings (photo_id, person_id, face_index, vector, bbox_x1, bbox_y1, bbox_x2, bbox_y2, confidence,
+                similarity, created_person, suggested_person_id, model_version, created_at, confirmed, runner_up_person_id,
+                runner_up_similarity)
+            SELECT \(bind: target), person_id, face_index, vector, bbox_x1, bbox_y1, bbox_x2, bbox_y2, confidence,
+                similarity, \(bind: false), suggested_person_id, model_version, \(bind: now), confirmed, runner_up_person_id,
+                runner_up_similarity
+            FROM embeddings WHERE photo_id = \(bind: source) ORDER BY face_index
+            """).run()
+        try await tx.raw("""
+            INSERT INTO face_rejections (embedding_id, person_id, created_at)
+            SELECT n.id, r.person_id, r.created_at FROM face_rejections r JOIN embeddings o ON o.id = r.embedding_id
+            JOIN embeddings n ON n.photo_id = \(bind: target) AND n.face_index = o.face_index WHERE o.photo_id = \(bind: source)
+            """).run()
+    }
+
+    /// The persons of `photo`'s faces, in face order, each once.
+    static func persons(ofPhoto photo: Int64, on db: any SQLDatabase) async throws -> [Int64] {
+        var persons: [Int64] = []
+        for row in try await db.raw("SELECT person_id FROM embeddings WHERE photo_id = \(bind: photo) ORDER BY face_index").all() {
+            let person = try row.decode(column: "person_id", as: Int64.self)
+            if !persons.contains(person) { persons.append(person) }
+        }
+        return persons
+    }
+
     /// Every face (a reprocess stores them all again).
     static func removeAll(on tx: any SQLDatabase) async throws {
         try await tx.raw("DELETE FROM embeddings").run()

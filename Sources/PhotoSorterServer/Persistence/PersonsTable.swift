@@ -22,6 +22,27 @@ enum PersonsTable {
         try await countPhoto(of: person, faces: -faces, photos: -1, now: now, on: tx)
     }
 
+    /// Persons no longer appear in photos that vanished: per person, how many photos and faces it lost.
+    static func removePhotos(_ lost: [(person: Int64, photos: Int, faces: Int)], now: Int64, on tx: any SQLDatabase) async throws {
+        for (person, photos, faces) in lost { try await countPhoto(of: person, faces: -faces, photos: -photos, now: now, on: tx) }
+    }
+
+    /// The current id of each of `ids`: itself, or the person it was merged into (redirects are kept one hop
+    /// deep by `redirect`; a chain is followed anyway).
+    static func current(_ ids: Set<Int64>, on db: any SQLDatabase) async throws -> [Int64: Int64] {
+        var result: [Int64: Int64] = [:]
+        for id in ids {
+            var person = id
+            for _ in 0..<64 {
+                guard let next = try await db.raw("SELECT merged_into FROM persons WHERE id = \(bind: person)").first()?
+                    .decode(column: "merged_into", as: Int64?.self) else { break }
+                person = next
+            }
+            result[id] = person
+        }
+        return result
+    }
+
     private static func countPhoto(of person: Int64, faces: Int, photos: Int, now: Int64, on tx: any SQLDatabase) async throws {
         try await tx.raw("""
             UPDATE persons SET face_count = face_count + \(bind: faces), photo_count = photo_count + \(bind: photos),

@@ -26,6 +26,11 @@ enum PhotoPersonsTable {
         try await tx.raw("DELETE FROM photo_persons WHERE photo_id = \(bind: photo)").run()
     }
 
+    /// `photos` show nobody (their files vanished).
+    static func remove(photos: [Int64], on tx: any SQLDatabase) async throws {
+        try await tx.raw("DELETE FROM photo_persons WHERE photo_id IN (\(binds: photos))").run()
+    }
+
     /// Every row (a reprocess rebuilds them all).
     static func removeAll(on tx: any SQLDatabase) async throws {
         try await tx.raw("DELETE FROM photo_persons").run()

@@ -50,6 +50,8 @@ struct PhotosTable: Sendable {
     func set(_ photoID: Int64, to status: PhotoStatus, error: String?) async throws -> Bool {
         let now = nowMs()
         switch status {
+        case .missing:
+            throw PhotoSorterError.invalidRequest("MISSING is set by a scan that finds the file gone, not by hand")
         case .failed:
             return try await markFailed(photoID, error: error ?? "marked FAILED by update-status", expected: nil)
         case .ready:
@@ -121,15 +123,16 @@ struct PhotosTable: Sendable {
 
     /// New photos, READY, dated by their file's time until their analysis reads their own date; a path already
     /// stored is left alone. Returns the inserted ones.
-    static func insertScanned(_ photos: [InspectedPhoto], now: Int64, on tx: any SQLDatabase) async throws -> [WorkItem] {
+    static func insertScanned(_ photos: [InspectedPhoto], fullHashes: [String: String], now: Int64,
+                              on tx: any SQLDatabase) async throws -> [WorkItem] {
         guard !photos.isEmpty else { return [] }
         var insert = tx.insert(into: "photos").columns(
-            "path", "filename", "format", "filesize", "modified_at", "sample_hash", "status", "retry_count", "attempt",
+            "path", "filename", "format", "filesize", "modified_at", "sample_hash", "full_hash", "status", "retry_count", "attempt",
             "taken_at", "created_at", "updated_at")
         for photo in photos {
             insert = insert.values(SQLBind(photo.file.path), SQLBind(photo.file.filename), SQLBind(photo.format.rawValue),
                                    SQLBind(photo.file.size), SQLBind(photo.file.modifiedAtMs), SQLBind(photo.sampleHash),
-                                   SQLBind(PhotoStatus.ready.rawValue), SQLBind(0), SQLBind(0),
+                                   SQLBind(fullHashes[photo.file.path]), SQLBind(PhotoStatus.ready.rawValue), SQLBind(0), SQLBind(0),
                                    SQLBind(TakenDate.fileTime(modifiedAtMs: photo.file.modifiedAtMs).local), SQLBind(now), SQLBind(now))
         }
         return try await insert.ignoringConflicts(with: ["path"]).returning("id", "path", "attempt").all().map(WorkItem.init(row:))
@@ -156,16 +159,156 @@ struct PhotosTable: Sendable {
     }
 
     /// A new picture at a stored path: READY again under the same id, every result of the old one cleared.
-    static func resetChanged(_ id: Int64, to photo: InspectedPhoto, now: Int64, on tx: any SQLDatabase) async throws -> WorkItem {
+    static func resetChanged(_ id: Int64, to photo: InspectedPhoto, fullHash: String?, now: Int64, on tx: any SQLDatabase) async throws -> WorkItem {
         let row = try await tx.raw("""
             UPDATE photos SET filesize = \(bind: photo.file.size), modified_at = \(bind: photo.file.modifiedAtMs),
-                sample_hash = \(bind: photo.sampleHash), status = 'READY', retry_count = 0, last_error = NULL,
+                sample_hash = \(bind: photo.sampleHash), full_hash = \(bind: fullHash), status = 'READY', retry_count = 0, last_error = NULL,
                 next_attempt_at = NULL, processing_started_at = NULL, no_faces = NULL, face_count = NULL, person_ids = NULL,
                 width = NULL, height = NULL, taken_at = \(bind: TakenDate.fileTime(modifiedAtMs: photo.file.modifiedAtMs).local),
                 taken_offset = NULL, taken_at_source = NULL, updated_at = \(bind: now)
             WHERE id = \(bind: id) RETURNING attempt
             """).first()!
         return WorkItem(photoID: id, path: photo.file.path, attempt: try row.decode(column: "attempt", as: Int.self))
+    }
+
+    // MARK: Following the files
+
+    /// A stored photo a new path may be: same sample hash (and so size), with its full hash when it has one.
+    struct SameContent: Sendable {
+        let id: Int64
+        var path: String
+        let status: PhotoStatus
+        let fullHash: String?
+        /// Analysed (faces stored, or none found): its analysis can be reused.
+        let analysed: Bool
+    }
+
+    /// The stored photos whose sample hash is one of `sampleHashes`, by sample hash.
+    static func sameContent(_ sampleHashes: Set<String>, on tx: any SQLDatabase) async throws -> [String: [SameContent]] {
+        guard !sampleHashes.isEmpty else { return [:] }
+        var bySample: [String: [SameContent]] = [:]
+        let hashes = Array(sampleHashes)
+        for start in stride(from: 0, to: hashes.count, by: 5_000) {
+            for row in try await tx.raw("""
+                SELECT id, path, status, full_hash, sample_hash, face_count FROM photos
+                WHERE sample_hash IN (\(binds: Array(hashes[start..<min(start + 5_000, hashes.count)]))) ORDER BY id
+                """).all() {
+                bySample[try row.decode(column: "sample_hash", as: String.self), default: []].append(SameContent(
+                    id: try row.decode(column: "id", as: Int64.self), path: try row.decode(column: "path", as: String.self),
+                    status: PhotoStatus(rawValue: try row.decode(column: "status", as: String.self)) ?? .failed,
+                    fullHash: try row.decode(column: "full_hash", as: String?.self),
+                    analysed: try row.decode(column: "face_count", as: Int?.self) != nil))
+            }
+        }
+        return bySample
+    }
+
+    /// The photo's file is now `file` (moved, renamed, or back after it went missing). A returning photo is
+    /// PROCESSED again when its analysis was kept, READY when it had none. Returns its status and, when READY, the
+    /// work to queue.
+    static func relocate(_ id: Int64, to photo: InspectedPhoto, fullHash: String?, now: Int64,
+                         on tx: any SQLDatabase) async throws -> (status: PhotoStatus, work: WorkItem?) {
+        let row = try await tx.raw("""
+            UPDATE photos SET path = \(bind: photo.file.path), filename = \(bind: photo.file.filename),
+                filesize = \(bind: photo.file.size), modified_at = \(bind: photo.file.modifiedAtMs),
+                full_hash = COALESCE(\(bind: fullHash), full_hash),
+                status = CASE WHEN status <> 'MISSING' THEN status WHEN face_count IS NULL THEN 'READY' ELSE 'PROCESSED' END,
+                retry_count = CASE WHEN status = 'MISSING' THEN 0 ELSE retry_count END,
+                next_attempt_at = CASE WHEN status = 'MISSING' THEN NULL ELSE next_attempt_at END,
+                missing_since = NULL, updated_at = \(bind: now)
+            WHERE id = \(bind: id) RETURNING status, attempt
+            """).first()!
+        let status = PhotoStatus(rawValue: try row.decode(column: "status", as: String.self)) ?? .ready
+        return (status, status == .ready ? WorkItem(photoID: id, path: photo.file.path, attempt: try row.decode(column: "attempt", as: Int.self)) : nil)
+    }
+
+    /// A second path with the content of analysed photo `source`: a photo of its own, PROCESSED with the source's
+    /// analysis (size, turn, date, face count; the faces are copied by `FacesTable.copy`). Returns its id, or nil
+    /// when the path was stored meanwhile.
+    static func insertCopy(_ photo: InspectedPhoto, fullHash: String?, of source: Int64, now: Int64, on tx: any SQLDatabase) async throws -> Int64? {
+        try await tx.raw("""
+            INSERT INTO photos (path, filename, format, filesize, modified_at, sample_hash, full_hash, status, retry_count, attempt,
+                width, height, quarter_turns, no_faces, face_count, person_ids, model_version, ml_ms, taken_at, taken_offset,
+                taken_at_source, created_at, updated_at)
+            SELECT \(bind: photo.file.path), \(bind: photo.file.filename), \(bind: photo.format.rawValue), \(bind: photo.file.size),
+                \(bind: photo.file.modifiedAtMs), \(bind: photo.sampleHash), COALESCE(\(bind: fullHash), full_hash), 'PROCESSED', 0, 0,
+                width, height, quarter_turns, no_faces, face_count, '[]', model_version, 0, taken_at, taken_offset, taken_at_source,
+                \(bind: now), \(bind: now)
+            FROM photos WHERE id = \(bind: source)
+            ON CONFLICT (path) DO NOTHING RETURNING id
+            """).first()?.decode(column: "id", as: Int64.self)
+    }
+
+    /// A READY photo whose content another photo's analysis already has: PROCESSED with that analysis (the faces
+    /// are copied by `FacesTable.copy`). False when it is no longer waiting (claimed meanwhile is fine: PROCESSING).
+    static func adoptAnalysis(_ id: Int64, of source: Int64, now: Int64, on tx: any SQLDatabase) async throws -> Bool {
+        let source = try await tx.raw("""
+            SELECT width, height, quarter_turns, no_faces, face_count, model_version, taken_at, taken_offset, taken_at_source
+            FROM photos WHERE id = \(bind: source) AND status = 'PROCESSED'
+            """).first()
+        guard let source else { return false }
+        return try await !tx.raw("""
+            UPDATE photos SET status = 'PROCESSED', width = \(bind: try source.decode(column: "width", as: Int?.self)),
+                height = \(bind: try source.decode(column: "height", as: Int?.self)),
+                quarter_turns = \(bind: try source.decode(column: "quarter_turns", as: Int?.self)),
+                no_faces = \(bind: try source.decode(column: "no_faces", as: Bool?.self)),
+                face_count = \(bind: try source.decode(column: "face_count", as: Int?.self)),
+                model_version = \(bind: try source.decode(column: "model_version", as: String?.self)), ml_ms = 0,
+                taken_at = \(bind: try source.decode(column: "taken_at", as: String?.self)),
+                taken_offset = \(bind: try source.decode(column: "taken_offset", as: String?.self)),
+                taken_at_source = \(bind: try source.decode(column: "taken_at_source", as: String?.self)),
+                last_error = NULL, processing_started_at = NULL, next_attempt_at = NULL, updated_at = \(bind: now)
+            WHERE id = \(bind: id) AND status IN ('READY', 'PROCESSING') RETURNING id
+            """).all().isEmpty
+    }
+
+    /// SQL that holds for the paths inside `folder` (every depth, or only its own files): a range of the path
+    /// index in byte order ('0' follows '/'), so the sweep of a root is one index range at a million photos.
+    static func pathsInside(_ folder: String, recursive: Bool, flavor: DatabaseFlavor) -> SQLQueryString {
+        let prefix = folder.hasSuffix("/") ? folder : folder + "/"
+        let end = String(prefix.dropLast()) + "0"
+        // PostgreSQL compares text by the database's collation; byte order needs "C" (the index serves it when the
+        // database's collation is C, as scripts/start-postgres.sh creates it).
+        let path: SQLQueryString = flavor == .postgres ? "path COLLATE \"C\"" : "path"
+        var condition: SQLQueryString = "\(path) >= \(bind: prefix) AND \(path) < \(bind: end)"
+        if !recursive {
+            let find: SQLQueryString = flavor == .postgres ? "strpos" : "instr"
+            condition = "\(condition) AND \(find)(substr(path, \(literal: prefix.utf8.count + 1)), '/') = 0"
+        }
+        return condition
+    }
+
+    /// Photos now MISSING: no persons shown, the time noted. Call after their faces were parked.
+    static func markMissing(_ ids: [Int64], now: Int64, on tx: any SQLDatabase) async throws {
+        try await tx.raw("""
+            UPDATE photos SET status = 'MISSING', missing_since = \(bind: now), person_ids = '[]', processing_started_at = NULL,
+                updated_at = \(bind: now)
+            WHERE id IN (\(binds: ids))
+            """).run()
+    }
+
+    /// Photos missing since before `before` (ms), the oldest first.
+    static func missing(before: Int64, on db: any SQLDatabase) async throws -> [Int64] {
+        try await db.raw("""
+            SELECT id FROM photos WHERE status = 'MISSING' AND missing_since < \(bind: before) ORDER BY id
+            """).all().map { try $0.decode(column: "id", as: Int64.self) }
+    }
+
+    /// Deletes photos for good, with every row that belongs to them (their faces were parked when they went missing).
+    static func delete(_ ids: [Int64], on tx: any SQLDatabase) async throws {
+        guard !ids.isEmpty else { return }
+        for table in ["parked_face_rejections", "parked_faces", "photo_previews", "face_thumbnails", "photo_ingest_map",
+                      "reprocess_faces", "reprocess_photos", "processed_callbacks", "photo_persons"] {
+            try await tx.raw("DELETE FROM \(ident: table) WHERE photo_id IN (\(binds: ids))").run()
+        }
+        try await tx.raw("UPDATE persons SET representative_photo_id = NULL WHERE representative_photo_id IN (\(binds: ids))").run()
+        try await tx.raw("DELETE FROM photos WHERE id IN (\(binds: ids))").run()
+    }
+
+    /// A reprocess replaced every face: the parked faces of missing photos no longer compare, so a photo that
+    /// returns is analysed again.
+    static func forgetMissingAnalyses(on tx: any SQLDatabase) async throws {
+        try await tx.raw("UPDATE photos SET face_count = NULL, no_faces = NULL WHERE status = 'MISSING'").run()
     }
 
     /// The photo's own date, read from its header for a photo analysed before dates were read (unless its

@@ -77,7 +77,8 @@ extension ReadQueries {
     /// Photos without a person filter, straight from `photos` (`photos_taken`, `photos_status_id` or the primary key).
     private func photoKeys(_ query: PhotoQuery, status: PhotoStatus?, limit: Int) async throws -> [PhotoKey] {
         var conditions = Self.rangeAndKeyset(query, taken: "p.taken_at", id: "p.id")
-        if let status { conditions.append("p.status = \(bind: status.rawValue)") }
+        // Missing photos are listed only when asked for (`status=MISSING`).
+        conditions.append(status.map { "p.status = \(bind: $0.rawValue)" } ?? "p.status <> 'MISSING'")
         if query.order.byTaken { conditions.append("p.taken_at IS NOT NULL") }
         let filter = conditions.isEmpty ? SQLQueryString("") : "WHERE " + conditions.joined(separator: " AND ")
         return try await database.sql.raw("""

@@ -31,6 +31,7 @@ struct ReadQueries: Sendable {
         let takenAt: String?
         let takenOffset: String?
         let takenAtSource: String?
+        let missingSince: Int64?
 
         init(_ row: any SQLRow) throws {
             id = try row.decode(column: "id", as: Int64.self)
@@ -46,6 +47,7 @@ struct ReadQueries: Sendable {
             takenAt = try row.decode(column: "taken_at", as: String?.self)
             takenOffset = try row.decode(column: "taken_offset", as: String?.self)
             takenAtSource = try row.decode(column: "taken_at_source", as: String?.self)
+            missingSince = try row.decode(column: "missing_since", as: Int64?.self)
         }
 
         /// `person_ids` is the JSON array the callback wrote.
@@ -58,14 +60,14 @@ struct ReadQueries: Sendable {
                       retryCount: retryCount, lastError: lastError, takenAt: takenAt.map { $0 + (takenOffset ?? "") },
                       // A date whose source is not recorded yet is the file's time the scan gave it.
                       takenAtSource: takenAt == nil ? nil : takenAtSource.flatMap(TakenDate.Source.init(rawValue:)) ?? .mtime,
-                      detections: detections)
+                      missingSince: missingSince, detections: detections)
         }
     }
 
     /// Columns of `PhotoRow`, from `photos` aliased `p`.
     static let photoColumns = """
         p.id, p.path, p.filename, p.status, p.width, p.height, p.no_faces, p.person_ids, p.retry_count, p.last_error, \
-        p.taken_at, p.taken_offset, p.taken_at_source
+        p.taken_at, p.taken_offset, p.taken_at_source, p.missing_since
         """
 
     /// `first_taken` and `last_taken` of the person whose id is `personColumn`: one seek each in
@@ -136,6 +138,10 @@ struct ReadQueries: Sendable {
         let skippedCount: Int
         let queuedCount: Int
         let rejectedCount: Int
+        let movedCount: Int
+        let missingCount: Int
+        let restoredCount: Int
+        let copiesCount: Int
         let lastError: String?
         let createdAt: Int64
         let finishedAt: Int64?
@@ -168,7 +174,8 @@ struct ReadQueries: Sendable {
             jobID: job.jobId, jobName: job.jobName, path: job.path, status: status, dryRun: job.dryRun, done: done,
             scanned: job.scannedCount, inserted: job.insertedCount, skipped: job.skippedCount, rejected: job.rejectedCount,
             notQueuedCount: job.rejectedCount, notQueued: firstNotQueued,
-            queued: job.queuedCount, ready: ready, processing: processing, processed: counts["PROCESSED"] ?? 0,
+            queued: job.queuedCount, moved: job.movedCount, missing: job.missingCount, restored: job.restoredCount,
+            copies: job.copiesCount, ready: ready, processing: processing, processed: counts["PROCESSED"] ?? 0,
             failed: counts["FAILED"] ?? 0, noFaces: noFaces, faces: faces,
             personsCreated: progress.personsCreated, personsMatched: progress.personsMatched,
             lastError: job.lastError, createdAt: job.createdAt, finishedAt: job.finishedAt, batches: batches)
@@ -280,7 +287,8 @@ extension ReadQueries {
     func mlSeconds(ofJob jobID: String, since sinceMs: Int64) async throws -> Double {
         try await database.sql.raw("""
             SELECT CAST(SUM(p.ml_ms) AS DOUBLE PRECISION) AS ms FROM photo_ingest_map m JOIN photos p ON p.id = m.photo_id
-            WHERE m.job_id = \(bind: jobID) AND p.updated_at >= \(bind: sinceMs)
+            WHERE m.job_id = \(bind: jobID)
+                AND p.id IN (SELECT photo_id FROM processed_callbacks WHERE created_at >= \(bind: sinceMs))
             """).first()?.decode(column: "ms", as: Double?.self).map { $0 / 1000 } ?? 0
     }
 }

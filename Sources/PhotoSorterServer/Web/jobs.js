@@ -1,4 +1,5 @@
-// The Jobs page: ingest a folder, and the progress, failures and skipped files of recent jobs.
+// The Jobs page: ingest a folder, the folders the service follows (watch mode), and the progress, failures and
+// skipped files of recent jobs.
 
 import { api, isAbort } from './api.js';
 import { h } from './dom.js';
@@ -15,7 +16,9 @@ export async function pageJobs(ctx) {
     h('h2', { class: 'card-title', text: 'Ingest a folder' }),
     h('div', { class: 'row' }, path, submit), roots);
   const list = h('div', { class: 'jobs', 'data-testid': 'jobs-list' });
-  view.append(h('div', { class: 'page-head' }, h('h1', { text: 'Jobs' })), form, h('h2', { class: 'section-title', text: 'Recent jobs' }), list);
+  const watcher = watcherCard();
+  view.append(h('div', { class: 'page-head' }, h('h1', { text: 'Jobs' })), form, watcher.el,
+              h('h2', { class: 'section-title', text: 'Recent jobs' }), list);
 
   ctx.get('/ui/settings').then(settings => {
     const allowed = settings.allowed_roots || [];
@@ -56,9 +59,13 @@ export async function pageJobs(ctx) {
     polling = true;
     let anyRunning = false;
     try {
-      const res = await ctx.get('/ingest-jobs?limit=50');
+      const [res, watch] = await Promise.all([ctx.get('/ingest-jobs?limit=50'), ctx.get('/watch').catch(err => {
+        if (isAbort(err)) throw err;
+        return null; // the jobs still show when the watcher cannot be read
+      })]);
       if (!ctx.alive()) return;
       render(res.jobs);
+      watcher.update(watch);
       anyRunning = res.jobs.some(j => !j.done && j.status !== 'FAILED');
     } catch (err) {
       if (isAbort(err) || !ctx.alive()) return;
@@ -233,4 +240,43 @@ export async function pageJobs(ctx) {
   }
 
   await poll(true);
+}
+
+// The watcher (watch mode): the folders followed, what it has seen, its last reconciliation, and what it found
+// moved, missing, restored or copied. Hidden when the service follows no folder.
+function watcherCard() {
+  const roots = h('ul', { class: 'watch-roots', 'data-testid': 'watch-roots' });
+  const counts = h('p', { class: 'job-counts muted small', 'data-testid': 'watch-counts' });
+  const files = h('p', { class: 'job-counts small', 'data-testid': 'watch-files' });
+  const last = h('p', { class: 'muted small', 'data-testid': 'watch-reconciliation' });
+  const el = h('section', { class: 'watch card', hidden: true, 'data-testid': 'watcher' },
+    h('h2', { class: 'card-title', text: 'Following folders' }), roots, files, counts, last);
+  function update(w) {
+    el.hidden = !(w && w.active);
+    if (el.hidden) return;
+    roots.replaceChildren(...w.roots.map(r => h('li', { class: 'watch-root', 'data-available': String(r.available) },
+      h('span', { class: 'path', text: r.path }),
+      r.available ? null : h('span', { class: 'status s-warn', text: 'unavailable — photos kept as they are' }))));
+    files.textContent = [`${nf.format(w.moved)} moved`, `${nf.format(w.missing)} missing`, `${nf.format(w.restored)} restored`,
+                         `${plural(w.copies, 'copy', 'copies')}`].join(' · ');
+    counts.textContent = [
+      `${plural(w.events_seen, 'event')} seen`,
+      w.pending ? `${plural(w.pending, 'file')} settling` : null,
+      w.folders_waiting ? `${plural(w.folders_waiting, 'folder')} waiting` : null,
+      `${plural(w.watches, 'folder')} watched`,
+      w.overflows ? `${plural(w.overflows, 'queue overflow')}` : null,
+      w.watch_limit_hits ? `watch limit reached ${plural(w.watch_limit_hits, 'time')}` : null,
+    ].filter(Boolean).join(' · ');
+    const r = w.last_reconciliation;
+    last.textContent = r ? `Last reconciliation ${timeAgo(r.at)} (${r.reason}); then every ${duration(w.reconcile_seconds)}.`
+                         : 'No reconciliation yet.';
+    if (r) last.title = new Date(r.at).toLocaleString();
+  }
+  return { el, update };
+}
+
+function duration(seconds) {
+  if (seconds % 3600 === 0) return plural(seconds / 3600, 'hour');
+  if (seconds % 60 === 0) return plural(seconds / 60, 'minute');
+  return plural(seconds, 'second');
 }

@@ -1,7 +1,7 @@
 // The Photo page: the preview with a box per face found, linked to its person, and the facts of the file.
 
 import { h, personThumb, photoThumb, thumb } from './dom.js';
-import { nf, pct, TAKEN_SOURCES, takenText } from './format.js';
+import { nf, pct, TAKEN_SOURCES, takenText, timeAgo } from './format.js';
 import { view } from './router.js';
 
 export async function pagePhoto(ctx, idText) {
@@ -68,6 +68,12 @@ export async function pagePhoto(ctx, idText) {
   const row = (k, v, extra) => [h('dt', { text: k }), h('dd', extra || null, v)];
   const info = h('aside', { class: 'photo-info', 'data-testid': 'photo-info' },
     h('h1', { class: 'photo-title', text: photo.filename || `Photo #${photo.photo_id}` }),
+    // A missing photo's file is gone: it shows nobody until its content is found again (or it is pruned).
+    photo.status === 'MISSING'
+      ? h('p', { class: 'missing-note', 'data-testid': 'photo-missing',
+                 text: `The file is missing (gone ${timeAgo(photo.missing_since)}). Its faces are set aside; `
+                       + 'they come back when the photo is found again at any path. `photo-sorter prune` deletes it for good.' })
+      : null,
     h('dl', { class: 'facts' },
       row('Path', photo.path, { class: 'path', 'data-testid': 'photo-path' }),
       row('Taken', photo.taken_at

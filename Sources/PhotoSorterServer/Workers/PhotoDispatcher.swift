@@ -10,6 +10,7 @@ public final class PhotoDispatcher: Sendable {
     private let queue: any WorkQueue
     private let ml: MLClient
     private let statuses: PhotosTable
+    private let twins: ContentTwins
     private let callbackURL: String
     private let concurrency: Int
     private let logger: Logger
@@ -23,10 +24,12 @@ public final class PhotoDispatcher: Sendable {
     /// How long dispatch pauses when no ML service could be reached.
     static let unavailablePauseMs: Int64 = 2000
 
-    init(queue: any WorkQueue, ml: MLClient, statuses: PhotosTable, callbackURL: String, concurrency: Int, logger: Logger) {
+    init(queue: any WorkQueue, ml: MLClient, statuses: PhotosTable, twins: ContentTwins, callbackURL: String, concurrency: Int,
+         logger: Logger) {
         self.queue = queue
         self.ml = ml
         self.statuses = statuses
+        self.twins = twins
         self.callbackURL = callbackURL
         self.concurrency = concurrency
         self.logger = logger
@@ -84,7 +87,28 @@ public final class PhotoDispatcher: Sendable {
         logger.info("workers stopped")
     }
 
+    /// How long a photo waits for its twin's analysis (`ContentTwins`) before it is claimed again.
+    static let twinWaitMs: Int64 = 1000
+
     private func dispatch(_ item: WorkItem) async {
+        do {
+            switch try await twins.decide(item) {
+            case .analyse:
+                break
+            case .copied:
+                await queue.handedOver([item])
+                finished(item.photoID)
+                return
+            case .wait:
+                try await statuses.requeue(item.photoID, delayMs: Self.twinWaitMs)
+                try await queue.enqueue([item])
+                await queue.handedOver([item])
+                finished(item.photoID)
+                return
+            }
+        } catch {
+            logger.error("checking for a twin's analysis failed; analysing", metadata: ["photo_id": "\(item.photoID)", "error": "\(error)"])
+        }
         dispatched.increment()
         let outcome = await ml.process(item, callbackURL: callbackURL)
         do {

@@ -211,10 +211,21 @@ final class FakeMLService: Sendable {
         return paths
     }()
 
+    /// Fixture photos' bytes, for content that is a fixture photo with bytes appended after its end.
+    private static let fixtureContents: [(data: Data, path: String)] = EmbeddingFixture.shared.photos.compactMap { photo in
+        (try? Data(contentsOf: EmbeddingFixture.facesRoot.appendingPathComponent(photo.path))).map { ($0, photo.path) }
+    }
+
+    /// The fixture photo a file shows: the same bytes, or a fixture JPEG with bytes appended after its end (decoders
+    /// stop at the image's end, so the real service finds the same faces in it).
+    static func fixturePath(ofContent data: Data) -> String? {
+        Self.fixturePathsByDigest[SHA256.hash(data: data).hex]
+            ?? fixtureContents.first { $0.data.count < data.count && data.starts(with: $0.data) }?.path
+    }
+
     /// The callback the real service would send: fixture detections for the file's content, or FAILED.
     private func callbackBody(for request: ProcessPhoto) -> Data {
-        let relative = (try? Data(contentsOf: URL(fileURLWithPath: request.path)))
-            .flatMap { Self.fixturePathsByDigest[SHA256.hash(data: $0).hex] } ?? request.path
+        let relative = (try? Data(contentsOf: URL(fileURLWithPath: request.path))).flatMap(Self.fixturePath(ofContent:)) ?? request.path
         let model = behaviour.withLockedValue { $0.model }
         var body: [String: Any] = ["photo_id": request.photo_id, "path": request.path, "callback_id": request.callback_id as Any,
                                    "meta": ["model_version": model.modelVersion, "timings": ["total_ms": 10.0]]]
