@@ -218,6 +218,8 @@ class FollowingFilesTests: DatabaseTestCase {
             let faceAnswer = try await service.request(.GET, "/faces/\(faceID)").status
             XCTAssertEqual(faceAnswer, .notFound)
             try await assertRowsMatchFiles(service, [folder])
+            let exported = try await service.services.people.exportPersons(minPhotos: 1, includeUnnamed: true)
+            XCTAssertFalse(exported.flatMap(\.photos).contains { $0.photoID == id }, "export drops a missing photo")
             let again = try await service.waitUntilDone(try await service.ingest(folder.url))
             XCTAssertEqual(again.missing, 0, "a missing photo is counted once")
 

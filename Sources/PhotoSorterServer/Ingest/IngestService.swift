@@ -586,6 +586,7 @@ public final class IngestService: Sendable {
     private func follow(_ newPaths: [InspectedPhoto], fullHashes: [String: String], jobID: String, now: Int64,
                         on tx: any SQLDatabase) async throws -> Followed {
         var followed = Followed()
+        var moves: [PhotosTable.Move] = []
         var bySample = try await PhotosTable.sameContent(Set(newPaths.map(\.sampleHash)), on: tx)
         for photo in newPaths {
             guard let fullHash = fullHashes[photo.file.path], var candidates = bySample[photo.sampleHash] else {
@@ -599,11 +600,11 @@ public final class IngestService: Sendable {
                     if let work = try await restore(photoBefore.id, at: photo, fullHash: fullHash, now: now, on: tx) { followed.work.append(work) }
                     followed.restored += 1
                 } else {
-                    _ = try await PhotosTable.relocate(photoBefore.id, to: photo, fullHash: fullHash, now: now, on: tx)
+                    moves.append(PhotosTable.Move(id: photoBefore.id, photo: photo, fullHash: fullHash))
                     followed.moved += 1
                 }
-                logger.info("photo moved", metadata: ["job_id": "\(jobID)", "photo_id": "\(photoBefore.id)", "from": "\(photoBefore.path)",
-                                                     "to": "\(photo.file.path)", "was_missing": "\(photoBefore.status == .missing)"])
+                logger.debug("photo moved", metadata: ["job_id": "\(jobID)", "photo_id": "\(photoBefore.id)", "from": "\(photoBefore.path)",
+                                                      "to": "\(photo.file.path)", "was_missing": "\(photoBefore.status == .missing)"])
                 followed.photoIDs.append(photoBefore.id)
                 bySample[photo.sampleHash] = bySample[photo.sampleHash]!.map {
                     guard $0.id == photoBefore.id else { return $0 }
@@ -622,6 +623,10 @@ public final class IngestService: Sendable {
             } else {
                 followed.remaining.append(photo)
             }
+        }
+        try await PhotosTable.relocate(moves, now: now, on: tx)
+        if followed.moved + followed.restored > 0 {
+            logger.info("photos moved", metadata: ["job_id": "\(jobID)", "moved": "\(followed.moved)", "restored": "\(followed.restored)"])
         }
         return followed
     }
