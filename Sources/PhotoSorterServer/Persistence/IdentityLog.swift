@@ -16,12 +16,16 @@ enum IdentityLog {
     static func append(_ changes: [IdentityService.IndexChange], on tx: any SQLDatabase) async throws -> Int64? {
         var last: Int64?
         let now = nowMs()
-        for change in changes {
-            last = try await tx.raw("""
+        // 200 rows a statement: a sweep of missing photos logs thousands of removals at once.
+        for start in stride(from: 0, to: changes.count, by: 200) {
+            let rows = changes[start..<min(start + 200, changes.count)].map { change -> SQLQueryString in
+                "(\(bind: change.embeddingID), \(bind: change.from), \(bind: change.to), \(bind: EmbeddingCodec.encode(change.face)), \(bind: now))"
+            }
+            let seqs = try await tx.raw("""
                 INSERT INTO identity_changes (embedding_id, from_person, to_person, vector, created_at)
-                VALUES (\(bind: change.embeddingID), \(bind: change.from), \(bind: change.to), \(bind: EmbeddingCodec.encode(change.face)),
-                    \(bind: now)) RETURNING seq
-                """).first()!.decode(column: "seq", as: Int64.self)
+                VALUES \(rows.joined(separator: ", ")) RETURNING seq
+                """).all().map { try $0.decode(column: "seq", as: Int64.self) }
+            last = seqs.max()
         }
         return last
     }

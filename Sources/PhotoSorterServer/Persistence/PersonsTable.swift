@@ -22,9 +22,20 @@ enum PersonsTable {
         try await countPhoto(of: person, faces: -faces, photos: -1, now: now, on: tx)
     }
 
-    /// Persons no longer appear in photos that vanished: per person, how many photos and faces it lost.
+    /// Persons no longer appear in photos that vanished: per person, how many photos and faces it lost. One
+    /// statement per 500 persons (a sweep of 10,000 photos touches thousands).
     static func removePhotos(_ lost: [(person: Int64, photos: Int, faces: Int)], now: Int64, on tx: any SQLDatabase) async throws {
-        for (person, photos, faces) in lost { try await countPhoto(of: person, faces: -faces, photos: -photos, now: now, on: tx) }
+        for start in stride(from: 0, to: lost.count, by: 500) {
+            let rows = lost[start..<min(start + 500, lost.count)].map { entry -> SQLQueryString in
+                "(CAST(\(bind: entry.person) AS BIGINT), CAST(\(bind: entry.photos) AS BIGINT), CAST(\(bind: entry.faces) AS BIGINT))"
+            }
+            // VALUES names its columns column1, column2… on both databases.
+            try await tx.raw("""
+                UPDATE persons SET photo_count = photo_count - v.photos, face_count = face_count - v.faces, updated_at = \(bind: now)
+                FROM (SELECT column1 AS id, column2 AS photos, column3 AS faces FROM (VALUES \(rows.joined(separator: ", "))) AS lost_rows) AS v
+                WHERE persons.id = v.id
+                """).run()
+        }
     }
 
     /// The current id of each of `ids`: itself, or the person it was merged into (redirects are kept one hop
