@@ -92,9 +92,10 @@ class WatchTests: DatabaseTestCase {
             .trimmingCharacters(in: .whitespacesAndNewlines)) ?? 16384
         try await Self.watching { service, folder in
             let photos = ["obama/obama.jpg", "biden/biden.jpg", "alex_lacamoire/img1.jpg"].map { URL.faces("face_recognition_examples/" + $0) }
-            // A child process stops this one (every thread of the service), floods the watched folder with twice the
-            // queue's room in events (each empty file: a creation and a close), makes a folder and copies the photos
-            // (their events are lost), and lets this process go on. It always sends SIGCONT, whatever happens.
+            // A child process stops this one (every thread of the service), floods the watched folder with more events
+            // than the queue has room for (each empty file: a creation and a close, so half as many files and a few
+            // more), makes a folder and copies the photos (their events are lost), and lets this process go on. It
+            // always sends SIGCONT, whatever happens.
             let flood = Process()
             flood.executableURL = URL(fileURLWithPath: "/usr/bin/env")
             flood.arguments = ["python3", "-c", """
@@ -109,13 +110,14 @@ class WatchTests: DatabaseTestCase {
                         shutil.copyfile(photo, os.path.join(folder, 'late' if i == 0 else '', os.path.basename(photo)))
                 finally:
                     os.kill(pid, signal.SIGCONT)
-                """, "\(getpid())", folder.path, "\(maxQueued)"] + photos.map(\.path)
+                """, "\(getpid())", folder.path, "\(maxQueued / 2 + 64)"] + photos.map(\.path)
             try flood.run()
             flood.waitUntilExit()
             XCTAssertEqual(flood.terminationStatus, 0)
             let expected = [folder.appendingPathComponent("late/obama.jpg"), folder.appendingPathComponent("biden.jpg"),
                             folder.appendingPathComponent("img1.jpg")]
-            for path in expected { _ = try await Self.waitForPhoto(service, at: path.path, timeout: 60) { $0.status == .processed } }
+            // Generous waits: the reconciliation reads every flood file, and CI machines are slow and busy.
+            for path in expected { _ = try await Self.waitForPhoto(service, at: path.path, timeout: 180) { $0.status == .processed } }
             let status = try await Self.watchStatus(service)
             XCTAssertGreaterThanOrEqual(status.overflows, 1)
             XCTAssertEqual(status.lastReconciliation?.reason, "queue overflow")
@@ -123,7 +125,7 @@ class WatchTests: DatabaseTestCase {
             // (its scan may wait behind the root's: the flood's files settle and are scanned too).
             let later = folder.appendingPathComponent("late/obama2.jpg")
             try FileManager.default.copyItem(at: URL.faces("face_recognition_examples/obama/obama2.jpg"), to: later)
-            _ = try await Self.waitForPhoto(service, at: later.path, timeout: 60) { $0.status == .processed }
+            _ = try await Self.waitForPhoto(service, at: later.path, timeout: 180) { $0.status == .processed }
             XCTAssertEqual(service.ml.requestedPhotoIDs.count, 4, "each photo analysed once")
         }
     }
