@@ -92,10 +92,9 @@ class WatchTests: DatabaseTestCase {
             .trimmingCharacters(in: .whitespacesAndNewlines)) ?? 16384
         try await Self.watching { service, folder in
             let photos = ["obama/obama.jpg", "biden/biden.jpg", "alex_lacamoire/img1.jpg"].map { URL.faces("face_recognition_examples/" + $0) }
-            // A child process stops this one (every thread of the service), floods the watched folder with more events
-            // than the queue has room for (each empty file: a creation and a close, so half as many files and a few
-            // more), makes a folder and copies the photos (their events are lost), and lets this process go on. It
-            // always sends SIGCONT, whatever happens.
+            // A child process stops this one (every thread of the service), floods the watched folder with twice the
+            // queue's room in events (each empty file: a creation and a close), makes a folder and copies the photos
+            // (their events are lost), and lets this process go on. It always sends SIGCONT, whatever happens.
             let flood = Process()
             flood.executableURL = URL(fileURLWithPath: "/usr/bin/env")
             flood.arguments = ["python3", "-c", """
@@ -110,7 +109,7 @@ class WatchTests: DatabaseTestCase {
                         shutil.copyfile(photo, os.path.join(folder, 'late' if i == 0 else '', os.path.basename(photo)))
                 finally:
                     os.kill(pid, signal.SIGCONT)
-                """, "\(getpid())", folder.path, "\(maxQueued / 2 + 64)"] + photos.map(\.path)
+                """, "\(getpid())", folder.path, "\(maxQueued)"] + photos.map(\.path)
             try flood.run()
             flood.waitUntilExit()
             XCTAssertEqual(flood.terminationStatus, 0)

@@ -77,7 +77,8 @@ CHUNK_PHOTOS = 50_000
 SCHEMA_TABLES = {"photos", "persons", "embeddings", "photo_persons", "ingest_jobs", "ingest_batches", "photo_ingest_map",
                  "processed_callbacks", "reprocess_jobs", "reprocess_photos", "reprocess_faces", "face_rejections",
                  "recluster_jobs", "identity_generation", "face_thumbnails", "photo_previews", "identity_changes",
-                 "ingest_rejections", "_fluent_migrations", "sqlite_sequence"}
+                 "ingest_rejections", "identity_snapshots", "identity_snapshot_persons", "parked_faces",
+                 "parked_face_rejections", "_fluent_migrations", "sqlite_sequence"}
 START_DATE = datetime.datetime(2008, 1, 1, tzinfo=datetime.timezone.utc).timestamp()
 END_DATE = datetime.datetime(2025, 12, 31, tzinfo=datetime.timezone.utc).timestamp()
 SIZES = [(4032, 3024), (3024, 4032), (4000, 3000), (6000, 4000), (4000, 6000), (1920, 1080)]

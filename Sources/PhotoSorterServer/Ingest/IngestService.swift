@@ -290,7 +290,6 @@ public final class IngestService: Sendable {
                 try await PersonsTable.removePhotos(parked.lost, now: now, on: tx)
                 try await PhotoPersonsTable.remove(photos: chunk, on: tx)
                 try await PhotosTable.markMissing(chunk, now: now, on: tx)
-                _ = try await IdentityLog.append(parked.removed, on: tx)
                 try await tx.raw("UPDATE ingest_jobs SET missing_count = missing_count + \(bind: chunk.count) WHERE job_id = \(bind: jobID)").run()
             }
         }
@@ -408,7 +407,6 @@ public final class IngestService: Sendable {
             var inspections = inspectedBefore
             var totals = BatchCounts()
             var queued: [(IngestBatchRef, [WorkItem])] = []
-            var removed: [IdentityService.IndexChange] = []
             var lockedIdentity = false
             for (offset, entries) in batches.enumerated() {
                 var photos: [InspectedPhoto] = []
@@ -442,7 +440,6 @@ public final class IngestService: Sendable {
                                                    photos: photos, fullHashes: inspections.fullHashes, notQueued: notQueued, unchanged: unchanged,
                                                    stored: byPath, dryRun: dryRun, lockedIdentity: &lockedIdentity, on: tx)
                 totals.add(outcome.counts)
-                removed += outcome.removed
                 if !outcome.items.isEmpty { queued.append((IngestBatchRef(jobID: jobID, index: firstIndex + offset), outcome.items)) }
             }
             try await tx.raw("""
@@ -453,7 +450,6 @@ public final class IngestService: Sendable {
                     copies_count = copies_count + \(bind: totals.copies), completed_batches = \(bind: firstIndex + batches.count)
                 WHERE job_id = \(bind: jobID)
                 """).run()
-            _ = try await IdentityLog.append(removed, on: tx)
             return (queued, lockedIdentity)
         }
         filesScanned.increment(by: batches.reduce(0) { $0 + $1.count })
@@ -497,7 +493,7 @@ public final class IngestService: Sendable {
     private func store(batch: IngestBatchRef, entryCount: Int, photos: [InspectedPhoto], fullHashes: [String: String],
                        notQueued: [NotQueuedEntry], unchanged: [ExistingPhoto], stored byPath: [String: ExistingPhoto], dryRun: Bool,
                        lockedIdentity: inout Bool,
-                       on tx: any SQLDatabase) async throws -> (counts: BatchCounts, items: [WorkItem], removed: [IdentityService.IndexChange]) {
+                       on tx: any SQLDatabase) async throws -> (counts: BatchCounts, items: [WorkItem]) {
         try await Self.record(notQueued, jobID: batch.jobID, on: tx)
         let newPaths = photos.filter { byPath[$0.file.path] == nil }
         let changed = photos.filter {
@@ -511,7 +507,7 @@ public final class IngestService: Sendable {
         }
         var counts = BatchCounts(scanned: entryCount, inserted: newPaths.count + changed.count,
                                  skipped: unchanged.count + photos.count - newPaths.count - changed.count, queued: 0, rejected: notQueued.count)
-        if dryRun { return (counts, [], []) }
+        if dryRun { return (counts, []) }
         let now = nowMs()
         if (!changed.isEmpty || !returned.isEmpty || !newPaths.isEmpty) && !lockedIdentity {
             // Faces leave (a changed file), return (a missing photo back) or are copied (the same content at a new
@@ -534,12 +530,9 @@ public final class IngestService: Sendable {
         counts.copies = followed.copies
         var items: [WorkItem] = []
         items += try await PhotosTable.insertScanned(followed.remaining, fullHashes: fullHashes, now: now, on: tx) + followed.work
-        var removed: [IdentityService.IndexChange] = []
         for photo in changed {
-            let (item, faces) = try await requeueChanged(photo, previous: byPath[photo.file.path]!, fullHash: fullHashes[photo.file.path],
-                                                         now: now, on: tx)
-            items.append(item)
-            removed += faces
+            items.append(try await requeueChanged(photo, previous: byPath[photo.file.path]!, fullHash: fullHashes[photo.file.path],
+                                                  now: now, on: tx))
         }
         // Unchanged files whose mtime moved (touch, copy) keep their results; record the new metadata.
         let changedPaths = Set(changed.map(\.file.path))
@@ -561,7 +554,7 @@ public final class IngestService: Sendable {
             try await map.ignoringConflicts(with: ["job_id", "photo_id"]).run()
         }
         counts.queued = items.count
-        return (counts, items, removed)
+        return (counts, items)
     }
 
     /// What `follow` made of a batch's new paths.
@@ -661,7 +654,7 @@ public final class IngestService: Sendable {
     /// take the corrections of the faces they overlap, see `ParkedFacesTable.corrections`) and it is processed
     /// again under the same id.
     private func requeueChanged(_ photo: InspectedPhoto, previous: ExistingPhoto, fullHash: String?, now: Int64,
-                                on tx: any SQLDatabase) async throws -> (WorkItem, [IdentityService.IndexChange]) {
+                                on tx: any SQLDatabase) async throws -> WorkItem {
         logger.info("changed file re-ingested", metadata: ["photo_id": "\(previous.id)", "path": "\(photo.file.path)"])
         // A photo missing until now keeps what it had for the carry-over too.
         try await ParkedFacesTable.repark(photo: previous.id, as: .changed, on: tx)
@@ -669,7 +662,7 @@ public final class IngestService: Sendable {
         try await PersonsTable.removePhotos(parked.lost, now: now, on: tx)
         try await PhotoPersonsTable.remove(photo: previous.id, on: tx)
         try await MediaStore.removeImages(ofPhoto: previous.id, on: tx)
-        return (try await PhotosTable.resetChanged(previous.id, to: photo, fullHash: fullHash, now: now, on: tx), parked.removed)
+        return try await PhotosTable.resetChanged(previous.id, to: photo, fullHash: fullHash, now: now, on: tx)
     }
 
     /// Inserts the batch's not-queued entries, in chunks that stay under SQLite's and PostgreSQL's bind limits.

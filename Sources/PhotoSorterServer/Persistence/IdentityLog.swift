@@ -30,6 +30,15 @@ enum IdentityLog {
         return last
     }
 
+    /// Appends the removal of every face of `photos`, copied from `embeddings` by the database (face order by id).
+    /// Call under the cross-instance lock, before the faces are deleted.
+    static func appendRemovals(ofFacesOf photos: [Int64], on tx: any SQLDatabase) async throws {
+        try await tx.raw("""
+            INSERT INTO identity_changes (embedding_id, from_person, to_person, vector, created_at)
+            SELECT id, person_id, NULL, vector, \(bind: nowMs()) FROM embeddings WHERE photo_id IN (\(binds: photos)) ORDER BY id
+            """).run()
+    }
+
     /// The changes after sequence number `seq`, in order.
     static func changes(after seq: Int64, on db: any SQLDatabase) async throws -> [IdentityService.IndexChange] {
         try await db.raw("""

@@ -17,14 +17,15 @@ enum ParkedFacesTable {
         suggested_person_id, model_version, confirmed, runner_up_person_id, runner_up_similarity, created_at
         """
 
-    /// What parking took away: each face from the identity index, and per person the photos and faces it lost.
+    /// What parking took away: per person, the photos and faces it lost.
     struct Parked {
-        var removed: [IdentityService.IndexChange] = []
         var lost: [(person: Int64, photos: Int, faces: Int)] = []
     }
 
     /// Moves the faces of `photos` out of `embeddings` into the parked tables, their "not this person" marks with
-    /// them. Call under the identity lock.
+    /// them, and logs each face's removal in the identity change log (copied by the database: the vectors never
+    /// travel; every instance's index, this one's too, takes the removals at its next catch-up). Call under the
+    /// identity lock (change sequence numbers are allocated under it).
     static func park(photos: [Int64], reason: Reason, on tx: any SQLDatabase) async throws -> Parked {
         guard !photos.isEmpty else { return Parked() }
         let lost = try await tx.raw("""
@@ -34,13 +35,7 @@ enum ParkedFacesTable {
             (person: try $0.decode(column: "person_id", as: Int64.self), photos: try $0.decode(column: "photos", as: Int.self),
              faces: try $0.decode(column: "faces", as: Int.self))
         }
-        let removed = try await tx.raw("""
-            SELECT id, person_id, vector FROM embeddings WHERE photo_id IN (\(binds: photos)) ORDER BY id
-            """).all().map {
-            IdentityService.IndexChange(embeddingID: try $0.decode(column: "id", as: Int64.self),
-                                        from: try $0.decode(column: "person_id", as: Int64.self), to: nil,
-                                        face: try EmbeddingCodec.decode(bytes: try $0.decode(column: "vector", as: Data.self)))
-        }
+        try await IdentityLog.appendRemovals(ofFacesOf: photos, on: tx)
         try await tx.raw("""
             INSERT INTO parked_faces (photo_id, reason, \(unsafeRaw: faceColumns))
             SELECT photo_id, \(bind: reason.rawValue), \(unsafeRaw: faceColumns) FROM embeddings WHERE photo_id IN (\(binds: photos))
@@ -54,7 +49,7 @@ enum ParkedFacesTable {
             DELETE FROM face_rejections WHERE embedding_id IN (SELECT id FROM embeddings WHERE photo_id IN (\(binds: photos)))
             """).run()
         try await tx.raw("DELETE FROM embeddings WHERE photo_id IN (\(binds: photos))").run()
-        return Parked(removed: removed, lost: lost)
+        return Parked(lost: lost)
     }
 
     /// The parked faces of `photo` are kept for another reason from now on (a missing photo back with new

@@ -199,8 +199,9 @@ struct ReadQueries: Sendable {
         if allowCached, let cached = progressCache.withLockedValue({ $0[jobID] }), cached.validUntil > now { return cached.progress }
         var progress = JobProgress()
         for row in try await database.sql.raw("""
-            SELECT p.status AS status, COUNT(*) AS n, CAST(SUM(COALESCE(p.face_count, 0)) AS BIGINT) AS faces,
-                CAST(SUM(CASE WHEN p.no_faces THEN 1 ELSE 0 END) AS BIGINT) AS no_faces,
+            SELECT p.status AS status, COUNT(*) AS n,
+                CAST(SUM(CASE WHEN p.status = 'MISSING' THEN 0 ELSE COALESCE(p.face_count, 0) END) AS BIGINT) AS faces,
+                CAST(SUM(CASE WHEN p.no_faces AND p.status <> 'MISSING' THEN 1 ELSE 0 END) AS BIGINT) AS no_faces,
                 CAST(SUM(CASE WHEN p.status = 'FAILED' AND p.next_attempt_at IS NOT NULL AND p.retry_count <= \(bind: maxRetries)
                     THEN 1 ELSE 0 END) AS BIGINT) AS retrying
             FROM photo_ingest_map m JOIN photos p ON p.id = m.photo_id WHERE m.job_id = \(bind: jobID) GROUP BY p.status
