@@ -57,7 +57,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -70,6 +69,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 sys.path.insert(0, str(REPO / "e2e"))
 import harness  # noqa: E402
+from fault_harness import psql_bin  # noqa: E402
 
 PG_DB = "photo_sorter_follow_bench"
 MODEL_VERSION = "arcface-w600k_mbf+scrfd-500m-5pt"
@@ -83,21 +83,6 @@ def log(msg: str) -> None:
 
 # --------------------------------------------------------------------------- helpers
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def psql_bin() -> str:
-    for d in sorted(Path("/usr/lib/postgresql").glob("*/bin"), key=lambda p: int(p.parent.name) if p.parent.name.isdigit() else 0,
-                    reverse=True):
-        if (d / "psql").is_file():
-            return str(d / "psql")
-    found = shutil.which("psql")
-    if not found:
-        raise SystemExit("psql not found (Debian package postgresql-client)")
-    return found
 
 
 def psql(url: str, sql: str) -> str:
@@ -239,7 +224,7 @@ class MLCounter:
 
 class Serve:
     def __init__(self, binary: Path, database: str, log_path: Path, ml_url: str, extra_env: dict | None = None):
-        self.port = free_port()
+        self.port = harness.free_port()
         env = harness.base_env(PHOTO_SORTER_DATABASE_URL=database, PHOTO_SORTER_HOST="127.0.0.1",
                                PHOTO_SORTER_PORT=self.port, PHOTO_SORTER_ML_URL=ml_url, **(extra_env or {}))
         # base_env keeps PHOTO_SORTER_WORKERS / _ML_WORKERS / _MATCH_THRESHOLD of the caller: not here (default config).
@@ -433,7 +418,7 @@ def run_database(args, kind: str, work: Path, out: dict) -> None:
             out["library_generate_s"] = round(time.perf_counter() - t, 1)
             log(f"{kind}: synthetic analysed library generated in {out['library_generate_s']} s")
         # 1. setup: ingest with no ML service, then the rows as an analysis leaves them
-        dead = f"http://127.0.0.1:{free_port()}"
+        dead = f"http://127.0.0.1:{harness.free_port()}"
         s = Serve(binary, database, work / f"{kind}-setup-serve.log", dead,
                   {"PHOTO_SORTER_QUEUE_HIGH_WATERMARK": 100_000_000, "PHOTO_SORTER_WORKERS": 1})
         try:
