@@ -379,8 +379,12 @@ def test_the_changed_file_is_processed_by_the_next_ingest_and_nothing_else_is_qu
     assert after["status"] == "PROCESSED" and len(after["detections"]) == 1, after
     st = run["reingest"]
     assert st["status"] == "COMPLETED" and st["queued"] == 1, st
-    assert set(run["redetails"]) == set(run["details"])  # the same photo, no new row
-    unchanged = {i: d["status"] for i, d in run["details"].items() if i != before["photo_id"]}
+    # The same photos, no new row; the file deleted after the first scan is gone now: its photo is MISSING (hidden).
+    deleted = str(run["corpus"] / next(k for k in run["manifest"]["kinds"] if k.get("action") == "delete_after_scan")["entries"][0])
+    gone = {i for i, d in run["details"].items() if d["path"] == deleted}
+    assert len(gone) == 1 and st["missing"] == 1, st
+    assert set(run["redetails"]) == set(run["details"]) - gone
+    unchanged = {i: d["status"] for i, d in run["details"].items() if i != before["photo_id"] and i not in gone}
     assert {i: run["redetails"][i]["status"] for i in unchanged} == unchanged
 
 

@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 import PhotoSorterCore
 import SQLKit
@@ -23,6 +24,10 @@ struct ContentTwins: Sendable {
     }
 
     func decide(_ item: WorkItem) async throws -> Decision {
+        // A file gone or rewritten since its scan is no longer its twin's content: the ML service says what it is now.
+        guard Self.unchanged(item.path, since: try await database.sql.raw("""
+            SELECT filesize, modified_at FROM photos WHERE id = \(bind: item.photoID)
+            """).first()) else { return .analyse }
         let twins = try await database.sql.raw("""
             SELECT t.id, t.status, t.face_count FROM photos p JOIN photos t
                 ON t.sample_hash = p.sample_hash AND t.full_hash = p.full_hash AND t.id <> p.id
@@ -45,6 +50,15 @@ struct ContentTwins: Sendable {
         }
         let waiting = [PhotoStatus.ready.rawValue, PhotoStatus.processing.rawValue]
         return twins.contains { $0.id < item.photoID && waiting.contains($0.status) } ? .wait : .analyse
+    }
+
+    /// Whether the file at `path` still has the size and modification time its scan stored (`row`).
+    private static func unchanged(_ path: String, since row: (any SQLRow)?) -> Bool {
+        guard let row, let size = try? row.decode(column: "filesize", as: Int64.self),
+              let modified = try? row.decode(column: "modified_at", as: Int64.self) else { return false }
+        var info = stat()
+        guard stat(path, &info) == 0 else { return false }
+        return Int64(info.st_size) == size && Int64(info.st_mtim.tv_sec) * 1000 + Int64(info.st_mtim.tv_nsec) / 1_000_000 == modified
     }
 
     /// The faces of `source` copied onto `target` (same persons, corrections and marks), and the persons'
