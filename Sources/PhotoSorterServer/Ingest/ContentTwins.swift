@@ -1,4 +1,3 @@
-import Foundation
 import Logging
 import PhotoSorterCore
 import SQLKit
@@ -24,17 +23,20 @@ struct ContentTwins: Sendable {
     }
 
     func decide(_ item: WorkItem) async throws -> Decision {
-        // A file gone or rewritten since its scan is no longer its twin's content: the ML service says what it is now.
-        guard Self.unchanged(item.path, since: try await database.sql.raw("""
-            SELECT filesize, modified_at FROM photos WHERE id = \(bind: item.photoID)
-            """).first()) else { return .analyse }
-        let twins = try await database.sql.raw("""
-            SELECT t.id, t.status, t.face_count FROM photos p JOIN photos t
+        // One query: the photo's stored size and time, and its twins (none when it has no full hash).
+        let rows = try await database.sql.raw("""
+            SELECT p.filesize, p.modified_at, t.id, t.status, t.face_count FROM photos p LEFT JOIN photos t
                 ON t.sample_hash = p.sample_hash AND t.full_hash = p.full_hash AND t.id <> p.id
             WHERE p.id = \(bind: item.photoID) ORDER BY t.id
-            """).all().map {
-            (id: try $0.decode(column: "id", as: Int64.self), status: try $0.decode(column: "status", as: String.self),
-             analysed: try $0.decode(column: "face_count", as: Int?.self) != nil)
+            """).all()
+        // A file gone or rewritten since its scan is no longer its twin's content: the ML service says what it is now.
+        guard let first = rows.first, Self.unchanged(item.path, size: try first.decode(column: "filesize", as: Int64.self),
+                                                     modifiedAtMs: try first.decode(column: "modified_at", as: Int64.self)) else {
+            return .analyse
+        }
+        let twins = try rows.compactMap { row -> (id: Int64, status: String, analysed: Bool)? in
+            guard let id = try row.decode(column: "id", as: Int64?.self) else { return nil }
+            return (id, try row.decode(column: "status", as: String.self), try row.decode(column: "face_count", as: Int?.self) != nil)
         }
         if let source = twins.first(where: { $0.status == PhotoStatus.processed.rawValue && $0.analysed }) {
             let copied = try await database.transaction { tx in
@@ -52,13 +54,10 @@ struct ContentTwins: Sendable {
         return twins.contains { $0.id < item.photoID && waiting.contains($0.status) } ? .wait : .analyse
     }
 
-    /// Whether the file at `path` still has the size and modification time its scan stored (`row`).
-    private static func unchanged(_ path: String, since row: (any SQLRow)?) -> Bool {
-        guard let row, let size = try? row.decode(column: "filesize", as: Int64.self),
-              let modified = try? row.decode(column: "modified_at", as: Int64.self) else { return false }
-        var info = stat()
-        guard stat(path, &info) == 0 else { return false }
-        return Int64(info.st_size) == size && Int64(info.st_mtim.tv_sec) * 1000 + Int64(info.st_mtim.tv_nsec) / 1_000_000 == modified
+    /// Whether the file at `path` still has the size and modification time its scan stored.
+    private static func unchanged(_ path: String, size: Int64, modifiedAtMs: Int64) -> Bool {
+        guard case .file(let file) = DirectoryScanner.entry(atPath: path, allowedRoots: nil) else { return false }
+        return file.size == size && file.modifiedAtMs == modifiedAtMs
     }
 
     /// The faces of `source` copied onto `target` (same persons, corrections and marks), and the persons'
