@@ -32,6 +32,8 @@ struct SortSummary: Encodable {
     var missing: Int
     var restored: Int
     var copies: Int
+    /// Names read from XMP face regions: applied, in conflict with a user's correction, pending.
+    var xmpNames: XMPNamesSummary
 
     enum CodingKeys: String, CodingKey {
         case database, processed, failed, faces, persons, model, failures, recluster, moved, missing, restored, copies
@@ -42,18 +44,21 @@ struct SortSummary: Encodable {
         case wallSeconds = "wall_seconds"
         case mlSeconds = "ml_seconds"
         case mlWorkers = "ml_workers"
+        case xmpNames = "xmp_names"
     }
 
     static func collect(services: PhotoSorterServices, jobID: String, status: IngestStatus, config: ServiceConfig,
                         startedMs: Int64, wallSeconds: Double, recluster: ReclusterResult?) async throws -> SortSummary {
         let workers = await services.ml.health()?["workers"]?.number.map { Int($0) }
+        await services.xmpNames.drain()
         return SortSummary(
             database: DatabaseLocation.describe(config), jobID: jobID, photosTotal: status.processed + status.failed + status.ready + status.processing,
             processed: status.processed, failed: status.failed, noFaces: status.noFaces, faces: status.faces,
             persons: services.identity.personCount, model: services.identity.model?.name, failures: try await services.failures(ofJob: jobID),
             notQueued: try await services.notQueued(ofJob: jobID),
             wallSeconds: wallSeconds, mlSeconds: try await services.mlSeconds(ofJob: jobID, since: startedMs), mlWorkers: workers,
-            recluster: recluster, moved: status.moved, missing: status.missing, restored: status.restored, copies: status.copies)
+            recluster: recluster, moved: status.moved, missing: status.missing, restored: status.restored, copies: status.copies,
+            xmpNames: try await services.xmpNames.summary(conflictLimit: 10_000))
     }
 
     /// As synthesised, except that `recluster` is written as null when it was skipped.
@@ -78,6 +83,7 @@ struct SortSummary: Encodable {
         try container.encode(missing, forKey: .missing)
         try container.encode(restored, forKey: .restored)
         try container.encode(copies, forKey: .copies)
+        try container.encode(xmpNames, forKey: .xmpNames)
     }
 
     var text: String {
@@ -91,6 +97,12 @@ struct SortSummary: Encodable {
                 + String(format: "%.1f s", $0.seconds) + ")" } ?? "skipped"),
             "database: \(database)",
         ]
+        if xmpNames.applied + xmpNames.conflicts + xmpNames.pending > 0 {
+            lines.append("names from XMP face regions: \(xmpNames.applied) applied, \(xmpNames.conflicts) in conflict with your corrections"
+                + (xmpNames.pending > 0 ? ", \(xmpNames.pending) pending" : ""))
+            lines += xmpNames.conflictList.prefix(50).map { "  \(Self.oneLine($0.path)): \"\($0.name)\" not applied: \($0.reason)" }
+            if xmpNames.conflicts > 50 { lines.append("  … and \(xmpNames.conflicts - 50) more (GET /xmp/names)") }
+        }
         if !failures.isEmpty {
             lines.append("failures:")
             lines += failures.prefix(50).map { "  \(Self.oneLine($0.path)): \($0.error ?? "unknown error")" }

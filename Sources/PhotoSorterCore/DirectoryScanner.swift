@@ -13,6 +13,9 @@ public struct ScannedFile: Sendable, Equatable {
     public let size: Int64
     /// Modification time, milliseconds since 1970.
     public let modifiedAtMs: Int64
+    /// Size and modification time of the photo's XMP sidecar (`XMPSidecar`), nil when it has none: a sidecar
+    /// edited in another tool changes the photo, so its face names are read again.
+    public var sidecarStamp: String? = nil
 
     /// What follows the last dot of the name ("" when none; a leading dot does not count).
     public var fileExtension: String {
@@ -35,6 +38,8 @@ public enum NotQueuedReason: Error, Equatable, Sendable, CustomStringConvertible
     /// The extension claims an image format the content does not have (and the content is no other image).
     case extensionMismatch(claimed: PhotoFormat, content: FileContent)
     case notRegularFile(SpecialFileKind)
+    /// An XMP sidecar: read with its photo (face names), not a photo itself.
+    case xmpSidecar
     case brokenSymlink
     case symlinkLoop
     case symlinkToDirectory
@@ -62,6 +67,7 @@ public enum NotQueuedReason: Error, Equatable, Sendable, CustomStringConvertible
         case .extensionMismatch(let claimed, let content):
             "extension says \(claimed.displayName) but the content is not an image (\(content.phrase))"
         case .notRegularFile(let kind): "not a regular file (\(kind.rawValue))"
+        case .xmpSidecar: "XMP sidecar (its face names are read with its photo)"
         case .brokenSymlink: "broken symlink"
         case .symlinkLoop: "symlink loop"
         case .symlinkToDirectory: "symlink to a directory (not followed)"
@@ -130,8 +136,24 @@ public struct DirectoryScanner: Sequence {
         let name = String(path.split(separator: "/").last ?? "")
         switch classify(path, name: name, allowedRoots: allowedRoots.map(AllowedRoots.init)) {
         case .directory: return .notQueued(NotQueuedEntry(path: path, reason: .folder))
+        case .entry(.file(var file)):
+            file.sidecarStamp = XMPSidecar.candidates(forPhotoNamed: name).lazy.compactMap { stamp(ofSidecar: directory(of: path) + "/" + $0) }.first
+            return .file(file)
         case .entry(let entry): return entry
         }
+    }
+
+    private static func directory(of path: String) -> String {
+        guard let slash = path.lastIndex(of: "/") else { return "." }
+        return slash == path.startIndex ? "" : String(path[..<slash])
+    }
+
+    /// "size:mtime" of the regular file at `path`, nil when there is none.
+    static func stamp(ofSidecar path: String) -> String? {
+        var info = stat()
+        guard stat(path, &info) == 0, info.st_mode & S_IFMT == S_IFREG else { return nil }
+        let file = ScannedFile(path: path, name: "", info: info)
+        return "\(file.size):\(file.modifiedAtMs)"
     }
 
     private enum Classified {
@@ -174,8 +196,9 @@ public struct DirectoryScanner: Sequence {
     public struct Iterator: IteratorProtocol {
         private let recursive: Bool
         private let allowedRoots: AllowedRoots?
-        /// Directories still to list, deepest last. Each level keeps its own sorted pending names.
-        private var stack: [(directory: String, names: ArraySlice<Name>)] = []
+        /// Directories still to list, deepest last. Each level keeps its own sorted pending names, and the names of
+        /// its XMP sidecars.
+        private var stack: [(directory: String, names: ArraySlice<Name>, sidecars: Set<String>)] = []
         /// The root's own problem, reported as the first entry.
         private var unreadableRoot: ScanEntry?
 
@@ -189,7 +212,7 @@ public struct DirectoryScanner: Sequence {
             self.recursive = recursive
             self.allowedRoots = allowedRoots
             do {
-                stack.append((root, try Self.list(root)[...]))
+                stack.append(Self.level(root, try Self.list(root)))
             } catch {
                 unreadableRoot = .notQueued(NotQueuedEntry(path: root, reason: error))
             }
@@ -209,18 +232,27 @@ public struct DirectoryScanner: Sequence {
                 let path = top.directory == "/" ? "/" + name.text : top.directory + "/" + name.text
                 guard name.isUTF8 else { return .notQueued(NotQueuedEntry(path: path, reason: .nameNotUTF8)) }
                 switch DirectoryScanner.classify(path, name: name.text, allowedRoots: allowedRoots) {
+                case .entry(.file(var file)):
+                    if let sidecar = XMPSidecar.candidates(forPhotoNamed: name.text).first(where: top.sidecars.contains) {
+                        file.sidecarStamp = DirectoryScanner.stamp(ofSidecar: top.directory + "/" + sidecar)
+                    }
+                    return .file(file)
                 case .entry(let entry):
                     return entry
                 case .directory:
                     guard recursive else { return .notQueued(NotQueuedEntry(path: path, reason: .folderNotScanned)) }
                     do {
-                        stack.append((path, try Self.list(path)[...]))
+                        stack.append(Self.level(path, try Self.list(path)))
                     } catch {
                         return .notQueued(NotQueuedEntry(path: path, reason: error))
                     }
                 }
             }
             return nil
+        }
+
+        private static func level(_ directory: String, _ names: [Name]) -> (directory: String, names: ArraySlice<Name>, sidecars: Set<String>) {
+            (directory, names[...], Set(names.lazy.map(\.text).filter(XMPSidecar.isSidecar)))
         }
 
         private static func list(_ directory: String) throws(NotQueuedReason) -> [Name] {
@@ -300,6 +332,7 @@ public struct InspectedPhoto: Sendable, Equatable {
 /// Reads the start of a scanned file once: identifies the format from its magic bytes and computes its sample hash.
 public enum PhotoFileInspector {
     public static func inspect(_ file: ScannedFile) throws(NotQueuedReason) -> InspectedPhoto {
+        guard !XMPSidecar.isSidecar(file.filename) else { throw .xmpSidecar }
         guard file.size > 0 else { throw .emptyFile }
         // O_NONBLOCK: a file swapped for a FIFO since the scan does not hang the open.
         let descriptor = open(file.path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)

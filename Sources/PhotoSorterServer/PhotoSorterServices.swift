@@ -18,6 +18,7 @@ public final class PhotoSorterServices: Sendable {
     public let ml: MLClient
     public let reprocess: ReprocessService
     public let people: PeopleService
+    public let xmpNames: XMPNameImport
     public let recluster: ReclusterService
     public let media: MediaService
     /// Watch mode: follows `config.watchRoots` (and roots `sort --watch` adds); idle while it follows none.
@@ -59,6 +60,7 @@ public final class PhotoSorterServices: Sendable {
         self.reprocess = ReprocessService(database: database, identity: identity, ml: ml, config: config,
                                           logger: logger, onWorkQueued: { Self.workQueued(dispatcher: dispatcher, kafka: kafka) })
         self.people = PeopleService(database: database, identity: identity, reads: reads, config: config)
+        self.xmpNames = XMPNameImport(database: database, people: people, identity: identity, logger: logger)
         self.recluster = ReclusterService(database: database, identity: identity, config: config, logger: logger)
         self.media = MediaService(database: database, ml: ml, logger: logger)
         self.watcher = LibraryWatcher(roots: config.watchRoots, ingest: ingest, database: database,
@@ -109,6 +111,8 @@ public final class PhotoSorterServices: Sendable {
                 for id in try await self.staleScheduler.runOnce() { self.dispatcher.finished(id) }
             },
             .periodic("reprocess finisher", every: interval, logger: logger) { try await self.reprocess.finishIfComplete() },
+            // Names left pending by a crash, or recorded by another instance's callbacks.
+            .periodic("names from XMP", every: interval, logger: logger) { await self.xmpNames.drain() },
             .periodic("identity snapshot", every: IdentityService.snapshotCheckSeconds, logger: logger) {
                 try await self.identity.saveSnapshotIfBehind()
             },

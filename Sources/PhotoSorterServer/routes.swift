@@ -11,6 +11,7 @@ func routes(_ app: Application, webAssets: WebAssets) throws {
     try app.register(collection: ReprocessController())
     try app.register(collection: HealthController())
     try app.register(collection: WatchController())
+    try app.register(collection: XMPNamesController())
     try app.register(collection: MediaController())
     try app.register(collection: WebController(assets: webAssets))
     try app.register(collection: try OpenAPIController.load())

@@ -15,6 +15,7 @@ struct CallbackController: RouteCollection {
             ?? "p\(payload.photoID)-sha256:" + SHA256.hash(data: Data(buffer: req.body.data ?? ByteBuffer())).hex
         let response = try await req.photoSorter.identity.commit(payload, key: key)
         req.photoSorter.dispatcher.finished(payload.photoID)
+        if payload.detections.contains(where: { $0.xmpName != nil }) { await req.photoSorter.xmpNames.wake() }
         return response
     }
 }

@@ -90,6 +90,8 @@ struct PhotoController: RouteCollection {
         }
         let key = "classify-p\(photoID)-" + SHA256.hash(data: result.body).hex
         _ = try await services.identity.commit(payload, key: key)
+        // The answer shows the faces where their XMP names put them.
+        if payload.detections.contains(where: { $0.xmpName != nil }) { await services.xmpNames.drain() }
         return try await services.reads.photo(photoID)
     }
 

@@ -10,10 +10,14 @@ public struct CallbackPayload: Content, Sendable {
         public var suggestedPersonID: Int64?
         /// Base64 JPEG: a small square crop around the face, for the web page.
         public var thumbnail: String?
+        /// The name an XMP face region of the photo (its sidecar or its own metadata) gives this face; the face may
+        /// be one the detector missed, embedded from the region's box (`source` "xmp_region").
+        public var xmpName: String?
 
         enum CodingKeys: String, CodingKey {
             case bbox, embedding, confidence, thumbnail
             case suggestedPersonID = "suggested_person_id"
+            case xmpName = "xmp_name"
         }
     }
 

@@ -394,11 +394,13 @@ public final class IdentityService: Sendable {
                 photoID: payload.photoID, personID: person, faceIndex: faceIndex, embedding: faces[faceIndex], bbox: detection.bbox,
                 confidence: detection.confidence ?? 0, similarity: similarity, createdPerson: createdPerson,
                 suggestedPersonID: detection.suggestedPersonID, modelVersion: modelVersion, confirmed: correction?.confirmed ?? false,
+                namedFromXMP: correction?.confirmed == true && correction?.namedFromXMP == true,
                 runnerUpPersonID: resolution.runnerUp?.person, runnerUpSimilarity: resolution.runnerUp.map { Double($0.similarity) }),
                 now: now, on: tx)
             for rejected in correction?.rejected ?? [] {
                 try await PersonBookkeeping.reject(face: embeddingID, person: rejected, now: now, on: tx)
             }
+            if let name = detection.xmpName { try await XMPFaceNamesTable.record(name, face: embeddingID, photo: payload.photoID, now: now, on: tx) }
             updates.append(IndexUpdate(embeddingID: embeddingID, person: person, face: faces[faceIndex]))
             if !personIDs.contains(person) { personIDs.append(person) }
             facesPerPerson[person, default: 0] += 1

@@ -325,9 +325,12 @@ public final class IngestService: Sendable {
         let modifiedAt: Int64
         let sampleHash: String
         let status: PhotoStatus
+        let sidecarStamp: String?
 
-        /// Same size and mtime as `file`: taken as the same content without reading it.
-        func isUnchanged(by file: ScannedFile) -> Bool { filesize == file.size && modifiedAt == file.modifiedAtMs }
+        /// Same size and mtime as `file`, and the same sidecar: taken as the same content without reading it.
+        func isUnchanged(by file: ScannedFile) -> Bool {
+            filesize == file.size && modifiedAt == file.modifiedAtMs && sidecarStamp == file.sidecarStamp
+        }
     }
 
     /// Symlinks may point into the configured roots only (anywhere when any folder may be ingested).
@@ -375,13 +378,14 @@ public final class IngestService: Sendable {
         for start in stride(from: 0, to: paths.count, by: 5_000) {
             // Decoded column by column: SQLKit's `Decodable` row path (snake-case key conversion per row) cost a
             // third of a re-scan's time.
-            for row in try await db.select().columns("id", "path", "filesize", "modified_at", "sample_hash", "status").from("photos")
+            for row in try await db.select().columns("id", "path", "filesize", "modified_at", "sample_hash", "status", "sidecar_stamp").from("photos")
                 .where("path", .in, Array(paths[start..<min(start + 5_000, paths.count)])).all() {
                 let photo = ExistingPhoto(id: try row.decode(column: "id", as: Int64.self), path: try row.decode(column: "path", as: String.self),
                                           filesize: try row.decode(column: "filesize", as: Int64.self),
                                           modifiedAt: try row.decode(column: "modified_at", as: Int64.self),
                                           sampleHash: try row.decode(column: "sample_hash", as: String.self),
-                                          status: PhotoStatus(rawValue: try row.decode(column: "status", as: String.self)) ?? .failed)
+                                          status: PhotoStatus(rawValue: try row.decode(column: "status", as: String.self)) ?? .failed,
+                                          sidecarStamp: try row.decode(column: "sidecar_stamp", as: String?.self))
                 byPath[photo.path] = photo
             }
         }
@@ -494,11 +498,15 @@ public final class IngestService: Sendable {
                        notQueued: [NotQueuedEntry], unchanged: [ExistingPhoto], stored byPath: [String: ExistingPhoto], dryRun: Bool,
                        lockedIdentity: inout Bool,
                        on tx: any SQLDatabase) async throws -> (counts: BatchCounts, items: [WorkItem]) {
+        // XMP sidecars are part of their photos (face names): skipped, not listed as files that are no photos.
+        let sidecars = notQueued.count { $0.reason == .xmpSidecar }
+        let notQueued = notQueued.filter { $0.reason != .xmpSidecar }
         try await Self.record(notQueued, jobID: batch.jobID, on: tx)
         let newPaths = photos.filter { byPath[$0.file.path] == nil }
+        // New content, or a sidecar written by another tool (its face names are read again with a new analysis).
         let changed = photos.filter {
             guard let old = byPath[$0.file.path] else { return false }
-            return old.sampleHash != $0.sampleHash
+            return old.sampleHash != $0.sampleHash || (old.status != .missing && old.sidecarStamp != $0.file.sidecarStamp)
         }
         // MISSING photos found again at their own path, with their content.
         let returned = unchanged.filter { $0.status == .missing } + photos.compactMap { photo in
@@ -506,7 +514,8 @@ public final class IngestService: Sendable {
             return old
         }
         var counts = BatchCounts(scanned: entryCount, inserted: newPaths.count + changed.count,
-                                 skipped: unchanged.count + photos.count - newPaths.count - changed.count, queued: 0, rejected: notQueued.count)
+                                 skipped: unchanged.count + photos.count - newPaths.count - changed.count + sidecars, queued: 0,
+                                 rejected: notQueued.count)
         if dryRun { return (counts, []) }
         let now = nowMs()
         if (!changed.isEmpty || !returned.isEmpty || !newPaths.isEmpty) && !lockedIdentity {

@@ -18,6 +18,8 @@ enum FacesTable {
         var suggestedPersonID: Int64?
         var modelVersion: String
         var confirmed = false
+        /// The confirmation came from an XMP name, not from a user.
+        var namedFromXMP = false
         var runnerUpPersonID: Int64?
         var runnerUpSimilarity: Double?
     }
@@ -27,11 +29,11 @@ enum FacesTable {
         try await tx.raw("""
             INSERT INTO embeddings (photo_id, person_id, face_index, vector, bbox_x1, bbox_y1, bbox_x2, bbox_y2,
                 confidence, similarity, created_person, suggested_person_id, model_version, created_at,
-                confirmed, runner_up_person_id, runner_up_similarity)
+                confirmed, named_from_xmp, runner_up_person_id, runner_up_similarity)
             VALUES (\(bind: face.photoID), \(bind: face.personID), \(bind: face.faceIndex), \(bind: EmbeddingCodec.encode(face.embedding)),
                 \(bind: face.bbox.x1), \(bind: face.bbox.y1), \(bind: face.bbox.x2), \(bind: face.bbox.y2),
                 \(bind: face.confidence), \(bind: face.similarity), \(bind: face.createdPerson), \(bind: face.suggestedPersonID),
-                \(bind: face.modelVersion), \(bind: now), \(bind: face.confirmed), \(bind: face.runnerUpPersonID),
+                \(bind: face.modelVersion), \(bind: now), \(bind: face.confirmed), \(bind: face.namedFromXMP), \(bind: face.runnerUpPersonID),
                 \(bind: face.runnerUpSimilarity)) RETURNING id
             """).first()!.decode(column: "id", as: Int64.self)
     }
@@ -47,10 +49,10 @@ enum FacesTable {
     static func copy(photo source: Int64, to target: Int64, now: Int64, on tx: any SQLDatabase) async throws {
         try await tx.raw("""
             INSERT INTO embeddings (photo_id, person_id, face_index, vector, bbox_x1, bbox_y1, bbox_x2, bbox_y2, confidence,
-                similarity, created_person, suggested_person_id, model_version, created_at, confirmed, runner_up_person_id,
+                similarity, created_person, suggested_person_id, model_version, created_at, confirmed, named_from_xmp, runner_up_person_id,
                 runner_up_similarity)
             SELECT \(bind: target), person_id, face_index, vector, bbox_x1, bbox_y1, bbox_x2, bbox_y2, confidence,
-                similarity, \(bind: false), suggested_person_id, model_version, \(bind: now), confirmed, runner_up_person_id,
+                similarity, \(bind: false), suggested_person_id, model_version, \(bind: now), confirmed, named_from_xmp, runner_up_person_id,
                 runner_up_similarity
             FROM embeddings WHERE photo_id = \(bind: source) ORDER BY face_index
             """).run()
@@ -90,28 +92,35 @@ enum FacesTable {
     static func replace(_ face: Int64, to person: Int64, similarity: Double?, runnerUp: FaceResolution.Candidate?,
                         on tx: any SQLDatabase) async throws {
         try await tx.raw("""
-            UPDATE embeddings SET person_id = \(bind: person), confirmed = \(false), similarity = \(bind: similarity),
+            UPDATE embeddings SET person_id = \(bind: person), confirmed = \(false), named_from_xmp = \(false), similarity = \(bind: similarity),
                 runner_up_person_id = \(bind: runnerUp?.person), runner_up_similarity = \(bind: runnerUp.map { Double($0.similarity) })
             WHERE id = \(bind: face)
             """).run()
     }
 
-    /// Every face of `persons` goes to `survivor`, confirmed (a merge is a must-link).
+    /// Every face of `persons` goes to `survivor`, confirmed (a merge is a must-link) by the user. The user's
+    /// corrections here and in `move` and `confirm` clear `named_from_xmp` (`XMPNameImport` sets it again after
+    /// the corrections it makes itself).
     static func merge(persons: [Int64], into survivor: Int64, on tx: any SQLDatabase) async throws {
         try await tx.raw("""
-            UPDATE embeddings SET person_id = \(bind: survivor), confirmed = \(true) WHERE person_id IN (\(binds: persons))
+            UPDATE embeddings SET person_id = \(bind: survivor), confirmed = \(true), named_from_xmp = \(false) WHERE person_id IN (\(binds: persons))
             """).run()
     }
 
     /// `faces` go to `person` where a user put them: confirmed, with no similarity of the rule's.
     static func move(_ faces: [Int64], to person: Int64, on tx: any SQLDatabase) async throws {
         try await tx.raw("""
-            UPDATE embeddings SET person_id = \(bind: person), confirmed = \(true), similarity = NULL WHERE id IN (\(binds: faces))
+            UPDATE embeddings SET person_id = \(bind: person), confirmed = \(true), named_from_xmp = \(false), similarity = NULL WHERE id IN (\(binds: faces))
             """).run()
     }
 
     static func confirm(_ face: Int64, on tx: any SQLDatabase) async throws {
-        try await tx.raw("UPDATE embeddings SET confirmed = \(true) WHERE id = \(bind: face)").run()
+        try await tx.raw("UPDATE embeddings SET confirmed = \(true), named_from_xmp = \(false) WHERE id = \(bind: face)").run()
+    }
+
+    /// `face`, confirmed where it is, was placed there by a name from XMP.
+    static func markNamedFromXMP(_ face: Int64, on tx: any SQLDatabase) async throws {
+        try await tx.raw("UPDATE embeddings SET confirmed = \(true), named_from_xmp = \(true) WHERE id = \(bind: face)").run()
     }
 
     /// `face` no longer offers `person` as its runner-up (a user said it is not them).

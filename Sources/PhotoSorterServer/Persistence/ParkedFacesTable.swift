@@ -14,7 +14,7 @@ enum ParkedFacesTable {
     /// The columns `embeddings` and `parked_faces` share, in one order for `INSERT … SELECT` both ways.
     private static let faceColumns = """
         face_index, person_id, vector, bbox_x1, bbox_y1, bbox_x2, bbox_y2, confidence, similarity, created_person, \
-        suggested_person_id, model_version, confirmed, runner_up_person_id, runner_up_similarity, created_at
+        suggested_person_id, model_version, confirmed, named_from_xmp, runner_up_person_id, runner_up_similarity, created_at
         """
 
     /// What parking took away: per person, the photos and faces it lost.
@@ -91,6 +91,7 @@ enum ParkedFacesTable {
         let bbox: BoundingBox
         let person: Int64
         let confirmed: Bool
+        let namedFromXMP: Bool
         let rejected: Set<Int64>
     }
 
@@ -101,11 +102,12 @@ enum ParkedFacesTable {
             rejected[try row.decode(column: "face_index", as: Int.self), default: []].insert(try row.decode(column: "person_id", as: Int64.self))
         }
         return try await tx.raw("""
-            SELECT face_index, person_id, confirmed, bbox_x1, bbox_y1, bbox_x2, bbox_y2 FROM parked_faces
+            SELECT face_index, person_id, confirmed, named_from_xmp, bbox_x1, bbox_y1, bbox_x2, bbox_y2 FROM parked_faces
             WHERE photo_id = \(bind: photo) AND reason = \(bind: Reason.changed.rawValue) ORDER BY face_index
             """).all().map { row in
             Correction(bbox: try BoundingBox(row: row), person: try row.decode(column: "person_id", as: Int64.self),
                        confirmed: try row.decode(column: "confirmed", as: Bool.self),
+                       namedFromXMP: try row.decode(column: "named_from_xmp", as: Bool.self),
                        rejected: rejected[try row.decode(column: "face_index", as: Int.self)] ?? [])
         }
     }

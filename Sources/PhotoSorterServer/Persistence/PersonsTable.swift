@@ -79,9 +79,11 @@ enum PersonsTable {
             """).run()
     }
 
-    /// A user's name for `person` (nil clears it).
-    static func rename(_ person: Int64, to name: String?, now: Int64 = nowMs(), on tx: any SQLDatabase) async throws {
-        try await tx.raw("UPDATE persons SET display_name = \(bind: name), updated_at = \(bind: now) WHERE id = \(bind: person)").run()
+    /// A user's name for `person` (nil clears it); `fromXMP`: an XMP face region's name (`XMPNameImport`).
+    static func rename(_ person: Int64, to name: String?, fromXMP: Bool = false, now: Int64 = nowMs(), on tx: any SQLDatabase) async throws {
+        try await tx.raw("""
+            UPDATE persons SET display_name = \(bind: name), name_from_xmp = \(fromXMP), updated_at = \(bind: now) WHERE id = \(bind: person)
+            """).run()
     }
 
     static func setHidden(_ person: Int64, _ hidden: Bool, now: Int64 = nowMs(), on tx: any SQLDatabase) async throws {

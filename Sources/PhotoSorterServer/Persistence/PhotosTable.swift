@@ -127,12 +127,13 @@ struct PhotosTable: Sendable {
                               on tx: any SQLDatabase) async throws -> [WorkItem] {
         guard !photos.isEmpty else { return [] }
         var insert = tx.insert(into: "photos").columns(
-            "path", "filename", "format", "filesize", "modified_at", "sample_hash", "full_hash", "status", "retry_count", "attempt",
-            "taken_at", "created_at", "updated_at")
+            "path", "filename", "format", "filesize", "modified_at", "sample_hash", "full_hash", "sidecar_stamp", "status", "retry_count",
+            "attempt", "taken_at", "created_at", "updated_at")
         for photo in photos {
             insert = insert.values(SQLBind(photo.file.path), SQLBind(photo.file.filename), SQLBind(photo.format.rawValue),
                                    SQLBind(photo.file.size), SQLBind(photo.file.modifiedAtMs), SQLBind(photo.sampleHash),
-                                   SQLBind(fullHashes[photo.file.path]), SQLBind(PhotoStatus.ready.rawValue), SQLBind(0), SQLBind(0),
+                                   SQLBind(fullHashes[photo.file.path]), SQLBind(photo.file.sidecarStamp), SQLBind(PhotoStatus.ready.rawValue),
+                                   SQLBind(0), SQLBind(0),
                                    SQLBind(TakenDate.fileTime(modifiedAtMs: photo.file.modifiedAtMs).local), SQLBind(now), SQLBind(now))
         }
         return try await insert.ignoringConflicts(with: ["path"]).returning("id", "path", "attempt").all().map(WorkItem.init(row:))
@@ -142,10 +143,10 @@ struct PhotosTable: Sendable {
     static func insertForClassify(_ photo: InspectedPhoto, now: Int64, on db: any SQLDatabase) async throws {
         let file = photo.file
         try await db.raw("""
-            INSERT INTO photos (path, filename, format, filesize, modified_at, sample_hash, status, retry_count, attempt, taken_at,
-                created_at, updated_at)
+            INSERT INTO photos (path, filename, format, filesize, modified_at, sample_hash, sidecar_stamp, status, retry_count, attempt,
+                taken_at, created_at, updated_at)
             VALUES (\(bind: file.path), \(bind: file.filename), \(bind: photo.format.rawValue), \(bind: file.size), \(bind: file.modifiedAtMs),
-                \(bind: photo.sampleHash), 'PROCESSING', 0, 1, \(bind: TakenDate.fileTime(modifiedAtMs: file.modifiedAtMs).local),
+                \(bind: photo.sampleHash), \(bind: file.sidecarStamp), 'PROCESSING', 0, 1, \(bind: TakenDate.fileTime(modifiedAtMs: file.modifiedAtMs).local),
                 \(bind: now), \(bind: now))
             ON CONFLICT (path) DO NOTHING
             """).run()
@@ -154,7 +155,8 @@ struct PhotosTable: Sendable {
     /// A file touched or copied over with the same content: its new size and time; its results stay.
     static func recordTouched(_ id: Int64, file: ScannedFile, on tx: any SQLDatabase) async throws {
         try await tx.raw("""
-            UPDATE photos SET filesize = \(bind: file.size), modified_at = \(bind: file.modifiedAtMs) WHERE id = \(bind: id)
+            UPDATE photos SET filesize = \(bind: file.size), modified_at = \(bind: file.modifiedAtMs), sidecar_stamp = \(bind: file.sidecarStamp)
+            WHERE id = \(bind: id)
             """).run()
     }
 
@@ -162,7 +164,7 @@ struct PhotosTable: Sendable {
     static func resetChanged(_ id: Int64, to photo: InspectedPhoto, fullHash: String?, now: Int64, on tx: any SQLDatabase) async throws -> WorkItem {
         let row = try await tx.raw("""
             UPDATE photos SET filesize = \(bind: photo.file.size), modified_at = \(bind: photo.file.modifiedAtMs),
-                sample_hash = \(bind: photo.sampleHash), full_hash = \(bind: fullHash), status = 'READY', retry_count = 0, last_error = NULL,
+                sidecar_stamp = \(bind: photo.file.sidecarStamp), sample_hash = \(bind: photo.sampleHash), full_hash = \(bind: fullHash), status = 'READY', retry_count = 0, last_error = NULL,
                 next_attempt_at = NULL, processing_started_at = NULL, no_faces = NULL, face_count = NULL, person_ids = NULL,
                 width = NULL, height = NULL, taken_at = \(bind: TakenDate.fileTime(modifiedAtMs: photo.file.modifiedAtMs).local),
                 taken_offset = NULL, taken_at_source = NULL, updated_at = \(bind: now)
@@ -211,7 +213,7 @@ struct PhotosTable: Sendable {
         let row = try await tx.raw("""
             UPDATE photos SET path = \(bind: photo.file.path), filename = \(bind: photo.file.filename),
                 filesize = \(bind: photo.file.size), modified_at = \(bind: photo.file.modifiedAtMs),
-                full_hash = COALESCE(\(bind: fullHash), full_hash),
+                sidecar_stamp = \(bind: photo.file.sidecarStamp), full_hash = COALESCE(\(bind: fullHash), full_hash),
                 status = CASE WHEN status <> 'MISSING' THEN status WHEN face_count IS NULL THEN 'READY' ELSE 'PROCESSED' END,
                 retry_count = CASE WHEN status = 'MISSING' THEN 0 ELSE retry_count END,
                 next_attempt_at = CASE WHEN status = 'MISSING' THEN NULL ELSE next_attempt_at END,
@@ -236,15 +238,16 @@ struct PhotosTable: Sendable {
             let rows = moves[start..<min(start + 500, moves.count)].map { move -> SQLQueryString in
                 """
                 (CAST(\(bind: move.id) AS BIGINT), CAST(\(bind: move.photo.file.path) AS TEXT), CAST(\(bind: move.photo.file.filename) AS TEXT), \
-                CAST(\(bind: move.photo.file.size) AS BIGINT), CAST(\(bind: move.photo.file.modifiedAtMs) AS BIGINT), CAST(\(bind: move.fullHash) AS TEXT))
+                CAST(\(bind: move.photo.file.size) AS BIGINT), CAST(\(bind: move.photo.file.modifiedAtMs) AS BIGINT), CAST(\(bind: move.fullHash) AS TEXT), \
+                CAST(\(bind: move.photo.file.sidecarStamp) AS TEXT))
                 """
             }
             // VALUES names its columns column1, column2… on both databases (SQLite cannot alias them in the FROM).
             try await tx.raw("""
                 UPDATE photos SET path = v.path, filename = v.filename, filesize = v.filesize, modified_at = v.modified_at,
-                    full_hash = COALESCE(v.full_hash, photos.full_hash), updated_at = \(bind: now)
+                    full_hash = COALESCE(v.full_hash, photos.full_hash), sidecar_stamp = v.sidecar_stamp, updated_at = \(bind: now)
                 FROM (SELECT column1 AS id, column2 AS path, column3 AS filename, column4 AS filesize, column5 AS modified_at,
-                    column6 AS full_hash FROM (VALUES \(rows.joined(separator: ", "))) AS moved_rows) AS v
+                    column6 AS full_hash, column7 AS sidecar_stamp FROM (VALUES \(rows.joined(separator: ", "))) AS moved_rows) AS v
                 WHERE photos.id = v.id
                 """).run()
         }
@@ -255,11 +258,12 @@ struct PhotosTable: Sendable {
     /// when the path was stored meanwhile.
     static func insertCopy(_ photo: InspectedPhoto, fullHash: String?, of source: Int64, now: Int64, on tx: any SQLDatabase) async throws -> Int64? {
         try await tx.raw("""
-            INSERT INTO photos (path, filename, format, filesize, modified_at, sample_hash, full_hash, status, retry_count, attempt,
-                width, height, quarter_turns, no_faces, face_count, person_ids, model_version, ml_ms, taken_at, taken_offset,
+            INSERT INTO photos (path, filename, format, filesize, modified_at, sample_hash, full_hash, sidecar_stamp, status, retry_count,
+                attempt, width, height, quarter_turns, no_faces, face_count, person_ids, model_version, ml_ms, taken_at, taken_offset,
                 taken_at_source, created_at, updated_at)
             SELECT \(bind: photo.file.path), \(bind: photo.file.filename), \(bind: photo.format.rawValue), \(bind: photo.file.size),
-                \(bind: photo.file.modifiedAtMs), \(bind: photo.sampleHash), COALESCE(\(bind: fullHash), full_hash), 'PROCESSED', 0, 0,
+                \(bind: photo.file.modifiedAtMs), \(bind: photo.sampleHash), COALESCE(\(bind: fullHash), full_hash),
+                \(bind: photo.file.sidecarStamp), 'PROCESSED', 0, 0,
                 width, height, quarter_turns, no_faces, face_count, '[]', model_version, 0, taken_at, taken_offset, taken_at_source,
                 \(bind: now), \(bind: now)
             FROM photos WHERE id = \(bind: source)

@@ -24,6 +24,9 @@ final class FakeMLService: Sendable {
         /// Send each fixture photo's date (`FakeMLService.takenDate(of:)`) in its result and from POST /taken-dates,
         /// as the real service does for photos with EXIF. Off: photos without dates of their own.
         var sendsDates = true
+        /// Names XMP face regions give faces, by fixture photo (relative to the faces folder) and face index: sent
+        /// as each detection's `xmp_name`, as the real service does for a photo with a named region on that face.
+        var xmpNames: [String: [Int: String]] = [:]
     }
 
     /// The model the fake claims to run. `.arcface` sends each fixture vector repeated four times (512 values)
@@ -91,6 +94,9 @@ final class FakeMLService: Sendable {
 
     /// Switches the model the fake runs, as restarting the real service with another PHOTO_SORTER_ML_MODEL would.
     func run(_ model: FakeModel) { behaviour.withLockedValue { $0.model = model } }
+
+    /// From now on, the names XMP regions give the faces of fixture photos (`Behaviour.xmpNames`).
+    func nameFaces(_ names: [String: [Int: String]]) { behaviour.withLockedValue { $0.xmpNames = names } }
 
     var url: String { "http://127.0.0.1:\(app.http.server.shared.localAddress!.port!)" }
     var requestedPhotoIDs: [Int64] { requests.withLockedValue { $0 } }
@@ -233,9 +239,10 @@ final class FakeMLService: Sendable {
             body["status"] = "PROCESSED"
             body["width"] = 250
             body["height"] = 250
-            let sendsImages = behaviour.withLockedValue { $0.sendsImages }
+            let (sendsImages, names) = behaviour.withLockedValue { ($0.sendsImages, $0.xmpNames[relative] ?? [:]) }
             body["detections"] = photo.faces.enumerated().map { index, face in
                 var detection: [String: Any] = ["bbox": face.bbox.array, "embedding": model.embedding(face), "confidence": 1.0]
+                if let name = names[index] { detection["xmp_name"] = name }
                 if sendsImages { detection["thumbnail"] = Self.labelledJPEG("callback \(relative) face \(index)").base64EncodedString() }
                 return detection
             }
