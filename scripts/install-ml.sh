@@ -34,8 +34,10 @@ done
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 # librdkafka-dev (+ pkg-config): the photo-sorter binary links librdkafka for its Kafka work queue, so sort.sh and
-# test.sh need it before `swift build`.
-APT_PKGS=(cmake build-essential libopenblas-dev liblapack-dev python3-venv python3-dev librdkafka-dev pkg-config)
+# test.sh need it before `swift build`. libexempi-dev (pulls libexempi8, the Adobe XMP Toolkit): XMP face regions, read
+# by the ML service through python-xmp-toolkit and by the Swift side.
+APT_PKGS=(cmake build-essential libopenblas-dev liblapack-dev python3-venv python3-dev librdkafka-dev pkg-config
+  libexempi8 libexempi-dev)
 missing=()
 for p in "${APT_PKGS[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then

@@ -137,7 +137,7 @@ public struct DirectoryScanner: Sequence {
         switch classify(path, name: name, allowedRoots: allowedRoots.map(AllowedRoots.init)) {
         case .directory: return .notQueued(NotQueuedEntry(path: path, reason: .folder))
         case .entry(.file(var file)):
-            file.sidecarStamp = XMPSidecar.candidates(forPhotoNamed: name).lazy.compactMap { stamp(ofSidecar: directory(of: path) + "/" + $0) }.first
+            file.sidecarStamp = XMPSidecar.stamp(XMPSidecar.candidates(forPhotoNamed: name).compactMap { stamp(ofSidecar: directory(of: path) + "/" + $0) })
             return .file(file)
         case .entry(let entry): return entry
         }
@@ -233,8 +233,9 @@ public struct DirectoryScanner: Sequence {
                 guard name.isUTF8 else { return .notQueued(NotQueuedEntry(path: path, reason: .nameNotUTF8)) }
                 switch DirectoryScanner.classify(path, name: name.text, allowedRoots: allowedRoots) {
                 case .entry(.file(var file)):
-                    if let sidecar = XMPSidecar.candidates(forPhotoNamed: name.text).first(where: top.sidecars.contains) {
-                        file.sidecarStamp = DirectoryScanner.stamp(ofSidecar: top.directory + "/" + sidecar)
+                    if !top.sidecars.isEmpty {
+                        file.sidecarStamp = XMPSidecar.stamp(XMPSidecar.candidates(forPhotoNamed: name.text).filter(top.sidecars.contains)
+                            .compactMap { DirectoryScanner.stamp(ofSidecar: top.directory + "/" + $0) })
                     }
                     return .file(file)
                 case .entry(let entry):

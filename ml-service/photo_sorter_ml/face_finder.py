@@ -150,3 +150,26 @@ def find_faces(detector: FaceDetector, image: np.ndarray, upsample: int, second_
         if faces and quarter_turns_of(faces) == 0:
             return FoundFaces(faces, look, turns)
     return FoundFaces([], "none", 0)
+
+
+# Border around a drawn region, as a fraction of its sides, and the side the padded crop is looked at: the region
+# then fills half the look, as frame-filling faces do in the "padded-at-320" second look.
+REGION_PAD = 0.5
+REGION_LOOK_SIDE = 320
+
+
+def face_in_region(detector: FaceDetector, rgb: np.ndarray, box: list[int]) -> Detection | None:
+    """The face the detector finds in a padded crop around `box` ([x1, y1, x2, y2] of `rgb`), in `rgb` coordinates:
+    of those whose centre lies inside the box, the surest; None when there is none."""
+    height, width = rgb.shape[:2]
+    x1, y1, x2, y2 = box
+    px, py = (x2 - x1) * REGION_PAD, (y2 - y1) * REGION_PAD
+    cx1, cy1 = max(0, int(x1 - px)), max(0, int(y1 - py))
+    cx2, cy2 = min(width, int(x2 + px) + 1), min(height, int(y2 + py) + 1)
+    crop = rgb[cy1:cy2, cx1:cx2]
+    scale = REGION_LOOK_SIDE / float(max(crop.shape[:2]))
+    size = (max(1, round(crop.shape[1] * scale)), max(1, round(crop.shape[0] * scale)))
+    look = np.asarray(Image.fromarray(crop).resize(size, Image.BILINEAR))
+    faces = [d.scaled(1.0 / scale).shifted(cx1, cy1) for d in detector.detect(look, 0)]
+    inside = [d for d in faces if x1 <= (d.left + d.right) / 2 <= x2 and y1 <= (d.top + d.bottom) / 2 <= y2]
+    return max(inside, key=lambda d: d.confidence, default=None)

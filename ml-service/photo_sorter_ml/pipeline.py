@@ -1,4 +1,5 @@
-"""The per-photo pipeline, run inside worker processes: decode (and date) -> detect -> align -> embed -> thumbnails.
+"""The per-photo pipeline, run inside worker processes: decode (date, XMP face regions) -> detect -> name -> align ->
+embed -> thumbnails.
 
 Each worker process loads the models once (`init_worker`, the pool initializer) and then handles one
 photo at a time. The result is a plain dict (picklable, raw bytes): not a wire shape. The main process, which holds
@@ -15,9 +16,10 @@ import numpy as np
 
 from .config import Settings
 from .decode import DecodeError, Decoded, decode, downscale_for_detection
-from .face_finder import find_faces, turned
+from . import xmp_regions
+from .face_finder import face_in_region, find_faces, turned
 from .lifeline import watch_parent
-from .models import Models, load_models, model_spec
+from .models import Detection, FaceDetector, Models, load_models, model_spec
 from .taken_date import read_taken, taken_from
 from .thumbnails import DEFAULT_PREVIEW_MAX_SIDE, DEFAULT_THUMBNAIL_SIZE, render
 
@@ -93,6 +95,44 @@ def _taken(img: Decoded, source: str | bytes, name: str | None) -> dict | None:
     return asdict(taken) if taken else None
 
 
+# A face the detector finds again inside a named region is the detected face it overlaps this much.
+SAME_FACE_IOU = 0.5
+
+
+def _name_faces(regions: xmp_regions.Regions, detector: FaceDetector, rgb: np.ndarray, quarter_turns: int,
+                boxes: list[list[int]]) -> tuple[dict[int, str], list[tuple[Detection, list[int], float, str]], dict]:
+    """Names from XMP regions for the detected faces `boxes` of the upright `rgb` (face index -> name); the named
+    regions no detected face fills, as faces to add (face to embed, region box, confidence, name); the counts of the
+    analysis' `xmp`. A region on no detected face is looked at again by the detector: a face found there is aligned
+    on its landmarks (or, when it is an already detected face, named), else the region is embedded from its box."""
+    height, width = rgb.shape[:2]
+    region_boxes = [xmp_regions.pixel_box(xmp_regions.turned_box(r.box, quarter_turns), width, height)
+                    for r in regions.named]
+    matched = xmp_regions.match(region_boxes, boxes)
+    names = {j: regions.named[i].name for i, j in matched.items()}
+    drawn, ignored = [], regions.ignored
+    for i, (region, box) in enumerate(zip(regions.named, region_boxes)):
+        if i in matched:
+            continue
+        if box is None:  # outside the photo
+            ignored += 1
+            continue
+        face = face_in_region(detector, rgb, box)
+        if face is not None:
+            found = [face.left, face.top, face.right, face.bottom]
+            same = max(range(len(boxes)), key=lambda j: xmp_regions.iou(found, boxes[j]), default=None)
+            if same is not None and xmp_regions.iou(found, boxes[same]) >= SAME_FACE_IOU:
+                if same in names:  # a second region on a named face
+                    ignored += 1
+                else:
+                    names[same] = region.name
+                continue
+        drawn.append((face or Detection(*box, 0.0), box, face.confidence if face else 0.0, region.name))
+    counts = {"source": regions.source, "path": regions.path, "named_regions": len(regions.named),
+              "matched": len(names), "drawn": len(drawn), "ignored": ignored}
+    return names, drawn, counts
+
+
 def analyse(source: str | bytes, name: str | None = None, models: Models | None = None,
             params: PipelineParams | None = None) -> dict:
     """Analyses one image. Never raises for problems with the file: returns {"ok": False, ...} instead; a file
@@ -104,6 +144,7 @@ def analyse(source: str | bytes, name: str | None = None, models: Models | None 
     try:
         img = decode(source, params.max_pixels, name=name)
         taken = _taken(img, source, name)
+        regions = xmp_regions.read_regions(source, img.xmp) if isinstance(source, str) else None
         error = None
     except DecodeError as e:
         error = e
@@ -129,6 +170,13 @@ def analyse(source: str | bytes, name: str | None = None, models: Models | None 
             continue
         faces.append(d.scaled(1.0 / scale))
         boxes.append((box, d.confidence))
+    names, xmp, detected = {}, None, len(boxes)
+    if regions is not None:
+        names, drawn, xmp = _name_faces(regions, models.detector, rgb, found.quarter_turns, [b for b, _ in boxes])
+        for face, box, confidence, region_name in drawn:
+            names[len(boxes)] = region_name
+            faces.append(face)
+            boxes.append((box, confidence))
     t2 = time.perf_counter()
 
     vectors = models.embedder.embed(rgb, faces)
@@ -138,6 +186,10 @@ def analyse(source: str | bytes, name: str | None = None, models: Models | None 
         {"bbox": box, "embedding": np.ascontiguousarray(vectors[i], dtype="<f4").tobytes(), "confidence": conf}
         for i, (box, conf) in enumerate(boxes)
     ]
+    for i, xmp_name in names.items():
+        detections[i]["xmp_name"] = xmp_name
+    for det in detections[detected:]:  # the named regions no detected face filled
+        det["source"] = "xmp_region"
     images: dict = {}
     if params.thumbnail_size > 0:
         try:
@@ -167,6 +219,8 @@ def analyse(source: str | bytes, name: str | None = None, models: Models | None 
             "total_ms": (t4 - t0) * 1000.0,
         },
     }
+    if xmp is not None:
+        result["xmp"] = xmp
     if params.thumbnail_size > 0:
         result["timings"]["thumbs_ms"] = (t4 - t3) * 1000.0
     if images:

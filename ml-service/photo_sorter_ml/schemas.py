@@ -81,13 +81,17 @@ class Accepted(BaseModel):
 
 class Detection(BaseModel):
     """One face. `thumbnail` is absent when thumbnails are off; `suggested_person_id` and `similarity` only come
-    with a suggestion (README, "Person suggestions")."""
+    with a suggestion (README, "Person suggestions"); `xmp_name` only when an XMP face region names the face, `source`
+    only for a named region no detected face filled (README, "Face names from XMP")."""
     bbox: list[int] = Field(min_length=4, max_length=4)
     embedding: str = Field(description="base64 of little-endian float32 values")
     confidence: float
     thumbnail: str | None = None
     suggested_person_id: int | None = None
     similarity: float | None = Field(None, description="the face's mean similarity to the suggested person's faces")
+    xmp_name: str | None = Field(None, description="the name an XMP face region of the photo gives this face")
+    source: Literal["detector", "xmp_region"] | None = Field(
+        None, description="xmp_region: a named region no detected face filled, embedded from its box")
 
 
 class NewPerson(BaseModel):
@@ -104,6 +108,17 @@ class Taken(BaseModel):
     local: str = Field(description="the camera's wall-clock time, YYYY-MM-DDTHH:MM:SS")
     offset: str | None = Field(description="+HH:MM or -HH:MM from UTC; null when the photo does not say")
     source: Literal["exif", "xmp"]
+
+
+class XmpRegions(BaseModel):
+    """The XMP source whose face regions named the faces: counts of its named face regions, those that named a
+    detected face, those added as faces, and the regions that named none (unnamed, not a face, unusable)."""
+    source: Literal["sidecar", "embedded"]
+    path: str | None = Field(description="the sidecar's path; null for the packet embedded in the photo")
+    named_regions: int
+    matched: int
+    drawn: int
+    ignored: int
 
 
 class Meta(BaseModel):
@@ -127,6 +142,7 @@ class Analysis(BaseModel):
     preview: str | None = None
     preview_width: int | None = None
     preview_height: int | None = None
+    xmp: XmpRegions | None = Field(None, description="only when an XMP source of the photo has face regions")
 
 
 class PhotoOfRequest(BaseModel):

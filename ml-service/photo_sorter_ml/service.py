@@ -42,6 +42,7 @@ def faces_of(result: dict, suggestions: list[tuple[int, float] | None]) -> tuple
                 "confidence": round(float(d["confidence"]), 4)}
         if d.get("thumbnail"):
             face["thumbnail"] = b64(d["thumbnail"])
+        face.update({k: d[k] for k in ("xmp_name", "source") if k in d})
         if suggestion is not None:
             face["suggested_person_id"], face["similarity"] = suggestion[0], round(suggestion[1], 6)
         else:
@@ -110,15 +111,15 @@ class Service:
         vectors = (np.stack([np.frombuffer(d["embedding"], dtype="<f4") for d in dets])
                    if dets else np.zeros((0, self.spec.embedding_dim), dtype=np.float32))
         detections, new_persons = faces_of(result, self.persons.suggest(vectors))
-        images = {}
+        optional = {"xmp": result["xmp"]} if result.get("xmp") else {}  # fields sent only when there is a value
         if result.get("preview"):
-            images = {"preview": b64(result["preview"]), "preview_width": int(result["preview_width"]),
-                      "preview_height": int(result["preview_height"])}
+            optional.update(preview=b64(result["preview"]), preview_width=int(result["preview_width"]),
+                            preview_height=int(result["preview_height"]))
         return Analysis(status="PROCESSED", error=None, width=result.get("width"), height=result.get("height"),
                         detections=detections, quarter_turns=int(result.get("quarter_turns") or 0),
                         taken=result.get("taken"), new_persons=new_persons,
                         meta=Meta(model_version=result.get("model_version") or self.model_version,
-                                  timings=timings_of(result)), **images)
+                                  timings=timings_of(result)), **optional)
 
     async def process_job(self, req: ProcessPhotoRequest, real_path: str) -> None:
         """Analyses an admitted /process-photo job and sends its callback, PROCESSED or FAILED: never no callback."""

@@ -16,7 +16,7 @@ import pytest
 from pydantic import BaseModel
 
 from conftest import MATCH_THRESHOLDS, REPO, analyse, submit
-from photo_sorter_ml.schemas import CallbackPayload, Detection, Meta, NewPerson, Taken
+from photo_sorter_ml.schemas import CallbackPayload, Detection, Meta, NewPerson, Taken, XmpRegions
 
 SWIFT_DOCUMENT = REPO / "Sources/PhotoSorterServer/OpenAPI/openapi.json"
 OBAMA_720P = "face_recognition_examples/obama/obama-720p.jpg"
@@ -108,6 +108,7 @@ def test_the_swift_schema_and_the_pydantic_model_name_the_same_fields(components
         "new_persons[]": (resolved(properties["new_persons"]["items"], components), NewPerson),
         "meta": (resolved(properties["meta"], components), Meta),
         "taken": (taken, Taken),
+        "xmp": (resolved(properties["xmp"], components), XmpRegions),
     }
     for where, (schema, model) in pairs.items():
         assert set(schema["properties"]) == fields_of(model), where

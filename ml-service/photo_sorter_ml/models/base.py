@@ -12,7 +12,8 @@ class Detection:
     """A face box in the coordinates of the image given to the detector (floats, right/bottom inclusive).
 
     `landmarks` (5 x 2: eyes, nose tip, mouth corners) come with detectors that find them (SCRFD); the ArcFace
-    embedder aligns on them, the dlib embedder finds its own and ignores them.
+    embedder aligns on them (on a face without them, such as a box drawn by hand, from the box), the dlib embedder
+    finds its own and ignores them.
     """
     left: float
     top: float
