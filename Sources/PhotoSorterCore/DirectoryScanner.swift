@@ -108,7 +108,8 @@ public enum ScanEntry: Sendable, Equatable {
 
 /// Streams every entry under a directory in a stable order (depth first, entries sorted by name), each either a
 /// file to inspect or a not-queued entry with its reason — nothing is dropped without a word, except hidden entries
-/// (names starting with "."), which are skipped silently with everything under them (thumbnail caches, `.git`).
+/// (names starting with "."), which are skipped silently with everything under them (thumbnail caches, `.git`), and
+/// XMP sidecars beside the file they belong to, which go with that file (`ScannedFile.sidecarStamp`).
 ///
 /// Only one directory listing is held at a time per level of depth, so memory stays bounded on trees with
 /// millions of files. The order is deterministic and not-queued entries are entries like any other, which is what
@@ -198,7 +199,16 @@ public struct DirectoryScanner: Sequence {
         private let allowedRoots: AllowedRoots?
         /// Directories still to list, deepest last. Each level keeps its own sorted pending names, and the names of
         /// its XMP sidecars.
-        private var stack: [(directory: String, names: ArraySlice<Name>, sidecars: Set<String>)] = []
+        private var stack: [Level] = []
+
+        private struct Level {
+            let directory: String
+            var names: ArraySlice<Name>
+            /// Every XMP sidecar of the folder, and for each file with sidecars, its sidecars (`XMPSidecar.owners`).
+            let sidecars: Set<String>
+            let sidecarsOfFile: [String: [String]]
+            let claimedSidecars: Set<String>
+        }
         /// The root's own problem, reported as the first entry.
         private var unreadableRoot: ScanEntry?
 
@@ -231,11 +241,15 @@ public struct DirectoryScanner: Sequence {
                 stack[stack.count - 1].names = top.names.dropFirst()
                 let path = top.directory == "/" ? "/" + name.text : top.directory + "/" + name.text
                 guard name.isUTF8 else { return .notQueued(NotQueuedEntry(path: path, reason: .nameNotUTF8)) }
+                if top.sidecars.contains(name.text) {
+                    // A sidecar beside its file goes with it (its stamp is the file's); one alone is skipped, unopened.
+                    if top.claimedSidecars.contains(name.text) { continue }
+                    return .notQueued(NotQueuedEntry(path: path, reason: .xmpSidecar))
+                }
                 switch DirectoryScanner.classify(path, name: name.text, allowedRoots: allowedRoots) {
                 case .entry(.file(var file)):
-                    if !top.sidecars.isEmpty {
-                        file.sidecarStamp = XMPSidecar.stamp(XMPSidecar.candidates(forPhotoNamed: name.text).filter(top.sidecars.contains)
-                            .compactMap { DirectoryScanner.stamp(ofSidecar: top.directory + "/" + $0) })
+                    if let sidecars = top.sidecarsOfFile[name.text] {
+                        file.sidecarStamp = XMPSidecar.stamp(sidecars.compactMap { DirectoryScanner.stamp(ofSidecar: top.directory + "/" + $0) })
                     }
                     return .file(file)
                 case .entry(let entry):
@@ -252,8 +266,11 @@ public struct DirectoryScanner: Sequence {
             return nil
         }
 
-        private static func level(_ directory: String, _ names: [Name]) -> (directory: String, names: ArraySlice<Name>, sidecars: Set<String>) {
-            (directory, names[...], Set(names.lazy.map(\.text).filter(XMPSidecar.isSidecar)))
+        private static func level(_ directory: String, _ names: [Name]) -> Level {
+            let sidecars = Set(names.lazy.map(\.text).filter(XMPSidecar.isSidecar))
+            let owners = sidecars.isEmpty ? [:] : XMPSidecar.owners(of: sidecars, among: names.lazy.map(\.text))
+            return Level(directory: directory, names: names[...], sidecars: sidecars, sidecarsOfFile: owners,
+                         claimedSidecars: Set(owners.values.joined()))
         }
 
         private static func list(_ directory: String) throws(NotQueuedReason) -> [Name] {

@@ -6,9 +6,27 @@ public enum XMPSidecar {
     /// The sidecar names a photo may have, preferred first: the whole name plus `.xmp`, then the name without its
     /// extension (Python's `os.path.splitext`) plus `.xmp` and `.XMP`.
     public static func candidates(forPhotoNamed name: String) -> [String] {
-        let dot = name.lastIndex(of: ".").flatMap { $0 == name.startIndex ? nil : $0 }
-        let stem = dot.map { String(name[..<$0]) } ?? name
-        return dot == nil ? [stem + ".xmp", stem + ".XMP"] : [name + ".xmp", stem + ".xmp", stem + ".XMP"]
+        let stem = stem(of: name)
+        return stem.count == name.count ? [stem + ".xmp", stem + ".XMP"] : [name + ".xmp", stem + ".xmp", stem + ".XMP"]
+    }
+
+    /// The sidecars of each file of a folder (`names`, sidecars among them), each file's in `candidates` order: the
+    /// same a photo's reader looks for. A name is split into its stem once, and only a name whose whole name or stem
+    /// is a sidecar's is looked at further.
+    public static func owners(of sidecars: Set<String>, among names: some Sequence<String>) -> [String: [String]] {
+        let bases = Set(sidecars.map { $0.dropLast(4) })
+        var owners: [String: [String]] = [:]
+        for name in names where !sidecars.contains(name) && (bases.contains(name[...]) || bases.contains(stem(of: name))) {
+            let found = candidates(forPhotoNamed: name).filter(sidecars.contains)
+            if !found.isEmpty { owners[name] = found }
+        }
+        return owners
+    }
+
+    /// The name without its extension, as `os.path.splitext` cuts it (a leading dot is no extension).
+    private static func stem(of name: String) -> Substring {
+        guard let dot = name.lastIndex(of: "."), dot != name.startIndex else { return name[...] }
+        return name[..<dot]
     }
 
     /// Whether a file of this name is a sidecar (`.xmp` in any case), not a photo.

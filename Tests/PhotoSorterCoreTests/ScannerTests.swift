@@ -213,6 +213,42 @@ final class ScannerTests: XCTestCase {
         XCTAssertEqual(file.modifiedAtMs, 1_700_000_000_500)
     }
 
+    /// A sidecar beside its photo (`a.jpg.xmp`, `b.xmp`, `b.XMP`) is not an entry of its own: the photo carries the
+    /// size and time of each, so editing one changes the photo; a sidecar with no file beside it is skipped unopened.
+    func testSidecarsGoWithTheirPhotoAndStampIt() throws {
+        try write("a.jpg")
+        try write("a.jpg.xmp", Array("<x/>".utf8))
+        try write("b.png", ScannerTests.png)
+        try write("b.xmp", Array("<x/>".utf8))
+        try write("b.XMP", Array("<xx/>".utf8))
+        try write("c.jpg")
+        try write("lonely.xmp", Array("<x/>".utf8))
+        func scan() -> [String: ScanEntry] {
+            Dictionary(uniqueKeysWithValues: DirectoryScanner(root: root.path).map { (($0.path as NSString).lastPathComponent, $0) })
+        }
+        var entries = scan()
+        XCTAssertEqual(Set(entries.keys), ["a.jpg", "b.png", "c.jpg", "lonely.xmp"])
+        XCTAssertEqual(entries["lonely.xmp"], .notQueued(NotQueuedEntry(path: root.path + "/lonely.xmp", reason: .xmpSidecar)))
+        func stamp(_ name: String) -> String? {
+            if case .file(let file)? = entries[name] { return file.sidecarStamp }
+            XCTFail("\(name) is not a file entry")
+            return nil
+        }
+        XCTAssertNotNil(stamp("a.jpg"))
+        XCTAssertEqual(stamp("b.png")?.split(separator: " ").count, 2, "both of b's sidecars stamp it")
+        XCTAssertNil(stamp("c.jpg"))
+        let single = DirectoryScanner.entry(atPath: root.path + "/b.png", allowedRoots: nil)
+        XCTAssertEqual(single, entries["b.png"], "a single path is stamped like a scanned one")
+
+        let before = stamp("b.png")
+        try write("b.XMP", Array("<edited/>".utf8))
+        entries = scan()
+        XCTAssertNotEqual(stamp("b.png"), before)
+        try FileManager.default.removeItem(at: root.appendingPathComponent("a.jpg.xmp"))
+        entries = scan()
+        XCTAssertNil(stamp("a.jpg"))
+    }
+
     func testMissingRootIsOneNotQueuedEntry() {
         let entries = Array(DirectoryScanner(root: root.path + "/missing"))
         XCTAssertEqual(entries, [.notQueued(NotQueuedEntry(path: root.path + "/missing", reason: .unreadableDirectory(errno: ENOENT)))])
