@@ -36,12 +36,16 @@ struct PeopleCommand: AsyncParsableCommand {
 
         @Option var offset = 0
 
+        @Option(help: "Start after this person: the next_after of an earlier page (instead of --offset).")
+        var after: String?
+
         @Option var limit = 50
 
         @OptionGroup var options: ConfigOptions
 
         func validate() throws {
             guard !(all && minPhotos != nil) else { throw ValidationError("give --all or --min-photos, not both") }
+            if let after, PersonCursor(after) == nil { throw ValidationError("--after must be a next_after of an earlier page, got \(after)") }
             if let minPhotos, minPhotos < 1 { throw ValidationError("--min-photos must be at least 1 (--all lists everyone)") }
         }
 
@@ -52,6 +56,7 @@ struct PeopleCommand: AsyncParsableCommand {
             query.unnamedOnly = unnamed
             query.minPhotos = all ? 1 : minPhotos ?? query.minPhotos
             query.offset = offset
+            query.after = after.flatMap(PersonCursor.init)
             query.limit = limit
             try await InProcessService.printJSON(options) { try await $0.people.list(query) }
         }

@@ -19,10 +19,14 @@ struct PeopleController: RouteCollection {
         routes.get("review", use: review)
     }
 
-    /// `?offset&limit&name&hidden=false|true|any&unnamed=true&min_photos=2`
+    /// `?after|offset&limit&name&hidden=false|true|any&unnamed=true&min_photos=2`
     func list(req: Request) async throws -> PersonPage {
         var query = PersonListQuery()
         query.offset = try req.optionalQuery(Int.self, "offset") ?? 0
+        if let after = try req.optionalQuery(String.self, "after") {
+            guard let cursor = PersonCursor(after) else { throw PhotoSorterError.invalidQuery("after must be a next_after of an earlier page, got \(after)") }
+            query.after = cursor
+        }
         query.limit = try req.optionalQuery(Int.self, "limit") ?? 50
         query.name = try req.optionalQuery(String.self, "name")
         if let hidden = try req.optionalQuery(String.self, "hidden") {

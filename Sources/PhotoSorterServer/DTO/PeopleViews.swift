@@ -33,17 +33,22 @@ public struct PersonSummary: Content, Sendable, Equatable {
 /// GET /persons: a page of persons, most photos first.
 public struct PersonPage: Content, Sendable {
     public var persons: [PersonSummary]
-    /// Persons matching the filter, on every page.
-    public var total: Int
+    /// Persons matching the filter. Absent from a page asked with `after`: counting every person costs more than
+    /// a page, which a cursor keeps as cheap at any depth as the first.
+    public var total: Int?
     /// Persons every other filter matches that are left out for having fewer than `min_photos` photos (and no
-    /// name): what `min_photos=1` would add. 0 with `min_photos=1`.
-    public var belowMinPhotos: Int
+    /// name): what `min_photos=1` would add. 0 with `min_photos=1`. Absent with `after`, like `total`.
+    public var belowMinPhotos: Int?
+    /// The next page by offset (`offset` paging), nil on the last page or with `after`.
     public var nextOffset: Int?
+    /// The next page by cursor: pass it as `after`; nil on the last page.
+    public var nextAfter: String?
 
     enum CodingKeys: String, CodingKey {
         case persons, total
         case belowMinPhotos = "below_min_photos"
         case nextOffset = "next_offset"
+        case nextAfter = "next_after"
     }
 }
 
@@ -52,6 +57,8 @@ public struct PersonListQuery: Sendable {
     public enum Hidden: String, Sendable, CaseIterable { case `false`, `true`, any }
 
     public var offset = 0
+    /// Start after this person (keyset paging, `PersonPage.nextAfter`), instead of `offset`.
+    public var after: PersonCursor?
     public var limit = 50
     /// Case-insensitive part of the display name.
     public var name: String?

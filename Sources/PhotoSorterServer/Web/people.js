@@ -66,33 +66,38 @@ export async function pagePeople(ctx) {
     sentinel.hidden = false;
     total.textContent = '';
     belowNote.hidden = true;
-    let offset = 0;
+    // Pages by cursor (next_after): the hundredth page costs the server what the first does.
+    let after = null;
     const sub = { ...ctx, alive: () => ctx.alive() && query === q };
     q.pager = pager(sub, sentinel, async () => {
-      const params = new URLSearchParams({ offset: String(offset), limit: String(PAGE_PERSONS) });
+      const first = after === null;
+      const params = new URLSearchParams({ limit: String(PAGE_PERSONS) });
+      if (!first) params.set('after', after);
       if (peopleState.name) params.set('name', peopleState.name);
       if (peopleState.showHidden) params.set('hidden', 'any');
       params.set('min_photos', peopleState.showOnePhoto ? '1' : '2');
       const signal = AbortSignal.any ? AbortSignal.any([ctx.signal, q.ac.signal]) : q.ac.signal;
       const page = await api('GET', '/persons?' + params, undefined, signal);
       if (!sub.alive()) return false;
-      total.textContent = nf.format(page.total);
       const below = page.below_min_photos || 0;
-      belowNote.hidden = below === 0;
-      belowNote.textContent = below ? `Not shown: ${plural(below, 'person', 'people')} seen in only one photo.` : '';
+      if (first) { // only the first page counts
+        total.textContent = nf.format(page.total);
+        belowNote.hidden = below === 0;
+        belowNote.textContent = below ? `Not shown: ${plural(below, 'person', 'people')} seen in only one photo.` : '';
+      }
       const chunk = h('div', { class: 'chunk people-grid' });
       for (const p of page.persons) chunk.append(personCard(p));
       grid.append(chunk); // one DOM insertion per page
-      if (offset === 0) performance.mark('people-first-page'); // read by bench/web
-      if (offset === 0 && page.persons.length === 0) {
+      if (first) performance.mark('people-first-page'); // read by bench/web
+      if (first && page.persons.length === 0) {
         empty.hidden = false;
         const [title, text] = peopleState.name ? ['No one by that name', 'Try another part of the name.']
           : below ? ['No one in two photos yet', 'Everyone found so far is in one photo: tick “Show people with one photo” to see them.']
           : ['No people yet', 'Sort a folder on the Jobs page: every face found becomes a person here.'];
         empty.replaceChildren(h('p', { class: 'empty-title', text: title }), h('p', { class: 'muted', text }));
       }
-      offset = page.next_offset;
-      return page.next_offset != null && page.persons.length > 0;
+      after = page.next_after;
+      return page.next_after != null && page.persons.length > 0;
     });
   }
   ctx.onCleanup(() => { if (query) query.dispose(); });
