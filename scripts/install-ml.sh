@@ -33,9 +33,9 @@ done
 # --- 1. system packages (only when something is missing) ------------------------------------------
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
-# librdkafka-dev (+ pkg-config): the photo-sorter binary links librdkafka for its Kafka work queue, so sort.sh and
-# test.sh need it before `swift build`.
-APT_PKGS=(cmake build-essential libopenblas-dev liblapack-dev python3-venv python3-dev librdkafka-dev pkg-config)
+# librdkafka-dev and libexempi-dev (+ pkg-config): the photo-sorter binary links librdkafka for its Kafka work queue and
+# exempi for `xmp write`, so sort.sh and test.sh need them before `swift build`.
+APT_PKGS=(cmake build-essential libopenblas-dev liblapack-dev python3-venv python3-dev librdkafka-dev libexempi-dev pkg-config)
 missing=()
 for p in "${APT_PKGS[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
