@@ -207,6 +207,34 @@ class XMPWriteTests: DatabaseTestCase {
         }
     }
 
+    /// A person hidden after a write loses the regions and keywords photo-sorter wrote for them (the user's stay), and
+    /// the sidecar of a photo without named faces that photo-sorter never wrote to is left byte for byte.
+    func testHiddenPersonsRegionsAreTakenBackAndUntouchedSidecarsLeftAlone() async throws {
+        try await TestService.run(flavor) { service in
+            let (folder, obama, _) = try await makeLibrary(service)
+            defer { folder.delete() }
+            try Self.tool("exiftool", "-q", "-o", folder.path("biden.jpg.xmp"), "-XMP-dc:Title=Not ours", "-XMP-dc:Subject=Holiday")
+            let foreign = try Self.digest(folder.path("biden.jpg.xmp"))
+            try Self.tool("exiftool", "-q", "-o", folder.path("obama0.jpg.xmp"), "-XMP-dc:Subject=Holiday")
+            _ = try await service.services.xmp.run(XMPWriteRequest())
+            XCTAssertEqual(try ExiftoolReading(folder.path("obama0.jpg.xmp")).subject, ["Holiday", "Barack Obama"])
+
+            let hidden = try await service.request(.PATCH, "/person/\(obama)", json: PersonUpdate(hidden: true))
+            XCTAssertEqual(hidden.status, .ok, hidden.reason)
+            let result = try await service.services.xmp.run(XMPWriteRequest())
+            XCTAssertEqual(result.written, 3, "the three Obama sidecars")
+            XCTAssertEqual(result.regions, 0)
+            for n in 0..<3 {
+                let reading = try ExiftoolReading(folder.path("obama\(n).jpg.xmp"))
+                XCTAssertEqual(reading.regions.count, 0)
+                XCTAssertEqual(reading.subject, n == 0 ? ["Holiday"] : [])
+                XCTAssertEqual(reading.hierarchical, [])
+                XCTAssertNil(reading.all["Keywords"], "photo-sorter's record is gone too")
+            }
+            XCTAssertEqual(try Self.digest(folder.path("biden.jpg.xmp")), foreign, "never rewritten, not even reformatted")
+        }
+    }
+
     /// A new sidecar is `photo.jpg.xmp`, or `photo.xmp` with `sidecar_name` basename; an existing `photo.xmp` is used
     /// whatever the option.
     func testSidecarNameChoosesTheNewFileAndAnExistingOneIsUsed() async throws {

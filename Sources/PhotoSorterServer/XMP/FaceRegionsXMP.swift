@@ -26,6 +26,12 @@ enum FaceRegionsXMP {
         try updateKeywords(for: faces.names, in: packet)
     }
 
+    /// Whether photo-sorter wrote into this packet before: a region with its marker, or its record of keywords.
+    static func holdsOwnMarks(_ packet: XMPPacket) -> Bool {
+        packet.exists(XMPNamespace.photoSorter, "photosorter:Keywords")
+            || (0..<packet.count(ns, list)).contains { packet.exists(ns, "\(list)[\($0 + 1)]/mwg-rs:Extensions/photosorter:FaceID") }
+    }
+
     /// Deletes every region carrying photo-sorter's marker; returns how many.
     private static func removeOwnRegions(from packet: XMPPacket) -> Int {
         var removed = 0

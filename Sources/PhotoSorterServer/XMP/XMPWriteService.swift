@@ -244,14 +244,19 @@ public final class XMPWriteService: Sendable {
         guard !faces.isEmpty || (clearing && Sidecar.exists(sidecar)) else { return }
         result.photos += 1
         do {
-            guard let width = photo.width, let height = photo.height else { throw SidecarError.noSize }
-            let wanted = SidecarFaces(frameWidth: width, frameHeight: height, quarterTurns: photo.quarterTurns, faces: faces)
+            guard faces.isEmpty || (photo.width != nil && photo.height != nil) else { throw SidecarError.noSize }
+            let wanted = SidecarFaces(frameWidth: photo.width ?? 0, frameHeight: photo.height ?? 0, quarterTurns: photo.quarterTurns, faces: faces)
             let existing = try Sidecar.read(sidecar)
             let packet: XMPPacket
             if let existing {
                 do throws(XMPError) { packet = try XMPPacket(parsing: existing) } catch { throw SidecarError.unreadable(error.description) }
             } else {
                 packet = try XMPPacket()
+            }
+            // A sidecar photo-sorter never wrote to is not rewritten for a photo without named faces (not even reformatted).
+            if faces.isEmpty && !FaceRegionsXMP.holdsOwnMarks(packet) {
+                result.unchanged += 1
+                return
             }
             try FaceRegionsXMP.apply(wanted, to: packet)
             let content = try packet.serialised()
