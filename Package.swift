@@ -28,12 +28,16 @@ let package = Package(
         .target(name: "PhotoSorterCore"),
         // librdkafka's C API for the Kafka work queue (Debian: librdkafka-dev; scripts/install-ml.sh installs it).
         .systemLibrary(name: "CRdKafka", pkgConfig: "rdkafka", providers: [.apt(["librdkafka-dev"])]),
-        // Adapters and composition: HTTP (Vapor), persistence (Fluent), work queues (database, Kafka), workers, schedulers, ML client.
+        // exempi's C API (the Adobe XMP Toolkit) for `xmp write`'s sidecars (Debian: libexempi-dev; scripts/install-ml.sh installs it).
+        .systemLibrary(name: "CExempi", pkgConfig: "exempi-2.0", providers: [.apt(["libexempi-dev"])]),
+        // Adapters and composition: HTTP (Vapor), persistence (Fluent), work queues (database, Kafka), workers, schedulers, ML client,
+        // XMP sidecars (exempi).
         .target(
             name: "PhotoSorterServer",
             dependencies: [
                 "PhotoSorterCore",
                 "CRdKafka",
+                "CExempi",
                 .product(name: "Vapor", package: "vapor"),
                 .product(name: "Fluent", package: "fluent"),
                 .product(name: "FluentSQLiteDriver", package: "fluent-sqlite-driver"),

@@ -33,9 +33,9 @@ done
 # --- 1. system packages (only when something is missing) ------------------------------------------
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
-# librdkafka-dev (+ pkg-config): the photo-sorter binary links librdkafka for its Kafka work queue, so sort.sh and
-# test.sh need it before `swift build`. libexempi-dev (pulls libexempi8, the Adobe XMP Toolkit): XMP face regions, read
-# by the ML service through python-xmp-toolkit and by the Swift side.
+# librdkafka-dev and libexempi-dev (+ pkg-config): the photo-sorter binary links librdkafka for its Kafka work queue and
+# exempi (the Adobe XMP Toolkit) for `xmp write`, so sort.sh and test.sh need them before `swift build`. libexempi8 (which
+# libexempi-dev pulls) is also what the ML service reads XMP face regions with, through python-xmp-toolkit.
 APT_PKGS=(cmake build-essential libopenblas-dev liblapack-dev python3-venv python3-dev librdkafka-dev pkg-config
   libexempi8 libexempi-dev)
 missing=()

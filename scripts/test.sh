@@ -6,7 +6,8 @@
 # Steps, stopping at the first failure:
 #   1. install-ml     scripts/install-ml.sh --with-dlib (ml-service/.venv, dlib built from source on first run: the
 #                     tests run both models), the pinned test
-#                     tools of e2e/requirements.txt and Debian's chromium for the browser tests
+#                     tools of e2e/requirements.txt, Debian's chromium for the browser tests, exiftool and exiv2
+#                     (libimage-exiftool-perl, exiv2) that the XMP tests read sidecars with
 #   2. swift-build    swift build --build-tests
 #   3. postgres       scripts/start-postgres.sh (private cluster on 127.0.0.1:55432; stopped on exit)
 #   4. kafka          scripts/start-kafka.sh (Tansu, a Kafka-compatible broker, in memory on a free port, and the
@@ -116,11 +117,15 @@ install_ml() {
     [ -x "$VENV_PY" ] || { echo "install-ml.sh did not create $VENV_PY" >&2; return 1; }
     # The e2e tests and bench unit tests run under the ML venv's interpreter: pytest and Playwright (pinned).
     "$VENV_PY" -m pip install --quiet --disable-pip-version-check -r "$REPO/e2e/requirements.txt" || return 1
-    # The browser tests drive Debian's Chromium.
-    if ! command -v chromium >/dev/null 2>&1; then
+    # The browser tests drive Debian's Chromium; the XMP tests read what `xmp write` wrote with exiftool and exiv2.
+    local missing=()
+    command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+    command -v exiftool >/dev/null 2>&1 || missing+=(libimage-exiftool-perl)
+    command -v exiv2 >/dev/null 2>&1 || missing+=(exiv2)
+    if [ "${#missing[@]}" -gt 0 ]; then
         local sudo=""
         [ "$(id -u)" -ne 0 ] && sudo="sudo"
-        $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends chromium \
+        $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" \
             || return 1
     fi
 }

@@ -1,14 +1,15 @@
 import ArgumentParser
 import PhotoSorterServer
 
-/// `photo-sorter`: sort a folder end to end, correct the persons, re-cluster, export, serve the API, migrate the database.
+/// `photo-sorter`: sort a folder end to end, correct the persons, re-cluster, export, write names to XMP sidecars, serve the API,
+/// migrate the database.
 @main
 struct PhotoSorterCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "photo-sorter",
         abstract: "Finds every face in a photo library and gives each person one stable id.",
         subcommands: [SortCommand.self, PeopleCommand.self, PhotosCommand.self, ReclusterCommand.self, ExportCommand.self, ReprocessCommand.self,
-                      ServeCommand.self, MigrateCommand.self, PruneCommand.self],
+                      XMPCommand.self, ServeCommand.self, MigrateCommand.self, PruneCommand.self],
         defaultSubcommand: SortCommand.self)
 }
 

@@ -23,6 +23,7 @@ public enum PhotoSorterError: AbortError, Equatable {
     case conflict(String)
     case reprocessJobNotFound(String)
     case reclusterJobNotFound(String)
+    case xmpWriteJobNotFound(String)
     /// A thumbnail or preview that does not exist and cannot be made (a person without faces, a render that
     /// returned nothing).
     case imageUnavailable(String)
@@ -35,7 +36,7 @@ public enum PhotoSorterError: AbortError, Equatable {
     public var status: HTTPResponseStatus {
         switch self {
         case .folderNotFound, .photoNotFound, .personNotFound, .faceNotFound, .jobNotFound, .reprocessJobNotFound, .reclusterJobNotFound,
-             .imageUnavailable: .notFound
+             .xmpWriteJobNotFound, .imageUnavailable: .notFound
         case .conflict: .conflict
         case .notADirectory, .invalidRequest: .unprocessableEntity
         case .notAPhoto, .invalidQuery: .badRequest
@@ -65,6 +66,7 @@ public enum PhotoSorterError: AbortError, Equatable {
         case .conflict(let why): why
         case .reprocessJobNotFound(let id): "no reprocess job with id \(id)"
         case .reclusterJobNotFound(let id): "no recluster job with id \(id)"
+        case .xmpWriteJobNotFound(let id): "no xmp write job with id \(id) (jobs live in the instance that runs them, until it stops)"
         case .imageUnavailable(let why): why
         case .crossSiteWrite(let why): "write refused: \(why)"
         case .unsupportedMediaType(let why): why

@@ -24,6 +24,8 @@ public final class PhotoSorterServices: Sendable {
     /// Watch mode: follows `config.watchRoots` (and roots `sort --watch` adds); idle while it follows none.
     public let watcher: LibraryWatcher
     public let missingPhotos: MissingPhotos
+    /// `xmp write`: names of faces into the photos' XMP sidecars.
+    public let xmp: XMPWriteService
     let statuses: PhotosTable
     let reads: ReadQueries
     let retryScheduler: RetryScheduler
@@ -66,6 +68,7 @@ public final class PhotoSorterServices: Sendable {
         self.watcher = LibraryWatcher(roots: config.watchRoots, ingest: ingest, database: database,
                                       settleSeconds: config.watchSettleSeconds, reconcileSeconds: config.watchReconcileSeconds, logger: logger)
         self.missingPhotos = MissingPhotos(database: database, logger: logger)
+        self.xmp = XMPWriteService(database: database, logger: logger)
         self.retryScheduler = RetryScheduler(database: database, queue: queue, maxRetries: config.maxRetries, logger: logger)
         self.staleScheduler = StaleProcessingScheduler(
             database: database, statuses: statuses, timeoutSeconds: config.processingTimeoutSeconds,
@@ -151,6 +154,7 @@ public final class PhotoSorterServices: Sendable {
             await running.value
         }
         await recluster.waitForBackgroundJob()
+        await xmp.waitForBackgroundJob()
         await kafka?.shutdown()  // the group's consumer service did it, unless the group never ran (idempotent)
     }
 }

@@ -9,6 +9,7 @@ func routes(_ app: Application, webAssets: WebAssets) throws {
     try app.register(collection: PeopleController())
     try app.register(collection: ReclusterController())
     try app.register(collection: ReprocessController())
+    try app.register(collection: XMPController())
     try app.register(collection: HealthController())
     try app.register(collection: WatchController())
     try app.register(collection: XMPNamesController())
