@@ -39,9 +39,16 @@ class FollowingFilesTests: DatabaseTestCase {
 
         func remove(_ relative: String) throws { try FileManager.default.removeItem(atPath: path(relative)) }
 
-        /// Every regular file below the folder.
+        /// Every file (or symlink) below the folder, hidden ones aside: XMP sidecars too, which a scan counts with
+        /// their photos.
         var files: [String] {
-            DirectoryScanner(root: url.path).compactMap { if case .file(let file) = $0 { file.path } else { nil } }
+            let keys: Set<URLResourceKey> = [.isRegularFileKey, .isSymbolicLinkKey]
+            return (FileManager.default.enumerator(at: url, includingPropertiesForKeys: Array(keys), options: .skipsHiddenFiles)?
+                .compactMap { item -> String? in
+                    guard let file = item as? URL, let values = try? file.resourceValues(forKeys: keys),
+                          values.isRegularFile == true || values.isSymbolicLink == true else { return nil }
+                    return file.path
+                }) ?? []
         }
 
         func delete() { try? FileManager.default.removeItem(at: url) }
