@@ -150,15 +150,13 @@ public enum SidecarNaming: String, Sendable, Codable, CaseIterable {
     /// `photo.xmp` (Lightroom).
     case basename
 
-    /// The sidecar of the photo at `photoPath`: `photo.jpg.xmp` when it exists, else `photo.xmp` when it exists, else
-    /// the one this naming creates.
+    /// The sidecar of the photo at `photoPath`: the first that exists of those the reader looks for
+    /// (`XMPSidecar.candidates`: `photo.jpg.xmp`, `photo.xmp`, `photo.XMP`), else the one this naming creates.
     public func sidecar(of photoPath: String, exists: (String) -> Bool) -> String {
-        let withExtension = photoPath + ".xmp"
-        let name = photoPath.split(separator: "/", omittingEmptySubsequences: false).last ?? ""
-        let withoutExtension = name.dropFirst().contains(".")
-            ? String(photoPath[..<photoPath.lastIndex(of: ".")!]) + ".xmp" : withExtension
-        if exists(withExtension) { return withExtension }
-        if exists(withoutExtension) { return withoutExtension }
-        return self == .ext ? withExtension : withoutExtension
+        let slash = photoPath.lastIndex(of: "/").map { photoPath.index(after: $0) } ?? photoPath.startIndex
+        let folder = photoPath[..<slash]
+        let candidates = XMPSidecar.candidates(forPhotoNamed: String(photoPath[slash...])).map { folder + $0 }
+        if let existing = candidates.first(where: exists) { return existing }
+        return self == .ext ? photoPath + ".xmp" : candidates[candidates.count - 2]
     }
 }

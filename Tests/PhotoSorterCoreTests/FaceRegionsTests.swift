@@ -89,5 +89,6 @@ final class FaceRegionsTests: XCTestCase {
         XCTAssertEqual(SidecarNaming.ext.sidecar(of: photo) { _ in true }, "/p/photo.jpg.xmp", "photo.jpg.xmp first when both exist")
         XCTAssertEqual(SidecarNaming.basename.sidecar(of: "/p.d/photo") { _ in false }, "/p.d/photo.xmp", "a dot in a folder is no extension")
         XCTAssertEqual(SidecarNaming.basename.sidecar(of: "/p/.hidden") { _ in false }, "/p/.hidden.xmp")
+        XCTAssertEqual(SidecarNaming.ext.sidecar(of: photo) { $0 == "/p/photo.XMP" }, "/p/photo.XMP", "the upper-case sidecar the reader reads too")
     }
 }
