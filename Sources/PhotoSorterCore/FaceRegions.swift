@@ -154,7 +154,7 @@ public enum SidecarNaming: String, Sendable, Codable, CaseIterable {
     /// (`XMPSidecar.candidates`: `photo.jpg.xmp`, `photo.xmp`, `photo.XMP`), else the one this naming creates.
     public func sidecar(of photoPath: String, exists: (String) -> Bool) -> String {
         let slash = photoPath.lastIndex(of: "/").map { photoPath.index(after: $0) } ?? photoPath.startIndex
-        let folder = photoPath[..<slash]
+        let folder = String(photoPath[..<slash])
         let candidates = XMPSidecar.candidates(forPhotoNamed: String(photoPath[slash...])).map { folder + $0 }
         if let existing = candidates.first(where: exists) { return existing }
         return self == .ext ? photoPath + ".xmp" : candidates[candidates.count - 2]

@@ -1,4 +1,4 @@
-/// A keyset position in the persons list (most photos first, then by id): the last person of a page, as
+/// A keyset position in the persons list (most photos first, then the newest id): the last person of a page, as
 /// `12,345` (its photo count, its id). The next page starts after it, however deep, at the cost of the first.
 public struct PersonCursor: Sendable, Equatable, CustomStringConvertible {
     public let photoCount: Int

@@ -19,7 +19,7 @@ struct PeopleController: RouteCollection {
         routes.get("review", use: review)
     }
 
-    /// `?after|offset&limit&name&hidden=false|true|any&unnamed=true&min_photos=2`
+    /// `?after|offset&limit&name&hidden=false|true|any&unnamed=true&min_photos=2&count=true`
     func list(req: Request) async throws -> PersonPage {
         var query = PersonListQuery()
         query.offset = try req.optionalQuery(Int.self, "offset") ?? 0
@@ -37,6 +37,7 @@ struct PeopleController: RouteCollection {
         }
         query.unnamedOnly = try req.optionalQuery(Bool.self, "unnamed") ?? false
         query.minPhotos = try req.optionalQuery(Int.self, "min_photos") ?? query.minPhotos
+        query.counts = try req.optionalQuery(Bool.self, "count") ?? true
         return try await req.photoSorter.people.list(query)
     }
 

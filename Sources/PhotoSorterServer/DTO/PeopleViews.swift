@@ -33,8 +33,8 @@ public struct PersonSummary: Content, Sendable, Equatable {
 /// GET /persons: a page of persons, most photos first.
 public struct PersonPage: Content, Sendable {
     public var persons: [PersonSummary]
-    /// Persons matching the filter. Absent from a page asked with `after`: counting every person costs more than
-    /// a page, which a cursor keeps as cheap at any depth as the first.
+    /// Persons matching the filter. Absent from a page asked with `after` or `count=false`: counting every person
+    /// costs more than a page, which a cursor keeps as cheap at any depth as the first.
     public var total: Int?
     /// Persons every other filter matches that are left out for having fewer than `min_photos` photos (and no
     /// name): what `min_photos=1` would add. 0 with `min_photos=1`. Absent with `after`, like `total`.
@@ -59,6 +59,9 @@ public struct PersonListQuery: Sendable {
     public var offset = 0
     /// Start after this person (keyset paging, `PersonPage.nextAfter`), instead of `offset`.
     public var after: PersonCursor?
+    /// Count the persons listed and left out (`total`, `below_min_photos`) on a page asked without `after`. Counting
+    /// reads every person: a page that does not need the counts (or asks for them apart) is faster without.
+    public var counts = true
     public var limit = 50
     /// Case-insensitive part of the display name.
     public var name: String?

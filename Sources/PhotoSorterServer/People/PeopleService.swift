@@ -26,10 +26,11 @@ public final class PeopleService: Sendable {
 
     // MARK: Reads
 
-    /// A page of persons, most photos first (then by id): those `query` matches with at least `minPhotos` photos or
-    /// a name, and how many it left out for fewer photos (`belowMinPhotos`). After a cursor (`query.after`) the
-    /// page starts at the cursor's place in the `persons_by_photo_count` index, whatever its depth, and nothing is
-    /// counted; a person added meanwhile is listed at most once (its id is higher than every listed one's).
+    /// A page of persons, most photos first (then the newest): those `query` matches with at least `minPhotos` photos
+    /// or a name, and how many it left out for fewer photos (`belowMinPhotos`; with `query.counts` only). After a
+    /// cursor (`query.after`) the page starts at the cursor's place in the `persons_by_photo_count_id` index, whatever
+    /// its depth, and nothing is counted; a person added meanwhile is listed at most once (it has the highest id of
+    /// its photo count, so it sorts before or after the cursor, and stays there).
     public func list(_ query: PersonListQuery) async throws -> PersonPage {
         guard (1...1000).contains(query.limit), query.offset >= 0 else {
             throw PhotoSorterError.invalidRequest("limit must be 1...1000 and offset at least 0")
@@ -53,7 +54,7 @@ public final class PeopleService: Sendable {
         let filter = conditions.joined(separator: " AND ")
         let shown: SQLQueryString = "(photo_count >= \(bind: query.minPhotos) OR display_name IS NOT NULL)"
         var total: Int?, below: Int?
-        if query.after == nil {
+        if query.after == nil && query.counts {
             let counts = try await database.sql.raw("""
                 SELECT COUNT(*) AS n, COUNT(CASE WHEN NOT \(shown) THEN 1 END) AS below FROM persons WHERE \(filter)
                 """).first()!
@@ -61,7 +62,7 @@ public final class PeopleService: Sendable {
             total = try counts.decode(column: "n", as: Int.self) - below!
         }
         let start: SQLQueryString = query.after.map {
-            "AND (photo_count < \(bind: $0.photoCount) OR (photo_count = \(bind: $0.photoCount) AND id > \(bind: $0.id)))"
+            "AND (photo_count, id) < (\(bind: $0.photoCount), \(bind: $0.id))"
         } ?? ""
         // The page is chosen first and the per-person subqueries run on its rows only: PostgreSQL evaluates a
         // select list for every row an OFFSET skips (821 ms p99 at offset ~50,000 of 100,000 persons otherwise).
@@ -69,8 +70,8 @@ public final class PeopleService: Sendable {
             SELECT p.id, p.display_name, p.hidden, p.face_count, p.photo_count, p.representative_photo_id, p.created_at,
                 \(MediaStore.coverFaceSubquery) AS cover_face_id, \(unsafeRaw: ReadQueries.takenSpanColumns(of: "p.id"))
             FROM (SELECT id, display_name, hidden, face_count, photo_count, representative_photo_id, created_at FROM persons
-                WHERE \(filter) AND \(shown) \(start) ORDER BY photo_count DESC, id LIMIT \(bind: query.limit + 1) OFFSET \(bind: query.offset)) p
-            ORDER BY p.photo_count DESC, p.id
+                WHERE \(filter) AND \(shown) \(start) ORDER BY photo_count DESC, id DESC LIMIT \(bind: query.limit + 1) OFFSET \(bind: query.offset)) p
+            ORDER BY p.photo_count DESC, p.id DESC
             """).all().map { row in
             PersonSummary(personID: try row.decode(column: "id", as: Int64.self),
                           displayName: try row.decode(column: "display_name", as: String?.self),

@@ -66,30 +66,39 @@ export async function pagePeople(ctx) {
     sentinel.hidden = false;
     total.textContent = '';
     belowNote.hidden = true;
-    // Pages by cursor (next_after): the hundredth page costs the server what the first does.
+    // Pages by cursor (next_after): the hundredth page costs the server what the first does. The counts (which
+    // read every person) come from a request of their own, so they never hold a page back.
     let after = null;
     const sub = { ...ctx, alive: () => ctx.alive() && query === q };
+    const filters = new URLSearchParams();
+    if (peopleState.name) filters.set('name', peopleState.name);
+    if (peopleState.showHidden) filters.set('hidden', 'any');
+    filters.set('min_photos', peopleState.showOnePhoto ? '1' : '2');
+    const signal = AbortSignal.any ? AbortSignal.any([ctx.signal, q.ac.signal]) : q.ac.signal;
+    const counts = api('GET', `/persons?limit=1&${filters}`, undefined, signal).then((page) => {
+      if (!sub.alive()) return 0;
+      const below = page.below_min_photos || 0;
+      total.textContent = nf.format(page.total);
+      belowNote.hidden = below === 0;
+      belowNote.textContent = below ? `Not shown: ${plural(below, 'person', 'people')} seen in only one photo.` : '';
+      return below;
+    });
+    counts.catch(() => {}); // a failed count leaves the total blank; the pages report their own errors
     q.pager = pager(sub, sentinel, async () => {
       const first = after === null;
-      const params = new URLSearchParams({ limit: String(PAGE_PERSONS) });
-      if (!first) params.set('after', after);
-      if (peopleState.name) params.set('name', peopleState.name);
-      if (peopleState.showHidden) params.set('hidden', 'any');
-      params.set('min_photos', peopleState.showOnePhoto ? '1' : '2');
-      const signal = AbortSignal.any ? AbortSignal.any([ctx.signal, q.ac.signal]) : q.ac.signal;
+      const params = new URLSearchParams(filters);
+      params.set('limit', String(PAGE_PERSONS));
+      if (first) params.set('count', 'false');
+      else params.set('after', after);
       const page = await api('GET', '/persons?' + params, undefined, signal);
       if (!sub.alive()) return false;
-      const below = page.below_min_photos || 0;
-      if (first) { // only the first page counts
-        total.textContent = nf.format(page.total);
-        belowNote.hidden = below === 0;
-        belowNote.textContent = below ? `Not shown: ${plural(below, 'person', 'people')} seen in only one photo.` : '';
-      }
       const chunk = h('div', { class: 'chunk people-grid' });
       for (const p of page.persons) chunk.append(personCard(p));
       grid.append(chunk); // one DOM insertion per page
       if (first) performance.mark('people-first-page'); // read by bench/web
       if (first && page.persons.length === 0) {
+        const below = await counts.catch(() => 0);
+        if (!sub.alive()) return false;
         empty.hidden = false;
         const [title, text] = peopleState.name ? ['No one by that name', 'Try another part of the name.']
           : below ? ['No one in two photos yet', 'Everyone found so far is in one photo: tick “Show people with one photo” to see them.']
