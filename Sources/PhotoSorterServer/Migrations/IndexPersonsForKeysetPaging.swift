@@ -1,11 +1,11 @@
 import Fluent
 import SQLKit
 
-/// The people list pages by a keyset cursor (`PersonCursor`): most photos first, then the newest id, so a page
-/// after `(count, id)` is the row-value range `(photo_count, id) < (count, id)`, which both databases seek to in
-/// one ascending index read backwards, at any depth. The index it replaces, `(photo_count DESC, id)`, mixed two
-/// directions, and a cursor on it had to be an `OR` that neither database could seek (a scan up to the cursor:
-/// 40 ms at depth 500,000 on SQLite).
+/// The people list pages by a keyset cursor (`PersonCursor`): most photos first, then the newest id, so the page
+/// after `(count, id)` is the rest of that count below the id, then the fewer counts — ranges of one ascending
+/// `(photo_count, id)` index read backwards, at any depth (`PeopleService.list`). The index it replaces,
+/// `(photo_count DESC, id)`, mixed two directions, and a cursor on it had to be an `OR` that neither database
+/// could seek (a scan up to the cursor: 40 ms at depth 500,000 on SQLite).
 struct IndexPersonsForKeysetPaging: AsyncMigration {
     func prepare(on database: any Database) async throws {
         let sql = database as! any SQLDatabase
