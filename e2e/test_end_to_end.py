@@ -310,6 +310,20 @@ def test_sort_with_the_dlib_model_but_no_dlib_says_how_to_install_it(small_folde
     assert "scripts/install-ml.sh --with-dlib" in output
 
 
+def test_sort_whose_ml_workers_cannot_load_the_models_stops_with_the_reason(small_folder, tmp_path):
+    # `sort` starts as soon as the ML child listens, while its workers load the models: a failure there (an
+    # insightface.py first on the path breaks only the workers' import) still ends the sort with the reason.
+    blocker = tmp_path / "no-insightface"
+    blocker.mkdir()
+    (blocker / "insightface.py").write_text("raise ImportError('insightface is broken here')\n")
+    rc, summary, _ = harness.run_sort(harness.find_binary(), small_folder, str(tmp_path / "db.sqlite"),
+                                      tmp_path / "summary.json", tmp_path / "sort.log", timeout=300,
+                                      PYTHONPATH=str(blocker))
+    output = (tmp_path / "sort.log").read_text()
+    assert rc != 0 and summary is None, output
+    assert "the ML service could not load its models: " in output and "insightface is broken here" in output, output
+
+
 def _sort_and_browse(folder, tmp_path) -> tuple[subprocess.Popen, int, int, Path]:
     """Starts `sort --browse` on `folder` (it starts its own ML service) and returns once the sort is done and the
     page is served: (process, service port, ML port, log path)."""

@@ -8,21 +8,34 @@ import Vapor
 /// migrations, workers) and an ML service running the chosen model (a child process when none answers).
 enum LocalPipeline {
     /// Starts everything, runs `body`, and always shuts down in order; a non-zero code from `body` becomes the
-    /// process's exit status. `chooseModel` sees the configured services (e.g. the database's model).
-    static func run(config: ServiceConfig, allowedRoot: String?,
+    /// process's exit status. `chooseModel` sees the configured services (e.g. the database's model). `body` starts
+    /// while an ML child still loads its models; a failure there ends it with the reason.
+    static func run(config: ServiceConfig, allowedRoot: String?, timeline: SortTimeline = SortTimeline(),
                     chooseModel: (PhotoSorterServices) throws -> FaceModel,
-                    _ body: (PhotoSorterServices, FaceModel, InterruptFlag) async throws -> Int32) async throws {
+                    _ body: @escaping @Sendable (PhotoSorterServices, FaceModel, InterruptFlag) async throws -> Int32) async throws {
         let app = try await Application.makeForCommandLine(arguments: ["photo-sorter", "serve"])
         var mlChild: MLServiceProcess?
         let interrupted = InterruptFlag()
         let exitCode: Int32
         do {
             try await configure(app, config: config)
+            timeline.mark(.databaseReady)
             let model = try chooseModel(app.photoSorter)
             mlChild = try await MLServiceProcess.ensure(model: model, config: config, services: app.photoSorter,
-                                                        allowedRoot: allowedRoot)
+                                                        allowedRoot: allowedRoot, timeline: timeline)
             try await app.startup()
-            exitCode = try await body(app.photoSorter, model, interrupted)
+            let services = app.photoSorter
+            exitCode = try await withThrowingTaskGroup(of: Int32?.self) { [mlChild] group in
+                if let mlChild { group.addTask { try await mlChild.modelsLoaded(ml: services.ml); return nil } }
+                group.addTask { try await body(services, model, interrupted) }
+                while let result = try await group.next() {
+                    if let code = result {
+                        group.cancelAll()
+                        return code
+                    }
+                }
+                preconditionFailure("the body's task returns a code")
+            }
         } catch {
             await shutdown(app, mlChild: mlChild)
             throw error

@@ -5,8 +5,11 @@ import PhotoSorterServer
 
 /// The Python ML service as a child process, started by `sort` when nothing answers at the ML URL. It watches this
 /// process and shuts down when it is gone (PHOTO_SORTER_ML_PARENT_PID), so a killed `sort` leaves nothing running.
-final class MLServiceProcess {
+final class MLServiceProcess: @unchecked Sendable {
     private let process = Process()
+    private let logFile: String
+    /// How long the child may take to listen and then to load its models.
+    static let startTimeout: Duration = .seconds(120)
 
     /// Finds `ml-service/.venv/bin/python`: `PHOTO_SORTER_ML_PYTHON`, else upward from the working
     /// directory and from the executable (the binary lives in `.build/<config>/` of the repository).
@@ -39,10 +42,12 @@ final class MLServiceProcess {
     }
 
     /// Makes sure an ML service running `model` answers at the first ML URL: uses one that already runs, else
-    /// starts a child (log next to the database) and waits until its models are loaded.
+    /// starts a child (log next to the database) and returns once it listens. Its workers may still be loading their
+    /// models: it queues photos meanwhile, so the sort starts at once (`modelsLoaded` reports a failure there).
     static func ensure(model: FaceModel, config: ServiceConfig, services: PhotoSorterServices,
-                       allowedRoot: String?) async throws -> MLServiceProcess? {
-        if await services.ml.health() != nil {
+                       allowedRoot: String?, timeline: SortTimeline) async throws -> MLServiceProcess? {
+        if await services.ml.listens(), await services.ml.health() != nil {
+            timeline.mark(.mlListening)
             if let running = await services.ml.model(), running != model.name {
                 throw ValidationError("the ML service at \(config.mlServiceURLs[0]) runs the \(running) model, not \(model.name); "
                     + "stop it or restart it with PHOTO_SORTER_ML_MODEL=\(model.name)")
@@ -57,25 +62,51 @@ final class MLServiceProcess {
         let child = try MLServiceProcess(python: python, model: model, mlURL: URL(string: config.mlServiceURLs[0])!,
                                          serviceURL: config.callbackBaseURL, allowedRoot: allowedRoot,
                                          sharedSecret: config.sharedSecret, logFile: logFile)
+        timeline.mark(.mlSpawned)
         writeToStandardError("starting the ML service with the \(model.name) model (log: \(logFile)) …\n")
-        for _ in 0..<600 {
-            if case .bool(true)? = await services.ml.health()?["models_loaded"] { return child }
-            guard child.isRunning else {
-                // Its last line says why (a missing package or weight file names the command that installs it).
-                let reason = (try? String(contentsOfFile: logFile, encoding: .utf8))?
-                    .split(whereSeparator: \.isNewline).last.map { ": \($0)" } ?? ""
-                throw ValidationError("the ML service exited at start-up\(reason) (log: \(logFile))")
+        let deadline = ContinuousClock.now + startTimeout
+        while ContinuousClock.now < deadline {
+            guard child.isRunning else { throw child.exitedAtStartUp() }
+            // The connection probe answers within a millisecond either way, so a short poll costs nothing.
+            if await services.ml.listens(), await services.ml.health() != nil {
+                timeline.mark(.mlListening)
+                return child
             }
-            try await Task.sleep(for: .milliseconds(200))
+            try await Task.sleep(for: .milliseconds(10))
         }
         child.stop()
-        throw ValidationError("the ML service did not become ready within 120 s; see \(logFile)")
+        throw ValidationError("the ML service did not start listening within 120 s; see \(logFile)")
+    }
+
+    /// Returns once the child's workers have loaded their models; throws the reason when loading failed or the child
+    /// exited meanwhile.
+    func modelsLoaded(ml: MLClient) async throws {
+        let deadline = ContinuousClock.now + Self.startTimeout
+        while ContinuousClock.now < deadline {
+            guard isRunning else { throw exitedAtStartUp() }
+            let health = await ml.health()
+            if case .bool(true)? = health?["models_loaded"] { return }
+            if case .string(let error)? = health?["load_error"] {
+                throw ValidationError("the ML service could not load its models: \(error) (log: \(logFile))")
+            }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        throw ValidationError("the ML service did not load its models within 120 s; see \(logFile)")
+    }
+
+    /// The child is gone before it was ready: its last log line says why (a missing package or weight file names the
+    /// command that installs it).
+    private func exitedAtStartUp() -> ValidationError {
+        let reason = (try? String(contentsOfFile: logFile, encoding: .utf8))?
+            .split(whereSeparator: \.isNewline).last.map { ": \($0)" } ?? ""
+        return ValidationError("the ML service exited at start-up\(reason) (log: \(logFile))")
     }
 
     /// `allowedRoot`: the only folder the child may read, unless `PHOTO_SORTER_ALLOWED_ROOTS` says otherwise;
     /// nil leaves the child's default.
     init(python: String, model: FaceModel, mlURL: URL, serviceURL: String, allowedRoot: String?, sharedSecret: String?,
          logFile: String) throws {
+        self.logFile = logFile
         process.executableURL = URL(fileURLWithPath: python)
         process.arguments = ["-m", "photo_sorter_ml"]
         process.currentDirectoryURL = URL(fileURLWithPath: python).deletingLastPathComponent()

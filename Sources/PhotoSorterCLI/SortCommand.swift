@@ -31,14 +31,15 @@ struct SortCommand: AsyncParsableCommand {
     var watch = false
 
     func run() async throws {
-        var config = try options.load()
+        var loaded = try options.load()
         let folderPath = try resolvedFolder()
         // The ML child reads only the sorted folder (unless roots are configured): the scan follows symlinks no
         // further, so a link out of the folder is listed as not queued instead of failing at the ML service.
-        if config.allowedRoots.isEmpty { config.allowedRoots = [folderPath] }
-        try await LocalPipeline.run(config: config, allowedRoot: folderPath,
+        if loaded.allowedRoots.isEmpty { loaded.allowedRoots = [folderPath] }
+        let config = loaded, timeline = SortTimeline()
+        try await LocalPipeline.run(config: config, allowedRoot: folderPath, timeline: timeline,
                                     chooseModel: { try MLServiceProcess.model(forSortWith: config, stored: $0.identity.model) }) {
-            services, _, interrupted in try await sort(services, config: config, interrupted: interrupted)
+            services, _, interrupted in try await sort(services, config: config, timeline: timeline, interrupted: interrupted)
         }
     }
 
@@ -46,9 +47,11 @@ struct SortCommand: AsyncParsableCommand {
         URL(fileURLWithPath: folder).standardizedFileURL.resolvingSymlinksInPath().path
     }
 
-    private func sort(_ services: PhotoSorterServices, config: ServiceConfig, interrupted: InterruptFlag) async throws -> Int32 {
+    private func sort(_ services: PhotoSorterServices, config: ServiceConfig, timeline: SortTimeline,
+                      interrupted: InterruptFlag) async throws -> Int32 {
         let started = Date()
         let startedMs = Int64(started.timeIntervalSince1970 * 1000)
+        timeline.mark(.scanStarted)
         let jobID = try await services.ingest.start(IngestRequest(path: folder, jobName: "sort"))
         let progress = ProgressDisplay(live: !noProgress && isatty(STDERR_FILENO) != 0)
         var status = try await services.ingestStatus(jobID)
@@ -68,6 +71,9 @@ struct SortCommand: AsyncParsableCommand {
             return 3
         }
         let wallSeconds = Date().timeIntervalSince(started)
+        timeline.mark(.sortDone)
+        timeline.mark(.firstInFlight, at: services.dispatcher.firstAcceptedAtMs)
+        timeline.mark(.lastCallback, at: try await services.lastCallbackMs(ofJob: jobID, since: startedMs))
         var recluster: ReclusterResult?
         if !noRecluster {
             if try await services.recluster.isCurrent() {
@@ -79,7 +85,8 @@ struct SortCommand: AsyncParsableCommand {
             }
         }
         let summary = try await SortSummary.collect(services: services, jobID: jobID, status: status, config: config,
-                                                    startedMs: startedMs, wallSeconds: wallSeconds, recluster: recluster)
+                                                    startedMs: startedMs, wallSeconds: wallSeconds, recluster: recluster,
+                                                    timeline: timeline)
         print(summary.text)
         if let summaryJson {
             try JSONEncoder().encode(summary).write(to: URL(fileURLWithPath: summaryJson))

@@ -34,9 +34,11 @@ struct SortSummary: Encodable {
     var copies: Int
     /// Names read from XMP face regions: applied, in conflict with a user's correction, pending.
     var xmpNames: XMPNamesSummary
+    /// When the command reached each step of its start and of the sort (`SortTimeline`).
+    var timeline: SortTimeline
 
     enum CodingKeys: String, CodingKey {
-        case database, processed, failed, faces, persons, model, failures, recluster, moved, missing, restored, copies
+        case database, processed, failed, faces, persons, model, failures, recluster, moved, missing, restored, copies, timeline
         case photosTotal = "photos_total"
         case noFaces = "no_faces"
         case notQueued = "not_queued"
@@ -48,7 +50,8 @@ struct SortSummary: Encodable {
     }
 
     static func collect(services: PhotoSorterServices, jobID: String, status: IngestStatus, config: ServiceConfig,
-                        startedMs: Int64, wallSeconds: Double, recluster: ReclusterResult?) async throws -> SortSummary {
+                        startedMs: Int64, wallSeconds: Double, recluster: ReclusterResult?,
+                        timeline: SortTimeline) async throws -> SortSummary {
         let workers = await services.ml.health()?["workers"]?.number.map { Int($0) }
         await services.xmpNames.drain()
         return SortSummary(
@@ -58,7 +61,7 @@ struct SortSummary: Encodable {
             notQueued: try await services.notQueued(ofJob: jobID),
             wallSeconds: wallSeconds, mlSeconds: try await services.mlSeconds(ofJob: jobID, since: startedMs), mlWorkers: workers,
             recluster: recluster, moved: status.moved, missing: status.missing, restored: status.restored, copies: status.copies,
-            xmpNames: try await services.xmpNames.summary(conflictLimit: 10_000))
+            xmpNames: try await services.xmpNames.summary(conflictLimit: 10_000), timeline: timeline)
     }
 
     /// As synthesised, except that `recluster` is written as null when it was skipped.
@@ -84,6 +87,7 @@ struct SortSummary: Encodable {
         try container.encode(restored, forKey: .restored)
         try container.encode(copies, forKey: .copies)
         try container.encode(xmpNames, forKey: .xmpNames)
+        try container.encode(timeline, forKey: .timeline)
     }
 
     var text: String {

@@ -53,18 +53,25 @@ class PipelineParams:
 
 _MODELS: Models | None = None
 _PARAMS: PipelineParams | None = None
+_LOAD_ERROR: str | None = None
 
 
 def init_worker(params: dict) -> None:
-    """Pool initializer: load the models once per process; exit with the ML service (no orphaned workers)."""
-    global _MODELS, _PARAMS
+    """Pool initializer: load the models once per process; exit with the ML service (no orphaned workers). A loading
+    failure is kept for `ping` to raise: raised here, it would only break the pool, without the reason."""
+    global _MODELS, _PARAMS, _LOAD_ERROR
     watch_parent(os.getppid(), lambda: os._exit(0), "ML pool worker")
     _PARAMS = PipelineParams(**params)
-    _MODELS = _PARAMS.load_models()
+    try:
+        _MODELS = _PARAMS.load_models()
+    except Exception as e:
+        _LOAD_ERROR = f"{type(e).__name__}: {e}"
 
 
 def ping() -> dict:
     """Used at start-up to make sure every worker has its models loaded."""
+    if _LOAD_ERROR:
+        raise RuntimeError(_LOAD_ERROR)
     return {"pid": os.getpid(), "loaded": _MODELS is not None,
             "model_version": _MODELS.version if _MODELS else None}
 

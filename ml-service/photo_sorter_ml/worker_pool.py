@@ -24,7 +24,7 @@ log = logging.getLogger("photo_sorter_ml")
 
 
 class NotReady(Exception):
-    """The models are still loading, or failed to load (`message` says which)."""
+    """The models failed to load (`message` says why)."""
 
     def __init__(self, message: str):
         super().__init__(message)
@@ -88,10 +88,10 @@ class WorkerPool:
 
     def admit(self) -> None:
         """Takes a place in the queue for one `analyse` or `render`, which gives it back; or raises NotReady or
-        QueueFull."""
-        if not self.ready:
-            raise NotReady(f"models failed to load: {self.load_error}" if self.load_error
-                           else "models are still loading")
+        QueueFull. Jobs are taken while the workers still load their models (the executor holds them until a worker
+        is ready), so a client starting with the service (`sort`) hands its first photos over at once."""
+        if self.load_error:
+            raise NotReady(f"models failed to load: {self.load_error}")
         if self.depth >= self.capacity:
             raise QueueFull(f"queue full ({self.waiting} waiting, {self.workers} running)", self.depth,
                             self.retry_after())

@@ -4,6 +4,7 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOFoundationCompat
 import NIOHTTP1
+import NIOPosix
 import PhotoSorterCore
 
 /// What happened when a photo was handed to the ML service.
@@ -193,6 +194,21 @@ public final class MLClient: Sendable {
         guard let response = try? await http.execute(request, timeout: .seconds(2)), response.status == .ok,
               let buffer = try? await response.body.collect(upTo: 1024 * 1024) else { return nil }
         return try? JSONDecoder().decode([String: JSONAnyValue].self, from: Data(buffer: buffer))
+    }
+
+    /// Whether anything accepts connections at the first service's host and port. Nothing listening answers at once
+    /// (connection refused), where an HTTP request keeps retrying until its connect timeout (2 s): `sort` asks this
+    /// before starting an ML service and while waiting for the one it started.
+    public func listens() async -> Bool {
+        guard let url = URL(string: pool.baseURLs[0]), let host = url.host else { return false }
+        do {
+            let channel = try await ClientBootstrap(group: http.eventLoopGroup).connectTimeout(.seconds(1))
+                .connect(host: host, port: url.port ?? (url.scheme == "https" ? 443 : 80)).get()
+            try? await channel.close()
+            return true
+        } catch {
+            return false
+        }
     }
 
     /// When the ML services last (re)started, from the `uptime_s` of their health documents: the start time (ms since

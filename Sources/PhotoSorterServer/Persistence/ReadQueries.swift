@@ -292,6 +292,14 @@ extension ReadQueries {
                 AND p.id IN (SELECT photo_id FROM processed_callbacks WHERE created_at >= \(bind: sinceMs))
             """).first()?.decode(column: "ms", as: Double?.self).map { $0 / 1000 } ?? 0
     }
+
+    /// When the last result for the job's photos arrived (ms since 1970), at or after `sinceMs`; nil when none did.
+    func lastCallbackMs(ofJob jobID: String, since sinceMs: Int64) async throws -> Int64? {
+        try await database.sql.raw("""
+            SELECT MAX(c.created_at) AS at FROM processed_callbacks c JOIN photo_ingest_map m ON m.photo_id = c.photo_id
+            WHERE m.job_id = \(bind: jobID) AND c.created_at >= \(bind: sinceMs)
+            """).first()?.decode(column: "at", as: Int64?.self)
+    }
 }
 
 extension PhotoSorterServices {
@@ -315,5 +323,9 @@ extension PhotoSorterServices {
 
     public func mlSeconds(ofJob jobID: String, since sinceMs: Int64) async throws -> Double {
         try await reads.mlSeconds(ofJob: jobID, since: sinceMs)
+    }
+
+    public func lastCallbackMs(ofJob jobID: String, since sinceMs: Int64) async throws -> Int64? {
+        try await reads.lastCallbackMs(ofJob: jobID, since: sinceMs)
     }
 }

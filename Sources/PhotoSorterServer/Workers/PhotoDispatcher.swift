@@ -16,6 +16,7 @@ public final class PhotoDispatcher: Sendable {
     private let logger: Logger
     private let inFlight = NIOLockedValueBox(Set<Int64>())
     private let pausedUntilMs = NIOLockedValueBox(Int64(0))
+    private let firstAccepted = NIOLockedValueBox<Int64?>(nil)
     private let wake = AsyncSignal()
     private let dispatched = Counter(label: "photo_sorter_photos_dispatched_total")
     private let dispatchFailures = Counter(label: "photo_sorter_dispatch_failures_total")
@@ -36,6 +37,9 @@ public final class PhotoDispatcher: Sendable {
     }
 
     public var inFlightCount: Int { inFlight.withLockedValue { $0.count } }
+
+    /// When an ML service first accepted a photo (ms since 1970), nil before: `sort`'s first photo in flight.
+    public var firstAcceptedAtMs: Int64? { firstAccepted.withLockedValue { $0 } }
 
     /// The photo's result arrived (or it was given up): frees its slot.
     func finished(_ photoID: Int64) {
@@ -114,6 +118,7 @@ public final class PhotoDispatcher: Sendable {
         do {
             switch outcome {
             case .accepted:
+                firstAccepted.withLockedValue { $0 = $0 ?? nowMs() }
                 await queue.handedOver([item])
                 return
             case .busy(let seconds):
