@@ -9,7 +9,7 @@ struct XMPNamesController: RouteCollection {
 
     func names(req: Request) async throws -> XMPNamesSummary {
         let limit = try req.optionalQuery(Int.self, "limit") ?? 100
-        guard (0...10_000).contains(limit) else { throw PhotoSorterError.invalidRequest("limit must be 0...10000, got \(limit)") }
+        guard (0...10_000).contains(limit) else { throw PhotoSorterError.invalidQuery("limit must be 0...10000, got \(limit)") }
         return try await req.photoSorter.xmpNames.summary(conflictLimit: limit)
     }
 }
