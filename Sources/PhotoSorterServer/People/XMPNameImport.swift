@@ -47,14 +47,7 @@ public actor XMPNameImport {
     public func summary(conflictLimit limit: Int = 100) async throws -> XMPNamesSummary {
         let db = database.sql
         let counts = try await XMPFaceNamesTable.counts(on: db)
-        let conflicts = try await db.raw("""
-            SELECT x.embedding_id, x.photo_id, ph.path, x.name, x.detail FROM xmp_face_names x JOIN photos ph ON ph.id = x.photo_id
-            WHERE x.outcome = \(bind: XMPFaceNamesTable.Outcome.conflict.rawValue) ORDER BY x.id LIMIT \(bind: limit)
-            """).all().map {
-            XMPNamesSummary.Conflict(faceID: try $0.decode(column: "embedding_id", as: Int64.self),
-                                     photoID: try $0.decode(column: "photo_id", as: Int64.self), path: try $0.decode(column: "path", as: String.self),
-                                     name: try $0.decode(column: "name", as: String.self), reason: try $0.decode(column: "detail", as: String?.self) ?? "")
-        }
+        let conflicts = try await XMPFaceNamesTable.conflicts(limit: limit, on: db)
         return XMPNamesSummary(pending: counts.pending, applied: counts.applied, conflicts: counts.conflicts, conflictList: conflicts)
     }
 
@@ -119,22 +112,18 @@ public actor XMPNameImport {
         if face.namedFromXMP && !face.personNameFromXMP && !sameName {
             return (.conflict, "the face's person \(face.person) was renamed to \(face.personName.map { "\"\($0)\"" } ?? "no name")")
         }
+        // Where the face goes, through the corrections' own rules; the person that takes the name gets it below.
         let target: Int64
+        var takesName = false
         switch named {
         case face.person?:
             target = face.person
         case nil where face.personName == nil:
             target = face.person
-            try await identity.change { tx, _, _ in
-                try await PersonsTable.rename(face.person, to: name.name, fromXMP: true, on: tx)
-                return ((), [])
-            }
+            takesName = true
         case nil:
             target = try await people.move(MoveRequest(faceIDs: [name.face], toPersonID: nil)).personID
-            try await identity.change { tx, _, _ in
-                try await PersonsTable.rename(target, to: name.name, fromXMP: true, on: tx)
-                return ((), [])
-            }
+            takesName = true
         case let named?:
             target = named
             if face.personName == nil, (try? await people.merge(MergeRequest(personIDs: [face.person], into: named))) != nil {
@@ -142,7 +131,8 @@ public actor XMPNameImport {
             }
             _ = try await people.move(MoveRequest(faceIDs: [name.face], toPersonID: named))
         }
-        try await identity.change { tx, _, _ in
+        try await identity.change { [takesName] tx, _, _ in
+            if takesName { try await PersonsTable.rename(target, to: name.name, fromXMP: true, on: tx) }
             try await FacesTable.markNamedFromXMP(name.face, on: tx)
             return ((), [])
         }

@@ -44,6 +44,18 @@ enum XMPFaceNamesTable {
         try await db.raw("UPDATE xmp_face_names SET outcome = \(bind: outcome.rawValue), detail = \(bind: detail) WHERE id = \(bind: id)").run()
     }
 
+    /// The names in conflict, oldest first (at most `limit`), with their photos' paths.
+    static func conflicts(limit: Int, on db: any SQLDatabase) async throws -> [XMPNamesSummary.Conflict] {
+        try await db.raw("""
+            SELECT x.embedding_id, x.photo_id, ph.path, x.name, x.detail FROM xmp_face_names x JOIN photos ph ON ph.id = x.photo_id
+            WHERE x.outcome = \(bind: Outcome.conflict.rawValue) ORDER BY x.id LIMIT \(bind: limit)
+            """).all().map {
+            XMPNamesSummary.Conflict(faceID: try $0.decode(column: "embedding_id", as: Int64.self),
+                                     photoID: try $0.decode(column: "photo_id", as: Int64.self), path: try $0.decode(column: "path", as: String.self),
+                                     name: try $0.decode(column: "name", as: String.self), reason: try $0.decode(column: "detail", as: String?.self) ?? "")
+        }
+    }
+
     /// How many names are pending, applied, and in conflict.
     static func counts(on db: any SQLDatabase) async throws -> (pending: Int, applied: Int, conflicts: Int) {
         var counts = (pending: 0, applied: 0, conflicts: 0)
