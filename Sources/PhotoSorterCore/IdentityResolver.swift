@@ -6,8 +6,8 @@ public enum FaceIdentity: Sendable, Equatable {
     case new(slot: Int)
 }
 
-/// Tunables of identity resolution: a face joins a person when its mean similarity to the person's faces
-/// reaches `matchThreshold + smallPersonMargin / sqrt(faces of the person)`. The margin makes a one- or
+/// Tunables of identity resolution: a face joins a person when its mean similarity to the faces of one of the
+/// person's looks (`IdentityIndex`) reaches `matchThreshold + smallPersonMargin / sqrt(faces of the look)`. The margin makes a one- or
 /// two-face person harder to join: its "mean" is a single noisy sample, and early look-alike pairs are what
 /// merges two people. Each face model has its own values (`FaceModel.policy`), chosen with
 /// `bench/accuracy/simulate_rules.py` on `lfw_small` (bench/RESULTS.md); the defaults here are dlib's.
@@ -35,6 +35,8 @@ public struct IdentityPolicy: Sendable, Hashable {
 /// A face's resolution plus its nearest competitor, for the review queue.
 public struct FaceResolution: Sendable, Equatable {
     public let identity: FaceIdentity
+    /// The look of the person the face joined (see `IdentityIndex`); nil for a new person.
+    public var look: Int64? = nil
     /// The most similar person this face did not join, if one scores within `IdentityResolver.reviewWindow`
     /// below the joining threshold (or above it, when the same-photo rule gave it to another face).
     public let runnerUp: Candidate?
@@ -82,16 +84,16 @@ public struct IdentityResolver: Sendable {
         }
         var reviewPolicy = policy
         reviewPolicy.matchThreshold -= Self.reviewWindow
-        var pairs: [(face: Int, person: Int64, similarity: Float)] = []
+        var pairs: [(face: Int, person: Int64, look: Int64, similarity: Float)] = []
         var nearby = [[FaceResolution.Candidate]](repeating: [], count: faces.count)
         let scanned = faces.indices.filter { twin[$0] == nil }
         for (face, candidates) in zip(scanned, index.candidates(for: scanned.map { faces[$0] }, policy: reviewPolicy)) {
             let excludedPersons = face < excluded.count ? excluded[face] : []
             for candidate in candidates where !excludedPersons.contains(candidate.person) {
                 nearby[face].append(.init(person: candidate.person, similarity: candidate.similarity))
-                // Candidates of the lowered policy join only when they also pass the real threshold.
-                if candidate.similarity >= policy.threshold(forPersonOfSize: index.faceCount(of: candidate.person)) {
-                    pairs.append((face, candidate.person, candidate.similarity))
+                // Candidates of the lowered policy join only when they also pass the real threshold (of their look).
+                if candidate.similarity >= policy.threshold(forPersonOfSize: index.faceCount(ofLook: candidate.look)) {
+                    pairs.append((face, candidate.person, candidate.look, candidate.similarity))
                 }
             }
         }
@@ -99,15 +101,18 @@ public struct IdentityResolver: Sendable {
         pairs.sort { ($0.similarity, -$0.face) > ($1.similarity, -$1.face) }
 
         var result = [FaceIdentity?](repeating: nil, count: faces.count)
+        var look = [Int64?](repeating: nil, count: faces.count)
         var takenPersons = Set<Int64>()
         for pair in pairs where result[pair.face] == nil && !takenPersons.contains(pair.person) {
             result[pair.face] = .existing(person: pair.person, similarity: pair.similarity)
+            look[pair.face] = pair.look
             takenPersons.insert(pair.person)
         }
         var nextSlot = 0
         for face in faces.indices {
             if let original = twin[face] {
                 result[face] = result[original]
+                look[face] = look[original]
                 nearby[face] = nearby[original]
                 continue
             }
@@ -120,7 +125,7 @@ public struct IdentityResolver: Sendable {
             let identity = result[face]!
             var joined: Int64?
             if case .existing(let person, _) = identity { joined = person }
-            return FaceResolution(identity: identity, runnerUp: nearby[face].first { $0.person != joined })
+            return FaceResolution(identity: identity, look: look[face], runnerUp: nearby[face].first { $0.person != joined })
         }
     }
 }

@@ -5,9 +5,10 @@ import Foundation
 #error("the 4-bit codes are read as little-endian 16-bit lanes")
 #endif
 
-/// Storage behind `IdentityIndex`: one row per person, in blocks of `rowsPerBlock` rows.
+/// Storage behind `IdentityIndex`: one row per look (a person's mean; "person" below is the row's key, a look id),
+/// in blocks of `rowsPerBlock` rows.
 ///
-/// A row holds the person's exact float32 sum of face vectors (the source of truth) and a 4-bit copy of
+/// A row holds the look's exact float32 sum of face vectors (the source of truth) and a 4-bit copy of
 /// their mean vector (`sum / count`), eight times smaller, which every query scans first; only rows whose
 /// 4-bit score could reach the threshold are scored again from the exact sum (see `candidates`).
 ///

@@ -4,7 +4,8 @@
 ///
 /// Constraints:
 /// - a *confirmed* face (placed by a user, or part of a merge) is fixed to its person: each person's confirmed
-///   faces seed one cluster that keeps that person's id (must-link);
+///   faces seed one cluster that keeps that person's id (must-link), one look per look they hold (a merge's parts
+///   stay side by side, see `IdentityIndex`);
 /// - a face marked "not this person" never shares a cluster with a face that person had (nor takes that id),
 ///   and two faces of one photo never share a person (cannot-link; mirrors aside, as in `IdentityResolver`).
 ///
@@ -30,8 +31,15 @@ public enum Reclustering {
         public let confirmed: Bool
         /// Persons this face is not ("not this person").
         public let rejected: Set<Int64>
+        /// The look of its person it counts in, when not the person's own (a merged-in person's id). Kept for a
+        /// confirmed face; an unconfirmed face finds its look again.
+        public let look: Int64?
+        /// False for an unsure face (`FaceModel.unsureBelowNorm`): it joins a person it matches, but starts none and
+        /// stays unsorted (no person) otherwise.
+        public let mayFoundPerson: Bool
 
-        public init(id: Int64, photo: Int64, embedding: Embedding, person: Int64?, confirmed: Bool = false, rejected: Set<Int64> = []) {
+        public init(id: Int64, photo: Int64, embedding: Embedding, person: Int64?, confirmed: Bool = false, rejected: Set<Int64> = [],
+                    look: Int64? = nil, mayFoundPerson: Bool = true) {
             precondition(!confirmed || person != nil, "a confirmed face has a person")
             self.id = id
             self.photo = photo
@@ -39,6 +47,8 @@ public enum Reclustering {
             self.person = person
             self.confirmed = confirmed
             self.rejected = rejected
+            self.look = look == person ? nil : look
+            self.mayFoundPerson = mayFoundPerson
         }
     }
 
@@ -51,13 +61,17 @@ public enum Reclustering {
     /// Where one face ends up.
     public struct Assignment: Sendable, Equatable {
         public let face: Int64
-        public let person: Person
+        /// Nil: an unsure face that matched no person stays unsorted.
+        public let person: Person?
         /// Similarity to the person when the face joined it by the rule; nil for a confirmed face or one that
         /// started its person.
         public let similarity: Float?
         /// The nearest person it did not join (review queue).
         public let runnerUp: Person?
         public let runnerUpSimilarity: Float?
+        /// The look of `person` the face counts in, when not the person's own: a confirmed face's look, or a look
+        /// kept from a merge that the face matched best.
+        public var look: Int64? = nil
     }
 
     public struct Outcome: Sendable {
@@ -86,7 +100,7 @@ public enum Reclustering {
         var passes = 1
         let hasRejections = faces.contains { !$0.rejected.isEmpty }
         while hasRejections, passes < maxPasses, zip(current, outcome.assignments).contains(where: { face, assignment in
-            face.person.map { assignment.person != .existing($0) } ?? true
+            face.person.map(Person.existing) != assignment.person
         }) {
             let provisionalBase = -(Int64(passes) << 40)
             func id(_ person: Person) -> Int64 {
@@ -98,8 +112,8 @@ public enum Reclustering {
             let absorbedBy = Dictionary(outcome.merged.map { ($0.from, id($0.into)) }, uniquingKeysWith: { first, _ in first })
             retired.formUnion(absorbedBy.keys)
             current = zip(current, outcome.assignments).map { face, assignment in
-                Face(id: face.id, photo: face.photo, embedding: face.embedding, person: id(assignment.person), confirmed: face.confirmed,
-                     rejected: Set(face.rejected.map { absorbedBy[$0] ?? $0 }))
+                Face(id: face.id, photo: face.photo, embedding: face.embedding, person: assignment.person.map(id), confirmed: face.confirmed,
+                     rejected: Set(face.rejected.map { absorbedBy[$0] ?? $0 }), look: assignment.look, mayFoundPerson: face.mayFoundPerson)
             }
             outcome = pass(current, policy: policy, retired: retired)
             passes += 1
@@ -114,8 +128,8 @@ public enum Reclustering {
             return .new(newNumber.count - 1)
         }
         let assignments = outcome.assignments.map {
-            Assignment(face: $0.face, person: relabel($0.person), similarity: $0.similarity,
-                       runnerUp: $0.runnerUp.map(relabel), runnerUpSimilarity: $0.runnerUpSimilarity)
+            Assignment(face: $0.face, person: $0.person.map(relabel), similarity: $0.similarity,
+                       runnerUp: $0.runnerUp.map(relabel), runnerUpSimilarity: $0.runnerUpSimilarity, look: $0.look)
         }
         return Outcome(assignments: assignments, newPersonCount: newNumber.count,
                        merged: merges(from: faces.map(\.person), to: assignments.map(\.person)))
@@ -132,17 +146,19 @@ public enum Reclustering {
         // Cannot-link bookkeeping: clusters holding a face of person p now, and clusters holding a face that rejected p.
         var clustersWithFaceOf: [Int64: Set<Int64>] = [:]
         var clustersRejecting: [Int64: Set<Int64>] = [:]
-        func join(_ face: Face, _ key: Int64) {
-            index.add(face.embedding, to: key)
+        func join(_ face: Face, _ key: Int64, look: Int64? = nil) {
+            index.add(face.embedding, to: key, look: look)
             if let person = face.person { clustersWithFaceOf[person, default: []].insert(key) }
             for person in face.rejected { clustersRejecting[person, default: []].insert(key) }
         }
         for face in faces where face.confirmed {
-            join(face, face.person!)
+            join(face, face.person!, look: face.look)
             seeded.insert(face.person!)
         }
 
-        var keyOfFace = [Int64](repeating: 0, count: faces.count)
+        // Nil: an unsure face left unsorted.
+        var keyOfFace = [Int64?](repeating: nil, count: faces.count)
+        var lookOfFace = faces.map { $0.confirmed ? $0.look : nil }
         var similarity = [Float?](repeating: nil, count: faces.count)
         var runnerUpKey = [Int64?](repeating: nil, count: faces.count)
         var runnerUpSimilarity = [Float?](repeating: nil, count: faces.count)
@@ -164,14 +180,22 @@ public enum Reclustering {
                     return excluded
                 })
             var keyOfSlot: [Int: Int64] = [:]
+            // New persons are started by the faces that may found one (a face and its mirror share a slot).
+            let foundingSlots = Set(zip(open, resolutions).compactMap { position, resolution -> Int? in
+                guard case .new(let slot) = resolution.identity, faces[position].mayFoundPerson else { return nil }
+                return slot
+            })
             for (position, resolution) in zip(open, resolutions) {
                 switch resolution.identity {
                 case .existing(let key, let score):
                     keyOfFace[position] = key
                     similarity[position] = score
+                    if let look = resolution.look, look != key { lookOfFace[position] = look }
                 case .new(let slot):
                     if let key = keyOfSlot[slot] {
                         keyOfFace[position] = key
+                    } else if !foundingSlots.contains(slot) {
+                        break   // unsure faces only: they stay unsorted
                     } else {
                         keyOfFace[position] = firstReplayKey + Int64(replayClusters)
                         keyOfSlot[slot] = keyOfFace[position]
@@ -182,7 +206,7 @@ public enum Reclustering {
                 runnerUpSimilarity[position] = resolution.runnerUp?.similarity
             }
             // Like a commit: the photo was resolved as a whole, then its faces join the index.
-            for position in open { join(faces[position], keyOfFace[position]) }
+            for position in open { if let key = keyOfFace[position] { join(faces[position], key, look: lookOfFace[position]) } }
             start = end
         }
 
@@ -190,8 +214,9 @@ public enum Reclustering {
         var clusterFaces = [Set<Int64>](repeating: [], count: replayClusters)
         var forbidden: [Int: Set<Int64>] = [:]
         var oldPersonOfFace: [Int64: Int64] = [:]
-        for (position, face) in faces.enumerated() where keyOfFace[position] < 0 {
-            let cluster = Int(keyOfFace[position] - firstReplayKey)
+        for (position, face) in faces.enumerated() {
+            guard let key = keyOfFace[position], key < 0 else { continue }
+            let cluster = Int(key - firstReplayKey)
             clusterFaces[cluster].insert(face.id)
             if !face.rejected.isEmpty { forbidden[cluster, default: []].formUnion(face.rejected) }
             if let person = face.person, !seeded.contains(person), !retired.contains(person) { oldPersonOfFace[face.id] = person }
@@ -212,8 +237,9 @@ public enum Reclustering {
         }
 
         let assignments = faces.indices.map { position in
-            Assignment(face: faces[position].id, person: person(ofKey: keyOfFace[position]), similarity: similarity[position],
-                       runnerUp: runnerUpKey[position].map(person(ofKey:)), runnerUpSimilarity: runnerUpSimilarity[position])
+            Assignment(face: faces[position].id, person: keyOfFace[position].map(person(ofKey:)), similarity: similarity[position],
+                       runnerUp: runnerUpKey[position].map(person(ofKey:)), runnerUpSimilarity: runnerUpSimilarity[position],
+                       look: lookOfFace[position])
         }
         return Outcome(assignments: assignments, newPersonCount: newPersonCount,
                        merged: merges(from: faces.map(\.person), to: assignments.map(\.person)))
@@ -249,12 +275,12 @@ public enum Reclustering {
     }
 
     /// Old ids that no longer appear, each with the person that received most of their faces.
-    private static func merges(from old: [Int64?], to new: [Person]) -> [(from: Int64, into: Person)] {
+    private static func merges(from old: [Int64?], to new: [Person?]) -> [(from: Int64, into: Person)] {
         var receivedFrom: [Int64: [Person: Int]] = [:]
         for (from, to) in zip(old, new) {
-            if let from { receivedFrom[from, default: [:]][to, default: 0] += 1 }
+            if let from, let to { receivedFrom[from, default: [:]][to, default: 0] += 1 }
         }
-        let surviving = Set(new)
+        let surviving = Set(new.compactMap { $0 })
         let merged = receivedFrom.keys.sorted().compactMap { old -> (from: Int64, into: Person)? in
             guard !surviving.contains(.existing(old)) else { return nil }
             let into = receivedFrom[old]!.max { a, b in

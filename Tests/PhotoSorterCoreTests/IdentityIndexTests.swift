@@ -125,10 +125,10 @@ final class IdentityIndexTests: XCTestCase {
     private func assertSameProfiles(_ index: IdentityIndex, _ reference: ReferenceIndex, file: StaticString = #filePath, line: UInt = #line) {
         XCTAssertEqual(index.personCount, reference.counts.count, file: file, line: line)
         XCTAssertEqual(index.personIDs, reference.counts.keys.sorted(), file: file, line: line)
-        XCTAssertEqual(Set(index.profiles.keys), Set(reference.counts.keys), file: file, line: line)
+        XCTAssertEqual(Set(index.lookIDs), Set(reference.counts.keys), file: file, line: line)
         for (person, count) in reference.counts {
-            XCTAssertEqual(index.profiles[person]?.count, count, "person \(person)", file: file, line: line)
-            XCTAssertEqual(index.profiles[person]?.sum, reference.sums[person], "person \(person)", file: file, line: line)
+            XCTAssertEqual(index.profile(of: person)?.count, count, "person \(person)", file: file, line: line)
+            XCTAssertEqual(index.profile(of: person)?.sum, reference.sums[person], "person \(person)", file: file, line: line)
         }
     }
 
@@ -285,13 +285,13 @@ final class IdentityIndexTests: XCTestCase {
         let built = builder.build()
         XCTAssertEqual(built.personIDs, index.personIDs)
         for person in index.personIDs {
-            XCTAssertEqual(built.profiles[person]?.sum, index.profiles[person]?.sum, "person \(person)")
+            XCTAssertEqual(built.profile(of: person)?.sum, index.profile(of: person)?.sum, "person \(person)")
             XCTAssertEqual(built.faceCount(of: person), index.faceCount(of: person))
         }
         var restoring = IdentityIndex.Builder(dimension: 512)
         for person in index.personIDs {
-            let profile = index.profiles[person]!
-            restoring.add(sum: profile.sum, faceCount: profile.count, of: person)
+            let profile = index.profile(of: person)!
+            restoring.add(sum: profile.sum, faceCount: profile.count, ofLook: person, person: person)
         }
         let restored = restoring.build()
         let policy = IdentityPolicy(matchThreshold: 0.3, smallPersonMargin: 0.05)
@@ -327,12 +327,80 @@ final class IdentityIndexTests: XCTestCase {
         let (faces, _) = try makePersons(dimension: 512, families: 3, personsPerFamily: 4, firstID: 1)
         var original = IdentityIndex()
         for face in faces { original.add(face.embedding, to: face.person) }
-        let profiles = Dictionary(uniqueKeysWithValues: original.personIDs.map { ($0, original.profiles[$0]!.sum) })
+        let profiles = Dictionary(uniqueKeysWithValues: original.personIDs.map { ($0, original.profile(of: $0)!.sum) })
         var copy = original
         for face in faces { copy.remove(face.embedding, from: face.person) }
         copy.add(faces[0].embedding, to: 99)
         XCTAssertEqual(copy.personIDs, [99])
         XCTAssertEqual(original.personIDs, profiles.keys.sorted())
-        for (person, sum) in profiles { XCTAssertEqual(original.profiles[person]?.sum, sum) }
+        for (person, sum) in profiles { XCTAssertEqual(original.profile(of: person)?.sum, sum) }
+    }
+
+    // MARK: Looks
+
+    /// Faces of person 1 near `a` in its own look and near `b` in look 2 (a person merged into it), as a merge leaves them.
+    /// Returns the index and the faces of each look.
+    private func twoLooks(_ a: [Float], _ b: [Float], faces: Int) throws -> (IdentityIndex, own: [Embedding], lookTwo: [Embedding]) {
+        var index = IdentityIndex()
+        var own: [Embedding] = [], lookTwo: [Embedding] = []
+        for _ in 0..<faces {
+            own.append(try near(a, spread: 0.5))
+            index.add(own.last!, to: 1)
+            lookTwo.append(try near(b, spread: 0.5))
+            index.add(lookTwo.last!, to: 2)
+        }
+        for face in lookTwo { index.move(face, from: (2, nil), to: (1, 2)) }
+        return (index, own, lookTwo)
+    }
+
+    func testAMergedPersonIsMatchedByItsBestLookNotByABlendOfItsLooks() throws {
+        let (a, b) = (unitVector(512), unitVector(512))
+        let (index, own, lookTwo) = try twoLooks(a, b, faces: 6)
+        var blended = IdentityIndex()
+        for face in own + lookTwo { blended.add(face, to: 1) }
+        let policy = IdentityPolicy(matchThreshold: 0.5, smallPersonMargin: 0)
+        let query = try near(b, spread: 0.5)
+        let candidates = index.candidates(for: query, policy: policy)
+        XCTAssertEqual(candidates.map(\.person), [1], "one person, through one look")
+        XCTAssertEqual(candidates.first?.look, 2)
+        XCTAssertEqual(candidates.first?.similarity ?? 0, index.profile(ofLook: 2)!.meanSimilarity(to: query), accuracy: 1e-6)
+        XCTAssertTrue(blended.candidates(for: query, policy: policy).isEmpty, "the blended mean sits between the looks and matches neither")
+        XCTAssertEqual(index.personIDs, [1])
+        XCTAssertEqual(index.lookIDs, [1, 2])
+        XCTAssertEqual(index.faceCount(of: 1), 12)
+        XCTAssertEqual(index.faceCount(ofLook: 2), 6)
+    }
+
+    func testALookThatChangesPersonKeepsItsSumBitForBit() throws {
+        var index = IdentityIndex()
+        let faces = try (0..<5).map { _ in try near(unitVector(512), spread: 0.3) }
+        for face in faces { index.add(face, to: 2) }
+        let before = index.profile(ofLook: 2)!.sum
+        for face in faces { index.move(face, from: (2, nil), to: (1, 2)) }
+        XCTAssertEqual(index.profile(ofLook: 2)?.sum, before)
+        XCTAssertEqual(index.owner(ofLook: 2), 1)
+        XCTAssertEqual(index.looks(of: 1), [2])
+        XCTAssertEqual(index.looks(of: 2), [], "the absorbed person has no look of its own left")
+
+        var builder = IdentityIndex.Builder()
+        for face in faces { builder.add(face, to: 1, look: 2) }
+        let built = builder.build()
+        XCTAssertEqual(built.profile(ofLook: 2)?.sum, before)
+        XCTAssertEqual(built.owner(ofLook: 2), 1)
+        XCTAssertEqual(built.candidates(for: faces[0], policy: IdentityPolicy(matchThreshold: 0.2)),
+                       index.candidates(for: faces[0], policy: IdentityPolicy(matchThreshold: 0.2)))
+    }
+
+    func testALookLeftWithoutFacesLeavesItsPersonAndAPersonWithoutLooksLeavesTheIndex() throws {
+        let (a, b) = (unitVector(512), unitVector(512))
+        var (index, _, lookTwo) = try twoLooks(a, b, faces: 3)
+        for face in lookTwo { index.remove(face, from: 1, look: 2) }
+        XCTAssertEqual(index.looks(of: 1), [1])
+        XCTAssertEqual(index.lookIDs, [1])
+        XCTAssertEqual(index.owner(ofLook: 2), 2, "an unknown look is nobody else's")
+        let face = try near(a, spread: 0)
+        index.add(face, to: 5, look: 7)
+        index.remove(face, from: 5, look: 7)
+        XCTAssertEqual(index.personIDs, [1])
     }
 }

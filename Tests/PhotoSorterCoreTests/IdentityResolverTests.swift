@@ -113,6 +113,23 @@ final class IdentityResolverTests: XCTestCase {
         let obama = Set(zip(photos, ids).filter { $0.0.identity == "obama" && $0.1.count == 1 }.map { $0.1[0] })
         XCTAssertEqual(obama.count, 1, "every single-face obama photo gets one id")
     }
+
+    /// A face that matches a look kept from a merge joins the look's person and reports that look (where the
+    /// service stores it), and the same-photo rule counts persons, not looks: a second face of the photo near the
+    /// person's other look cannot join it too.
+    func testAFaceJoinsThePersonOfTheLookItMatchesAndTwoLooksOfOnePersonAreStillOnePerson() throws {
+        var index = IdentityIndex()
+        index.add(try unit(0), to: 1)
+        index.add(try unit(1), to: 2)
+        index.move(try unit(1), from: (2, nil), to: (1, 2))
+        let resolver = IdentityResolver(policy: IdentityPolicy(matchThreshold: 0.9, smallPersonMargin: 0))
+        let one = resolver.resolveWithRunnerUps([try unit(1, [5: 0.1])], against: index)[0]
+        XCTAssertEqual(one.identity, .existing(person: 1, similarity: try unit(1, [5: 0.1]).similarity(to: try unit(1))))
+        XCTAssertEqual(one.look, 2)
+        let two = resolver.resolveWithRunnerUps([try unit(1, [5: 0.1]), try unit(0, [5: 0.2])], against: index)
+        XCTAssertEqual(two.map(\.identity), [.existing(person: 1, similarity: try unit(1, [5: 0.1]).similarity(to: try unit(1))), .new(slot: 0)])
+        XCTAssertEqual(two.map(\.look), [2, nil])
+    }
 }
 
 /// SplitMix64: reproducible shuffles for order-dependence tests.
@@ -126,4 +143,5 @@ struct SeededGenerator: RandomNumberGenerator {
         z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
         return z ^ (z >> 31)
     }
+
 }

@@ -18,7 +18,7 @@ final class ReclusteringTests: XCTestCase {
         Reclustering.Face(id: id, photo: photo, embedding: embedding, person: person, confirmed: confirmed, rejected: rejected)
     }
 
-    private func persons(_ outcome: Reclustering.Outcome) -> [Reclustering.Person] { outcome.assignments.map(\.person) }
+    private func persons(_ outcome: Reclustering.Outcome) -> [Reclustering.Person?] { outcome.assignments.map(\.person) }
 
     /// The faces as the service stores an outcome: new persons get fresh ids, rejections of merged ids move to the
     /// person that absorbed them.
@@ -31,8 +31,9 @@ final class ReclusteringTests: XCTestCase {
         }
         let absorbedBy = Dictionary(uniqueKeysWithValues: outcome.merged.map { ($0.from, id($0.into)) })
         return zip(faces, outcome.assignments).map { face, assignment in
-            Reclustering.Face(id: face.id, photo: face.photo, embedding: face.embedding, person: id(assignment.person),
-                              confirmed: face.confirmed, rejected: Set(face.rejected.map { absorbedBy[$0] ?? $0 }))
+            Reclustering.Face(id: face.id, photo: face.photo, embedding: face.embedding, person: assignment.person.map(id),
+                              confirmed: face.confirmed, rejected: Set(face.rejected.map { absorbedBy[$0] ?? $0 }),
+                              look: assignment.look, mayFoundPerson: face.mayFoundPerson)
         }
     }
 
@@ -158,5 +159,44 @@ final class ReclusteringTests: XCTestCase {
         XCTAssertEqual(changed.count, 0, "faces moved by a second run: \(changed.map(\.0.id))")
         XCTAssertEqual(again.newPersonCount, 0)
         XCTAssertTrue(again.merged.isEmpty)
+    }
+
+    /// A merge's parts stay side by side: the confirmed faces of a person's own look and of a look kept from a merge
+    /// seed one look each, and a face that matches only the merged-in look joins the person there (a blend of both
+    /// looks would be too far from it).
+    func testConfirmedLooksOfAMergeSeedOneLookEachAndAFaceNearOneJoinsThePersonThere() throws {
+        let faces = [
+            Reclustering.Face(id: 1, photo: 1, embedding: try unit(0), person: 10, confirmed: true),
+            Reclustering.Face(id: 2, photo: 2, embedding: try unit(0, tilt: 0.1), person: 10, confirmed: true),
+            Reclustering.Face(id: 3, photo: 3, embedding: try unit(1), person: 10, confirmed: true, look: 11),
+            Reclustering.Face(id: 4, photo: 4, embedding: try unit(1, tilt: 0.1), person: 10, confirmed: true, look: 11),
+            face(5, photo: 5, try unit(1, tilt: 0.2), person: 12),
+            face(6, photo: 6, try unit(2), person: 13),
+        ]
+        let outcome = Reclustering.run(faces, policy: policy)
+        XCTAssertEqual(persons(outcome), [.existing(10), .existing(10), .existing(10), .existing(10), .existing(10), .existing(13)])
+        XCTAssertEqual(outcome.assignments.map(\.look), [nil, nil, 11, 11, 11, nil])
+        XCTAssertEqual(outcome.merged.map(\.from), [12])
+
+        let blended = Reclustering.run(faces.map { Reclustering.Face(id: $0.id, photo: $0.photo, embedding: $0.embedding, person: $0.person,
+                                                                     confirmed: $0.confirmed) }, policy: policy)
+        XCTAssertEqual(blended.assignments[4].person, .existing(12), "one blended mean of both looks does not take the face")
+    }
+
+    /// An unsure face joins a person it matches but starts none: alone it stays unsorted, and a face that may found
+    /// a person still does so in the same replay.
+    func testAnUnsureFaceJoinsAPersonItMatchesButStartsNone() throws {
+        let faces = [
+            face(1, photo: 1, try unit(0), person: 10),
+            Reclustering.Face(id: 2, photo: 2, embedding: try unit(0, tilt: 0.1), person: nil, mayFoundPerson: false),
+            Reclustering.Face(id: 3, photo: 3, embedding: try unit(1), person: 11, mayFoundPerson: false),
+            Reclustering.Face(id: 4, photo: 4, embedding: try unit(2), person: nil),
+        ]
+        let outcome = Reclustering.run(faces, policy: policy)
+        XCTAssertEqual(persons(outcome), [.existing(10), .existing(10), nil, .new(0)])
+        XCTAssertEqual(outcome.newPersonCount, 1)
+        XCTAssertTrue(outcome.merged.isEmpty, "a person whose only face became unsorted is not merged into anyone")
+        let again = Reclustering.run(applied(outcome, to: faces), policy: policy)
+        XCTAssertEqual(persons(again), [.existing(10), .existing(10), nil, .existing(2_000_000)], "a second run changes nothing")
     }
 }

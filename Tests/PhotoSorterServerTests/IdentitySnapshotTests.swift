@@ -10,8 +10,9 @@ import XCTest
 /// gives; a new snapshot replaces the old one.
 class IdentitySnapshotTests: DatabaseTestCase {
     /// A restart from a snapshot, after faces were added, moved to a new person and removed with a changed file
-    /// since it was written, gives the index a full load of every face gives, and the one the running service
-    /// held; a bulk change (new generation) retires the snapshot.
+    /// and persons merged since it was written, gives the index a full load of every face gives, and the one the
+    /// running service held, looks and their owners included (a merge before the snapshot too); a bulk change (new
+    /// generation) retires the snapshot.
     func testIndexRestartsFromSnapshotAndCatchesUp() async throws {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("snapshot-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
@@ -23,6 +24,10 @@ class IdentitySnapshotTests: DatabaseTestCase {
         try await TestService.run(flavor) { service in
             let identity = service.services.identity
             _ = try await service.waitUntilDone(try await service.ingest(folder))
+            let (kept, absorbed) = try await service.twoPersonsNeverTogether(Set(try await service.photos().flatMap(\.personIDs)).sorted())
+            let merge = try await service.request(.POST, "/persons/merge", json: MergeRequest(personIDs: [kept, absorbed], into: kept))
+            XCTAssertEqual(merge.status, .ok, merge.reason)
+            XCTAssertEqual(identity.state.withLockedValue { $0.index.looks(of: kept) }, [kept, absorbed].sorted())
             let wrote = try await identity.saveSnapshot()
             XCTAssertTrue(wrote)
             let generation = try await IdentityService.generation(on: service.services.database.sql)
@@ -40,18 +45,27 @@ class IdentitySnapshotTests: DatabaseTestCase {
             try FileManager.default.copyItem(at: examples.appendingPathComponent("biden/biden.jpg"), to: replaced)
             try FileManager.default.copyItem(at: examples.appendingPathComponent("kit_harington"), to: folder.appendingPathComponent("kit"))
             _ = try await service.waitUntilDone(try await service.ingest(folder))
+            // Not the person the moved face left: it is "not" that person.
+            let (survivor, merged) = try await service.twoPersonsNeverTogether(
+                Set(try await service.photos().flatMap(\.personIDs)).subtracting([person]).sorted())
+            let later = try await service.request(.POST, "/persons/merge", json: MergeRequest(personIDs: [survivor, merged], into: survivor))
+            XCTAssertEqual(later.status, .ok, later.reason)
+            try await service.assertConsistent()
             let live = profiles(identity)
+            let liveOwners = owners(identity)
             let stored = try await service.services.database.sql.raw("SELECT MAX(id) AS id FROM embeddings").first()!.decode(column: "id", as: Int64.self)
             XCTAssertGreaterThan(stored, marks.lastEmbeddingID, "faces were stored after the snapshot")
 
             try await identity.load()
             XCTAssertEqual(identity.state.withLockedValue { $0.lastEmbeddingID }, stored)
             assertSame(profiles(identity), live, "restart from the snapshot")
+            XCTAssertEqual(owners(identity), liveOwners, "owners of looks after a restart from the snapshot")
 
             try await service.services.database.sql.raw("DELETE FROM identity_snapshot_persons").run()
             try await service.services.database.sql.raw("DELETE FROM identity_snapshots").run()
             try await identity.load()
             assertSame(profiles(identity), live, "full load of every face")
+            XCTAssertEqual(owners(identity), liveOwners, "owners of looks after a full load")
 
             let rewrote = try await identity.saveSnapshot()
             XCTAssertTrue(rewrote)
@@ -89,9 +103,17 @@ class IdentitySnapshotTests: DatabaseTestCase {
 
     // MARK: Helpers
 
+    /// Every look's owner, by look id.
+    private func owners(_ identity: IdentityService) -> [Int64: Int64] {
+        identity.state.withLockedValue { state in
+            Dictionary(uniqueKeysWithValues: state.index.lookIDs.map { ($0, state.index.owner(ofLook: $0)) })
+        }
+    }
+
+    /// Every look's profile, by look id.
     private func profiles(_ identity: IdentityService) -> [Int64: PersonProfile] {
         identity.state.withLockedValue { state in
-            Dictionary(uniqueKeysWithValues: state.index.personIDs.map { ($0, state.index.profiles[$0]!) })
+            Dictionary(uniqueKeysWithValues: state.index.lookIDs.map { ($0, state.index.profile(ofLook: $0)!) })
         }
     }
 

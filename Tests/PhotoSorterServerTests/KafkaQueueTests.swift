@@ -37,7 +37,7 @@ class KafkaQueueTests: DatabaseTestCase {
             var faces: [Int64: Set<String>] = [:]
             for summary in photos {
                 for detection in try await service.photo(summary.photoID).detections ?? [] {
-                    faces[detection.personID, default: []].insert("\(summary.path.dropFirst(folder.path.count)) \(detection.bbox)")
+                    faces[detection.personID!, default: []].insert("\(summary.path.dropFirst(folder.path.count)) \(detection.bbox)")
                 }
             }
             persons = Set(faces.values)

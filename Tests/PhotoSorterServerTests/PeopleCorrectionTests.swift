@@ -35,6 +35,8 @@ class PeopleCorrectionTests: DatabaseTestCase {
             let merged = try await service.request(.POST, "/persons/merge", json: MergeRequest(personIDs: [c, d], into: c)).decode(MergeResult.self)
             XCTAssertEqual(merged.merged, [d])
             XCTAssertEqual(merged.person.personID, c)
+            XCTAssertEqual(service.services.identity.state.withLockedValue { $0.index.looks(of: c) }, [c, d].sorted(),
+                           "the merge keeps d's faces as a look of c")
             try await service.assertConsistent()
 
             let confirmed = try await service.confirmedFaces()
@@ -81,7 +83,7 @@ class PeopleCorrectionTests: DatabaseTestCase {
             let groupPhoto = try await service.photo(group.photoID)
             let groupFaces = try XCTUnwrap(groupPhoto.detections)
             let faceOfA = try await service.faces(of: a)[0]
-            let otherPersonInGroup = groupFaces[1].personID
+            let otherPersonInGroup = groupFaces[1].personID!
             let before = try await service.correctionRows()
 
             struct Refusal {
@@ -98,7 +100,7 @@ class PeopleCorrectionTests: DatabaseTestCase {
             refused.append(Refusal(what: "merge a hidden person", method: .POST, path: "/persons/merge",
                                    body: try json(MergeRequest(personIDs: [a, hidden])), status: .conflict))
             refused.append(Refusal(what: "merge two persons of one photo", method: .POST, path: "/persons/merge",
-                                   body: try json(MergeRequest(personIDs: [groupFaces[0].personID, otherPersonInGroup])), status: .conflict))
+                                   body: try json(MergeRequest(personIDs: [groupFaces[0].personID!, otherPersonInGroup])), status: .conflict))
             refused.append(Refusal(what: "move a missing face", method: .POST, path: "/faces/move",
                                    body: try json(MoveRequest(faceIDs: [faceOfA.faceID, 999_999], toPersonID: b)), status: .notFound))
             refused.append(Refusal(what: "move two faces of one photo", method: .POST, path: "/faces/move",

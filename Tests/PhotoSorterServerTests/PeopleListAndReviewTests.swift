@@ -184,7 +184,7 @@ class PeopleListAndReviewTests: DatabaseTestCase {
             let items = try await queue()
             XCTAssertEqual(items.map(\.gap), items.map(\.gap).sorted(), "least certain first")
             for item in items {
-                let own = try await person(item.face.personID)
+                let own = try await person(try XCTUnwrap(item.face.personID))
                 let runnerUp = try XCTUnwrap(item.face.runnerUpPersonID, "face \(item.face.faceID) has no runner-up")
                 switch item.question.kind {
                 case .samePerson:
@@ -211,7 +211,7 @@ class PeopleListAndReviewTests: DatabaseTestCase {
             let movedNow = try await service.request(.GET, "/faces/\(moved.face.faceID)").decode(FaceView.self)
             XCTAssertEqual(movedNow.personID, target)
             XCTAssertTrue(movedNow.confirmed)
-            let targetNow = try await person(target), emptied = try await person(moved.face.personID)
+            let targetNow = try await person(target), emptied = try await person(try XCTUnwrap(moved.face.personID))
             XCTAssertEqual(targetNow.faceCount, facesBefore + 1)
             XCTAssertEqual(emptied.personID, target, "the one-face person became a redirect")
             let afterYes = try await queue()

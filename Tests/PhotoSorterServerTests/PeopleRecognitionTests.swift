@@ -27,7 +27,7 @@ class PeopleRecognitionTests: DatabaseTestCase {
                 let photo = try await service.photo(summary.photoID)
                 XCTAssertEqual(photo.status, .processed)
                 guard let labelled = photo.detections?.max(by: { $0.bbox.area < $1.bbox.area }) else { continue }
-                idsByIdentity[String(parts[0]), default: []].insert(labelled.personID)
+                idsByIdentity[String(parts[0]), default: []].insert(labelled.personID!)
             }
             XCTAssertEqual(idsByIdentity.count, 6)
             for (identity, ids) in idsByIdentity { XCTAssertEqual(ids.count, 1, "\(identity) split over \(ids)") }
@@ -81,7 +81,7 @@ class PeopleRecognitionTests: DatabaseTestCase {
             let after = try await service.facePersons()
             let redirects = try await service.services.database.sql.raw("SELECT id, merged_into FROM persons WHERE merged_into IS NOT NULL")
                 .all().reduce(into: [Int64: Int64]()) { $0[try $1.decode(column: "id", as: Int64.self)] = try $1.decode(column: "merged_into", as: Int64.self) }
-            let moved = before.filter { face, person in after[face] != (redirects[person] ?? person) }
+            let moved = before.filter { face, person in after[face] != person.map { redirects[$0] ?? $0 } }
             XCTAssertGreaterThan(before.count, 250)
             XCTAssertLessThanOrEqual(Double(moved.count), 0.01 * Double(before.count),
                                      "\(moved.count) of \(before.count) first-run faces changed id; recluster: \(result)")

@@ -62,9 +62,9 @@ class PersonDumpTests: DatabaseTestCase {
         }
     }
 
-    /// The person dump serves what changed since a sequence number: after a listing, only persons whose
-    /// representative changed (new faces, a merge) come back, absorbed persons as `removed`; an unknown epoch
-    /// (the instance reloaded) answers `reset`.
+    /// The person dump serves what changed since a sequence number: after a listing, only looks whose
+    /// representative or owner changed (new faces, a merge) come back — a merge keeps the absorbed person's look,
+    /// now the survivor's; an unknown epoch (the instance reloaded) answers `reset`.
     func testPersonDumpServesChangesSinceASequence() async throws {
         try await TestService.run(flavor) { service in
             _ = try await service.waitUntilDone(try await service.ingest(URL.faces("face_recognition_examples/obama")))
@@ -81,9 +81,13 @@ class PersonDumpTests: DatabaseTestCase {
 
             _ = try await service.request(.POST, "/persons/merge", json: MergeRequest(personIDs: [obama, biden], into: obama)).decode(MergeResult.self)
             let merged = try await service.request(.GET, "/person-dump?since_seq=\(grown.seq)&epoch=\(listing.epoch)").decode(PersonDump.self)
-            XCTAssertEqual(merged.persons.map(\.personID), [obama])
-            XCTAssertEqual(merged.removed, [biden])
+            XCTAssertEqual(merged.persons.map(\.personID), [obama], "the absorbed person's look now belongs to the survivor")
+            XCTAssertEqual(merged.persons.map(\.lookID), [biden])
+            XCTAssertEqual(merged.removed, [], "a merge keeps the absorbed look")
             XCTAssertGreaterThan(merged.seq, grown.seq)
+            let relisted = try await service.request(.GET, "/person-dump?since_id=0").decode(PersonDump.self)
+            XCTAssertEqual(relisted.persons.map(\.lookID), [obama, biden].sorted())
+            XCTAssertEqual(Set(relisted.persons.map(\.personID)), [obama])
 
             let stale = try await service.request(.GET, "/person-dump?since_seq=0&epoch=another").decode(PersonDump.self)
             XCTAssertTrue(stale.reset)

@@ -64,7 +64,7 @@ class XMPNamesTests: DatabaseTestCase {
 
             let named = try await face(of: folder.path("obama0.jpg"), service)
             XCTAssertTrue(named.confirmed)
-            let obama = try await person(named.personID, service)
+            let obama = try await person(try XCTUnwrap(named.personID), service)
             XCTAssertEqual(obama.displayName, "Barack Obama")
             for n in 1..<3 {
                 let other = try await face(of: folder.path("obama\(n).jpg"), service)
@@ -77,7 +77,7 @@ class XMPNamesTests: DatabaseTestCase {
                 .filter { $0.displayName?.lowercased() == "twin name" }
             XCTAssertEqual(twins.map(\.personID), [alex.personID])
             let biden = try await face(of: folder.path("biden.jpg"), service)
-            let bidenPerson = try await person(biden.personID, service)
+            let bidenPerson = try await person(try XCTUnwrap(biden.personID), service)
             XCTAssertNil(bidenPerson.displayName)
             try await service.assertConsistent()
         }
@@ -91,7 +91,8 @@ class XMPNamesTests: DatabaseTestCase {
         defer { folder.delete() }
         try await TestService.run(flavor) { service in
             _ = try await service.waitUntilDone(try await service.ingest(folder.url))
-            let obamaPerson = try await face(of: folder.path("obama0.jpg"), service).personID
+            let obamaFace = try await face(of: folder.path("obama0.jpg"), service)
+            let obamaPerson = try XCTUnwrap(obamaFace.personID)
             _ = try await service.request(.PATCH, "/person/\(obamaPerson)", json: PersonUpdate(displayName: .some("Barack")))
             let biden = try await face(of: folder.path("biden.jpg"), service)
             let rejected = try await service.request(.POST, "/faces/\(biden.faceID)/reject", json: RejectRequest(personID: obamaPerson))
@@ -125,7 +126,7 @@ class XMPNamesTests: DatabaseTestCase {
             summary = try await settledNames(service, expected: 3)
             XCTAssertEqual(summary.applied, 1)
             let rose = try await face(of: folder.path("rose.jpg"), service)
-            let rosePerson = try await person(rose.personID, service)
+            let rosePerson = try await person(try XCTUnwrap(rose.personID), service)
             XCTAssertEqual(rosePerson.displayName, "Rose Leslie")
             XCTAssertTrue(rose.confirmed)
 
@@ -135,7 +136,7 @@ class XMPNamesTests: DatabaseTestCase {
             _ = try await service.waitUntilDone(try await service.ingest(folder.url))
             _ = try await settledNames(service, expected: 4)
             let renamed = try await face(of: folder.path("rose.jpg"), service)
-            let renamedPerson = try await person(renamed.personID, service)
+            let renamedPerson = try await person(try XCTUnwrap(renamed.personID), service)
             XCTAssertEqual(renamedPerson.displayName, "Rose L.")
 
             let settled = service.ml.requestedPhotoIDs.count

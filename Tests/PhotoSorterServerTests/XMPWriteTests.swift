@@ -93,7 +93,7 @@ class XMPWriteTests: DatabaseTestCase {
     func expectedRegions(_ photo: PhotoView, names: [Int64: String]) -> SidecarFaces {
         SidecarFaces(frameWidth: photo.width!, frameHeight: photo.height!, quarterTurns: 0,
                      faces: (photo.detections ?? []).compactMap { face in
-                         names[face.personID].map { NamedFace(faceID: face.embeddingID, box: face.bbox, name: $0) } })
+                         face.personID.flatMap { names[$0] }.map { NamedFace(faceID: face.embeddingID, box: face.bbox, name: $0) } })
     }
 
     func assertRegion(_ region: [String: Any]?, is expected: FaceRegion, file: StaticString = #filePath, line: UInt = #line) throws {

@@ -62,7 +62,9 @@ def evaluate_run(root: Path, binary: Path, workdir: Path, threshold, extra_env: 
                 if detail["status"] != "PROCESSED":
                     failed.append(path)
                 det = harness.labelled_detection(detail, path)
-                pred = None if det is None else det["person_id"]
+                # An unsorted face (too unsure to start a person, matched no one) is found but in no person: a
+                # singleton of its own, not a photo without a face.
+                pred = None if det is None else det.get("person_id") or ("unsorted", path)
             labels.append(ident)
             preds.append(pred)
     finally:
@@ -73,6 +75,7 @@ def evaluate_run(root: Path, binary: Path, workdir: Path, threshold, extra_env: 
     if any(n.startswith("profile_") for n in names) and any(n.startswith("frontal_") for n in names):
         # CFP's layout: do the profiles join the person that holds the same person's frontal photos?
         result["profiles"] = metrics.subset_on_reference_majority(labels, preds, [n.startswith("profile_") for n in names])
+    result["counts"]["labelled_faces_unsorted"] = sum(1 for p in preds if isinstance(p, tuple))
     result["counts"]["photos_not_in_database"] = len(missing_rows)
     result["counts"]["labelled_photos_not_processed"] = len(failed)
     result["counts"]["all_photos_in_database"] = len(photos)
@@ -92,7 +95,8 @@ def fmt(result: dict) -> str:
     lines = [
         f"threshold {th}: {c['photos']} labelled photos, {c['identities']} identities, "
         f"{c['predicted_persons']} person ids on labelled faces ({s.get('persons')} persons in the database)",
-        f"  no face found:   {c['photos_without_face']} labelled photos (counted as misses)"
+        f"  no face found:   {c['photos_without_face']} labelled photos (counted as misses); "
+        f"unsorted: {c.get('labelled_faces_unsorted', 0)} labelled faces (singletons)"
         + (f", not processed: {c['labelled_photos_not_processed']}" if c["labelled_photos_not_processed"] else ""),
         f"  pairwise         P {pw['precision']:.4f}  R {pw['recall']:.4f}  F1 {pw['f1']:.4f}",
         f"  BCubed           P {bc['precision']:.4f}  R {bc['recall']:.4f}  F1 {bc['f1']:.4f}",

@@ -10,8 +10,9 @@ pool over every photo of the given trees and writes, per photo, its path relativ
         ../shared/testdata/faces/lfw_small ../shared/testdata/lfw_scale --out bench/out/embeddings-arcface.json
 
 A root's folder name is the set name simulate_rules.py's `--sets` takes (`../shared/testdata/hard_faces/fgnet_dev`
--> `fgnet_dev`). Each detection also carries the detector's `confidence`, and with `--norms` (ArcFace) the
-embedding's length before L2 normalisation (`norm`), a face-quality signal; photos carry the detection `look`.
+-> `fgnet_dev`). Each detection also carries the detector's `confidence`, and with `--norms` the embedding's length
+before L2 normalisation (`norm`, the pipeline's `embedding_norm`; for ArcFace a face-quality signal); photos carry the
+detection `look`.
 Thumbnails are not rendered (PHOTO_SORTER_ML_THUMBNAIL_SIZE=0 unless set): they do not change the faces.
 """
 from __future__ import annotations
@@ -26,35 +27,8 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-import numpy as np
 
 EXTS = {".jpg", ".jpeg", ".png"}
-_NORMS: list[float] = []
-
-
-def init_recording_worker(params: dict, norms: bool) -> None:
-    """init_worker, then (with `norms`) wraps the ArcFace model's forward pass so each call's raw output lengths
-    are kept for analyse_recording (the embedding itself is unchanged)."""
-    from photo_sorter_ml import pipeline
-    pipeline.init_worker(params)
-    model = getattr(pipeline._MODELS.embedder, "_model", None) if norms else None
-    if model is not None:
-        forward = model.forward
-
-        def forward_keeping_norms(batch):
-            out = forward(batch)
-            _NORMS.extend(float(n) for n in np.linalg.norm(np.asarray(out, dtype=np.float64), axis=1))
-            return out
-        model.forward = forward_keeping_norms
-
-
-def analyse_recording(path: str, name: str) -> dict:
-    """analyse_in_worker plus the raw embedding norms of this photo's faces (empty list when not kept)."""
-    from photo_sorter_ml.pipeline import analyse_in_worker
-    _NORMS.clear()
-    result = analyse_in_worker(path, name)
-    result["raw_norms"] = list(_NORMS)
-    return result
 
 
 def photos_of(root: Path) -> list[Path]:
@@ -79,7 +53,7 @@ def main() -> int:
     ap.add_argument("--model", default="arcface", help="arcface or dlib (PHOTO_SORTER_ML_MODEL)")
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
-    ap.add_argument("--norms", action="store_true", help="also record each ArcFace embedding's length before L2 normalisation")
+    ap.add_argument("--norms", action="store_true", help="also record each embedding's length before L2 normalisation")
     args = ap.parse_args()
 
     os.environ["PHOTO_SORTER_ML_MODEL"] = args.model
@@ -87,28 +61,28 @@ def main() -> int:
     for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):
         os.environ.setdefault(var, "1")
     from photo_sorter_ml.config import Settings
-    from photo_sorter_ml.pipeline import PipelineParams, params_dict
+    from photo_sorter_ml.pipeline import PipelineParams, analyse_in_worker, init_worker, params_dict
 
     params = params_dict(PipelineParams.from_settings(Settings.from_env()))
     jobs = [(root.resolve(), path) for root in args.roots for path in photos_of(root.resolve())]
     started = time.perf_counter()
     photos, model_version = [], None
     with ProcessPoolExecutor(args.workers, mp_context=multiprocessing.get_context("spawn"),
-                             initializer=init_recording_worker, initargs=(params, args.norms)) as pool:
-        results = pool.map(analyse_recording, [str(p) for _, p in jobs], [p.name for _, p in jobs], chunksize=8)
+                             initializer=init_worker, initargs=(params,)) as pool:
+        results = pool.map(analyse_in_worker, [str(p) for _, p in jobs], [p.name for _, p in jobs], chunksize=8)
         for (root, path), result in zip(jobs, results):
             if not result.get("ok"):
                 print(f"failed: {path}: {result.get('error')}", file=sys.stderr)
                 continue
             model_version = result["model_version"]
-            norms = result["raw_norms"] if len(result["raw_norms"]) == len(result["detections"]) else [None] * len(result["detections"])
             photos.append({
                 "path": str(path.relative_to(root.parent)),
                 "width": result["width"], "height": result["height"],
                 "look": result.get("detect", {}).get("look"),
                 "detections": [{"bbox": d["bbox"], "embedding": base64.b64encode(d["embedding"]).decode(),
-                                "confidence": d.get("confidence"), **({"norm": n} if n is not None else {})}
-                               for d, n in zip(result["detections"], norms)],
+                                "confidence": d.get("confidence"),
+                                **({"norm": d["embedding_norm"]} if args.norms and "embedding_norm" in d else {})}
+                               for d in result["detections"]],
             })
             if len(photos) % 500 == 0:
                 print(f"{len(photos)}/{len(jobs)} photos", file=sys.stderr, flush=True)

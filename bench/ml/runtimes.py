@@ -40,7 +40,7 @@ from insightface.utils.face_align import norm_crop  # noqa: E402
 
 from photo_sorter_ml.config import Settings  # noqa: E402
 from photo_sorter_ml.decode import decode  # noqa: E402
-from photo_sorter_ml.models import load_models, verify_weights  # noqa: E402
+from photo_sorter_ml.models import load_models, unit_rows, verify_weights  # noqa: E402
 from photo_sorter_ml.models.runtimes import ENGINES, RUNTIMES, engine_version, inference_session  # noqa: E402
 from photo_sorter_ml.pipeline import PipelineParams, analyse  # noqa: E402
 from photo_sorter_ml.xmp_regions import iou  # noqa: E402
@@ -151,7 +151,7 @@ def identity(sets: list[str]) -> dict:
                 img = decode(str(path), params.max_pixels).rgb
                 faces = models["onnxruntime"].detector.detect(img, 0)
                 if faces:
-                    e = {rt: models[rt].embedder.embed(img, faces) for rt in ENGINES}
+                    e = {rt: unit_rows(models[rt].embedder.embed(img, faces))[0] for rt in ENGINES}
                     cos_emb += [float(x) for x in np.sum(e["onnxruntime"] * e["openvino"], axis=1)]
         out[name] = {
             "photos": len(paths), "faces_found": found, "unpaired_faces": len(unpaired),

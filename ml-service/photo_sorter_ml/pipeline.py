@@ -19,7 +19,7 @@ from .decode import DecodeError, Decoded, decode, downscale_for_detection
 from . import xmp_regions
 from .face_finder import face_in_region, find_faces, turned
 from .lifeline import watch_parent
-from .models import Detection, FaceDetector, Models, load_models, model_spec
+from .models import Detection, FaceDetector, Models, load_models, model_spec, unit_rows
 from .models.runtimes import DEFAULT_RUNTIME
 from .taken_date import read_taken, taken_from
 from .thumbnails import DEFAULT_PREVIEW_MAX_SIDE, DEFAULT_THUMBNAIL_SIZE, render
@@ -189,11 +189,13 @@ def analyse(source: str | bytes, name: str | None = None, models: Models | None 
             boxes.append((box, confidence))
     t2 = time.perf_counter()
 
-    vectors = models.embedder.embed(rgb, faces)
+    vectors, norms = unit_rows(models.embedder.embed(rgb, faces))
     t3 = time.perf_counter()
 
+    # `embedding_norm`: the embedder's output length before normalising (ArcFace: low on an unsure face).
     detections = [
-        {"bbox": box, "embedding": np.ascontiguousarray(vectors[i], dtype="<f4").tobytes(), "confidence": conf}
+        {"bbox": box, "embedding": np.ascontiguousarray(vectors[i], dtype="<f4").tobytes(), "confidence": conf,
+         "embedding_norm": float(norms[i])}
         for i, (box, conf) in enumerate(boxes)
     ]
     for i, xmp_name in names.items():

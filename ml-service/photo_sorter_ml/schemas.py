@@ -80,12 +80,16 @@ class Accepted(BaseModel):
 
 
 class Detection(BaseModel):
-    """One face. `thumbnail` is absent when thumbnails are off; `suggested_person_id` and `similarity` only come
-    with a suggestion (README, "Person suggestions"); `xmp_name` only when an XMP face region names the face, `source`
-    only for a named region no detected face filled (README, "Face names from XMP")."""
+    """One face. `embedding_norm` is the embedder's output length before `embedding` was L2-normalised (ArcFace: a
+    face-quality signal, README "Endpoints"); `thumbnail` is absent when thumbnails are off; `suggested_person_id`
+    and `similarity` only come with a suggestion (README, "Person suggestions"); `xmp_name` only when an XMP face
+    region names the face, `source` only for a named region no detected face filled (README, "Face names from
+    XMP")."""
     bbox: list[int] = Field(min_length=4, max_length=4)
     embedding: str = Field(description="base64 of little-endian float32 values")
     confidence: float
+    embedding_norm: float | None = Field(
+        None, description="L2 norm of the embedder's output before normalisation (ArcFace: low is an unsure face)")
     thumbnail: str | None = None
     suggested_person_id: int | None = None
     similarity: float | None = Field(None, description="the face's mean similarity to the suggested person's faces")

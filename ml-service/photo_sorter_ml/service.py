@@ -40,6 +40,8 @@ def faces_of(result: dict, suggestions: list[tuple[int, float] | None]) -> tuple
         embedding = b64(d["embedding"])
         face = {"bbox": [int(x) for x in d["bbox"]], "embedding": embedding,
                 "confidence": round(float(d["confidence"]), 4)}
+        if d.get("embedding_norm") is not None:
+            face["embedding_norm"] = round(float(d["embedding_norm"]), 4)
         if d.get("thumbnail"):
             face["thumbnail"] = b64(d["thumbnail"])
         face.update({k: d[k] for k in ("xmp_name", "source") if k in d})

@@ -48,7 +48,8 @@ def free_port() -> int:
 
 class Receiver:
     """A real HTTP server: records callbacks (POST /cb), answers scripted statuses, serves /person-dump (`persons`,
-    with `identity_rule` when it is set, as the Swift service does once the library has a face model)."""
+    one entry per look, paged by look id, with `identity_rule` when it is set, as the Swift service does once the
+    library has a face model)."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
@@ -91,9 +92,9 @@ class Receiver:
 
                 q = parse_qs(urlsplit(self.path).query)
                 since = int(q.get("since_id", ["0"])[0])
-                items = [p for p in persons if p["person_id"] > since]
-                answer = {"persons": items, "next_since_id": max([since] + [p["person_id"] for p in items]),
-                          "has_more": False}
+                look_ids = [p.get("look_id", p["person_id"]) for p in persons]
+                answer = {"persons": [p for p, look in zip(persons, look_ids) if look > since],
+                          "next_since_id": max([since] + look_ids), "has_more": False}
                 if rule is not None:
                     answer["identity_rule"] = rule
                 data = json.dumps(answer).encode()

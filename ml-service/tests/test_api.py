@@ -83,6 +83,8 @@ def test_dlib_callback_payload(dlib_server, receiver, faces, next_id):
     body = submit(dlib_server, receiver, faces / OBAMA, next_id())
     assert body["status"] == "PROCESSED" and body["meta"]["model_version"] == "dlib-resnet-v1+hog-5pt"
     assert [emb(d["embedding"]).shape for d in body["detections"]] == [(128,)]
+    # dlib's norm (about 1.4) carries no quality meaning, but it is sent as for ArcFace
+    assert [0.1 < d["embedding_norm"] < 10 for d in body["detections"]] == [True]
 
 
 # --- the happy path -------------------------------------------------------------------------------
@@ -124,6 +126,18 @@ def test_from_image_answer_carries_a_thumbnail_per_face_and_a_preview(server, fa
     assert all(jpeg_b64(d["thumbnail"]).size == (112, 112) for d in r["detections"])
     assert len({d["thumbnail"] for d in r["detections"]}) == 24
     assert (r["preview_width"], r["preview_height"]) == (640, 498) == jpeg_b64(r["preview"]).size
+
+
+def test_callback_and_from_image_faces_carry_the_embedding_norm(server, receiver, faces, next_id):
+    """`embedding_norm`: the ArcFace output's length before the unit-length `embedding` was made of it, rounded to
+    4 decimals; a real face's lies in 15-40, and the answer of /embeddings/from-image carries the same."""
+    photo = faces / BALD
+    body = submit(server, receiver, photo, next_id())
+    norms = [d["embedding_norm"] for d in body["detections"]]
+    assert len(norms) == 24 and all(isinstance(n, float) and n == round(n, 4) for n in norms)
+    assert all(abs(float(np.linalg.norm(emb(d["embedding"]))) - 1.0) < 1e-5 for d in body["detections"])
+    assert 15.0 < min(norms) and max(norms) < 40.0, norms
+    assert [d["embedding_norm"] for d in analyse(server, photo)["detections"]] == norms
 
 
 def test_no_face_photo_is_processed_with_no_detections(server, receiver, faces, next_id):

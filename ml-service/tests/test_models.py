@@ -13,9 +13,9 @@ import pytest
 from conftest import run_service
 from photo_sorter_ml.config import Settings
 from photo_sorter_ml.decode import decode
-from photo_sorter_ml.models import (ARCFACE_FILE, ARCFACE_WEIGHTS, SCRFD_FILE, ModelFileError, load_models,
+from photo_sorter_ml.models import (ARCFACE_FILE, ARCFACE_WEIGHTS, SCRFD_FILE, ModelFileError, Models, load_models,
                                     model_spec, verify_weights)
-from photo_sorter_ml.models.base import Detection
+from photo_sorter_ml.models.base import Detection, unit_rows
 from photo_sorter_ml.pipeline import PipelineParams, analyse
 
 REFERENCE = json.loads((Path(__file__).parent / "data/arcface_reference.json").read_text())
@@ -129,10 +129,10 @@ def test_embedder_reproduces_reference_embedding(arcface, faces):
     want = np.asarray(REFERENCE["embedding"], dtype=np.float32)
     face = Detection(*REFERENCE["bbox"], 1.0, np.asarray(REFERENCE["landmarks"], dtype=np.float32))
     other = Detection(0, 0, 100, 100, 1.0, face.landmarks + 3.0)  # a second face in the same batch
-    got = arcface.embedder.embed(rgb, [face, other])
+    got = unit_rows(arcface.embedder.embed(rgb, [face, other]))[0]
     assert got.shape == (2, 512) and got.dtype == np.float32
     assert float(got[0] @ want) >= 0.999, float(got[0] @ want)
-    alone = arcface.embedder.embed(rgb, [face])[0]
+    alone = unit_rows(arcface.embedder.embed(rgb, [face]))[0][0]
     assert float(alone @ got[0]) > 0.99999  # batching changes nothing
 
 
@@ -148,6 +148,47 @@ def test_pipeline_stays_close_to_reference_embedding(arcface, faces):
     want = np.asarray(REFERENCE["embedding"], dtype=np.float32)
     best = max(float(np.frombuffer(d["embedding"], dtype="<f4") @ want) for d in r["detections"])
     assert best >= 0.98, best
+
+
+# --- the embedding's length before normalising ------------------------------------------------------------
+
+def test_unit_rows_normalises_each_row_and_leaves_a_zero_row_zero():
+    raw = np.array([[3.0, 4.0, 0.0], [0.0, 0.0, 0.0], [0.0, -2.0, 0.0]], dtype=np.float32)
+    unit, norms = unit_rows(raw)
+    assert unit.dtype == np.dtype("<f4") and norms.dtype == np.float32
+    np.testing.assert_allclose(norms, [5.0, 0.0, 2.0])
+    np.testing.assert_allclose(unit, [[0.6, 0.8, 0.0], [0.0, 0.0, 0.0], [0.0, -1.0, 0.0]])
+    assert unit_rows(np.zeros((0, 512), np.float32))[0].shape == (0, 512)
+
+
+class _RecordingEmbedder:
+    """The embedder, keeping what it returned."""
+
+    def __init__(self, embedder) -> None:
+        self._embedder, self.dim, self.raw = embedder, embedder.dim, []
+
+    def embed(self, rgb, faces):
+        out = self._embedder.embed(rgb, faces)
+        self.raw.append(out)
+        return out
+
+
+def test_each_detection_carries_the_raw_arcface_norm_of_its_unit_embedding(arcface, faces):
+    """A real LFW face: the embedding sent is unit length, and `embedding_norm` is the length of the embedder's raw
+    output for that face (so embedding x norm gives the raw output back), in the range real faces have (15-40)."""
+    recording = _RecordingEmbedder(arcface.embedder)
+    models = Models(arcface.detector, recording, arcface.version)
+    photo = sorted((faces / "lfw_small/Tom_Hanks").glob("*.jpg"))[0]
+    r = analyse(str(photo), models=models, params=_arcface_params(thumbnail_size=0))
+    (raw,) = recording.raw
+    assert len(r["detections"]) == len(raw) >= 1
+    for d, row in zip(r["detections"], raw):
+        v = np.frombuffer(d["embedding"], dtype="<f4")
+        assert abs(float(np.linalg.norm(v)) - 1.0) < 1e-5
+        assert isinstance(d["embedding_norm"], float) and d["embedding_norm"] > 0
+        assert d["embedding_norm"] == pytest.approx(float(np.linalg.norm(row)), rel=1e-5)
+        np.testing.assert_allclose(v * d["embedding_norm"], row, atol=1e-4)
+    assert 15.0 < max(d["embedding_norm"] for d in r["detections"]) < 40.0
 
 
 def test_landmarks_and_boxes_map_back_to_full_resolution(arcface, faces, tmp_path):

@@ -11,7 +11,7 @@ import pytest
 from conftest import _started, run_service
 from photo_sorter_ml.config import Settings
 from photo_sorter_ml.decode import decode
-from photo_sorter_ml.models import load_models
+from photo_sorter_ml.models import load_models, unit_rows
 from photo_sorter_ml.models.base import Detection
 from photo_sorter_ml.models.runtimes import ENGINES
 
@@ -44,7 +44,8 @@ def test_runtimes_find_the_same_faces_with_the_same_embeddings(both, faces):
         for a, b in zip(ref, ov):
             corners = np.abs(np.array([a.left, a.top, a.right, a.bottom]) - [b.left, b.top, b.right, b.bottom])
             assert corners.max() <= 1.0 and np.abs(a.landmarks - b.landmarks).max() <= 1.0, path
-        cosines = np.sum(both["onnxruntime"].embedder.embed(rgb, ref) * both["openvino"].embedder.embed(rgb, ov), 1)
+        cosines = np.sum(unit_rows(both["onnxruntime"].embedder.embed(rgb, ref))[0]
+                         * unit_rows(both["openvino"].embedder.embed(rgb, ov))[0], 1)
         assert cosines.min() >= MIN_COSINE, (path, cosines.min())
         checked += len(ref)
     assert checked >= 30
@@ -54,7 +55,8 @@ def test_box_only_faces_embed_alike_on_both_runtimes(both, faces):
     """The path of an XMP region drawn where no face was detected: aligned from the box alone."""
     rgb = decode(str(faces / "face_recognition_examples/obama/obama.jpg"), MAX_PIXELS).rgb
     box = [Detection(350, 60, 640, 450, 0.0)]
-    cosine = float(both["onnxruntime"].embedder.embed(rgb, box)[0] @ both["openvino"].embedder.embed(rgb, box)[0])
+    cosine = float(unit_rows(both["onnxruntime"].embedder.embed(rgb, box))[0][0]
+                   @ unit_rows(both["openvino"].embedder.embed(rgb, box))[0][0])
     assert cosine >= MIN_COSINE
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from photo_sorter_ml.config import Settings, origin_of
-from photo_sorter_ml.models import load_models
+from photo_sorter_ml.models import load_models, unit_rows
 from photo_sorter_ml.persons import PersonCache, decode_embedding
 from photo_sorter_ml.security import CallbackPolicy, PathPolicy
 
@@ -69,7 +69,7 @@ def test_person_cache_unreachable_service_is_empty(dim):
     async def go():
         cache = PersonCache("http://127.0.0.1:9", None, dim, refresh_s=0.0, full_refresh_s=60, timeout_s=1)
         await cache.refresh()
-        assert cache.size == 0 and cache.last_error
+        assert cache.look_count == 0 and cache.last_error
         v = np.ones((2, dim), np.float32) / np.sqrt(dim)
         assert cache.suggest(v) == [None, None] and cache.rule is None
         await cache.aclose()
@@ -80,10 +80,13 @@ def _b64(v: np.ndarray) -> str:
     return base64.b64encode(np.asarray(v, dtype="<f4").tobytes()).decode()
 
 
-def _entry(person_id: int, representative: np.ndarray, coherence: float = 1.0, face_count: int = 1) -> dict:
-    """A person of the Swift service's dump."""
-    return {"person_id": person_id, "representative_embedding": _b64(representative), "hidden": False,
-            "coherence": coherence, "meta": {"face_count": face_count}}
+def _entry(person_id: int, representative: np.ndarray, coherence: float = 1.0, face_count: int = 1,
+           look_id: int | None = None) -> dict:
+    """A look of the Swift service's dump: the person's own (`look_id` = `person_id`) unless `look_id` says
+    another."""
+    return {"person_id": person_id, "look_id": person_id if look_id is None else look_id,
+            "representative_embedding": _b64(representative), "hidden": False, "coherence": coherence,
+            "meta": {"face_count": face_count}}
 
 
 def _cache_of(answer: dict, dim: int) -> PersonCache:
@@ -143,13 +146,13 @@ def test_no_suggestion_before_the_dump_gives_a_rule_or_for_a_person_without_cohe
     rng = np.random.default_rng(13)
     v = _unit(rng.normal(size=512))
     unruled = _cache_of({"persons": [_entry(1, v)], "next_since_id": 1, "has_more": False}, 512)
-    assert unruled.size == 1 and unruled.rule is None and unruled.status()["identity_rule"] is None
+    assert unruled.look_count == 1 and unruled.rule is None and unruled.status()["identity_rule"] is None
     assert unruled.suggest(v[None, :]) == [None]
     rule = {"match_threshold": 0.3, "small_person_margin": 0}
     without = {k: x for k, x in _entry(2, v).items() if k != "coherence"}
     cache = _cache_of({"persons": [without, _entry(3, v, coherence=1.5)], "next_since_id": 3, "has_more": False,
                        "identity_rule": rule}, 512)
-    assert cache.size == 0 and cache.suggest(v[None, :]) == [None]
+    assert cache.look_count == 0 and cache.suggest(v[None, :]) == [None]
 
 
 def test_person_cache_keeps_only_the_models_dimension():
@@ -166,7 +169,7 @@ def test_person_cache_keeps_only_the_models_dimension():
         cache = PersonCache("http://service", None, 512, refresh_s=0.0, full_refresh_s=60)
         cache._client = httpx.AsyncClient(transport=httpx.MockTransport(dump))
         await cache.refresh()
-        assert cache.size == 2
+        assert cache.look_count == 2
         queries = np.stack([a / np.linalg.norm(a), -b / np.linalg.norm(b)]).astype(np.float32)
         (pid, sim), none = cache.suggest(queries)
         assert pid == 1 and abs(sim - 1) < 1e-5 and none is None
@@ -205,7 +208,7 @@ def test_cnn_detector_finds_lfw_face(faces):
     img = np.asarray(Image.open(path).convert("RGB"))
     dets = models.detector.detect(img, 0)
     assert len(dets) >= 1 and dets[0].confidence > 0
-    vec = models.embedder.embed(img, dets[:1])
+    vec = unit_rows(models.embedder.embed(img, dets[:1]))[0]
     assert vec.shape == (1, 128) and abs(np.linalg.norm(vec[0]) - 1) < 1e-5
 
 
@@ -239,17 +242,99 @@ def test_person_cache_applies_changes_since_its_sequence_and_lists_again_after_a
         cache = PersonCache("http://service", None, 512, refresh_s=0.0, full_refresh_s=3600)
         cache._client = httpx.AsyncClient(transport=httpx.MockTransport(dump))
         await cache.refresh()
-        assert cache.size == 2 and cache.status()["epoch"] == "e1" and cache.status()["seq"] == 5
+        assert cache.look_count == 2 and cache.status()["epoch"] == "e1" and cache.status()["seq"] == 5
         await cache.refresh()
         assert requests[1] == {"since_seq": "5", "epoch": "e1", "limit": "5000", "encoding": "f16"}
-        assert cache.size == 1
+        assert cache.look_count == 1
         (pid, sim), = cache.suggest(unit(b2)[None, :])
         assert pid == 2 and sim > 0.999
         await cache.refresh()  # reset: the service reloaded, so the cache lists everything again at once
         assert requests[3]["since_id"] == "0"
-        assert cache.size == 1 and cache.status()["epoch"] == "e2"
+        assert cache.look_count == 1 and cache.status()["epoch"] == "e2"
         (pid, _), = cache.suggest(unit(c)[None, :])
         assert pid == 3
+        await cache.aclose()
+    asyncio.run(go())
+
+
+RULE = {"match_threshold": 0.5, "small_person_margin": 0}
+
+
+def test_a_face_near_a_persons_second_look_is_suggested_that_person():
+    """A person with two looks (its own and one merged into it): a face that joins only the second look is
+    suggested the owning person, with its mean similarity to that look; the cache counts one person, two looks."""
+    rng = np.random.default_rng(21)
+    own, merged = _unit(rng.normal(size=512)), _unit(rng.normal(size=512))
+    answer = {"persons": [_entry(1, own, 0.9, 10), _entry(1, merged, 0.8, 4, look_id=2)], "next_since_id": 2,
+              "has_more": False, "identity_rule": RULE}
+    cache = _cache_of(answer, 512)
+    assert (cache.status()["persons"], cache.status()["looks"]) == (1, 2)
+    (pid, score), (own_pid, _) = cache.suggest(np.stack([merged, own]))
+    assert pid == own_pid == 1 and abs(score - 0.8) < 1e-5
+
+
+def test_an_entry_without_look_id_is_its_persons_only_look():
+    """An older service's entry (no `look_id`) is the person's own look, kept and suggested as before."""
+    rng = np.random.default_rng(22)
+    v = _unit(rng.normal(size=512))
+    old = {k: x for k, x in _entry(5, v).items() if k != "look_id"}
+    cache = _cache_of({"persons": [old], "next_since_id": 5, "has_more": False, "identity_rule": RULE}, 512)
+    assert cache._looks.keys() == {5} and cache.status()["persons"] == 1
+    (pid, score), = cache.suggest(v[None, :])
+    assert pid == 5 and score > 0.999
+
+
+def _changes_cache(answers: list[dict]) -> tuple[PersonCache, list[dict]]:
+    """A cache that reads `answers` one refresh each (the first a listing, the next changes) and the query of each."""
+    requests: list[dict] = []
+
+    def dump(request: httpx.Request) -> httpx.Response:
+        requests.append(dict(request.url.params))
+        return httpx.Response(200, json={"has_more": False, "identity_rule": RULE, "epoch": "e1",
+                                         **answers[len(requests) - 1]})
+
+    cache = PersonCache("http://service", None, 512, refresh_s=0.0, full_refresh_s=3600)
+    cache._client = httpx.AsyncClient(transport=httpx.MockTransport(dump))
+    return cache, requests
+
+
+def test_a_look_relisted_with_a_new_owner_moves_its_suggestion_to_that_owner():
+    """A merge of B into A comes as a change re-listing look B with person_id A: a face of B is then suggested A,
+    and B's own person is gone from the cache."""
+    rng = np.random.default_rng(23)
+    a, b = _unit(rng.normal(size=512)), _unit(rng.normal(size=512))
+    cache, requests = _changes_cache([
+        {"persons": [_entry(1, a), _entry(2, b)], "next_since_id": 2, "seq": 5},
+        {"persons": [_entry(1, b, look_id=2)], "removed": [], "seq": 6, "reset": False},
+    ])
+
+    async def go():
+        await cache.refresh()
+        assert cache.suggest(b[None, :])[0][0] == 2
+        await cache.refresh()
+        assert requests[1]["since_seq"] == "5"
+        assert [pid for pid, _ in cache.suggest(np.stack([b, a]))] == [1, 1]  # A keeps its own look too
+        assert (cache.status()["persons"], cache.status()["looks"]) == (1, 2)
+        await cache.aclose()
+    asyncio.run(go())
+
+
+def test_a_removed_look_id_drops_that_look_not_its_person():
+    """`removed` names looks: the removed look suggests nothing any more, the same person's other look still
+    suggests it."""
+    rng = np.random.default_rng(24)
+    own, merged = _unit(rng.normal(size=512)), _unit(rng.normal(size=512))
+    cache, _ = _changes_cache([
+        {"persons": [_entry(1, own), _entry(1, merged, look_id=2)], "next_since_id": 2, "seq": 5},
+        {"persons": [], "removed": [2], "seq": 6, "reset": False},
+    ])
+
+    async def go():
+        await cache.refresh()
+        await cache.refresh()
+        assert cache.suggest(merged[None, :]) == [None]
+        (pid, _), = cache.suggest(own[None, :])
+        assert pid == 1 and (cache.status()["persons"], cache.status()["looks"]) == (1, 1)
         await cache.aclose()
     asyncio.run(go())
 

@@ -248,9 +248,9 @@ def test_named_regions_without_a_detected_face_become_faces_embedded_from_their_
 def test_dlib_embeds_a_region_from_its_box(faces):
     pytest.importorskip("dlib")
     rgb = np.asarray(Image.open(faces / OBAMA).convert("RGB"))
-    from photo_sorter_ml.models import Detection
+    from photo_sorter_ml.models import Detection, unit_rows
 
-    vectors = load_models("dlib").embedder.embed(rgb, [Detection(350, 60, 640, 450, 0.0)])
+    vectors = unit_rows(load_models("dlib").embedder.embed(rgb, [Detection(350, 60, 640, 450, 0.0)]))[0]
     assert vectors.shape == (1, 128) and abs(float(np.linalg.norm(vectors[0])) - 1.0) < 1e-3
 
 

@@ -13,11 +13,14 @@ public struct CallbackPayload: Content, Sendable {
         /// The name an XMP face region of the photo (its sidecar or its own metadata) gives this face; the face may
         /// be one the detector missed, embedded from the region's box (`source` "xmp_region").
         public var xmpName: String?
+        /// The embedding's length before L2 normalisation: below the model's `unsureBelowNorm` the face is unsure.
+        public var embeddingNorm: Double?
 
         enum CodingKeys: String, CodingKey {
             case bbox, embedding, confidence, thumbnail
             case suggestedPersonID = "suggested_person_id"
             case xmpName = "xmp_name"
+            case embeddingNorm = "embedding_norm"
         }
     }
 

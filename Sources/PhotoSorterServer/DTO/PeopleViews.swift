@@ -81,7 +81,8 @@ public struct FaceView: Content, Sendable, Equatable {
     public var photoID: Int64
     public var path: String
     public var faceIndex: Int
-    public var personID: Int64
+    /// Nil (`null`): an unsorted face.
+    @NullWhenAbsent public var personID: Int64?
     public var bbox: BoundingBox
     public var confidence: Double
     public var similarity: Double?
@@ -277,8 +278,8 @@ public struct RejectResult: Content, Sendable, Equatable {
     public var faceID: Int64
     /// The person the face is not.
     public var rejectedPersonID: Int64
-    /// The face's person now (unchanged when the rejected person was another one).
-    public var personID: Int64
+    /// The face's person now (unchanged when the rejected person was another one; `null` for an unsorted face).
+    @NullWhenAbsent public var personID: Int64?
     public var createdPerson: Bool
 
     enum CodingKeys: String, CodingKey {

@@ -6,7 +6,8 @@ public struct DetectionView: Codable, Sendable, Equatable {
     public var embeddingID: Int64
     public var bbox: BoundingBox
     public var confidence: Double
-    public var personID: Int64
+    /// Nil (`null`): an unsure face that matched no person (unsorted; `FaceModel.unsureBelowNorm`).
+    @NullWhenAbsent public var personID: Int64?
     public var similarity: Double?
     public var createdPerson: Bool
 
@@ -138,8 +139,11 @@ public struct PersonView: Content, Sendable {
 
 /// GET /person-dump: representative embeddings for the ML service's local nearest-neighbour hints.
 public struct PersonDump: Content, Sendable {
+    /// One look of a person (`IdentityIndex`): its own, keyed by the person's id, or one kept from a merge.
     public struct Entry: Codable, Sendable {
         public var personID: Int64
+        /// The look's key: the person's id for its own look, a merged-in person's id for a look kept from a merge.
+        public var lookID: Int64
         public var representativeEmbedding: String
         public var representativePhotoID: Int64?
         /// The person's name and visibility as corrected by users (renames and hides reach the ML service's cache).
@@ -153,6 +157,7 @@ public struct PersonDump: Content, Sendable {
             case meta, hidden, coherence
             case displayName = "display_name"
             case personID = "person_id"
+            case lookID = "look_id"
             case representativeEmbedding = "representative_embedding"
             case representativePhotoID = "representative_photo_id"
         }
@@ -165,7 +170,7 @@ public struct PersonDump: Content, Sendable {
     public var epoch: String
     /// A listing: the change sequence when it was read. Changes: the sequence to ask from next.
     public var seq: Int64
-    /// Changes only: persons with no faces any more (merged into another, emptied).
+    /// Changes only: looks with no faces any more (emptied; a merged person's look stays, under its new owner).
     public var removed: [Int64]
     /// Changes only: the epoch asked for is over (the instance reloaded): list everything again.
     public var reset: Bool

@@ -2,12 +2,16 @@ import Foundation
 import PhotoSorterCore
 import SQLKit
 
-/// A face that changed person in a correction or a re-cluster.
+/// A face that changed person in a correction or a re-cluster; nil persons are "unsorted" (an unsure face that
+/// matched no one). Looks are nil for the person's own (see `IdentityIndex`); a merge keeps the look and changes
+/// the person.
 struct FaceMove: Sendable {
     let embeddingID: Int64
     let face: Embedding
-    let from: Int64
-    let to: Int64
+    let from: Int64?
+    var fromLook: Int64? = nil
+    let to: Int64?
+    var toLook: Int64? = nil
 }
 
 extension IdentityService {
@@ -24,7 +28,7 @@ extension IdentityService {
             let (result, moves, caughtUp, model, logged) = try await self.database.transaction { tx in
                 let (snapshot, caughtUp) = try await self.catchUp(on: tx)
                 let (result, moves) = try await body(tx, snapshot.index, snapshot.model)
-                let real = moves.filter { $0.from != $0.to }
+                let real = moves.filter { $0.from != $0.to || $0.fromLook != $0.toLook }
                 let logged: Logged
                 if real.count > Self.bulkChange {
                     logged = .generation(try await Self.bumpGeneration(on: tx))
@@ -36,10 +40,7 @@ extension IdentityService {
             self.apply(caughtUp, model: model)
             self.state.withLockedValue { state in
                 for move in moves {
-                    state.index.remove(move.face, from: move.from)
-                    state.index.add(move.face, to: move.to)
-                    state.touch(move.from)
-                    state.touch(move.to)
+                    state.apply(move.face, from: move.from.map { ($0, move.fromLook) }, to: move.to.map { ($0, move.toLook) })
                 }
                 switch logged {
                 case .generation(let generation): state.generation = generation
@@ -74,6 +75,6 @@ extension IdentityService {
 extension IdentityService.IndexChange {
     /// A correction's or re-cluster's move, as the change log records it.
     init(move: FaceMove) {
-        self.init(embeddingID: move.embeddingID, from: move.from, to: move.to, face: move.face)
+        self.init(embeddingID: move.embeddingID, from: move.from, fromLook: move.fromLook, to: move.to, toLook: move.toLook, face: move.face)
     }
 }

@@ -2,8 +2,8 @@ import Foundation
 import PhotoSorterCore
 import SQLKit
 
-/// Snapshots of the identity index (`identity_snapshots`, see `CreateIdentitySnapshots`): every person's exact sum
-/// of face vectors and face count, with the marks of the commits they reflect. A start-up reads the latest complete
+/// Snapshots of the identity index (`identity_snapshots`, see `CreateIdentitySnapshots`): every look's exact sum
+/// of face vectors, face count and owner (`AddFaceLooks`), with the marks of the commits they reflect. A start-up reads the latest complete
 /// snapshot of the current generation (one row per person: 100,000 rows instead of a million faces) and catches up
 /// on the moves and removals logged and the faces stored after its marks — the catch-up every instance already
 /// does after another instance's commits. A bulk change (a reprocess, a large re-cluster) bumps the generation and
@@ -16,19 +16,19 @@ extension IdentityService {
     /// Persons per insert: 500 sums of 512 floats are 1 MiB, short enough not to hold up a callback's commit.
     static let snapshotChunk = 500
 
-    /// Adds every person of `snapshot` to `builder`, a page at a time.
+    /// Adds every look of `snapshot` to `builder`, a page at a time.
     func readSnapshot(_ snapshot: IdentityLog.SnapshotMarks, into builder: inout IdentityIndex.Builder, on db: any SQLDatabase) async throws {
         var after: Int64 = .min
         while true {
-            let rows = try await IdentityLog.snapshotPersons(snapshot, after: after, limit: Self.loadPageSize, on: db)
+            let rows = try await IdentityLog.snapshotLooks(snapshot, after: after, limit: Self.loadPageSize, on: db)
             for row in rows {
                 guard Embedding.supportedDimensions.contains(row.sum.count) else {
                     throw PhotoSorterError.conflict("identity snapshot \(snapshot.id) holds a \(row.sum.count)-value sum; delete its rows to rebuild it")
                 }
-                builder.add(sum: row.sum, faceCount: row.faceCount, of: row.person)
+                builder.add(sum: row.sum, faceCount: row.faceCount, ofLook: row.look, person: row.person)
             }
             guard let last = rows.last else { return }
-            after = last.person
+            after = last.look
         }
     }
 
@@ -59,15 +59,15 @@ extension IdentityService {
         var faceCount: Int64 = 0
         let snapshotID = try await IdentityLog.beginSnapshot(generation: captured.generation, lastEmbeddingID: captured.lastEmbeddingID,
                                                              lastChangeSeq: captured.lastChangeSeq, personCount: index.personCount, on: sql)
-        let persons = index.personIDs
-        for start in stride(from: 0, to: persons.count, by: Self.snapshotChunk) {
+        let looks = index.lookIDs
+        for start in stride(from: 0, to: looks.count, by: Self.snapshotChunk) {
             try Task.checkCancellation()
-            let chunk = persons[start..<min(start + Self.snapshotChunk, persons.count)].map { person in
-                let profile = index.profiles[person]!
-                return (person: person, faceCount: profile.count, sum: profile.sum)
+            let chunk = looks[start..<min(start + Self.snapshotChunk, looks.count)].map { look in
+                let profile = index.profile(ofLook: look)!
+                return IdentityLog.SnapshotLook(look: look, person: index.owner(ofLook: look), faceCount: profile.count, sum: profile.sum)
             }
             faceCount += Int64(chunk.reduce(0) { $0 + $1.faceCount })
-            try await IdentityLog.addSnapshotPersons(chunk, to: snapshotID, on: sql)
+            try await IdentityLog.addSnapshotLooks(chunk, to: snapshotID, on: sql)
         }
         try await IdentityLog.completeSnapshot(snapshotID, faceCount: faceCount, on: sql)
         try await IdentityLog.deleteSnapshots(before: snapshotID, chunk: Self.snapshotChunk * 4, on: sql)

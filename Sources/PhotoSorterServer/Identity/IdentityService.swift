@@ -33,15 +33,28 @@ public final class IdentityService: Sendable {
         /// Names this index's life (a new one at every full load): person-dump change sequences are only
         /// comparable within one epoch.
         var dumpEpoch = UUID().uuidString
-        /// Counts changes to persons' representatives since the last load; `personVersions` holds, per person, the
-        /// count at its last change, so the person dump can serve what changed since a sequence number.
+        /// Counts changes to looks (their representatives or owners) since the last load; `lookVersions` holds, per
+        /// look, the count at its last change, so the person dump can serve what changed since a sequence number.
         var dumpSeq: Int64 = 0
-        var personVersions: [Int64: Int64] = [:]
+        var lookVersions: [Int64: Int64] = [:]
 
-        /// Records that `person`'s faces (so its representative) changed.
-        mutating func touch(_ person: Int64) {
+        /// Records that `look`'s faces (so its representative) or its owner changed.
+        mutating func touch(_ look: Int64) {
             dumpSeq += 1
-            personVersions[person] = dumpSeq
+            lookVersions[look] = dumpSeq
+        }
+
+        /// A face moved between persons and looks (nil: unsorted, or gone), as a correction, a re-cluster or the
+        /// change log says.
+        mutating func apply(_ face: Embedding, from: (person: Int64, look: Int64?)?, to: (person: Int64, look: Int64?)?) {
+            switch (from, to) {
+            case let (from?, to?): index.move(face, from: from, to: to)
+            case let (from?, nil): index.remove(face, from: from.person, look: from.look)
+            case let (nil, to?): index.add(face, to: to.person, look: to.look)
+            case (nil, nil): return
+            }
+            if let from { touch(from.look ?? from.person) }
+            if let to { touch(to.look ?? to.person) }
         }
     }
 
@@ -98,7 +111,7 @@ public final class IdentityService: Sendable {
         } else {
             while true {
                 let page = try await embeddings(after: loaded.lastEmbeddingID, limit: Self.loadPageSize, on: db)
-                for update in page { builder.add(update.face, to: update.person) }
+                for update in page { if let person = update.person { builder.add(update.face, to: person, look: update.look) } }
                 guard let last = page.last else { break }
                 loaded.lastEmbeddingID = last.embeddingID
             }
@@ -120,7 +133,7 @@ public final class IdentityService: Sendable {
             }
         }
         // A fresh epoch: dump readers start over with a full listing, so nothing needs a version yet.
-        loaded.personVersions = [:]
+        loaded.lookVersions = [:]
         loaded.dumpSeq = 0
         state.withLockedValue { $0 = loaded }
         logger.info("identity index loaded", metadata: [
@@ -255,18 +268,24 @@ public final class IdentityService: Sendable {
         }
     }
 
+    /// A stored face as the index takes it; `look` nil is the person's own, `person` nil an unsorted face (not in
+    /// the index).
     struct IndexUpdate: Sendable {
         let embeddingID: Int64
-        let person: Int64
+        let person: Int64?
+        var look: Int64? = nil
         let face: Embedding
     }
 
-    /// One entry of the change log: a face moved (`to` set) or removed (`to` nil).
+    /// One entry of the change log: a face moved (`to` set) or removed (`to` nil) — from nobody when it was unsorted,
+    /// to nobody when it becomes unsorted or goes; looks nil are the persons' own.
     struct IndexChange: Sendable {
         var seq: Int64 = 0
         let embeddingID: Int64
-        let from: Int64
+        let from: Int64?
+        var fromLook: Int64? = nil
         let to: Int64?
+        var toLook: Int64? = nil
         let face: Embedding
     }
 
@@ -280,18 +299,15 @@ public final class IdentityService: Sendable {
         func apply(to state: inout State) {
             let held = state.lastEmbeddingID
             for update in updates where update.embeddingID > state.lastEmbeddingID {
-                state.index.add(update.face, to: update.person)
-                state.touch(update.person)
+                if let person = update.person {
+                    state.index.add(update.face, to: person, look: update.look)
+                    state.touch(update.look ?? person)
+                }
                 state.lastEmbeddingID = update.embeddingID
             }
             for change in changes where change.seq > state.lastChangeSeq {
                 if change.embeddingID <= held {
-                    state.index.remove(change.face, from: change.from)
-                    state.touch(change.from)
-                    if let to = change.to {
-                        state.index.add(change.face, to: to)
-                        state.touch(to)
-                    }
+                    state.apply(change.face, from: change.from.map { ($0, change.fromLook) }, to: change.to.map { ($0, change.toLook) })
                 }
                 state.lastChangeSeq = change.seq
             }
@@ -308,10 +324,10 @@ public final class IdentityService: Sendable {
     /// Stored faces with an id above `id`, in id order (at most `limit`).
     func embeddings(after id: Int64, limit: Int = .max, on db: any SQLDatabase) async throws -> [IndexUpdate] {
         try await db.raw("""
-            SELECT id, person_id, vector FROM embeddings WHERE id > \(bind: id) ORDER BY id LIMIT \(bind: min(limit, Int(Int64.max)))
+            SELECT id, person_id, look_id, vector FROM embeddings WHERE id > \(bind: id) ORDER BY id LIMIT \(bind: min(limit, Int(Int64.max)))
             """).all().map { row in
             IndexUpdate(embeddingID: try row.decode(column: "id", as: Int64.self),
-                        person: try row.decode(column: "person_id", as: Int64.self),
+                        person: try row.decode(column: "person_id", as: Int64?.self), look: try row.decode(column: "look_id", as: Int64?.self),
                         face: try EmbeddingCodec.decode(bytes: try row.decode(column: "vector", as: Data.self)))
         }
     }
@@ -356,52 +372,71 @@ public final class IdentityService: Sendable {
         let corrections = try await ParkedFacesTable.corrections(ofChanged: payload.photoID, on: tx)
         let replaced = BoundingBox.pairByOverlap(payload.detections.map(\.bbox), with: corrections.map(\.bbox))
             .map { $0.map { corrections[$0] } }
-        let correctedPersons = try await PersonsTable.current(Set(corrections.filter(\.confirmed).map(\.person)), on: tx)
+        let correctedPersons = try await PersonsTable.current(Set(corrections.filter(\.confirmed).compactMap(\.person)), on: tx)
         let modelVersion = payload.meta?.modelVersion ?? "unknown"
         var newPersonBySlot: [Int: Int64] = [:]
         var created: [Int64] = []
         var personIDs: [Int64] = []
         var facesPerPerson: [Int64: Int] = [:]
+        // A new person is started by the faces that may found one: a face that is not unsure, or one an XMP region
+        // names (a face its owner named matters); unsure faces of other slots stay unsorted.
+        let foundingSlots = Set(resolutions.indices.compactMap { faceIndex -> Int? in
+            guard case .new(let slot) = resolutions[faceIndex].identity else { return nil }
+            let detection = payload.detections[faceIndex]
+            return model?.mayFoundPerson(embeddingNorm: detection.embeddingNorm) != false || detection.xmpName != nil ? slot : nil
+        })
         for (faceIndex, resolution) in resolutions.enumerated() {
-            let person: Int64
+            let person: Int64?
+            var look: Int64?
             var similarity: Double?
             let correction = replaced[faceIndex]
             switch resolution.identity {
             case _ where correction?.confirmed == true:
-                person = correctedPersons[correction!.person] ?? correction!.person
+                let corrected = correction!.person!   // a confirmed face has a person
+                person = correctedPersons[corrected] ?? corrected
+                // The old face's look, which a merge since then made a look of `person`.
+                look = correction!.look ?? corrected
             case .existing(let id, let score) where correction?.rejected.contains(id) != true:
                 person = id
+                look = resolution.look
                 similarity = Double(score)
             case .existing:
                 // The user said this face is not that person: a person of its own, as a correction would leave it.
-                person = try await PersonsTable.insert(representativePhoto: payload.photoID, now: now, on: tx)
-                created.append(person)
+                let own = try await PersonsTable.insert(representativePhoto: payload.photoID, now: now, on: tx)
+                created.append(own)
+                person = own
+            case .new(let slot) where !foundingSlots.contains(slot):
+                person = nil
             case .new(let slot):
                 if let id = newPersonBySlot[slot] {
                     person = id
                 } else {
-                    person = try await PersonsTable.insert(representativePhoto: payload.photoID, now: now, on: tx)
-                    newPersonBySlot[slot] = person
-                    created.append(person)
+                    let new = try await PersonsTable.insert(representativePhoto: payload.photoID, now: now, on: tx)
+                    newPersonBySlot[slot] = new
+                    created.append(new)
+                    person = new
                 }
             }
             let detection = payload.detections[faceIndex]
             if let hint = detection.suggestedPersonID {
                 (hint == person ? hintCounter : hintOverriddenCounter).increment()
             }
-            let createdPerson = created.contains(person)
+            let createdPerson = person.map(created.contains) ?? false
+            if look == person { look = nil }
             let embeddingID = try await FacesTable.insert(FacesTable.NewFace(
-                photoID: payload.photoID, personID: person, faceIndex: faceIndex, embedding: faces[faceIndex], bbox: detection.bbox,
+                photoID: payload.photoID, personID: person, lookID: look, faceIndex: faceIndex, embedding: faces[faceIndex], bbox: detection.bbox,
                 confidence: detection.confidence ?? 0, similarity: similarity, createdPerson: createdPerson,
                 suggestedPersonID: detection.suggestedPersonID, modelVersion: modelVersion, confirmed: correction?.confirmed ?? false,
                 namedFromXMP: correction?.confirmed == true && correction?.namedFromXMP == true,
-                runnerUpPersonID: resolution.runnerUp?.person, runnerUpSimilarity: resolution.runnerUp.map { Double($0.similarity) }),
+                runnerUpPersonID: resolution.runnerUp?.person, runnerUpSimilarity: resolution.runnerUp.map { Double($0.similarity) },
+                embeddingNorm: detection.embeddingNorm),
                 now: now, on: tx)
             for rejected in correction?.rejected ?? [] {
                 try await PersonBookkeeping.reject(face: embeddingID, person: rejected, now: now, on: tx)
             }
             if let name = detection.xmpName { try await XMPFaceNamesTable.record(name, face: embeddingID, photo: payload.photoID, now: now, on: tx) }
-            updates.append(IndexUpdate(embeddingID: embeddingID, person: person, face: faces[faceIndex]))
+            updates.append(IndexUpdate(embeddingID: embeddingID, person: person, look: look, face: faces[faceIndex]))
+            guard let person else { continue }
             if !personIDs.contains(person) { personIDs.append(person) }
             facesPerPerson[person, default: 0] += 1
         }
@@ -418,15 +453,24 @@ public final class IdentityService: Sendable {
         return CallbackResponse(ok: true, createdPersonIDs: created, personIDs: personIDs)
     }
 
-    /// A page of representative embeddings for persons with id > `sinceID`, from the in-memory index. Carries the
-    /// index's epoch and change sequence at the time of the read: a reader that then asks `changes(sinceSeq:)`
-    /// with them gets everything that changed during and after its listing.
+    /// One look of the index, as the dump lists it.
+    private struct DumpedLook {
+        let look: Int64
+        let person: Int64
+        let profile: PersonProfile
+    }
+
+    /// A page of representative embeddings, one per look (a person has one, plus one per person merged into it),
+    /// for looks with id > `sinceID`, from the in-memory index. Carries the index's epoch and change sequence at
+    /// the time of the read: a reader that then asks `changes(sinceSeq:)` with them gets everything that changed
+    /// during and after its listing.
     func dump(sinceID: Int64, limit: Int, encoding: EmbeddingEncoding = .f32) async throws -> PersonDump {
-        let (page, hasMore, epoch, seq) = state.withLockedValue { state -> ([(Int64, PersonProfile)], Bool, String, Int64) in
-            let ids = state.index.profiles.keys.filter { $0 > sinceID }.sorted()
-            return (ids.prefix(limit).map { ($0, state.index.profiles[$0]!) }, ids.count > limit, state.dumpEpoch, state.dumpSeq)
+        let (page, hasMore, epoch, seq) = state.withLockedValue { state -> ([DumpedLook], Bool, String, Int64) in
+            let ids = state.index.lookIDs.filter { $0 > sinceID }
+            return (ids.prefix(limit).map { DumpedLook(look: $0, person: state.index.owner(ofLook: $0), profile: state.index.profile(ofLook: $0)!) },
+                    ids.count > limit, state.dumpEpoch, state.dumpSeq)
         }
-        return PersonDump(persons: try await entries(page, encoding: encoding), nextSinceID: page.last?.0 ?? sinceID, hasMore: hasMore,
+        return PersonDump(persons: try await entries(page, encoding: encoding), nextSinceID: page.last?.look ?? sinceID, hasMore: hasMore,
                           epoch: epoch, seq: seq, removed: [], reset: false, embeddingEncoding: encoding, identityRule: identityRule)
     }
 
@@ -437,49 +481,53 @@ public final class IdentityService: Sendable {
         }
     }
 
-    /// The persons whose representative changed after `sinceSeq` of `epoch`, oldest change first, and the persons
-    /// that have no faces any more (`removed`: merged, emptied). Another epoch (this instance reloaded since):
+    /// The looks whose representative or owner changed after `sinceSeq` of `epoch`, oldest change first, and the
+    /// looks that have no faces any more (`removed`: emptied). Another epoch (this instance reloaded since):
     /// `reset`, and the reader lists everything again.
     func dumpChanges(sinceSeq: Int64, epoch: String, limit: Int, encoding: EmbeddingEncoding = .f32) async throws -> PersonDump {
-        let read = state.withLockedValue { state -> (page: [(Int64, PersonProfile?)], hasMore: Bool, next: Int64, epoch: String)? in
+        let read = state.withLockedValue { state -> (page: [(Int64, DumpedLook?)], hasMore: Bool, next: Int64, epoch: String)? in
             guard state.dumpEpoch == epoch else { return nil }
-            let changed = state.personVersions.filter { $0.value > sinceSeq }.sorted { $0.value < $1.value }
+            let changed = state.lookVersions.filter { $0.value > sinceSeq }.sorted { $0.value < $1.value }
             let page = changed.prefix(limit)
             let next = changed.count > limit ? page.last!.value : state.dumpSeq
-            return (page.map { ($0.key, state.index.profiles[$0.key]) }, changed.count > limit, next, state.dumpEpoch)
+            return (page.map { look, _ in
+                (look, state.index.profile(ofLook: look).map { DumpedLook(look: look, person: state.index.owner(ofLook: look), profile: $0) })
+            }, changed.count > limit, next, state.dumpEpoch)
         }
         guard let read else {
             let current = state.withLockedValue { ($0.dumpEpoch, $0.dumpSeq) }
             return PersonDump(persons: [], nextSinceID: 0, hasMore: false, epoch: current.0, seq: current.1, removed: [], reset: true,
                               embeddingEncoding: encoding, identityRule: identityRule)
         }
-        let live = read.page.compactMap { id, profile in profile.map { (id, $0) } }
+        let live = read.page.compactMap(\.1)
         let removed = read.page.filter { $0.1 == nil }.map(\.0)
         return PersonDump(persons: try await entries(live, encoding: encoding), nextSinceID: 0, hasMore: read.hasMore, epoch: read.epoch,
                           seq: read.next, removed: removed, reset: false, embeddingEncoding: encoding, identityRule: identityRule)
     }
 
-    /// Dump entries for persons of the index, with their names and visibility from the database.
-    private func entries(_ page: [(Int64, PersonProfile)], encoding: EmbeddingEncoding) async throws -> [PersonDump.Entry] {
+    /// Dump entries for looks of the index, with their persons' names and visibility from the database.
+    private func entries(_ page: [DumpedLook], encoding: EmbeddingEncoding) async throws -> [PersonDump.Entry] {
         var rows: [Int64: (photo: Int64?, name: String?, hidden: Bool)] = [:]
         if !page.isEmpty {
             for row in try await database.sql.raw("""
-                SELECT id, representative_photo_id, display_name, hidden FROM persons WHERE id IN (\(binds: page.map(\.0)))
+                SELECT id, representative_photo_id, display_name, hidden FROM persons WHERE id IN (\(binds: Array(Set(page.map(\.person)))))
                 """).all() {
                 rows[try row.decode(column: "id", as: Int64.self)] = (try row.decode(column: "representative_photo_id", as: Int64?.self),
                                                                       try row.decode(column: "display_name", as: String?.self),
                                                                       try row.decode(column: "hidden", as: Bool.self))
             }
         }
-        return page.map { id, profile in
-            PersonDump.Entry(personID: id, representativeEmbedding: EmbeddingCodec.base64(profile.representative, as: encoding),
-                             representativePhotoID: rows[id]?.photo, displayName: rows[id]?.name, hidden: rows[id]?.hidden ?? false,
-                             meta: ["face_count": profile.count], coherence: profile.coherence)
+        return page.map { entry in
+            let person = rows[entry.person]
+            return PersonDump.Entry(personID: entry.person, lookID: entry.look,
+                                    representativeEmbedding: EmbeddingCodec.base64(entry.profile.representative, as: encoding),
+                                    representativePhotoID: person?.photo, displayName: person?.name, hidden: person?.hidden ?? false,
+                                    meta: ["face_count": entry.profile.count], coherence: entry.profile.coherence)
         }
     }
 
-    /// The representative embedding of one person, if it has faces.
+    /// The representative embedding of one person (all its looks together), if it has faces.
     func representative(of person: Int64) -> Embedding? {
-        state.withLockedValue { $0.index.profiles[person]?.representative }
+        state.withLockedValue { $0.index.profile(of: person)?.representative }
     }
 }

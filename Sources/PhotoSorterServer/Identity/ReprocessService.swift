@@ -202,10 +202,10 @@ public final class ReprocessService: Sendable {
         for (index, (face, detection)) in zip(faces, payload.detections).enumerated() {
             try await tx.raw("""
                 INSERT INTO reprocess_faces (job_id, photo_id, face_index, vector, bbox_x1, bbox_y1, bbox_x2, bbox_y2,
-                    confidence, model_version)
+                    confidence, model_version, embedding_norm)
                 VALUES (\(bind: job.id), \(bind: payload.photoID), \(bind: index), \(bind: EmbeddingCodec.encode(face)),
                     \(bind: detection.bbox.x1), \(bind: detection.bbox.y1), \(bind: detection.bbox.x2), \(bind: detection.bbox.y2),
-                    \(bind: detection.confidence ?? 0), \(bind: modelVersion))
+                    \(bind: detection.confidence ?? 0), \(bind: modelVersion), \(bind: detection.embeddingNorm))
                 """).run()
         }
         try await MediaStore.store(payload, replacingFaces: false, on: tx)
@@ -242,13 +242,15 @@ extension ReprocessService {
         let embedding: Embedding
         let bbox: BoundingBox
         let confidence: Double
+        let embeddingNorm: Double?
     }
 
     /// An old face, for carrying its person and corrections over to the new face that replaces it.
     private struct OldFace {
         let id: Int64
         let bbox: BoundingBox
-        let person: Int64
+        let person: Int64?
+        let look: Int64?
         let confirmed: Bool
     }
 
@@ -264,23 +266,24 @@ extension ReprocessService {
                                      modelVersion: try row.decode(column: "model_version", as: String.self))
         }
         for row in try await tx.raw("""
-            SELECT photo_id, vector, bbox_x1, bbox_y1, bbox_x2, bbox_y2, confidence FROM reprocess_faces
+            SELECT photo_id, vector, bbox_x1, bbox_y1, bbox_x2, bbox_y2, confidence, embedding_norm FROM reprocess_faces
             WHERE job_id = \(bind: job.id) ORDER BY photo_id, face_index
             """).all() {
             let id = try row.decode(column: "photo_id", as: Int64.self)
             photos[id]?.faces.append(StagedFace(
                 embedding: try EmbeddingCodec.decode(bytes: try row.decode(column: "vector", as: Data.self)),
-                bbox: try BoundingBox(row: row), confidence: try row.decode(column: "confidence", as: Double.self)))
+                bbox: try BoundingBox(row: row), confidence: try row.decode(column: "confidence", as: Double.self),
+                embeddingNorm: try row.decode(column: "embedding_norm", as: Double?.self)))
         }
         var firstCommit: [Int64: Int64] = [:]
         var oldFaces: [Int64: [OldFace]] = [:]
         for row in try await tx.raw("""
-            SELECT id, photo_id, person_id, confirmed, bbox_x1, bbox_y1, bbox_x2, bbox_y2 FROM embeddings ORDER BY id
+            SELECT id, photo_id, person_id, look_id, confirmed, bbox_x1, bbox_y1, bbox_x2, bbox_y2 FROM embeddings ORDER BY id
             """).all() {
             let photo = try row.decode(column: "photo_id", as: Int64.self)
             let face = OldFace(id: try row.decode(column: "id", as: Int64.self), bbox: try BoundingBox(row: row),
-                               person: try row.decode(column: "person_id", as: Int64.self),
-                               confirmed: try row.decode(column: "confirmed", as: Bool.self))
+                               person: try row.decode(column: "person_id", as: Int64?.self),
+                               look: try row.decode(column: "look_id", as: Int64?.self), confirmed: try row.decode(column: "confirmed", as: Bool.self))
             if firstCommit[photo] == nil { firstCommit[photo] = face.id }
             oldFaces[photo, default: []].append(face)
         }
@@ -299,7 +302,8 @@ extension ReprocessService {
             for (faceIndex, face) in photo.faces.enumerated() {
                 let old = replaced[faceIndex]
                 faces.append(Reclustering.Face(id: Int64(faces.count), photo: photo.id, embedding: face.embedding, person: old?.person,
-                                               confirmed: old?.confirmed ?? false, rejected: old.flatMap { rejections[$0.id] } ?? []))
+                                               confirmed: old?.confirmed ?? false, rejected: old.flatMap { rejections[$0.id] } ?? [],
+                                               look: old?.look, mayFoundPerson: job.model.mayFoundPerson(embeddingNorm: face.embeddingNorm)))
                 staged.append((photo, face, faceIndex))
             }
         }
@@ -313,19 +317,20 @@ extension ReprocessService {
         var personIDsOfPhoto: [Int64: [Int64]] = [:]
         var started = Set<Int64>()
         for ((photo, face, faceIndex), (reclustered, assignment)) in zip(staged, zip(faces, outcome.assignments)) {
-            let person = assignment.person.id(newIDs: newIDs)
+            let person = assignment.person?.id(newIDs: newIDs)
             var createdPerson = false
-            if case .new = assignment.person { createdPerson = started.insert(person).inserted }
+            if case .new = assignment.person, let person { createdPerson = started.insert(person).inserted }
             let embeddingID = try await FacesTable.insert(FacesTable.NewFace(
-                photoID: photo.id, personID: person, faceIndex: faceIndex, embedding: face.embedding, bbox: face.bbox,
+                photoID: photo.id, personID: person, lookID: assignment.look, faceIndex: faceIndex, embedding: face.embedding, bbox: face.bbox,
                 confidence: face.confidence, similarity: assignment.similarity.map(Double.init), createdPerson: createdPerson,
                 suggestedPersonID: nil, modelVersion: photo.modelVersion, confirmed: reclustered.confirmed,
-                runnerUpPersonID: assignment.runnerUp?.id(newIDs: newIDs), runnerUpSimilarity: assignment.runnerUpSimilarity.map(Double.init)),
+                runnerUpPersonID: assignment.runnerUp?.id(newIDs: newIDs), runnerUpSimilarity: assignment.runnerUpSimilarity.map(Double.init),
+                embeddingNorm: face.embeddingNorm),
                 now: now, on: tx)
             for rejected in reclustered.rejected {
                 try await PersonBookkeeping.reject(face: embeddingID, person: rejected, now: now, on: tx)
             }
-            if personIDsOfPhoto[photo.id]?.contains(person) != true { personIDsOfPhoto[photo.id, default: []].append(person) }
+            if let person, personIDsOfPhoto[photo.id]?.contains(person) != true { personIDsOfPhoto[photo.id, default: []].append(person) }
         }
         for photo in ordered {
             let personIDs = personIDsOfPhoto[photo.id] ?? []
@@ -342,7 +347,7 @@ extension ReprocessService {
         // Ids no cluster kept become redirects to the person that received most of their faces; a person whose
         // faces all vanished with the old model stays as an empty row (ids are never deleted, so never reused).
         try await PersonBookkeeping.recordMerges(of: outcome, newIDs: newIDs, on: tx)
-        let survivors = Set(outcome.assignments.map { $0.person.id(newIDs: newIDs) })
+        let survivors = Set(outcome.assignments.compactMap { $0.person?.id(newIDs: newIDs) })
         try await PersonBookkeeping.refresh(photos: [Int64](), persons: livePersons.union(survivors), on: tx)
         let result = ReprocessResult(photos: ordered.count, faces: faces.count, photosFailed: photosFailed, persons: survivors.count,
                                      personsKept: survivors.count - outcome.newPersonCount, personsCreated: outcome.newPersonCount,

@@ -167,8 +167,9 @@ public final class PeopleService: Sendable {
     /// The least certain decisions first: faces no user has confirmed, of visible persons, whose similarity to
     /// their person is closest to that of the runner-up (a face that started a person counts the joining
     /// threshold as its similarity), each with the question whose answers change something (`ReviewQuestion`).
-    /// A face that is its person's only face is asked about its runner-up, so it is listed only when it could move
-    /// there: a visible person without a face in the same photo. A face marked as not its runner-up is not listed.
+    /// A face that is its person's only face, or an unsorted one (no person), is asked about its runner-up, so it
+    /// is listed only when it could move there: a visible person without a face in the same photo. A face marked as
+    /// not its runner-up is not listed.
     public func review(limit: Int = 20) async throws -> ReviewPage {
         guard (1...500).contains(limit) else { throw PhotoSorterError.invalidRequest("limit must be 1...500") }
         guard let model = identity.model else { return ReviewPage(faces: []) }
@@ -176,7 +177,7 @@ public final class PeopleService: Sendable {
         let gap: SQLQueryString = "(COALESCE(e.similarity, \(literal: threshold)) - e.runner_up_similarity)"
         let rows = try await database.sql.raw("""
             SELECT \(Self.faceColumns), p.face_count AS person_face_count FROM \(Self.faceTables)
-            WHERE e.confirmed = \(false) AND e.runner_up_similarity IS NOT NULL AND p.hidden = \(false)
+            WHERE e.confirmed = \(false) AND e.runner_up_similarity IS NOT NULL AND (e.person_id IS NULL OR p.hidden = \(false))
                 AND NOT EXISTS (SELECT 1 FROM face_rejections r WHERE r.embedding_id = e.id AND r.person_id = e.runner_up_person_id)
                 AND (p.face_count > 1 OR EXISTS (
                     SELECT 1 FROM persons u WHERE u.id = e.runner_up_person_id AND u.hidden = \(false) AND u.merged_into IS NULL
@@ -185,10 +186,12 @@ public final class PeopleService: Sendable {
             """).all()
         return ReviewPage(faces: try rows.map { row in
             let face = try Self.faceView(row)
-            // A one-face person's face is only listed with a runner-up (the EXISTS above).
-            let question = try row.decode(column: "person_face_count", as: Int.self) > 1
-                ? ReviewQuestion(kind: .samePerson, personID: face.personID)
-                : ReviewQuestion(kind: .runnerUp, personID: face.runnerUpPersonID!)
+            // A one-face person's face, or an unsorted one, is only listed with a runner-up (the EXISTS above).
+            let question = if let person = face.personID, try row.decode(column: "person_face_count", as: Int?.self) ?? 0 > 1 {
+                ReviewQuestion(kind: .samePerson, personID: person)
+            } else {
+                ReviewQuestion(kind: .runnerUp, personID: face.runnerUpPersonID!)
+            }
             return ReviewItem(face: face, gap: (face.similarity ?? threshold) - (face.runnerUpSimilarity ?? 0), question: question)
         })
     }
@@ -286,11 +289,14 @@ public final class PeopleService: Sendable {
             }
             var moves: [FaceMove] = []
             var photos = Set<Int64>()
-            for row in try await tx.raw("SELECT id, photo_id, person_id, vector FROM embeddings WHERE person_id IN (\(binds: absorbed))").all() {
+            // Each face keeps its look: the absorbed persons' means stay side by side in the survivor (`IdentityIndex`).
+            for row in try await tx.raw("SELECT id, photo_id, person_id, look_id, vector FROM embeddings WHERE person_id IN (\(binds: absorbed))").all() {
                 photos.insert(try row.decode(column: "photo_id", as: Int64.self))
+                let person = try row.decode(column: "person_id", as: Int64.self)
+                let look = try row.decode(column: "look_id", as: Int64?.self)
                 moves.append(FaceMove(embeddingID: try row.decode(column: "id", as: Int64.self),
                                       face: try EmbeddingCodec.decode(bytes: try row.decode(column: "vector", as: Data.self)),
-                                      from: try row.decode(column: "person_id", as: Int64.self), to: survivor))
+                                      from: person, fromLook: look, to: survivor, toLook: look ?? person))
             }
             try await FacesTable.merge(persons: ids, into: survivor, on: tx)
             try await PersonBookkeeping.redirect(absorbed, to: survivor, on: tx)
@@ -332,17 +338,18 @@ public final class PeopleService: Sendable {
             if target == nil { target = try await PersonsTable.insert(representativePhoto: faces[0].photo, on: tx) }
             let person = target!
             try await FacesTable.move(faceIDs, to: person, on: tx)
-            let sources = Set(faces.map(\.person)).subtracting([person])
+            let sources = Set(faces.compactMap(\.person)).subtracting([person])
             try await PersonBookkeeping.refresh(photos: photos.keys, persons: sources.union([person]), on: tx)
             let emptied = try await Self.personsWithoutFaces(sources, on: tx)
             // A face moved out of a person that keeps other faces is not that person (cannot-link), so a re-cluster
             // cannot pull the rest of that person after it.
-            for face in faces where face.person != person && !emptied.contains(face.person) {
-                try await PersonBookkeeping.reject(face: face.id, person: face.person, on: tx)
+            for face in faces {
+                guard let left = face.person, left != person, !emptied.contains(left) else { continue }
+                try await PersonBookkeeping.reject(face: face.id, person: left, on: tx)
             }
             try await PersonBookkeeping.redirect(emptied, to: person, on: tx)
             return (MoveResult(personID: person, createdPerson: created, faceIDs: faceIDs),
-                    faces.map { FaceMove(embeddingID: $0.id, face: $0.embedding, from: $0.person, to: person) })
+                    faces.map { FaceMove(embeddingID: $0.id, face: $0.embedding, from: $0.person, fromLook: $0.look, to: person) })
         }
     }
 
@@ -363,17 +370,20 @@ public final class PeopleService: Sendable {
                 return (RejectResult(faceID: faceID, rejectedPersonID: person, personID: face.person, createdPerson: false), [])
             }
             guard let model else { throw PhotoSorterError.conflict("the library holds no faces yet") }
+            guard let facePerson = face.person else {
+                throw PhotoSorterError.conflict("face \(faceID) is unsorted (in no person): move it to a person, or leave it")
+            }
             var excluded = Set(try await tx.raw("SELECT person_id FROM face_rejections WHERE embedding_id = \(bind: faceID)").all()
                 .map { try $0.decode(column: "person_id", as: Int64.self) })
-            excluded.insert(face.person)
+            excluded.insert(facePerson)
             for row in try await tx.raw("""
-                SELECT person_id FROM embeddings WHERE photo_id = \(bind: face.photo) AND id <> \(bind: faceID)
+                SELECT person_id FROM embeddings WHERE photo_id = \(bind: face.photo) AND id <> \(bind: faceID) AND person_id IS NOT NULL
                 """).all() {
                 excluded.insert(try row.decode(column: "person_id", as: Int64.self))
             }
-            try await PersonBookkeeping.reject(face: faceID, person: face.person, on: tx)
+            try await PersonBookkeeping.reject(face: faceID, person: facePerson, on: tx)
             var withoutFace = index
-            withoutFace.remove(face.embedding, from: face.person)
+            withoutFace.remove(face.embedding, from: facePerson, look: face.look)
             let resolution = IdentityResolver(policy: self.config.identityPolicy(for: model))
                 .resolveWithRunnerUps([face.embedding], against: withoutFace, excluded: [excluded])[0]
             let target: Int64
@@ -385,20 +395,23 @@ public final class PeopleService: Sendable {
             case .new:
                 target = try await PersonsTable.insert(representativePhoto: face.photo, on: tx)
             }
-            try await FacesTable.replace(faceID, to: target, similarity: similarity, runnerUp: resolution.runnerUp, on: tx)
-            try await PersonBookkeeping.refresh(photos: [face.photo], persons: [face.person, target], on: tx)
-            try await Self.clearRunnerUps(to: [face.person], on: tx)
+            let look = resolution.look == target ? nil : resolution.look
+            try await FacesTable.replace(faceID, to: target, look: look, similarity: similarity, runnerUp: resolution.runnerUp, on: tx)
+            try await PersonBookkeeping.refresh(photos: [face.photo], persons: [facePerson, target], on: tx)
+            try await Self.clearRunnerUps(to: [facePerson], on: tx)
             let created: Bool
             if case .new = resolution.identity { created = true } else { created = false }
-            return (RejectResult(faceID: faceID, rejectedPersonID: face.person, personID: target, createdPerson: created),
-                    [FaceMove(embeddingID: face.id, face: face.embedding, from: face.person, to: target)])
+            return (RejectResult(faceID: faceID, rejectedPersonID: facePerson, personID: target, createdPerson: created),
+                    [FaceMove(embeddingID: face.id, face: face.embedding, from: face.person, fromLook: face.look, to: target, toLook: look)])
         }
     }
 
-    /// Confirms that a face is its person (it never moves by itself again).
+    /// Confirms that a face is its person (it never moves by itself again). An unsorted face has none to confirm.
     public func confirm(face faceID: Int64) async throws -> FaceView {
         try await identity.change { tx, _, _ in
-            _ = try await Self.storedFaces([faceID], on: tx)
+            guard try await Self.storedFaces([faceID], on: tx)[0].person != nil else {
+                throw PhotoSorterError.conflict("face \(faceID) is unsorted (in no person): move it to a person to place it")
+            }
             try await FacesTable.confirm(faceID, on: tx)
             return (try await Self.face(faceID, on: tx), [])
         }
@@ -409,17 +422,21 @@ public final class PeopleService: Sendable {
     struct StoredFace {
         let id: Int64
         let photo: Int64
-        let person: Int64
+        /// Nil: an unsorted face.
+        let person: Int64?
+        /// Nil: the person's own look.
+        let look: Int64?
         let embedding: Embedding
     }
 
     /// The faces `ids`, in that order; 404 naming the first that does not exist.
     static func storedFaces(_ ids: [Int64], on tx: any SQLDatabase) async throws -> [StoredFace] {
         var byID: [Int64: StoredFace] = [:]
-        for row in try await tx.raw("SELECT id, photo_id, person_id, vector FROM embeddings WHERE id IN (\(binds: ids))").all() {
+        for row in try await tx.raw("SELECT id, photo_id, person_id, look_id, vector FROM embeddings WHERE id IN (\(binds: ids))").all() {
             let id = try row.decode(column: "id", as: Int64.self)
             byID[id] = StoredFace(id: id, photo: try row.decode(column: "photo_id", as: Int64.self),
-                                  person: try row.decode(column: "person_id", as: Int64.self),
+                                  person: try row.decode(column: "person_id", as: Int64?.self),
+                                  look: try row.decode(column: "look_id", as: Int64?.self),
                                   embedding: try EmbeddingCodec.decode(bytes: try row.decode(column: "vector", as: Data.self)))
         }
         return try ids.map { id in
@@ -473,8 +490,8 @@ public final class PeopleService: Sendable {
         e.id, e.photo_id, ph.path, e.face_index, e.person_id, e.bbox_x1, e.bbox_y1, e.bbox_x2, e.bbox_y2, e.confidence,
         e.similarity, e.confirmed, e.runner_up_person_id, e.runner_up_similarity
         """
-    /// Faces (`e`) with their photo (`ph`) and person (`p`).
-    static let faceTables: SQLQueryString = "embeddings e JOIN photos ph ON ph.id = e.photo_id JOIN persons p ON p.id = e.person_id"
+    /// Faces (`e`) with their photo (`ph`) and person (`p`, NULL columns for an unsorted face).
+    static let faceTables: SQLQueryString = "embeddings e JOIN photos ph ON ph.id = e.photo_id LEFT JOIN persons p ON p.id = e.person_id"
 
     static func faces(where condition: SQLQueryString, orderBy: SQLQueryString, limit: Int, on db: any SQLDatabase) async throws -> [FaceView] {
         try await db.raw("SELECT \(faceColumns) FROM \(faceTables) WHERE \(condition) ORDER BY \(orderBy) LIMIT \(bind: limit)")
@@ -485,7 +502,7 @@ public final class PeopleService: Sendable {
     static func faceView(_ row: any SQLRow) throws -> FaceView {
         FaceView(faceID: try row.decode(column: "id", as: Int64.self), photoID: try row.decode(column: "photo_id", as: Int64.self),
                  path: try row.decode(column: "path", as: String.self), faceIndex: try row.decode(column: "face_index", as: Int.self),
-                 personID: try row.decode(column: "person_id", as: Int64.self),
+                 personID: try row.decode(column: "person_id", as: Int64?.self),
                  bbox: try BoundingBox(row: row),
                  confidence: try row.decode(column: "confidence", as: Double.self),
                  similarity: try row.decode(column: "similarity", as: Double?.self),

@@ -189,26 +189,28 @@ extension ReclusterService {
             var moves: [FaceMove] = []
             var photos = Set<Int64>(), persons = Set<Int64>()
             for (stored, assignment) in zip(faces, outcome.assignments) {
-                let person = assignment.person.id(newIDs: newIDs)
+                let person = assignment.person?.id(newIDs: newIDs)
                 let similarity = assignment.similarity.map(Double.init)
                 let runnerUp = assignment.runnerUp?.id(newIDs: newIDs)
                 let runnerUpSimilarity = assignment.runnerUpSimilarity.map(Double.init)
-                let moved = person != stored.person
+                let look = assignment.look
+                let moved = person != stored.person || look != stored.face.look
                 if moved {
-                    moves.append(FaceMove(embeddingID: stored.face.id, face: stored.face.embedding, from: stored.person, to: person))
+                    moves.append(FaceMove(embeddingID: stored.face.id, face: stored.face.embedding, from: stored.person, fromLook: stored.face.look,
+                                          to: person, toLook: look))
                     photos.insert(stored.face.photo)
-                    persons.formUnion([stored.person, person])
+                    persons.formUnion([stored.person, person].compactMap { $0 })
                 }
                 // A confirmed face keeps the similarity it had; only the rule's own decisions are rewritten.
                 let newSimilarity = stored.face.confirmed ? stored.similarity : similarity
                 guard moved || newSimilarity != stored.similarity || runnerUp != stored.runnerUp
                     || runnerUpSimilarity != stored.runnerUpSimilarity else { continue }
-                try await FacesTable.reassign(stored.face.id, to: person, similarity: newSimilarity, runnerUp: runnerUp,
+                try await FacesTable.reassign(stored.face.id, to: person, look: look, similarity: newSimilarity, runnerUp: runnerUp,
                                               runnerUpSimilarity: runnerUpSimilarity, on: tx)
             }
             try await PersonBookkeeping.refresh(photos: photos, persons: persons, on: tx)
             try await PersonBookkeeping.recordMerges(of: outcome, newIDs: newIDs, on: tx)
-            let livePersons = Set(outcome.assignments.map(\.person))
+            let livePersons = Set(outcome.assignments.compactMap(\.person))
             let result = ReclusterResult(
                 faces: faces.count, persons: livePersons.count, facesMoved: moves.count,
                 personsKept: livePersons.count - outcome.newPersonCount, personsCreated: outcome.newPersonCount,
@@ -226,8 +228,9 @@ extension ReclusterService {
     }
 
     private func reclusterPlan(model: FaceModel?, on db: any SQLDatabase) async throws -> ReclusterPlan {
-        let faces = try await Self.facesForRecluster(on: db)
-        guard let model, !faces.isEmpty else { return ReclusterPlan(model: model, faces: faces, outcome: nil) }
+        guard let model else { return ReclusterPlan(model: nil, faces: [], outcome: nil) }
+        let faces = try await Self.facesForRecluster(model: model, on: db)
+        guard !faces.isEmpty else { return ReclusterPlan(model: model, faces: faces, outcome: nil) }
         let outcome = Reclustering.run(faces.map(\.face), policy: config.identityPolicy(for: model),
                                        retired: try await PersonBookkeeping.retiredIDs(on: db))
         return ReclusterPlan(model: model, faces: faces, outcome: outcome)
@@ -250,26 +253,30 @@ extension ReclusterService {
 
     private struct StoredFace: Sendable {
         let face: Reclustering.Face
-        let person: Int64
+        /// Nil: unsorted.
+        let person: Int64?
         let similarity: Double?
         let runnerUp: Int64?
         let runnerUpSimilarity: Double?
     }
 
-    /// Every face with its constraints, photos in the order their faces were first committed.
-    private static func facesForRecluster(on tx: any SQLDatabase) async throws -> [StoredFace] {
+    /// Every face with its constraints, photos in the order their faces were first committed; `model` says which are
+    /// unsure.
+    private static func facesForRecluster(model: FaceModel, on tx: any SQLDatabase) async throws -> [StoredFace] {
         let rejected = try await PersonBookkeeping.rejectionsByFace(on: tx)
         return try await tx.raw("""
-            SELECT e.id, e.photo_id, e.person_id, e.vector, e.confirmed, e.similarity, e.runner_up_person_id, e.runner_up_similarity
+            SELECT e.id, e.photo_id, e.person_id, e.look_id, e.embedding_norm, e.vector, e.confirmed, e.similarity, e.runner_up_person_id, e.runner_up_similarity
             FROM embeddings e JOIN (SELECT photo_id, MIN(id) AS first_id FROM embeddings GROUP BY photo_id) f ON f.photo_id = e.photo_id
             ORDER BY f.first_id, e.face_index
             """).all().map { row in
-            let id = try row.decode(column: "id", as: Int64.self), person = try row.decode(column: "person_id", as: Int64.self)
+            let id = try row.decode(column: "id", as: Int64.self), person = try row.decode(column: "person_id", as: Int64?.self)
             return StoredFace(
                 face: Reclustering.Face(
                     id: id, photo: try row.decode(column: "photo_id", as: Int64.self),
                     embedding: try EmbeddingCodec.decode(bytes: try row.decode(column: "vector", as: Data.self)),
-                    person: person, confirmed: try row.decode(column: "confirmed", as: Bool.self), rejected: rejected[id] ?? []),
+                    person: person, confirmed: try row.decode(column: "confirmed", as: Bool.self), rejected: rejected[id] ?? [],
+                    look: try row.decode(column: "look_id", as: Int64?.self),
+                    mayFoundPerson: model.mayFoundPerson(embeddingNorm: try row.decode(column: "embedding_norm", as: Double?.self))),
                 person: person,
                 similarity: try row.decode(column: "similarity", as: Double?.self),
                 runnerUp: try row.decode(column: "runner_up_person_id", as: Int64?.self),

@@ -80,7 +80,8 @@ public actor XMPNameImport {
     }
 
     private struct Face {
-        let person: Int64
+        /// Nil: an unsorted face.
+        let person: Int64?
         let confirmed: Bool
         let namedFromXMP: Bool
         let personName: String?
@@ -91,12 +92,12 @@ public actor XMPNameImport {
         let db = database.sql
         guard let row = try await db.raw("""
             SELECT e.person_id, e.confirmed, e.named_from_xmp, p.display_name, p.name_from_xmp
-            FROM embeddings e JOIN persons p ON p.id = e.person_id WHERE e.id = \(bind: name.face)
+            FROM embeddings e LEFT JOIN persons p ON p.id = e.person_id WHERE e.id = \(bind: name.face)
             """).first() else { return (.conflict, "the face is gone") }
-        let face = Face(person: try row.decode(column: "person_id", as: Int64.self), confirmed: try row.decode(column: "confirmed", as: Bool.self),
+        let face = Face(person: try row.decode(column: "person_id", as: Int64?.self), confirmed: try row.decode(column: "confirmed", as: Bool.self),
                         namedFromXMP: try row.decode(column: "named_from_xmp", as: Bool.self),
                         personName: try row.decode(column: "display_name", as: String?.self),
-                        personNameFromXMP: try row.decode(column: "name_from_xmp", as: Bool.self))
+                        personNameFromXMP: try row.decode(column: "name_from_xmp", as: Bool?.self) ?? false)
         let named = try await db.raw("""
             SELECT id FROM persons WHERE merged_into IS NULL AND LOWER(display_name) = LOWER(\(bind: name.name)) ORDER BY id LIMIT 1
             """).first()?.decode(column: "id", as: Int64.self)
@@ -107,26 +108,27 @@ public actor XMPNameImport {
             return (.conflict, "the face was marked as not \(name.name) (person \(named))")
         }
         if face.confirmed && !face.namedFromXMP && !sameName {
-            return (.conflict, "the face was confirmed as person \(face.person)\(face.personName.map { " (\($0))" } ?? "")")
+            return (.conflict, "the face was confirmed as person \(face.person.map(String.init) ?? "none")\(face.personName.map { " (\($0))" } ?? "")")
         }
         if face.namedFromXMP && !face.personNameFromXMP && !sameName {
-            return (.conflict, "the face's person \(face.person) was renamed to \(face.personName.map { "\"\($0)\"" } ?? "no name")")
+            return (.conflict, "the face's person \(face.person.map(String.init) ?? "none") was renamed to \(face.personName.map { "\"\($0)\"" } ?? "no name")")
         }
         // Where the face goes, through the corrections' own rules; the person that takes the name gets it below.
+        // An unsorted face (no person) goes to the named person, or to a new one that takes the name.
         let target: Int64
         var takesName = false
-        switch named {
-        case face.person?:
-            target = face.person
-        case nil where face.personName == nil:
-            target = face.person
+        switch (named, face.person) {
+        case let (named?, person?) where named == person:
+            target = person
+        case let (nil, person?) where face.personName == nil:
+            target = person
             takesName = true
-        case nil:
+        case (nil, _):
             target = try await people.move(MoveRequest(faceIDs: [name.face], toPersonID: nil)).personID
             takesName = true
-        case let named?:
+        case let (named?, person):
             target = named
-            if face.personName == nil, (try? await people.merge(MergeRequest(personIDs: [face.person], into: named))) != nil {
+            if let person, face.personName == nil, (try? await people.merge(MergeRequest(personIDs: [person], into: named))) != nil {
                 break  // The face's person received the name too: one name, one person.
             }
             _ = try await people.move(MoveRequest(faceIDs: [name.face], toPersonID: named))

@@ -1,14 +1,17 @@
 import PhotoSorterCore
 import SQLKit
 
-/// The one writer of `embeddings`: every face with its vector, box, person, the similarity that placed it there,
-/// whether a user confirmed it, and its runner-up (the nearest person it did not join). Callers decide; these
-/// are the statements.
+/// The one writer of `embeddings`: every face with its vector, box, person (NULL for an unsorted face, see
+/// `FaceModel.unsureBelowNorm`) and look (`look_id`, NULL for the person's own; see `IdentityIndex`), the similarity that placed it there, whether a user confirmed it, and its
+/// runner-up (the nearest person it did not join). Callers decide; these are the statements.
 enum FacesTable {
     /// A face as it is first stored (by an analysis, or by a reprocess's rebuild).
     struct NewFace {
         var photoID: Int64
-        var personID: Int64
+        /// Nil: an unsure face that matched no person (unsorted).
+        var personID: Int64?
+        /// Nil: the person's own look.
+        var lookID: Int64? = nil
         var faceIndex: Int
         var embedding: Embedding
         var bbox: BoundingBox
@@ -22,19 +25,21 @@ enum FacesTable {
         var namedFromXMP = false
         var runnerUpPersonID: Int64?
         var runnerUpSimilarity: Double?
+        /// The embedding's length before L2 normalisation, as the ML service measured it.
+        var embeddingNorm: Double?
     }
 
     /// Stores `face`; returns its id.
     static func insert(_ face: NewFace, now: Int64, on tx: any SQLDatabase) async throws -> Int64 {
         try await tx.raw("""
-            INSERT INTO embeddings (photo_id, person_id, face_index, vector, bbox_x1, bbox_y1, bbox_x2, bbox_y2,
+            INSERT INTO embeddings (photo_id, person_id, look_id, face_index, vector, bbox_x1, bbox_y1, bbox_x2, bbox_y2,
                 confidence, similarity, created_person, suggested_person_id, model_version, created_at,
-                confirmed, named_from_xmp, runner_up_person_id, runner_up_similarity)
-            VALUES (\(bind: face.photoID), \(bind: face.personID), \(bind: face.faceIndex), \(bind: EmbeddingCodec.encode(face.embedding)),
+                confirmed, named_from_xmp, runner_up_person_id, runner_up_similarity, embedding_norm)
+            VALUES (\(bind: face.photoID), \(bind: face.personID), \(bind: face.lookID), \(bind: face.faceIndex), \(bind: EmbeddingCodec.encode(face.embedding)),
                 \(bind: face.bbox.x1), \(bind: face.bbox.y1), \(bind: face.bbox.x2), \(bind: face.bbox.y2),
                 \(bind: face.confidence), \(bind: face.similarity), \(bind: face.createdPerson), \(bind: face.suggestedPersonID),
                 \(bind: face.modelVersion), \(bind: now), \(bind: face.confirmed), \(bind: face.namedFromXMP), \(bind: face.runnerUpPersonID),
-                \(bind: face.runnerUpSimilarity)) RETURNING id
+                \(bind: face.runnerUpSimilarity), \(bind: face.embeddingNorm)) RETURNING id
             """).first()!.decode(column: "id", as: Int64.self)
     }
 
@@ -48,12 +53,12 @@ enum FacesTable {
     /// new faces at its next catch-up).
     static func copy(photo source: Int64, to target: Int64, now: Int64, on tx: any SQLDatabase) async throws {
         try await tx.raw("""
-            INSERT INTO embeddings (photo_id, person_id, face_index, vector, bbox_x1, bbox_y1, bbox_x2, bbox_y2, confidence,
+            INSERT INTO embeddings (photo_id, person_id, look_id, face_index, vector, bbox_x1, bbox_y1, bbox_x2, bbox_y2, confidence,
                 similarity, created_person, suggested_person_id, model_version, created_at, confirmed, named_from_xmp, runner_up_person_id,
-                runner_up_similarity)
-            SELECT \(bind: target), person_id, face_index, vector, bbox_x1, bbox_y1, bbox_x2, bbox_y2, confidence,
+                runner_up_similarity, embedding_norm)
+            SELECT \(bind: target), person_id, look_id, face_index, vector, bbox_x1, bbox_y1, bbox_x2, bbox_y2, confidence,
                 similarity, \(bind: false), suggested_person_id, model_version, \(bind: now), confirmed, named_from_xmp, runner_up_person_id,
-                runner_up_similarity
+                runner_up_similarity, embedding_norm
             FROM embeddings WHERE photo_id = \(bind: source) ORDER BY face_index
             """).run()
         try await tx.raw("""
@@ -63,10 +68,12 @@ enum FacesTable {
             """).run()
     }
 
-    /// The persons of `photo`'s faces, in face order, each once.
+    /// The persons of `photo`'s faces, in face order, each once (unsorted faces have none).
     static func persons(ofPhoto photo: Int64, on db: any SQLDatabase) async throws -> [Int64] {
         var persons: [Int64] = []
-        for row in try await db.raw("SELECT person_id FROM embeddings WHERE photo_id = \(bind: photo) ORDER BY face_index").all() {
+        for row in try await db.raw("""
+            SELECT person_id FROM embeddings WHERE photo_id = \(bind: photo) AND person_id IS NOT NULL ORDER BY face_index
+            """).all() {
             let person = try row.decode(column: "person_id", as: Int64.self)
             if !persons.contains(person) { persons.append(person) }
         }
@@ -78,39 +85,44 @@ enum FacesTable {
         try await tx.raw("DELETE FROM embeddings").run()
     }
 
-    /// A re-cluster's decision for one face; a confirmed face keeps its similarity (the caller passes it).
-    static func reassign(_ face: Int64, to person: Int64, similarity: Double?, runnerUp: Int64?, runnerUpSimilarity: Double?,
+    /// A re-cluster's decision for one face (nil: an unsure face left unsorted); a confirmed face keeps its
+    /// similarity (the caller passes it).
+    static func reassign(_ face: Int64, to person: Int64?, look: Int64?, similarity: Double?, runnerUp: Int64?, runnerUpSimilarity: Double?,
                          on tx: any SQLDatabase) async throws {
         try await tx.raw("""
-            UPDATE embeddings SET person_id = \(bind: person), similarity = \(bind: similarity),
+            UPDATE embeddings SET person_id = \(bind: person), look_id = \(bind: look), similarity = \(bind: similarity),
                 runner_up_person_id = \(bind: runnerUp), runner_up_similarity = \(bind: runnerUpSimilarity)
             WHERE id = \(bind: face)
             """).run()
     }
 
-    /// The rule's new place for a face a user took out of its person: unconfirmed, with its new runner-up.
-    static func replace(_ face: Int64, to person: Int64, similarity: Double?, runnerUp: FaceResolution.Candidate?,
+    /// The rule's new place for a face a user took out of its person: unconfirmed, in the look it matched, with its
+    /// new runner-up.
+    static func replace(_ face: Int64, to person: Int64, look: Int64?, similarity: Double?, runnerUp: FaceResolution.Candidate?,
                         on tx: any SQLDatabase) async throws {
         try await tx.raw("""
-            UPDATE embeddings SET person_id = \(bind: person), confirmed = \(false), named_from_xmp = \(false), similarity = \(bind: similarity),
+            UPDATE embeddings SET person_id = \(bind: person), look_id = \(bind: look), confirmed = \(false), named_from_xmp = \(false), similarity = \(bind: similarity),
                 runner_up_person_id = \(bind: runnerUp?.person), runner_up_similarity = \(bind: runnerUp.map { Double($0.similarity) })
             WHERE id = \(bind: face)
             """).run()
     }
 
-    /// Every face of `persons` goes to `survivor`, confirmed (a merge is a must-link) by the user. The user's
-    /// corrections here and in `move` and `confirm` clear `named_from_xmp` (`XMPNameImport` sets it again after
-    /// the corrections it makes itself).
+    /// Every face of `persons` goes to `survivor`, confirmed (a merge is a must-link) by the user, keeping its look:
+    /// an absorbed person's own look becomes a look of the survivor (`IdentityIndex`). The user's corrections here
+    /// and in `move` and `confirm` clear `named_from_xmp` (`XMPNameImport` sets it again after the corrections it
+    /// makes itself).
     static func merge(persons: [Int64], into survivor: Int64, on tx: any SQLDatabase) async throws {
         try await tx.raw("""
-            UPDATE embeddings SET person_id = \(bind: survivor), confirmed = \(true), named_from_xmp = \(false) WHERE person_id IN (\(binds: persons))
+            UPDATE embeddings SET look_id = CASE WHEN COALESCE(look_id, person_id) = \(bind: survivor) THEN NULL ELSE COALESCE(look_id, person_id) END,
+                person_id = \(bind: survivor), confirmed = \(true), named_from_xmp = \(false) WHERE person_id IN (\(binds: persons))
             """).run()
     }
 
-    /// `faces` go to `person` where a user put them: confirmed, with no similarity of the rule's.
+    /// `faces` go to `person`'s own look where a user put them: confirmed, with no similarity of the rule's.
     static func move(_ faces: [Int64], to person: Int64, on tx: any SQLDatabase) async throws {
         try await tx.raw("""
-            UPDATE embeddings SET person_id = \(bind: person), confirmed = \(true), named_from_xmp = \(false), similarity = NULL WHERE id IN (\(binds: faces))
+            UPDATE embeddings SET person_id = \(bind: person), look_id = NULL, confirmed = \(true), named_from_xmp = \(false), similarity = NULL
+            WHERE id IN (\(binds: faces))
             """).run()
     }
 

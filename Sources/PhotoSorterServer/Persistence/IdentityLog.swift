@@ -19,10 +19,13 @@ enum IdentityLog {
         // 200 rows a statement: a sweep of missing photos logs thousands of removals at once.
         for start in stride(from: 0, to: changes.count, by: 200) {
             let rows = changes[start..<min(start + 200, changes.count)].map { change -> SQLQueryString in
-                "(\(bind: change.embeddingID), \(bind: change.from), \(bind: change.to), \(bind: EmbeddingCodec.encode(change.face)), \(bind: now))"
+                """
+                (\(bind: change.embeddingID), \(bind: change.from), \(bind: change.fromLook), \(bind: change.to), \(bind: change.toLook),
+                    \(bind: EmbeddingCodec.encode(change.face)), \(bind: now))
+                """
             }
             let seqs = try await tx.raw("""
-                INSERT INTO identity_changes (embedding_id, from_person, to_person, vector, created_at)
+                INSERT INTO identity_changes (embedding_id, from_person, from_look, to_person, to_look, vector, created_at)
                 VALUES \(rows.joined(separator: ", ")) RETURNING seq
                 """).all().map { try $0.decode(column: "seq", as: Int64.self) }
             last = seqs.max()
@@ -34,19 +37,20 @@ enum IdentityLog {
     /// Call under the cross-instance lock, before the faces are deleted.
     static func appendRemovals(ofFacesOf photos: [Int64], on tx: any SQLDatabase) async throws {
         try await tx.raw("""
-            INSERT INTO identity_changes (embedding_id, from_person, to_person, vector, created_at)
-            SELECT id, person_id, NULL, vector, \(bind: nowMs()) FROM embeddings WHERE photo_id IN (\(binds: photos)) ORDER BY id
+            INSERT INTO identity_changes (embedding_id, from_person, from_look, to_person, vector, created_at)
+            SELECT id, person_id, look_id, NULL, vector, \(bind: nowMs()) FROM embeddings WHERE photo_id IN (\(binds: photos)) ORDER BY id
             """).run()
     }
 
     /// The changes after sequence number `seq`, in order.
     static func changes(after seq: Int64, on db: any SQLDatabase) async throws -> [IdentityService.IndexChange] {
         try await db.raw("""
-            SELECT seq, embedding_id, from_person, to_person, vector FROM identity_changes WHERE seq > \(bind: seq) ORDER BY seq
+            SELECT seq, embedding_id, from_person, from_look, to_person, to_look, vector FROM identity_changes WHERE seq > \(bind: seq) ORDER BY seq
             """).all().map { row in
             IdentityService.IndexChange(
                 seq: try row.decode(column: "seq", as: Int64.self), embeddingID: try row.decode(column: "embedding_id", as: Int64.self),
-                from: try row.decode(column: "from_person", as: Int64.self), to: try row.decode(column: "to_person", as: Int64?.self),
+                from: try row.decode(column: "from_person", as: Int64?.self), fromLook: try row.decode(column: "from_look", as: Int64?.self),
+                to: try row.decode(column: "to_person", as: Int64?.self), toLook: try row.decode(column: "to_look", as: Int64?.self),
                 face: try EmbeddingCodec.decode(bytes: try row.decode(column: "vector", as: Data.self)))
         }
     }
@@ -92,15 +96,24 @@ enum IdentityLog {
         }
     }
 
-    /// Up to `limit` persons of `snapshot` after `person`: (person, face count, sum of face vectors).
-    static func snapshotPersons(_ snapshot: SnapshotMarks, after person: Int64, limit: Int,
-                                on db: any SQLDatabase) async throws -> [(person: Int64, faceCount: Int, sum: [Float])] {
+    /// One look of a snapshot: its id, owner, face count and sum of face vectors.
+    struct SnapshotLook: Sendable {
+        let look: Int64
+        let person: Int64
+        let faceCount: Int
+        let sum: [Float]
+    }
+
+    /// Up to `limit` looks of `snapshot` after `look`, by look id.
+    static func snapshotLooks(_ snapshot: SnapshotMarks, after look: Int64, limit: Int, on db: any SQLDatabase) async throws -> [SnapshotLook] {
         try await db.raw("""
-            SELECT person_id, face_count, vector_sum FROM identity_snapshot_persons
-            WHERE snapshot_id = \(bind: snapshot.id) AND person_id > \(bind: person) ORDER BY person_id LIMIT \(bind: limit)
+            SELECT person_id, owner_id, face_count, vector_sum FROM identity_snapshot_persons
+            WHERE snapshot_id = \(bind: snapshot.id) AND person_id > \(bind: look) ORDER BY person_id LIMIT \(bind: limit)
             """).all().map {
-            (try $0.decode(column: "person_id", as: Int64.self), try $0.decode(column: "face_count", as: Int.self),
-             EmbeddingCodec.floats(from: try $0.decode(column: "vector_sum", as: Data.self)))
+            let look = try $0.decode(column: "person_id", as: Int64.self)
+            return SnapshotLook(look: look, person: try $0.decode(column: "owner_id", as: Int64?.self) ?? look,
+                                faceCount: try $0.decode(column: "face_count", as: Int.self),
+                                sum: EmbeddingCodec.floats(from: try $0.decode(column: "vector_sum", as: Data.self)))
         }
     }
 
@@ -114,12 +127,12 @@ enum IdentityLog {
             """).first()!.decode(column: "id", as: Int64.self)
     }
 
-    /// Adds persons (id, face count, sum) to snapshot `id`.
-    static func addSnapshotPersons(_ persons: [(person: Int64, faceCount: Int, sum: [Float])], to id: Int64,
-                                   on db: any SQLDatabase) async throws {
-        var insert = db.insert(into: "identity_snapshot_persons").columns("snapshot_id", "person_id", "face_count", "vector_sum")
-        for person in persons {
-            insert = insert.values(SQLBind(id), SQLBind(person.person), SQLBind(person.faceCount), SQLBind(EmbeddingCodec.bytes(of: person.sum)))
+    /// Adds looks to snapshot `id`.
+    static func addSnapshotLooks(_ looks: [SnapshotLook], to id: Int64, on db: any SQLDatabase) async throws {
+        var insert = db.insert(into: "identity_snapshot_persons").columns("snapshot_id", "person_id", "owner_id", "face_count", "vector_sum")
+        for look in looks {
+            insert = insert.values(SQLBind(id), SQLBind(look.look), SQLBind(look.person == look.look ? nil : look.person),
+                                   SQLBind(look.faceCount), SQLBind(EmbeddingCodec.bytes(of: look.sum)))
         }
         try await insert.run()
     }

@@ -13,8 +13,8 @@ enum ParkedFacesTable {
 
     /// The columns `embeddings` and `parked_faces` share, in one order for `INSERT … SELECT` both ways.
     private static let faceColumns = """
-        face_index, person_id, vector, bbox_x1, bbox_y1, bbox_x2, bbox_y2, confidence, similarity, created_person, \
-        suggested_person_id, model_version, confirmed, named_from_xmp, runner_up_person_id, runner_up_similarity, created_at
+        face_index, person_id, look_id, vector, bbox_x1, bbox_y1, bbox_x2, bbox_y2, confidence, similarity, created_person, \
+        suggested_person_id, model_version, confirmed, named_from_xmp, runner_up_person_id, runner_up_similarity, created_at, embedding_norm
         """
 
     /// What parking took away: per person, the photos and faces it lost.
@@ -30,7 +30,7 @@ enum ParkedFacesTable {
         guard !photos.isEmpty else { return Parked() }
         let lost = try await tx.raw("""
             SELECT person_id, COUNT(DISTINCT photo_id) AS photos, COUNT(*) AS faces FROM embeddings
-            WHERE photo_id IN (\(binds: photos)) GROUP BY person_id
+            WHERE photo_id IN (\(binds: photos)) AND person_id IS NOT NULL GROUP BY person_id
             """).all().map {
             (person: try $0.decode(column: "person_id", as: Int64.self), photos: try $0.decode(column: "photos", as: Int.self),
              faces: try $0.decode(column: "faces", as: Int.self))
@@ -62,9 +62,11 @@ enum ParkedFacesTable {
     /// faces at its next catch-up), on their persons' current ids (`persons`, from `PersonsTable.current`), with
     /// their marks. Returns the persons in face order. Call under the identity lock.
     static func unpark(photo: Int64, persons: [Int64: Int64], on tx: any SQLDatabase) async throws -> [Int64] {
+        // A person merged since: its faces come back in its look of the survivor, as a merge leaves them.
         for (old, current) in persons where old != current {
             try await tx.raw("""
-                UPDATE parked_faces SET person_id = \(bind: current) WHERE photo_id = \(bind: photo) AND person_id = \(bind: old)
+                UPDATE parked_faces SET look_id = COALESCE(look_id, person_id), person_id = \(bind: current)
+                WHERE photo_id = \(bind: photo) AND person_id = \(bind: old)
                 """).run()
         }
         try await tx.raw("""
@@ -82,14 +84,17 @@ enum ParkedFacesTable {
 
     /// The persons the parked faces of `photo` were on (to follow merges before `unpark`).
     static func persons(ofPhoto photo: Int64, on tx: any SQLDatabase) async throws -> Set<Int64> {
-        Set(try await tx.raw("SELECT DISTINCT person_id FROM parked_faces WHERE photo_id = \(bind: photo)").all()
+        Set(try await tx.raw("SELECT DISTINCT person_id FROM parked_faces WHERE photo_id = \(bind: photo) AND person_id IS NOT NULL").all()
             .map { try $0.decode(column: "person_id", as: Int64.self) })
     }
 
     /// A parked face as a new analysis of its photo sees it: where it was, whose, whether confirmed, whom not.
     struct Correction {
         let bbox: BoundingBox
-        let person: Int64
+        /// Nil: the face was unsorted.
+        let person: Int64?
+        /// Nil: the person's own look.
+        let look: Int64?
         let confirmed: Bool
         let namedFromXMP: Bool
         let rejected: Set<Int64>
@@ -102,11 +107,11 @@ enum ParkedFacesTable {
             rejected[try row.decode(column: "face_index", as: Int.self), default: []].insert(try row.decode(column: "person_id", as: Int64.self))
         }
         return try await tx.raw("""
-            SELECT face_index, person_id, confirmed, named_from_xmp, bbox_x1, bbox_y1, bbox_x2, bbox_y2 FROM parked_faces
+            SELECT face_index, person_id, look_id, confirmed, named_from_xmp, bbox_x1, bbox_y1, bbox_x2, bbox_y2 FROM parked_faces
             WHERE photo_id = \(bind: photo) AND reason = \(bind: Reason.changed.rawValue) ORDER BY face_index
             """).all().map { row in
-            Correction(bbox: try BoundingBox(row: row), person: try row.decode(column: "person_id", as: Int64.self),
-                       confirmed: try row.decode(column: "confirmed", as: Bool.self),
+            Correction(bbox: try BoundingBox(row: row), person: try row.decode(column: "person_id", as: Int64?.self),
+                       look: try row.decode(column: "look_id", as: Int64?.self), confirmed: try row.decode(column: "confirmed", as: Bool.self),
                        namedFromXMP: try row.decode(column: "named_from_xmp", as: Bool.self),
                        rejected: rejected[try row.decode(column: "face_index", as: Int.self)] ?? [])
         }

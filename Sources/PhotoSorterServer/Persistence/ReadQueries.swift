@@ -89,7 +89,7 @@ struct ReadQueries: Sendable {
             DetectionView(embeddingID: try row.decode(column: "id", as: Int64.self),
                           bbox: try BoundingBox(row: row),
                           confidence: try row.decode(column: "confidence", as: Double.self),
-                          personID: try row.decode(column: "person_id", as: Int64.self),
+                          personID: try row.decode(column: "person_id", as: Int64?.self),
                           similarity: try row.decode(column: "similarity", as: Double?.self),
                           createdPerson: try row.decode(column: "created_person", as: Bool.self))
         }

@@ -1,4 +1,5 @@
-// The Photo page: the preview with a box per face found, linked to its person, and the facts of the file.
+// The Photo page: the preview with a box per face found, linked to its person (an unsorted face — too unsure to
+// start a person — has a dashed box and no link), and the facts of the file.
 
 import { h, personThumb, photoThumb, thumb } from './dom.js';
 import { nf, pct, TAKEN_SOURCES, takenText, timeAgo } from './format.js';
@@ -8,7 +9,7 @@ export async function pagePhoto(ctx, idText) {
   const photo = await ctx.get(`/photo/${idText}`);
   if (!ctx.alive()) return;
   const dets = photo.detections || [];
-  const personIds = [...new Set([...(photo.person_ids || []), ...dets.map(d => d.person_id)])];
+  const personIds = [...new Set([...(photo.person_ids || []), ...dets.map(d => d.person_id).filter(pid => pid != null)])];
 
   // Names for the labels: one GET /person per person of the photo, in parallel; a failure leaves "#id".
   const people = new Map();
@@ -45,11 +46,15 @@ export async function pagePhoto(ctx, idText) {
     for (const d of dets) {
       const [x1, y1, x2, y2] = d.bbox;
       const pid = d.person_id;
-      const box = h('a', { class: 'face-box', href: `#/person/${target(pid)}`, 'data-testid': 'photo-box',
-                           'data-person-id': target(pid), 'data-face-id': d.embedding_id,
-                           title: label(pid) + (d.similarity != null ? ` · similarity ${d.similarity.toFixed(2)}` : ''),
-                           style: { left: pct(x1 / w), top: pct(y1 / hgt), width: pct((x2 - x1) / w), height: pct((y2 - y1) / hgt) } },
-        h('span', { class: 'face-label' + (people.get(pid) && people.get(pid).display_name ? '' : ' unnamed'), text: label(pid) }));
+      const place = { left: pct(x1 / w), top: pct(y1 / hgt), width: pct((x2 - x1) / w), height: pct((y2 - y1) / hgt) };
+      const box = pid == null
+        ? h('span', { class: 'face-box unsorted', 'data-testid': 'photo-box', 'data-face-id': d.embedding_id, style: place,
+                      title: 'Unsorted: too unsure a face (small, blurred or turned away) to start a person' },
+            h('span', { class: 'face-label unnamed', text: 'unsorted' }))
+        : h('a', { class: 'face-box', href: `#/person/${target(pid)}`, 'data-testid': 'photo-box',
+                   'data-person-id': target(pid), 'data-face-id': d.embedding_id, style: place,
+                   title: label(pid) + (d.similarity != null ? ` · similarity ${d.similarity.toFixed(2)}` : '') },
+            h('span', { class: 'face-label' + (people.get(pid) && people.get(pid).display_name ? '' : ' unnamed'), text: label(pid) }));
       // Labels of boxes near the bottom edge go above the box so they stay inside the photo.
       if (y2 / hgt > 0.85) box.classList.add('label-top');
       frame.append(box);

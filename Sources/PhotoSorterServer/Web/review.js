@@ -11,7 +11,7 @@ import { showError, toast } from './ui.js';
  * either answer changes the library:
  * - same_person: is this face the person it is in? Yes confirms it there, No takes it out (it goes where it fits
  *   next, or starts a person);
- * - runner_up (the face is its person's only face): is this face its runner-up? Yes moves it there, No records
+ * - runner_up (the face is its person's only face, or is unsorted): is this face its runner-up? Yes moves it there, No records
  *   that it is not (the runner-up is never suggested for it again).
  */
 export async function pageReview(ctx) {
@@ -46,7 +46,7 @@ export async function pageReview(ctx) {
       return;
     }
     progress.textContent = `${index + 1} of ${queue.length}`;
-    const [person, runner] = await Promise.all([personOf(item.person_id),
+    const [person, runner] = await Promise.all([item.person_id != null ? personOf(item.person_id) : null,
       item.runner_up_person_id != null ? personOf(item.runner_up_person_id) : null]);
     if (!ctx.alive() || queue[index] !== item) return;
     card.replaceChildren(reviewCard(item, person, runner));
@@ -78,7 +78,9 @@ export async function pageReview(ctx) {
     const rows = aboutRunnerUp
       ? [personRow('Asked: the nearest other person', item.runner_up_person_id, runner, similarityText(item.runner_up_similarity),
                    'review-runner-up', true),
-         personRow('Now alone in', item.person_id, person, 'only this face', 'review-person', false)]
+         item.person_id != null
+           ? personRow('Now alone in', item.person_id, person, 'only this face', 'review-person', false)
+           : h('p', { class: 'muted small', 'data-testid': 'review-unsorted', text: 'Now unsorted: too unsure a face to start a person' })]
       : [personRow('Asked: the person it is in', item.person_id, person,
                    similarityText(item.similarity) || 'this face started the person', 'review-person', true),
          item.runner_up_person_id != null

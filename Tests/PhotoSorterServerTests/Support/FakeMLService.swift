@@ -27,6 +27,9 @@ final class FakeMLService: Sendable {
         /// Names XMP face regions give faces, by fixture photo (relative to the faces folder) and face index: sent
         /// as each detection's `xmp_name`, as the real service does for a photo with a named region on that face.
         var xmpNames: [String: [Int: String]] = [:]
+        /// `embedding_norm` of each face, by fixture photo prefix (a file or a folder, relative to the faces folder);
+        /// faces not listed are sent with 25, an ArcFace face of good quality.
+        var embeddingNorms: [String: Double] = [:]
     }
 
     /// The model the fake claims to run. `.arcface` sends each fixture vector repeated four times (512 values)
@@ -239,9 +242,11 @@ final class FakeMLService: Sendable {
             body["status"] = "PROCESSED"
             body["width"] = 250
             body["height"] = 250
-            let (sendsImages, names) = behaviour.withLockedValue { ($0.sendsImages, $0.xmpNames[relative] ?? [:]) }
+            let (sendsImages, names, norms) = behaviour.withLockedValue { ($0.sendsImages, $0.xmpNames[relative] ?? [:], $0.embeddingNorms) }
+            let norm = norms.first { relative.hasPrefix($0.key) }?.value ?? 25
             body["detections"] = photo.faces.enumerated().map { index, face in
-                var detection: [String: Any] = ["bbox": face.bbox.array, "embedding": model.embedding(face), "confidence": 1.0]
+                var detection: [String: Any] = ["bbox": face.bbox.array, "embedding": model.embedding(face), "confidence": 1.0,
+                                                "embedding_norm": norm]
                 if let name = names[index] { detection["xmp_name"] = name }
                 if sendsImages { detection["thumbnail"] = Self.labelledJPEG("callback \(relative) face \(index)").base64EncodedString() }
                 return detection

@@ -62,9 +62,9 @@ extension TestService {
     }
 
     /// The person of every face, by face id.
-    func facePersons() async throws -> [Int64: Int64] {
+    func facePersons() async throws -> [Int64: Int64?] {
         try await services.database.sql.raw("SELECT id, person_id FROM embeddings").all()
-            .reduce(into: [:]) { $0[try $1.decode(column: "id", as: Int64.self)] = try $1.decode(column: "person_id", as: Int64.self) }
+            .reduce(into: [:]) { $0[try $1.decode(column: "id", as: Int64.self)] = try $1.decode(column: "person_id", as: Int64?.self) }
     }
 
     /// Every row corrections touch, as text: equal results mean nothing changed.
@@ -94,11 +94,12 @@ extension TestService {
         return (try? row.decode(column: column, as: String.self)) ?? "?"
     }
 
-    /// Derived data agrees with the faces: counts, photo_persons, photos.person_ids, and the in-memory index.
+    /// Derived data agrees with the faces: counts, photo_persons, photos.person_ids, and the in-memory index with
+    /// its looks and their owners.
     func assertConsistent(file: StaticString = #filePath, line: UInt = #line) async throws {
         let sql = services.database.sql
         var facesOf: [Int64: Int] = [:], photosOf: [Int64: Set<Int64>] = [:], personsOfPhoto: [Int64: [Int64]] = [:]
-        for row in try await sql.raw("SELECT photo_id, person_id FROM embeddings ORDER BY photo_id, face_index").all() {
+        for row in try await sql.raw("SELECT photo_id, person_id FROM embeddings WHERE person_id IS NOT NULL ORDER BY photo_id, face_index").all() {
             let photo = try row.decode(column: "photo_id", as: Int64.self), person = try row.decode(column: "person_id", as: Int64.self)
             facesOf[person, default: 0] += 1
             photosOf[person, default: []].insert(photo)
@@ -124,6 +125,17 @@ extension TestService {
         XCTAssertEqual(index.personCount, facesOf.count, "persons in the index", file: file, line: line)
         for (person, count) in facesOf {
             XCTAssertEqual(index.faceCount(of: person), count, "faces of \(person) in the index", file: file, line: line)
+        }
+        var facesOfLook: [Int64: Int] = [:], ownerOfLook: [Int64: Int64] = [:]
+        for row in try await sql.raw("SELECT COALESCE(look_id, person_id) AS look, person_id FROM embeddings WHERE person_id IS NOT NULL").all() {
+            let look = try row.decode(column: "look", as: Int64.self)
+            facesOfLook[look, default: 0] += 1
+            ownerOfLook[look] = try row.decode(column: "person_id", as: Int64.self)
+        }
+        XCTAssertEqual(index.lookIDs, facesOfLook.keys.sorted(), "looks in the index", file: file, line: line)
+        for (look, count) in facesOfLook {
+            XCTAssertEqual(index.faceCount(ofLook: look), count, "faces of look \(look) in the index", file: file, line: line)
+            XCTAssertEqual(index.owner(ofLook: look), ownerOfLook[look], "owner of look \(look)", file: file, line: line)
         }
     }
 }

@@ -11,12 +11,12 @@ from __future__ import annotations
 import importlib.util
 from dataclasses import dataclass
 
-from .base import Detection, FaceDetector, FaceEmbedder
+from .base import Detection, FaceDetector, FaceEmbedder, unit_rows
 from .runtimes import DEFAULT_RUNTIME, engines
 from .weights import ModelFileError, VerifiedFile, WeightsFile, WeightsPackage, verify
 
 __all__ = ["Detection", "FaceDetector", "FaceEmbedder", "ModelFileError", "ModelSpec", "Models", "MODELS",
-           "DEFAULT_MODEL", "model_spec", "require_runtime", "verify_weights", "load_models"]
+           "DEFAULT_MODEL", "model_spec", "require_runtime", "verify_weights", "load_models", "unit_rows"]
 
 INSIGHTFACE_LICENCE = "non-commercial research use only (insightface model licence)"
 CC0_LICENCE = "CC0 1.0: public domain, any use including commercial"

@@ -68,7 +68,7 @@ def _landmarks(face: Detection) -> np.ndarray:
 
 class ArcFaceEmbedder:
     """norm_crop to the ArcFace 112 x 112 template on the 5 landmarks, (x - 127.5) / 127.5 on RGB, one batch
-    per photo, L2-normalised."""
+    per photo; the raw output, not normalised (base.unit_rows)."""
 
     dim = 512
 
@@ -82,7 +82,4 @@ class ArcFaceEmbedder:
         if not faces:
             return np.zeros((0, self.dim), dtype=np.float32)
         crops = np.stack([norm_crop(rgb, _landmarks(f), image_size=112) for f in faces])  # N x 112 x 112 x 3, RGB
-        vectors = self._model.forward(crops.transpose(0, 3, 1, 2).astype(np.float32)).astype(np.float32)
-        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-        norms[norms == 0] = 1.0
-        return (vectors / norms).astype("<f4")
+        return self._model.forward(crops.transpose(0, 3, 1, 2).astype(np.float32)).astype(np.float32)

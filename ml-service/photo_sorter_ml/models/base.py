@@ -41,5 +41,15 @@ class FaceEmbedder(Protocol):
     dim: int
 
     def embed(self, rgb: np.ndarray, faces: Sequence[Detection]) -> np.ndarray:
-        """(n, dim) float32, L2-normalised, one row per face (aligned on `rgb`, full resolution)."""
+        """(n, dim) float32, the model's raw output, one row per face (aligned on `rgb`, full resolution); not
+        normalised: `unit_rows` makes the unit vectors that are compared and sent, and keeps each row's length
+        (ArcFace: low on an unsure face)."""
         ...
+
+
+def unit_rows(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`raw` (n, dim) embeddings as L2-normalised little-endian float32 rows, and each row's L2 norm before
+    normalising (float32, n). A zero row stays zero (its norm 0 is divided as 1)."""
+    vectors = np.asarray(raw, dtype=np.float32)
+    norms = np.linalg.norm(vectors, axis=1)
+    return (vectors / np.where(norms == 0, 1.0, norms)[:, None]).astype("<f4"), norms.astype(np.float32)

@@ -34,7 +34,8 @@ class CnnDetector:
 
 
 class ResnetEmbedder:
-    """5-point alignment (shape predictor) + dlib ResNet face descriptor, jitter 0, L2-normalised."""
+    """5-point alignment (shape predictor) + dlib ResNet face descriptor, jitter 0; the raw descriptor, not normalised
+    (base.unit_rows; their lengths, about 1.4, say nothing of the face's quality)."""
 
     dim = 128
 
@@ -50,10 +51,7 @@ class ResnetEmbedder:
             rect = dlib.rectangle(int(round(f.left)), int(round(f.top)), int(round(f.right)), int(round(f.bottom)))
             shapes.append(self._predictor(rgb, rect))
         vectors = np.asarray(self._encoder.compute_face_descriptor(rgb, shapes), dtype=np.float32)
-        vectors = vectors.reshape(len(faces), self.dim)
-        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-        norms[norms == 0] = 1.0
-        return (vectors / norms).astype("<f4")
+        return vectors.reshape(len(faces), self.dim)
 
 
 def dlib_info() -> dict:
