@@ -32,6 +32,7 @@ import harness  # noqa: E402
 FACES = harness.faces_dir()
 EXAMPLES = FACES / "face_recognition_examples"
 GROUPS = FACES / "dlib_faces"
+UNSURE_PHOTO = FACES / "lfw_small" / "Halle_Berry" / "Halle_Berry_0006.jpg"  # a small face behind her: unsure
 CHROMIUM = os.environ.get("PHOTO_SORTER_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 OUT = harness.REPO / "e2e" / "out" / "web"
@@ -503,6 +504,31 @@ def test_photo_page_boxes_match_the_detections_and_open_their_person(page, stack
     page.locator(f"[data-testid=photo-box][data-face-id='{dets[0]['embedding_id']}']").click()
     assert current_person(page) == target
     expect(page).to_have_url(f"{stack.base}/#/person/{target}")
+
+
+def test_photo_page_draws_an_unsorted_face_dashed_with_no_person_link(page, stack):
+    """A face too unsure to start a person (the small face behind Halle Berry, ArcFace norm 14.2) is drawn on its
+    photo, dashed, labelled "unsorted", and links to no person."""
+    job = api(stack, "POST", "/ingest-folder", {"path": str(UNSURE_PHOTO.parent), "recursive": False})["jobId"]
+    deadline = time.monotonic() + 300
+    while not (status := api(stack, "GET", f"/ingest-status/{job}"))["done"]:
+        assert time.monotonic() < deadline, status
+        time.sleep(0.3)
+    photo = next(p for p in harness.all_photos(stack.base) if p["path"].endswith(UNSURE_PHOTO.name))
+    detail = api(stack, "GET", f"/photo/{photo['photo_id']}")
+    unsorted = [d for d in detail["detections"] if d["person_id"] is None]
+    assert len(unsorted) == 1, detail["detections"]
+    page.goto(f"/#/photo/{detail['photo_id']}")
+    expect(page.locator("[data-testid=photo-box]")).to_have_count(len(detail["detections"]))
+    wait_images(page, "[data-testid=photo-image]")
+    box = page.locator(f"[data-testid=photo-box][data-face-id='{unsorted[0]['embedding_id']}']")
+    expect(box).to_have_class(re.compile(r"\bunsorted\b"))
+    expect(box).to_have_text("unsorted")
+    assert box.get_attribute("href") is None
+    assert box.evaluate("el => getComputedStyle(el).borderTopStyle") == "dashed"
+    sorted_ids = {d["person_id"] for d in detail["detections"] if d["person_id"] is not None}
+    expect(page.locator("[data-testid=photo-person-chip]")).to_have_count(len(sorted_ids))
+    shot(page, "photo-unsorted")
 
 
 # ------------------------------------------------------------------ dates: Photos tab by year, "With…", card years

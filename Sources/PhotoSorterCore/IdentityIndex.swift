@@ -100,11 +100,10 @@ public struct IdentityIndex: Sendable {
         if rows == nil { rows = PersonRows(dimension: face.dimension) }
         if let row = rowOfLook[look] {
             rows!.add(face, toRow: row)
-            setOwner(of: look, to: person)
         } else {
             rowOfLook[look] = rows!.append(face, person: look)
-            setOwner(of: look, to: person)
         }
+        setOwner(of: look, to: person)
     }
 
     /// Forgets a face of `person`'s `look` (its own when nil); a look left without faces leaves the index, and so
