@@ -363,3 +363,19 @@ def test_an_unsorted_face_is_sent_with_person_id_null_as_the_api_document_allows
             problems.append(f"GET /openapi.json: {name}.person_id is {declared}{' (required)' if required else ''}: "
                             f"null does not fit")
     assert not problems, "an unsorted face must be sent as \"person_id\": null:\n" + "\n".join(problems)
+
+
+# ------------------------------------------------------------------ what `sort` reports
+
+def test_sort_reports_the_unsorted_faces_it_left(tmp_path):
+    """`photo-sorter sort` counts the faces it left unsorted, in its summary line and in --summary-json."""
+    folder = tmp_path / "photos"
+    for ident, (unsure, _, _) in UNSURE_BACKGROUND.items():
+        _copy(LFW / ident, [unsure], folder)
+    rc, summary, _ = harness.run_sort(harness.find_binary(), folder, str(tmp_path / "lib.sqlite"), tmp_path / "summary.json",
+                                      tmp_path / "sort.log", timeout=600)
+    assert rc == 0 and summary, (tmp_path / "sort.log").read_text(errors="replace")[-3000:]
+    assert summary["unsorted_faces"] == len(UNSURE_BACKGROUND), summary
+    assert summary["faces"] >= 2 * len(UNSURE_BACKGROUND), summary
+    text = (tmp_path / "sort.log").read_text(errors="replace")
+    assert f"({len(UNSURE_BACKGROUND)} unsorted: too unsure to start a person" in text, text[-3000:]

@@ -11,6 +11,8 @@ struct SortSummary: Encodable {
     var failed: Int
     var noFaces: Int
     var faces: Int
+    /// Faces of this sort's photos in no person: too unsure to start one, and they matched no one.
+    var unsortedFaces: Int
     /// Persons after the closing re-cluster.
     var persons: Int
     /// Face model of the library (`arcface`, `dlib`); nil when no face was stored yet.
@@ -41,6 +43,7 @@ struct SortSummary: Encodable {
         case database, processed, failed, faces, persons, model, failures, recluster, moved, missing, restored, copies, timeline
         case photosTotal = "photos_total"
         case noFaces = "no_faces"
+        case unsortedFaces = "unsorted_faces"
         case notQueued = "not_queued"
         case notQueuedCount = "not_queued_count"
         case wallSeconds = "wall_seconds"
@@ -57,6 +60,7 @@ struct SortSummary: Encodable {
         return SortSummary(
             database: DatabaseLocation.describe(config), jobID: jobID, photosTotal: status.processed + status.failed + status.ready + status.processing,
             processed: status.processed, failed: status.failed, noFaces: status.noFaces, faces: status.faces,
+            unsortedFaces: try await services.unsortedFaces(ofJob: jobID),
             persons: services.identity.personCount, model: services.identity.model?.name, failures: try await services.failures(ofJob: jobID),
             notQueued: try await services.notQueued(ofJob: jobID),
             wallSeconds: wallSeconds, mlSeconds: try await services.mlSeconds(ofJob: jobID, since: startedMs), mlWorkers: workers,
@@ -73,6 +77,7 @@ struct SortSummary: Encodable {
         try container.encode(failed, forKey: .failed)
         try container.encode(noFaces, forKey: .noFaces)
         try container.encode(faces, forKey: .faces)
+        try container.encode(unsortedFaces, forKey: .unsortedFaces)
         try container.encode(persons, forKey: .persons)
         try container.encodeIfPresent(model, forKey: .model)
         try container.encode(failures, forKey: .failures)
@@ -94,7 +99,7 @@ struct SortSummary: Encodable {
         var lines = [
             "photos:   \(photosTotal) (\(processed) processed, \(noFaces) without faces, \(failed) failed)",
             "files:    \(moved) moved, \(missing) missing, \(restored) restored, \(copies) copies (analysis reused)",
-            "faces:    \(faces)",
+            "faces:    \(faces)" + (unsortedFaces > 0 ? " (\(unsortedFaces) unsorted: too unsure to start a person; drawn on their photos)" : ""),
             "persons:  \(persons)" + (model.map { " (face model: \($0))" } ?? ""),
             "time:     " + String(format: "%.1f s", wallSeconds),
             "re-cluster: " + (recluster.map { "\($0.facesMoved) faces moved, \($0.personsCreated) new persons, \($0.personsMerged) merged ("

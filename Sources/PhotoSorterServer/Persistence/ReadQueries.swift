@@ -293,6 +293,14 @@ extension ReadQueries {
             """).first()?.decode(column: "ms", as: Double?.self).map { $0 / 1000 } ?? 0
     }
 
+    /// Faces of the job's photos that are in no person (unsure, matched no one).
+    func unsortedFaces(ofJob jobID: String) async throws -> Int {
+        try await database.sql.raw("""
+            SELECT COUNT(*) AS n FROM embeddings e JOIN photo_ingest_map m ON m.photo_id = e.photo_id
+            WHERE m.job_id = \(bind: jobID) AND e.person_id IS NULL
+            """).first()!.decode(column: "n", as: Int.self)
+    }
+
     /// When the last result for the job's photos arrived (ms since 1970), at or after `sinceMs`; nil when none did.
     func lastCallbackMs(ofJob jobID: String, since sinceMs: Int64) async throws -> Int64? {
         try await database.sql.raw("""
@@ -323,6 +331,10 @@ extension PhotoSorterServices {
 
     public func mlSeconds(ofJob jobID: String, since sinceMs: Int64) async throws -> Double {
         try await reads.mlSeconds(ofJob: jobID, since: sinceMs)
+    }
+
+    public func unsortedFaces(ofJob jobID: String) async throws -> Int {
+        try await reads.unsortedFaces(ofJob: jobID)
     }
 
     public func lastCallbackMs(ofJob jobID: String, since sinceMs: Int64) async throws -> Int64? {

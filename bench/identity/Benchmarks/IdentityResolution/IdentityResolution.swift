@@ -3,7 +3,7 @@ import Foundation
 import PhotoSorterCore
 
 /// One iteration: `IdentityResolver.resolve` of one face against an index of `persons` persons (the scan
-/// over every person's 4-bit mean, then the exact re-checks). Query faces cycle through a fixed set: four
+/// over every look's 4-bit mean, then the exact re-checks). Query faces cycle through a fixed set: four
 /// in five are noisy faces of a known person (one candidate), one in five is a stranger (none).
 let benchmarks: @Sendable () -> Void = {
     Benchmark.defaultConfiguration = .init(
@@ -29,6 +29,13 @@ let benchmarks: @Sendable () -> Void = {
     } setup: {
         Workload(dimension: 128, persons: 100_000, sharedDirection: 4, policy: dlib)
     }
+    // Merges keep the merged person's mean as a look of its own (one more row of the 4-bit scan): 100k persons,
+    // 20k of which also hold the look of one person merged into them, 120k rows in all.
+    Benchmark("resolve one 512-d face, 100k persons, 20k merged looks") { benchmark, workload in
+        workload.resolveNext(benchmark)
+    } setup: {
+        Workload(dimension: 512, persons: 100_000, sharedDirection: 0, policy: arcface, mergedLooks: 20_000)
+    }
 }
 
 /// An index of random persons and the query faces to resolve against it.
@@ -41,22 +48,35 @@ final class Workload: @unchecked Sendable {   // used by one benchmark thread at
     /// Person centres are random unit vectors plus `sharedDirection` times one common unit vector (0: faces of
     /// unrelated persons score about 0; 4: about 0.84, like dlib's). Each person has 3 faces, its centre plus
     /// noise (a face scores about 0.94 with its centre).
-    init(dimension: Int, persons: Int, sharedDirection: Float, policy: IdentityPolicy) {
-        var random = SplitMix64(seed: UInt64(dimension * persons))
+    ///
+    /// `mergedLooks` more persons are created and then merged as the server merges (`IdentityIndex.move` of each
+    /// face into a look of its own): person `persons + i` becomes a look of person `5 * i`, so `persons` persons
+    /// hold `persons + mergedLooks` looks (rows). Queries are faces of any look, merged or not.
+    init(dimension: Int, persons: Int, sharedDirection: Float, policy: IdentityPolicy, mergedLooks: Int = 0) {
+        precondition(mergedLooks * 5 <= persons, "merge into every fifth person at most")
+        var random = SplitMix64(seed: UInt64(dimension * (persons + mergedLooks)))
         let shared = random.unitVector(dimension)
-        let centres = (0..<persons).map { _ in
+        let centres = (0..<persons + mergedLooks).map { _ in
             zip(random.unitVector(dimension), shared).map { $0 + sharedDirection * $1 }
         }
         var index = IdentityIndex(dimension: dimension)
+        var facesToMerge: [[Embedding]] = []
         for (person, centre) in centres.enumerated() {
-            for _ in 0..<3 { index.add(random.face(near: centre, noise: 0.35), to: Int64(person)) }
+            let faces = (0..<3).map { _ in random.face(near: centre, noise: 0.35) }
+            for face in faces { index.add(face, to: Int64(person)) }
+            if person >= persons { facesToMerge.append(faces) }
         }
+        for (i, faces) in facesToMerge.enumerated() {
+            let merged = Int64(persons + i), into = Int64(5 * i)
+            for face in faces { index.move(face, from: (person: merged, look: nil), to: (person: into, look: merged)) }
+        }
+        precondition(index.personCount == persons && index.lookIDs.count == persons + mergedLooks)
         self.index = index
         resolver = IdentityResolver(policy: policy)
         queries = (0..<250).map { query in
             query % 5 == 0
                 ? try! Embedding(normalising: random.unitVector(dimension))
-                : random.face(near: centres[Int(random.next() % UInt64(persons))], noise: 0.35)
+                : random.face(near: centres[Int(random.next() % UInt64(centres.count))], noise: 0.35)
         }
     }
 
