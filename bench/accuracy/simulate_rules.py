@@ -153,9 +153,11 @@ class PrototypeState:
     """Up to `k` means ("looks") per person (see the module doc); `merge_mode` keep or blend."""
 
     def __init__(self, dim: int, capacity: int, base: float, margin: float, look: float, k: int,
-                 merge_mode: str = "keep") -> None:
+                 merge_mode: str = "keep", merged_margin: float = 0.0) -> None:
         self.sums, self.counts = np.zeros((capacity * 2, dim)), np.zeros(capacity * 2)
         self.owner = np.full(capacity * 2, -1)
+        # A look kept from a merge needs `merged_margin` more than the person's own looks.
+        self.merged_margin, self.merged = merged_margin, np.zeros(capacity * 2, dtype=bool)
         self.looks: dict[int, list[int]] = defaultdict(list)
         self.base, self.margin, self.look, self.k, self.merge_mode = base, margin, look, k, merge_mode
         self.used = 0
@@ -166,6 +168,7 @@ class PrototypeState:
             self.sums = np.vstack([self.sums, np.zeros_like(self.sums)])
             self.counts = np.concatenate([self.counts, np.zeros_like(self.counts)])
             self.owner = np.concatenate([self.owner, np.full(len(self.owner), -1)])
+            self.merged = np.concatenate([self.merged, np.zeros(len(self.merged), dtype=bool)])
 
     def pairs(self, faces):
         if not self.used:
@@ -173,7 +176,7 @@ class PrototypeState:
         n = self.counts[:self.used]
         live = n > 0
         sim = (faces @ self.sums[:self.used].T) / np.maximum(n, 1)
-        accept = (sim >= self.base + self.margin / np.sqrt(np.maximum(n, 1))) & live
+        accept = (sim >= self.base + self.margin / np.sqrt(np.maximum(n, 1)) + self.merged_margin * self.merged[:self.used]) & live
         best: dict[tuple[int, int], float] = {}
         for f, p in zip(*np.nonzero(accept)):
             key = (int(f), int(self.owner[p]))
@@ -207,6 +210,7 @@ class PrototypeState:
         if self.merge_mode == "keep":
             for slot in moved:
                 self.owner[slot] = into
+                self.merged[slot] = True
             self.looks[into].extend(moved)
             return
         slots = self.looks[into] + moved
@@ -304,7 +308,7 @@ def make_state(rule: str, params: dict, dim: int, capacity: int):
         return MeanState(dim, capacity, params["base"], params["margin"])
     if rule == "prototypes":
         return PrototypeState(dim, capacity, params["base"], params["margin"], params["look"], params["K"],
-                              params.get("merge", "keep"))
+                              params.get("merge", "keep"), params.get("merged_margin", 0.0))
     if rule == "nearest":
         return NearestState(dim, capacity, params["base"], params["margin"], params["k"])
     raise ValueError(rule)
@@ -318,8 +322,8 @@ def settings(args) -> list[tuple[str, dict]]:
             if rule == "mean":
                 out.append((rule, {"base": base, "margin": margin}))
             elif rule == "prototypes":
-                for k, look in itertools.product(args.protos, args.look):
-                    out.append((rule, {"base": base, "margin": margin, "K": k, "look": look}))
+                for k, look, merged in itertools.product(args.protos, args.look, args.merged_margin):
+                    out.append((rule, {"base": base, "margin": margin, "K": k, "look": look, "merged_margin": merged}))
             else:
                 for k in args.k:
                     out.append((rule, {"base": base, "margin": margin, "k": k}))
@@ -381,6 +385,8 @@ def main() -> None:
     parser.add_argument("--merge-at", type=float, help="model a user merge of fragments after this share of each order")
     parser.add_argument("--merge-mode", nargs="+", default=["keep"], choices=["keep", "blend"],
                         help="prototypes: how merged persons' looks combine")
+    parser.add_argument("--merged-margin", type=float, nargs="+", default=[0.0],
+                        help="prototypes with --merge-at: extra similarity a look kept from a merge needs")
     parser.add_argument("--jobs", type=int, default=1)
     parser.add_argument("--json", type=Path, help="write every row here")
     args = parser.parse_args()
