@@ -100,7 +100,8 @@ class Invariants:
                             if r[2] == "PROCESSED" and int(r[3] or 0) != faces.get(int(r[0]), 0)}
         twice = db.rows("SELECT photo_id, bbox_x1, bbox_y1, bbox_x2, bbox_y2, COUNT(*) FROM embeddings "
                         "GROUP BY photo_id, bbox_x1, bbox_y1, bbox_x2, bbox_y2 HAVING COUNT(*) > 1")
-        person_faces = {int(p): int(n) for p, n in db.rows("SELECT person_id, COUNT(*) FROM embeddings GROUP BY person_id")}
+        person_faces = {int(p): int(n) for p, n in db.rows(
+            "SELECT person_id, COUNT(*) FROM embeddings WHERE person_id IS NOT NULL GROUP BY person_id")}
         person_photos = {int(p): int(n) for p, n in db.rows("SELECT person_id, COUNT(*) FROM photo_persons GROUP BY person_id")}
         wrong_person_counts = {int(pid): (int(fc), person_faces.get(int(pid), 0), int(pc), person_photos.get(int(pid), 0))
                                for pid, fc, pc in db.rows("SELECT id, face_count, photo_count FROM persons")

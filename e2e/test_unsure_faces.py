@@ -292,14 +292,20 @@ def profiles_after_frontals(tmp_path_factory):
         stack.stop()
 
 
-def test_an_unsure_face_that_matches_a_person_joins_it(profiles_after_frontals):
-    stack, person_of, persons_before, photos = profiles_after_frontals
-    ident, _, profile_name = JOINS
+def _unsure_profile(stack, photos: dict, case) -> tuple[dict, dict]:
+    """The case's profile photo and its one face, checked unsure by the norm the ML service sends."""
+    ident, _, profile_name = case
     photo = photos[ident]
     (bbox, norm), = _ml_norms(stack, photo["path"])
     print(f"\n{ident}/{profile_name}: embedding_norm {norm:.4f}")
     assert norm < UNSURE_BELOW, f"{profile_name} is not unsure (norm {norm:.4f})"
-    face = _face_at(photo["detections"], bbox)
+    return photo, _face_at(photo["detections"], bbox)
+
+
+def test_an_unsure_face_that_matches_a_person_joins_it(profiles_after_frontals):
+    stack, person_of, persons_before, photos = profiles_after_frontals
+    ident = JOINS[0]
+    photo, face = _unsure_profile(stack, photos, JOINS)
     evo = person_of[ident]
     assert face.get("person_id") == evo, f"the unsure profile did not join {ident}'s person {evo}: {face}"
     assert face["similarity"] >= MATCH_THRESHOLD and photo["person_ids"] == [evo], photo
@@ -310,12 +316,9 @@ def test_an_unsure_face_that_matches_a_person_joins_it(profiles_after_frontals):
 
 def test_an_unsorted_face_near_a_person_is_asked_about_in_review_and_no_keeps_it_unsorted(profiles_after_frontals):
     stack, person_of, persons_before, photos = profiles_after_frontals
-    ident, _, profile_name = RUNNER_UP
-    photo = photos[ident]
-    (bbox, norm), = _ml_norms(stack, photo["path"])
-    print(f"\n{ident}/{profile_name}: embedding_norm {norm:.4f}")
-    assert norm < UNSURE_BELOW, f"{profile_name} is not unsure (norm {norm:.4f})"
-    face_id = _face_at(photo["detections"], bbox)["embedding_id"]
+    ident = RUNNER_UP[0]
+    photo, face = _unsure_profile(stack, photos, RUNNER_UP)
+    face_id = face["embedding_id"]
     derrick = person_of[ident]
 
     # Unsorted, with his person as its runner-up: nearly joined, below the threshold.
