@@ -354,6 +354,16 @@ def labelled_detection(detail: dict, path=None) -> Optional[dict]:
     return min(dets, key=dist)
 
 
+def labelled_person(detail: dict, path=None):
+    """What the metrics score for a labelled photo: None when no face was found there, else the labelled face's
+    person id, or for an unsorted face (too unsure to start a person, matched no one) a key of its own (a
+    singleton, not a miss)."""
+    det = labelled_detection(detail, path)
+    if det is None:
+        return None
+    return det.get("person_id") or ("unsorted", path or detail.get("path"))
+
+
 def labelled_photos(root: Path) -> list[tuple[str, str]]:
     """[(realpath, identity)] for <root>/<identity>/...; folders starting with '_' are not identities."""
     out = []

@@ -61,10 +61,7 @@ def evaluate_run(root: Path, binary: Path, workdir: Path, threshold, extra_env: 
                 detail = stack.get(f"/photo/{row['photo_id']}")
                 if detail["status"] != "PROCESSED":
                     failed.append(path)
-                det = harness.labelled_detection(detail, path)
-                # An unsorted face (too unsure to start a person, matched no one) is found but in no person: a
-                # singleton of its own, not a photo without a face.
-                pred = None if det is None else det.get("person_id") or ("unsorted", path)
+                pred = harness.labelled_person(detail, path)
             labels.append(ident)
             preds.append(pred)
     finally:

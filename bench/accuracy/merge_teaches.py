@@ -121,10 +121,7 @@ def read_persons(binary: Path, database: str, photos_root: Path, items: list, wo
         preds = []
         for path, _ in items:
             row = by_path.get(path)
-            det = None
-            if row is not None:
-                det = harness.labelled_detection(stack.get(f"/photo/{row['photo_id']}"), path)
-            preds.append(None if det is None else det["person_id"])
+            preds.append(None if row is None else harness.labelled_person(stack.get(f"/photo/{row['photo_id']}"), path))
         return preds
     finally:
         stack.stop()
