@@ -296,16 +296,23 @@ def test_sort_command_runs_the_whole_pipeline(small_folder, tmp_path):
     assert "browse: http://127.0.0.1:" in log, log[-2000:]
 
 
-def test_sort_with_the_dlib_model_but_no_dlib_says_how_to_install_it(small_folder, tmp_path):
-    # dlib is optional (scripts/install-ml.sh --with-dlib): a dlib.py first on the ML child's path plays its absence.
-    blocker = tmp_path / "no-dlib"
+def _sort_with_a_broken_module(folder, tmp_path, module: str, message: str, extra_args=()) -> str:
+    """`sort` with a `module`.py first on the ML child's path that raises ImportError(message); asserts the sort
+    failed without a summary and returns its output."""
+    blocker = tmp_path / f"no-{module}"
     blocker.mkdir()
-    (blocker / "dlib.py").write_text("raise ImportError('No module named dlib')\n")
-    rc, summary, _ = harness.run_sort(harness.find_binary(), small_folder, str(tmp_path / "db.sqlite"),
+    (blocker / f"{module}.py").write_text(f"raise ImportError({message!r})\n")
+    rc, summary, _ = harness.run_sort(harness.find_binary(), folder, str(tmp_path / "db.sqlite"),
                                       tmp_path / "summary.json", tmp_path / "sort.log", timeout=300,
-                                      extra_args=["--model", "dlib"], PYTHONPATH=str(blocker))
+                                      extra_args=extra_args, PYTHONPATH=str(blocker))
     output = (tmp_path / "sort.log").read_text()
     assert rc != 0 and summary is None, output
+    return output
+
+
+def test_sort_with_the_dlib_model_but_no_dlib_says_how_to_install_it(small_folder, tmp_path):
+    # dlib is optional (scripts/install-ml.sh --with-dlib): a dlib.py first on the ML child's path plays its absence.
+    output = _sort_with_a_broken_module(small_folder, tmp_path, "dlib", "No module named dlib", ["--model", "dlib"])
     assert "the ML service exited at start-up: photo_sorter_ml: cannot start the dlib model" in output
     assert "scripts/install-ml.sh --with-dlib" in output
 
@@ -313,14 +320,7 @@ def test_sort_with_the_dlib_model_but_no_dlib_says_how_to_install_it(small_folde
 def test_sort_whose_ml_workers_cannot_load_the_models_stops_with_the_reason(small_folder, tmp_path):
     # `sort` starts as soon as the ML child listens, while its workers load the models: a failure there (an
     # insightface.py first on the path breaks only the workers' import) still ends the sort with the reason.
-    blocker = tmp_path / "no-insightface"
-    blocker.mkdir()
-    (blocker / "insightface.py").write_text("raise ImportError('insightface is broken here')\n")
-    rc, summary, _ = harness.run_sort(harness.find_binary(), small_folder, str(tmp_path / "db.sqlite"),
-                                      tmp_path / "summary.json", tmp_path / "sort.log", timeout=300,
-                                      PYTHONPATH=str(blocker))
-    output = (tmp_path / "sort.log").read_text()
-    assert rc != 0 and summary is None, output
+    output = _sort_with_a_broken_module(small_folder, tmp_path, "insightface", "insightface is broken here")
     assert "the ML service could not load its models: " in output and "insightface is broken here" in output, output
 
 

@@ -45,6 +45,16 @@ public struct FaceResolution: Sendable, Equatable {
         public let person: Int64
         public let similarity: Float
     }
+
+    /// The new-person slots of one photo's `resolutions` that may start a person: those holding a face
+    /// `mayFoundPerson(index)` allows (a face and its mirror share a slot). The faces of the other slots are unsure
+    /// faces only (`FaceModel.unsureBelowNorm`): they stay unsorted.
+    public static func foundingSlots(of resolutions: [FaceResolution], mayFoundPerson: (Int) -> Bool) -> Set<Int> {
+        Set(resolutions.indices.compactMap { index in
+            guard case .new(let slot) = resolutions[index].identity, mayFoundPerson(index) else { return nil }
+            return slot
+        })
+    }
 }
 
 /// Assigns the faces of one photo to persons. Pure: reads the index, never changes it.

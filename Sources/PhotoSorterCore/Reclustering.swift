@@ -180,11 +180,7 @@ public enum Reclustering {
                     return excluded
                 })
             var keyOfSlot: [Int: Int64] = [:]
-            // New persons are started by the faces that may found one (a face and its mirror share a slot).
-            let foundingSlots = Set(zip(open, resolutions).compactMap { position, resolution -> Int? in
-                guard case .new(let slot) = resolution.identity, faces[position].mayFoundPerson else { return nil }
-                return slot
-            })
+            let foundingSlots = FaceResolution.foundingSlots(of: resolutions) { faces[open[$0]].mayFoundPerson }
             for (position, resolution) in zip(open, resolutions) {
                 switch resolution.identity {
                 case .existing(let key, let score):

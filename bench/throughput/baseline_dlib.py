@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import argparse
 import glob
-import json
 import os
 import sys
 import time
+
+from baseline_io import read_list, report
 
 
 def model_paths() -> tuple[str, str]:
@@ -49,7 +50,7 @@ def main() -> int:
     import numpy as np
     from PIL import Image
 
-    paths = [l.strip() for l in open(args.list) if l.strip()]
+    paths = read_list(args.list)
     t0 = time.perf_counter()
     landmarks_path, resnet_path = model_paths()
     detector = dlib.get_frontal_face_detector()
@@ -72,10 +73,7 @@ def main() -> int:
     seconds = time.perf_counter() - t1
     out = {"photos": len(paths), "faces": faces, "errors": errors, "seconds": round(seconds, 3),
            "model_load_seconds": round(load_s, 3), "dlib": getattr(dlib, "__version__", "?")}
-    print(json.dumps(out))
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(out, f, indent=2)
+    report(out, args.json)
     return 0
 
 

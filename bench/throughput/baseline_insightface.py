@@ -23,10 +23,11 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
 import os
 import sys
 import time
+
+from baseline_io import read_list, report
 
 NAMES = ("scrfd_500m_bnkps.onnx", "w600k_mbf.onnx")
 EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".heic"}
@@ -49,7 +50,7 @@ def model_paths() -> tuple[str, str]:
 
 def list_photos(args) -> list[str]:
     if args.list:
-        return [l.strip() for l in open(args.list) if l.strip()]
+        return read_list(args.list)
     out = []
     for d, _, files in os.walk(args.folder):
         out += [os.path.join(d, f) for f in files if os.path.splitext(f)[1].lower() in EXTENSIONS]
@@ -115,10 +116,7 @@ def main() -> int:
            "persons_with_2_or_more": sum(1 for c in counts if c >= 2), "errors": errors,
            "seconds": round(seconds, 3), "model_load_seconds": round(load_s, 3),
            "onnxruntime": onnxruntime.__version__, "threshold": args.threshold, "det_size": args.det_size}
-    print(json.dumps(out))
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(out, f, indent=2)
+    report(out, args.json)
     return 0
 
 

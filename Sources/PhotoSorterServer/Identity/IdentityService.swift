@@ -378,13 +378,11 @@ public final class IdentityService: Sendable {
         var created: [Int64] = []
         var personIDs: [Int64] = []
         var facesPerPerson: [Int64: Int] = [:]
-        // A new person is started by the faces that may found one: a face that is not unsure, or one an XMP region
-        // names (a face its owner named matters); unsure faces of other slots stay unsorted.
-        let foundingSlots = Set(resolutions.indices.compactMap { faceIndex -> Int? in
-            guard case .new(let slot) = resolutions[faceIndex].identity else { return nil }
+        // A face that is not unsure may start a person, and so may one an XMP region names (its owner named it).
+        let foundingSlots = FaceResolution.foundingSlots(of: resolutions) { faceIndex in
             let detection = payload.detections[faceIndex]
-            return model?.mayFoundPerson(embeddingNorm: detection.embeddingNorm) != false || detection.xmpName != nil ? slot : nil
-        })
+            return model?.mayFoundPerson(embeddingNorm: detection.embeddingNorm) != false || detection.xmpName != nil
+        }
         for (faceIndex, resolution) in resolutions.enumerated() {
             let person: Int64?
             var look: Int64?
