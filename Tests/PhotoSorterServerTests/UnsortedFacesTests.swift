@@ -75,6 +75,39 @@ class UnsortedFacesTests: DatabaseTestCase {
         }
     }
 
+    /// "Not this person" on an unsure face that joined a person (Kit's faces, after one was placed by hand and a
+    /// re-cluster pulled in the rest) sends it where the rule would have: it matches no other person, and as an
+    /// unsure face it starts none, so it goes unsorted — not into a new person of its own.
+    func testNotThisPersonOnAnUnsureFaceThatMatchesNoOneElseLeavesItUnsorted() async throws {
+        try await TestService.run(flavor, ml: Self.arcfaceWithDlibVectors, tune: Self.dlibThresholds) { service in
+            _ = try await service.waitUntilDone(try await service.ingest(URL.faces("face_recognition_examples")))
+            let photos = try await service.photos()
+            let john1 = try XCTUnwrap(photos.first { $0.path.hasSuffix("/kit_harington/john1.jpeg") })
+            let john1Faces = try await service.photo(john1.photoID).detections
+            let placedFace = try XCTUnwrap(john1Faces?.first?.embeddingID)
+            let placed = try await service.request(.POST, "/faces/move", json: MoveRequest(faceIDs: [placedFace], toPersonID: nil))
+                .decode(MoveResult.self)
+            _ = try await service.recluster()
+            let john2 = try XCTUnwrap(photos.first { $0.path.hasSuffix("/kit_harington/john2.jpeg") })
+            let john2Faces = try await service.photo(john2.photoID).detections
+            let joined = try XCTUnwrap(john2Faces?.first)
+            XCTAssertEqual(joined.personID, placed.personID, "the re-cluster pulled Kit's other face in")
+            let personsBefore = try await service.services.database.sql.raw("SELECT COUNT(*) AS n FROM persons").first()!
+                .decode(column: "n", as: Int.self)
+
+            let rejected = try await service.request(.POST, "/faces/\(joined.embeddingID)/reject").decode(RejectResult.self)
+            XCTAssertEqual(rejected.rejectedPersonID, placed.personID)
+            XCTAssertNil(rejected.personID, "an unsure face matching no one else goes unsorted")
+            XCTAssertFalse(rejected.createdPerson)
+            let john2FacesAfter = try await service.photo(john2.photoID).detections
+            XCTAssertNil(john2FacesAfter?.first?.personID)
+            let personsAfter = try await service.services.database.sql.raw("SELECT COUNT(*) AS n FROM persons").first()!
+                .decode(column: "n", as: Int.self)
+            XCTAssertEqual(personsAfter, personsBefore, "no person was started for it")
+            try await service.assertConsistent()
+        }
+    }
+
     /// With dlib, whose norm says nothing about quality, the same norms change nothing: every face may start a person.
     func testNoFaceIsUnsureForAModelWithoutAFloor() async throws {
         try await TestService.run(flavor, ml: FakeMLService.Behaviour(embeddingNorms: ["face_recognition_examples/kit_harington": 0.5])) { service in
@@ -92,4 +125,7 @@ final class UnsortedFacesTestsOnPostgres: UnsortedFacesTests {
     override class var flavor: DatabaseFlavor { .postgres }
     override func testUnsureFacesStartNoPersonButJoinOneTheyMatch() async throws { try await super.testUnsureFacesStartNoPersonButJoinOneTheyMatch() }
     override func testNoFaceIsUnsureForAModelWithoutAFloor() async throws { try await super.testNoFaceIsUnsureForAModelWithoutAFloor() }
+    override func testNotThisPersonOnAnUnsureFaceThatMatchesNoOneElseLeavesItUnsorted() async throws {
+        try await super.testNotThisPersonOnAnUnsureFaceThatMatchesNoOneElseLeavesItUnsorted()
+    }
 }

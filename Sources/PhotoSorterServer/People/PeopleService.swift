@@ -386,21 +386,25 @@ public final class PeopleService: Sendable {
             withoutFace.remove(face.embedding, from: facePerson, look: face.look)
             let resolution = IdentityResolver(policy: self.config.identityPolicy(for: model))
                 .resolveWithRunnerUps([face.embedding], against: withoutFace, excluded: [excluded])[0]
-            let target: Int64
+            // Nil: an unsure face that matches no other person stays unsorted, as it would have arrived (it starts
+            // no person: `FaceModel.unsureBelowNorm`).
+            let target: Int64?
             var similarity: Double?
             switch resolution.identity {
             case .existing(let person, let score):
                 target = person
                 similarity = Double(score)
-            case .new:
+            case .new where model.mayFoundPerson(embeddingNorm: face.embeddingNorm):
                 target = try await PersonsTable.insert(representativePhoto: face.photo, on: tx)
+            case .new:
+                target = nil
             }
             let look = resolution.look == target ? nil : resolution.look
             try await FacesTable.replace(faceID, to: target, look: look, similarity: similarity, runnerUp: resolution.runnerUp, on: tx)
-            try await PersonBookkeeping.refresh(photos: [face.photo], persons: [facePerson, target], on: tx)
+            try await PersonBookkeeping.refresh(photos: [face.photo], persons: [facePerson] + (target.map { [$0] } ?? []), on: tx)
             try await Self.clearRunnerUps(to: [facePerson], on: tx)
             let created: Bool
-            if case .new = resolution.identity { created = true } else { created = false }
+            if case .new = resolution.identity, target != nil { created = true } else { created = false }
             return (RejectResult(faceID: faceID, rejectedPersonID: facePerson, personID: target, createdPerson: created),
                     [FaceMove(embeddingID: face.id, face: face.embedding, from: face.person, fromLook: face.look, to: target, toLook: look)])
         }
@@ -427,17 +431,20 @@ public final class PeopleService: Sendable {
         /// Nil: the person's own look.
         let look: Int64?
         let embedding: Embedding
+        /// The embedder's output length before normalising (nil for faces stored before it was recorded).
+        let embeddingNorm: Double?
     }
 
     /// The faces `ids`, in that order; 404 naming the first that does not exist.
     static func storedFaces(_ ids: [Int64], on tx: any SQLDatabase) async throws -> [StoredFace] {
         var byID: [Int64: StoredFace] = [:]
-        for row in try await tx.raw("SELECT id, photo_id, person_id, look_id, vector FROM embeddings WHERE id IN (\(binds: ids))").all() {
+        for row in try await tx.raw("SELECT id, photo_id, person_id, look_id, vector, embedding_norm FROM embeddings WHERE id IN (\(binds: ids))").all() {
             let id = try row.decode(column: "id", as: Int64.self)
             byID[id] = StoredFace(id: id, photo: try row.decode(column: "photo_id", as: Int64.self),
                                   person: try row.decode(column: "person_id", as: Int64?.self),
                                   look: try row.decode(column: "look_id", as: Int64?.self),
-                                  embedding: try EmbeddingCodec.decode(bytes: try row.decode(column: "vector", as: Data.self)))
+                                  embedding: try EmbeddingCodec.decode(bytes: try row.decode(column: "vector", as: Data.self)),
+                                  embeddingNorm: try row.decode(column: "embedding_norm", as: Double?.self))
         }
         return try ids.map { id in
             guard let face = byID[id] else { throw PhotoSorterError.faceNotFound(id) }

@@ -97,8 +97,8 @@ enum FacesTable {
     }
 
     /// The rule's new place for a face a user took out of its person: unconfirmed, in the look it matched, with its
-    /// new runner-up.
-    static func replace(_ face: Int64, to person: Int64, look: Int64?, similarity: Double?, runnerUp: FaceResolution.Candidate?,
+    /// new runner-up; no person (unsorted) for an unsure face that matched no other.
+    static func replace(_ face: Int64, to person: Int64?, look: Int64?, similarity: Double?, runnerUp: FaceResolution.Candidate?,
                         on tx: any SQLDatabase) async throws {
         try await tx.raw("""
             UPDATE embeddings SET person_id = \(bind: person), look_id = \(bind: look), confirmed = \(false), named_from_xmp = \(false), similarity = \(bind: similarity),
