@@ -319,9 +319,10 @@ def test_sort_with_the_dlib_model_but_no_dlib_says_how_to_install_it(small_folde
 
 def test_sort_whose_ml_workers_cannot_load_the_models_stops_with_the_reason(small_folder, tmp_path):
     # `sort` starts as soon as the ML child listens, while its workers load the models: a failure there (an
-    # insightface.py first on the path breaks only the workers' import) still ends the sort with the reason.
-    output = _sort_with_a_broken_module(small_folder, tmp_path, "insightface", "insightface is broken here")
-    assert "the ML service could not load its models: " in output and "insightface is broken here" in output, output
+    # openvino.py first on the path breaks only the workers' import: the default runtime embeds on OpenVINO) still
+    # ends the sort with the reason.
+    output = _sort_with_a_broken_module(small_folder, tmp_path, "openvino", "openvino is broken here")
+    assert "the ML service could not load its models: " in output and "openvino is broken here" in output, output
 
 
 def _sort_and_browse(folder, tmp_path) -> tuple[subprocess.Popen, int, int, Path]:

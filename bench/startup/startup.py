@@ -2,7 +2,9 @@
 
 Runs `sort` on a folder with a fresh SQLite database each time and puts on one timeline (ms since the process was
 started): the summary's `timeline` (`--summary-json`), the "models loaded" line of the ML child's log, and the
-process's exit. With several binaries the runs alternate (a, b, a, b, …) after one warm-up run of each.
+process's exit. With several binaries the runs alternate (a, b, a, b, …) after one warm-up run of each. A binary may
+name the Python its ML child runs (`NAME=PATH,PYTHON`: PHOTO_SORTER_ML_PYTHON; the child runs the `photo_sorter_ml`
+beside that venv), so one binary can be compared with two versions of the ML service.
 
     flock /tmp/photo-sorter-bench.lock ml-service/.venv/bin/python bench/startup/startup.py \
         --binary before=/tmp/photo-sorter-before --binary after=.build/release/photo-sorter --runs 3
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import statistics
 import subprocess
@@ -36,12 +39,14 @@ def log_time_ms(line: str) -> int | None:
 
 
 def run_once(binary: str, folder: Path, ports: tuple[int, int]) -> dict:
+    binary, _, python = binary.partition(",")
+    env = {**os.environ, "PHOTO_SORTER_ML_PYTHON": python} if python else None
     with tempfile.TemporaryDirectory(prefix="ps-startup-") as tmp:
         work = Path(tmp)
         cmd = [binary, "sort", str(folder), "--database", str(work / "db.sqlite"), "--port", str(ports[0]),
                "--ml-url", f"http://127.0.0.1:{ports[1]}", "--no-progress", "--summary-json", str(work / "s.json")]
         t0 = time.time() * 1000
-        proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+        proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=env)
         exit_ms = time.time() * 1000 - t0
         if proc.returncode != 0:
             raise SystemExit(f"{binary} exited {proc.returncode}: {proc.stderr[-2000:]}")
@@ -62,7 +67,7 @@ def run_once(binary: str, folder: Path, ports: tuple[int, int]) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--binary", action="append", required=True, help="NAME=PATH (repeat to compare, runs alternate)")
+    ap.add_argument("--binary", action="append", required=True, help="NAME=PATH[,ML_PYTHON] (repeat to compare, runs alternate)")
     ap.add_argument("--folder", type=Path, default=DEFAULT_FOLDER)
     ap.add_argument("--runs", type=int, default=3, help="measured runs per binary, after one warm-up run each")
     ap.add_argument("--ports", default="18080,18001", help="service and ML ports (free ones: nothing may answer)")

@@ -13,7 +13,6 @@ import sys
 def main() -> int:
     logging.basicConfig(level=os.environ.get("PHOTO_SORTER_ML_LOG_LEVEL", "INFO").upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per dump refresh otherwise
     from .config import Settings
 
     from .lifeline import parent_pid_from_env, terminate_self, watch_parent
@@ -24,16 +23,20 @@ def main() -> int:
     except ValueError as e:
         print(f"photo_sorter_ml: configuration error: {e}", file=sys.stderr)
         return 2
-    import uvicorn
-
-    from .app import create_app
     from .models import ModelFileError
+    from .service import Service
 
     try:
-        app = create_app(settings)
+        service = Service(settings)
     except ModelFileError as e:
         print(f"photo_sorter_ml: cannot start the {settings.model} model: {e}", file=sys.stderr)
         return 3
+    service.pool.start()  # the workers load their models while the HTTP layer below is imported
+    import uvicorn
+
+    from .app import create_app
+
+    app = create_app(settings, service)
     if parent_pid is not None:
         watch_parent(parent_pid, terminate_self, "ML service")
     uvicorn.run(app, host=settings.host, port=settings.port, log_level="info",

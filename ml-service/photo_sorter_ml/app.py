@@ -139,7 +139,7 @@ def installed_version(distribution: str) -> str | None:
 
 def runtime_info(model: str, runtime: str) -> dict:
     """What runs the model: PHOTO_SORTER_ML_RUNTIME's value (`name`) and each ONNX model's engine with its version;
-    dlib's version and build flags (they need the module). With the other inference libraries' versions."""
+    dlib's version and build flags (they need the module). With OpenCV's version (resizing and alignment)."""
     if model == "dlib":
         from .models.dlib_models import dlib_info
 
@@ -148,7 +148,7 @@ def runtime_info(model: str, runtime: str) -> dict:
     return {"name": runtime,
             **{role: {"name": engine, "version": engine_version(engine)}
                for role, engine in zip(("detector", "embedder"), engines(runtime))},
-            **{name: installed_version(name) for name in ("insightface", "opencv-python-headless")}}
+            "opencv-python-headless": installed_version("opencv-python-headless")}
 
 
 # --- the app ---------------------------------------------------------------------------------------------------
@@ -170,8 +170,10 @@ def lifespan_of(service: Service):
     return lifespan
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    service = Service(settings or Settings.from_env())
+def create_app(settings: Settings | None = None, service: Service | None = None) -> FastAPI:
+    """The app around `service` (made from `settings` when not given; `__main__` makes it first, to start its
+    workers early)."""
+    service = service or Service(settings or Settings.from_env())
     app = FastAPI(title="photo-sorter ML service", version=__version__, lifespan=lifespan_of(service))
     app.state.service = service
     answer_errors_as_json(app)

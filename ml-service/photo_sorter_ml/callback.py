@@ -2,15 +2,16 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 
-import httpx
+import aiohttp
 
+from .outgoing import SECRET_HEADER, Session
 from .schemas import CallbackPayload, dump
 
 log = logging.getLogger("photo_sorter_ml.callback")
 
-SECRET_HEADER = "X-Photo-Sorter-Secret"
 MAX_BACKOFF_S = 30.0
 
 
@@ -22,12 +23,12 @@ class CallbackClient:
         self.retries = max(0, retries)
         self.backoff_s = max(0.0, backoff_s)
         self.secret = secret
-        self._client = httpx.AsyncClient(timeout=timeout_s, follow_redirects=False)
+        self._session = Session(timeout_s)
         self.delivered = 0
         self.failed = 0
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        await self._session.aclose()
 
     def _delay(self, attempt: int, retry_after: str | None) -> float:
         delay = min(MAX_BACKOFF_S, self.backoff_s * (2 ** attempt))
@@ -43,15 +44,16 @@ class CallbackClient:
         if self.secret:
             headers[SECRET_HEADER] = self.secret
         what = f"photo {payload.photo_id} ({payload.status})"
-        body = dump(payload)
+        body = json.dumps(dump(payload)).encode()
         for attempt in range(self.retries + 1):
             retry_after = None
             try:
-                response = await self._client.post(url, json=body, headers=headers)
-            except httpx.HTTPError as e:
-                reason = f"{type(e).__name__}: {e}"
+                async with self._session.get().post(url, data=body, headers=headers, allow_redirects=False) as response:
+                    code, answer = response.status, await response.text(errors="replace")
+                    retry_after = response.headers.get("Retry-After")
+            except (aiohttp.ClientError, asyncio.TimeoutError) as e:
+                reason = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
             else:
-                code = response.status_code
                 if 200 <= code < 300:
                     self.delivered += 1
                     if attempt:
@@ -59,11 +61,10 @@ class CallbackClient:
                     return True
                 if code == 429 or code >= 500:
                     reason = f"HTTP {code}"
-                    retry_after = response.headers.get("Retry-After")
                 else:
                     self.failed += 1
                     log.error("callback for %s rejected with HTTP %d, not retrying: %s", what, code,
-                              response.text[:500])
+                              answer[:500])
                     return False
             if attempt < self.retries:
                 delay = self._delay(attempt, retry_after)

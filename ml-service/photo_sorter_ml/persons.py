@@ -25,14 +25,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import logging
 import time
 from dataclasses import dataclass
 
-import httpx
 import numpy as np
 
-from .callback import SECRET_HEADER
+from .outgoing import SECRET_HEADER, Session
 
 log = logging.getLogger("photo_sorter_ml.persons")
 
@@ -123,7 +123,7 @@ class PersonCache:
         self.dim = dim  # the running model's; representatives of another length (another model) are skipped
         self.refresh_s = refresh_s
         self.full_refresh_s = full_refresh_s
-        self._client = httpx.AsyncClient(timeout=timeout_s)
+        self._session = Session(timeout_s)
         self._looks: dict[int, Look] = {}  # by look id
         self._owners = np.zeros((0,), dtype=np.int64)  # per matrix row: the person owning that look
         self._matrix = np.zeros((0, dim), dtype=np.float32)
@@ -150,7 +150,7 @@ class PersonCache:
         return len(np.unique(self._owners))
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        await self._session.aclose()
 
     def stale(self) -> bool:
         return time.monotonic() - self._last_attempt >= self.refresh_s
@@ -201,10 +201,12 @@ class PersonCache:
         headers = {"Accept-Encoding": "gzip", "Accept": "application/json"}
         if self.secret:
             headers[SECRET_HEADER] = self.secret
-        r = await self._client.get(self.url, params={**params, "limit": PAGE_LIMIT, "encoding": "f16"}, headers=headers)
-        if r.status_code != 200:
-            raise RuntimeError(f"HTTP {r.status_code}: {r.text[:200]}")
-        body = r.json()
+        query = {**{k: str(v) for k, v in params.items() if v is not None}, "limit": str(PAGE_LIMIT), "encoding": "f16"}
+        async with self._session.get().get(self.url, params=query, headers=headers) as r:
+            data = await r.read()  # gzip is undone by aiohttp
+            if r.status != 200:
+                raise RuntimeError(f"HTTP {r.status}: {data[:200].decode(errors='replace')}")
+        body = json.loads(data)
         self._answered_rule = IdentityRule.of(body)
         return body
 

@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from .callback import SECRET_HEADER
+from .outgoing import SECRET_HEADER
 from .schemas import ErrorBody, dump
 from .service import Service
 from .worker_pool import NotReady, QueueFull

@@ -13,7 +13,7 @@ import math
 import multiprocessing
 import os
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import asynccontextmanager
 from typing import AsyncIterator, Callable
@@ -45,6 +45,8 @@ class WorkerPool:
         self.workers = workers
         self.capacity = queue_size + workers
         self.executor: ProcessPoolExecutor | None = None
+        self._pings: list[Future] = []
+        self._started = 0.0
         self.ready = False
         self.load_error: str | None = None
         self.depth = 0  # accepted and not yet finished (waiting + running)
@@ -59,17 +61,22 @@ class WorkerPool:
                                    initializer=init_worker, initargs=(params_dict(self.params),))
 
     def start(self) -> None:
+        """Starts the worker processes, which load their models at once (a ping each: the executor only spawns a
+        process for work). Idempotent: `__main__` starts the pool before importing the HTTP layer, so the models
+        load while it imports (bench/RESULTS.md, "Issue 23, second pass")."""
+        if self.executor is not None:
+            return
+        self._started = time.perf_counter()
         self.executor = self._new_executor()
+        self._pings = [self.executor.submit(ping) for _ in range(self.workers)]
 
     async def warm_up(self) -> None:
         """Waits until every worker has its models loaded: `ready`, or `load_error` when loading failed."""
-        loop = asyncio.get_running_loop()
-        t0 = time.perf_counter()
         try:
-            pings = await asyncio.gather(*[loop.run_in_executor(self.executor, ping) for _ in range(self.workers)])
+            pings = await asyncio.gather(*[asyncio.wrap_future(p) for p in self._pings])
             self.ready = True
-            log.info("models loaded in %d worker process(es) in %.1fs (%s)", self.workers, time.perf_counter() - t0,
-                     pings[0]["model_version"])
+            log.info("models loaded in %d worker process(es) in %.1fs (%s)", self.workers,
+                     time.perf_counter() - self._started, pings[0]["model_version"])
         except Exception as e:
             self.load_error = f"{type(e).__name__}: {e}"
             log.error("model loading failed: %s", self.load_error)

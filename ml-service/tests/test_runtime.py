@@ -62,8 +62,8 @@ def test_box_only_faces_embed_alike_on_both_runtimes(both, faces):
 
 def test_mixed_runtime_detects_on_onnxruntime_and_embeds_on_openvino():
     models = load_models("arcface", runtime="mixed")
-    assert type(models.detector._model.session).__module__.startswith("onnxruntime")
-    assert type(models.embedder._model.session).__name__ == "OpenVinoSession"
+    assert type(models.detector._session).__module__.startswith("onnxruntime")
+    assert type(models.embedder._session).__name__ == "OpenVinoSession"
 
 
 def test_unknown_runtime_is_refused_naming_the_allowed_values():

@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import os
+from typing import AsyncIterator, Callable
 
-import httpx
 import numpy as np
 import pytest
+from aiohttp import web
 
 from photo_sorter_ml.config import Settings, origin_of
 from photo_sorter_ml.models import load_models, unit_rows
@@ -89,13 +91,32 @@ def _entry(person_id: int, representative: np.ndarray, coherence: float = 1.0, f
             "meta": {"face_count": face_count}}
 
 
+@contextlib.asynccontextmanager
+async def _dump_service(answer: Callable[[dict], dict]) -> AsyncIterator[str]:
+    """A real HTTP server on a free loopback port that answers `GET /person-dump` with `answer(query)` as JSON;
+    yields the service URL to give PersonCache."""
+    async def person_dump(request: web.Request) -> web.Response:
+        return web.json_response(answer(dict(request.query)))
+
+    app = web.Application()
+    app.router.add_get("/person-dump", person_dump)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
+    finally:
+        await runner.cleanup()
+
+
 def _cache_of(answer: dict, dim: int) -> PersonCache:
     """A cache that has read `answer` as the whole dump."""
     async def go() -> PersonCache:
-        cache = PersonCache("http://service", None, dim, refresh_s=0.0, full_refresh_s=60)
-        cache._client = httpx.AsyncClient(transport=httpx.MockTransport(lambda request: httpx.Response(200, json=answer)))
-        await cache.refresh()
-        await cache.aclose()
+        async with _dump_service(lambda query: answer) as url:
+            cache = PersonCache(url, None, dim, refresh_s=0.0, full_refresh_s=60)
+            await cache.refresh()
+            await cache.aclose()
         return cache
     return asyncio.run(go())
 
@@ -161,20 +182,13 @@ def test_person_cache_keeps_only_the_models_dimension():
     a, b = rng.normal(size=512), rng.normal(size=512)
     persons = [_entry(1, a), _entry(2, b), _entry(3, rng.normal(size=128))]
 
-    def dump(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(200, json={"persons": persons, "next_since_id": 3, "has_more": False,
-                                         "identity_rule": {"match_threshold": 0.45, "small_person_margin": 0}})
-
-    async def go():
-        cache = PersonCache("http://service", None, 512, refresh_s=0.0, full_refresh_s=60)
-        cache._client = httpx.AsyncClient(transport=httpx.MockTransport(dump))
-        await cache.refresh()
-        assert cache.look_count == 2
-        queries = np.stack([a / np.linalg.norm(a), -b / np.linalg.norm(b)]).astype(np.float32)
-        (pid, sim), none = cache.suggest(queries)
-        assert pid == 1 and abs(sim - 1) < 1e-5 and none is None
-        await cache.aclose()
-    asyncio.run(go())
+    answer = {"persons": persons, "next_since_id": 3, "has_more": False,
+              "identity_rule": {"match_threshold": 0.45, "small_person_margin": 0}}
+    cache = _cache_of(answer, 512)
+    assert cache.look_count == 2
+    queries = np.stack([a / np.linalg.norm(a), -b / np.linalg.norm(b)]).astype(np.float32)
+    (pid, sim), none = cache.suggest(queries)
+    assert pid == 1 and abs(sim - 1) < 1e-5 and none is None
 
 
 def test_decode_embedding_rejects_bad_input():
@@ -231,16 +245,18 @@ def test_person_cache_applies_changes_since_its_sequence_and_lists_again_after_a
         answer["identity_rule"] = {"match_threshold": 0.5, "small_person_margin": 0}
     script = ["listing", "changes", "reset", "relisting"]
 
-    def dump(request: httpx.Request) -> httpx.Response:
-        requests.append(dict(request.url.params))
-        return httpx.Response(200, json=answers[script[len(requests) - 1]])
+    def dump(query: dict) -> dict:
+        requests.append(query)
+        return answers[script[len(requests) - 1]]
 
     def unit(v):
         return (v / np.linalg.norm(v)).astype(np.float32)
 
     async def go():
-        cache = PersonCache("http://service", None, 512, refresh_s=0.0, full_refresh_s=3600)
-        cache._client = httpx.AsyncClient(transport=httpx.MockTransport(dump))
+        async with _dump_service(dump) as url:
+            await check(PersonCache(url, None, 512, refresh_s=0.0, full_refresh_s=3600))
+
+    async def check(cache: PersonCache):
         await cache.refresh()
         assert cache.look_count == 2 and cache.status()["epoch"] == "e1" and cache.status()["seq"] == 5
         await cache.refresh()
@@ -284,18 +300,19 @@ def test_an_entry_without_look_id_is_its_persons_only_look():
     assert pid == 5 and score > 0.999
 
 
-def _changes_cache(answers: list[dict]) -> tuple[PersonCache, list[dict]]:
+@contextlib.asynccontextmanager
+async def _changes_cache(answers: list[dict]) -> AsyncIterator[tuple[PersonCache, list[dict]]]:
     """A cache that reads `answers` one refresh each (the first a listing, the next changes) and the query of each."""
     requests: list[dict] = []
 
-    def dump(request: httpx.Request) -> httpx.Response:
-        requests.append(dict(request.url.params))
-        return httpx.Response(200, json={"has_more": False, "identity_rule": RULE, "epoch": "e1",
-                                         **answers[len(requests) - 1]})
+    def dump(query: dict) -> dict:
+        requests.append(query)
+        return {"has_more": False, "identity_rule": RULE, "epoch": "e1", **answers[len(requests) - 1]}
 
-    cache = PersonCache("http://service", None, 512, refresh_s=0.0, full_refresh_s=3600)
-    cache._client = httpx.AsyncClient(transport=httpx.MockTransport(dump))
-    return cache, requests
+    async with _dump_service(dump) as url:
+        cache = PersonCache(url, None, 512, refresh_s=0.0, full_refresh_s=3600)
+        yield cache, requests
+        await cache.aclose()
 
 
 def test_a_look_relisted_with_a_new_owner_moves_its_suggestion_to_that_owner():
@@ -303,19 +320,19 @@ def test_a_look_relisted_with_a_new_owner_moves_its_suggestion_to_that_owner():
     and B's own person is gone from the cache."""
     rng = np.random.default_rng(23)
     a, b = _unit(rng.normal(size=512)), _unit(rng.normal(size=512))
-    cache, requests = _changes_cache([
+    answers = [
         {"persons": [_entry(1, a), _entry(2, b)], "next_since_id": 2, "seq": 5},
         {"persons": [_entry(1, b, look_id=2)], "removed": [], "seq": 6, "reset": False},
-    ])
+    ]
 
     async def go():
-        await cache.refresh()
-        assert cache.suggest(b[None, :])[0][0] == 2
-        await cache.refresh()
-        assert requests[1]["since_seq"] == "5"
-        assert [pid for pid, _ in cache.suggest(np.stack([b, a]))] == [1, 1]  # A keeps its own look too
-        assert (cache.status()["persons"], cache.status()["looks"]) == (1, 2)
-        await cache.aclose()
+        async with _changes_cache(answers) as (cache, requests):
+            await cache.refresh()
+            assert cache.suggest(b[None, :])[0][0] == 2
+            await cache.refresh()
+            assert requests[1]["since_seq"] == "5"
+            assert [pid for pid, _ in cache.suggest(np.stack([b, a]))] == [1, 1]  # A keeps its own look too
+            assert (cache.status()["persons"], cache.status()["looks"]) == (1, 2)
     asyncio.run(go())
 
 
@@ -324,18 +341,18 @@ def test_a_removed_look_id_drops_that_look_not_its_person():
     suggests it."""
     rng = np.random.default_rng(24)
     own, merged = _unit(rng.normal(size=512)), _unit(rng.normal(size=512))
-    cache, _ = _changes_cache([
+    answers = [
         {"persons": [_entry(1, own), _entry(1, merged, look_id=2)], "next_since_id": 2, "seq": 5},
         {"persons": [], "removed": [2], "seq": 6, "reset": False},
-    ])
+    ]
 
     async def go():
-        await cache.refresh()
-        await cache.refresh()
-        assert cache.suggest(merged[None, :]) == [None]
-        (pid, _), = cache.suggest(own[None, :])
-        assert pid == 1 and (cache.status()["persons"], cache.status()["looks"]) == (1, 1)
-        await cache.aclose()
+        async with _changes_cache(answers) as (cache, _):
+            await cache.refresh()
+            await cache.refresh()
+            assert cache.suggest(merged[None, :]) == [None]
+            (pid, _), = cache.suggest(own[None, :])
+            assert pid == 1 and (cache.status()["persons"], cache.status()["looks"]) == (1, 1)
     asyncio.run(go())
 
 

@@ -9,8 +9,8 @@ On the same files they give the same faces and embeddings (cosine >= 0.99999), a
 embeds faces ~1.9x faster, onnxruntime detects ~1.25x faster (bench/RESULTS.md, "Faster CPU runtime"). The
 default, `mixed`, runs each model on its faster engine; `openvino` and `onnxruntime` run both on one.
 
-Either way insightface's SCRFD and ArcFaceONNX get a session with the part of onnxruntime's InferenceSession
-they call (`get_inputs`, `get_outputs`, `run`). One inference thread per session: the service runs one worker
+Either way the detector and the embedder (arcface_models.py) get a session with the part of onnxruntime's
+InferenceSession they call (`get_inputs`, `get_outputs`, `run`). One inference thread per session: the service runs one worker
 process per core.
 """
 from __future__ import annotations
