@@ -29,10 +29,10 @@ cv2.setNumThreads(1)  # resize / warpAffine: one thread per worker process, like
 # face in the test photos scores 0.675 (an lfw_small crop); labelled dlib_faces faces score 0.707 and more.
 SCORE_THRESHOLD = 0.65
 NMS_IOU = 0.4  # SCRFD's own: of two boxes overlapping more, the lower-scoring one is dropped
-STRIDE = 32  # SCRFD's coarsest feature stride: input sides must be multiples of it
 # SCRFD-500M "bnkps": per stride a score, a box (4 distances) and 5 landmarks (10 offsets), 2 anchors per cell.
 SCRFD_STRIDES = (8, 16, 32)
 SCRFD_ANCHORS = 2
+STRIDE = max(SCRFD_STRIDES)  # input sides must be multiples of the coarsest stride
 # Where a face without landmarks (a box drawn by hand) is aligned from: the 5 landmarks as fractions of the box, the
 # median of SCRFD's own (401 faces of lfw_small and dlib_faces), made left-right symmetric.
 BOX_LANDMARKS = np.array([[0.267, 0.396], [0.733, 0.396], [0.5, 0.583], [0.296, 0.738], [0.704, 0.738]], np.float32)
