@@ -262,25 +262,40 @@ extension ReclusterService {
 
     /// Every face with its constraints, photos in the order their faces were first committed; `model` says which are
     /// unsure.
+    ///
+    /// Each row is decoded as it arrives: reading every row first (`all()`), each with its vector blob, and then
+    /// decoding them held the library twice at the peak (bench/RESULTS.md, "Re-cluster at 200k faces").
     private static func facesForRecluster(model: FaceModel, on tx: any SQLDatabase) async throws -> [StoredFace] {
         let rejected = try await PersonBookkeeping.rejectionsByFace(on: tx)
-        return try await tx.raw("""
+        let read = NIOLockedValueBox((faces: [StoredFace](), error: (any Error)?.none))
+        try await tx.raw("""
             SELECT e.id, e.photo_id, e.person_id, e.look_id, e.embedding_norm, e.vector, e.confirmed, e.similarity, e.runner_up_person_id, e.runner_up_similarity
             FROM embeddings e JOIN (SELECT photo_id, MIN(id) AS first_id FROM embeddings GROUP BY photo_id) f ON f.photo_id = e.photo_id
             ORDER BY f.first_id, e.face_index
-            """).all().map { row in
-            let id = try row.decode(column: "id", as: Int64.self), person = try row.decode(column: "person_id", as: Int64?.self)
-            return StoredFace(
-                face: Reclustering.Face(
-                    id: id, photo: try row.decode(column: "photo_id", as: Int64.self),
-                    embedding: try EmbeddingCodec.decode(bytes: try row.decode(column: "vector", as: Data.self)),
-                    person: person, confirmed: try row.decode(column: "confirmed", as: Bool.self), rejected: rejected[id] ?? [],
-                    look: try row.decode(column: "look_id", as: Int64?.self),
-                    mayFoundPerson: model.mayFoundPerson(embeddingNorm: try row.decode(column: "embedding_norm", as: Double?.self))),
-                person: person,
-                similarity: try row.decode(column: "similarity", as: Double?.self),
-                runnerUp: try row.decode(column: "runner_up_person_id", as: Int64?.self),
-                runnerUpSimilarity: try row.decode(column: "runner_up_similarity", as: Double?.self))
+            """).run { row in
+            read.withLockedValue { read in
+                guard read.error == nil else { return }
+                do { read.faces.append(try storedFace(row, model: model, rejected: rejected)) } catch { read.error = error }
+            }
         }
+        return try read.withLockedValue { read in
+            if let error = read.error { throw error }
+            return read.faces
+        }
+    }
+
+    private static func storedFace(_ row: any SQLRow, model: FaceModel, rejected: [Int64: Set<Int64>]) throws -> StoredFace {
+        let id = try row.decode(column: "id", as: Int64.self), person = try row.decode(column: "person_id", as: Int64?.self)
+        return StoredFace(
+            face: Reclustering.Face(
+                id: id, photo: try row.decode(column: "photo_id", as: Int64.self),
+                embedding: try EmbeddingCodec.decode(bytes: try row.decode(column: "vector", as: Data.self)),
+                person: person, confirmed: try row.decode(column: "confirmed", as: Bool.self), rejected: rejected[id] ?? [],
+                look: try row.decode(column: "look_id", as: Int64?.self),
+                mayFoundPerson: model.mayFoundPerson(embeddingNorm: try row.decode(column: "embedding_norm", as: Double?.self))),
+            person: person,
+            similarity: try row.decode(column: "similarity", as: Double?.self),
+            runnerUp: try row.decode(column: "runner_up_person_id", as: Int64?.self),
+            runnerUpSimilarity: try row.decode(column: "runner_up_similarity", as: Double?.self))
     }
 }
