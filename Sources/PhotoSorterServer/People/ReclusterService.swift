@@ -263,24 +263,44 @@ extension ReclusterService {
     /// Every face with its constraints, photos in the order their faces were first committed; `model` says which are
     /// unsure.
     ///
-    /// Each row is decoded as it arrives: reading every row first (`all()`), each with its vector blob, and then
-    /// decoding them held the library twice at the peak (bench/RESULTS.md, "Re-cluster at 200k faces").
+    /// The order is read first, as ids alone, and the faces then in storage order, each decoded as it arrives and put
+    /// in its place. Sorting the rows themselves made SQLite sort every vector blob through a temporary file (400 MB
+    /// at 200,000 faces), and reading every row before decoding held the library twice at the peak (bench/RESULTS.md,
+    /// "Re-cluster at 200k faces"). Outside a transaction the two reads may see different libraries; such a plan is
+    /// thrown away (`recluster` checks `libraryMarks`), so a face only one of them saw is simply left out.
     private static func facesForRecluster(model: FaceModel, on tx: any SQLDatabase) async throws -> [StoredFace] {
         let rejected = try await PersonBookkeeping.rejectionsByFace(on: tx)
-        let read = NIOLockedValueBox((faces: [StoredFace](), error: (any Error)?.none))
+        let order = NIOLockedValueBox((position: [Int64: Int](), error: (any Error)?.none))
         try await tx.raw("""
-            SELECT e.id, e.photo_id, e.person_id, e.look_id, e.embedding_norm, e.vector, e.confirmed, e.similarity, e.runner_up_person_id, e.runner_up_similarity
-            FROM embeddings e JOIN (SELECT photo_id, MIN(id) AS first_id FROM embeddings GROUP BY photo_id) f ON f.photo_id = e.photo_id
+            SELECT e.id FROM embeddings e JOIN (SELECT photo_id, MIN(id) AS first_id FROM embeddings GROUP BY photo_id) f ON f.photo_id = e.photo_id
             ORDER BY f.first_id, e.face_index
+            """).run { row in
+            order.withLockedValue { order in
+                do { order.position[try row.decode(column: "id", as: Int64.self)] = order.position.count } catch { order.error = error }
+            }
+        }
+        let position = try order.withLockedValue { order in
+            if let error = order.error { throw error }
+            return order.position
+        }
+        let read = NIOLockedValueBox((faces: [StoredFace?](repeating: nil, count: position.count), error: (any Error)?.none))
+        try await tx.raw("""
+            SELECT id, photo_id, person_id, look_id, embedding_norm, vector, confirmed, similarity, runner_up_person_id, runner_up_similarity
+            FROM embeddings
             """).run { row in
             read.withLockedValue { read in
                 guard read.error == nil else { return }
-                do { read.faces.append(try storedFace(row, model: model, rejected: rejected)) } catch { read.error = error }
+                do {
+                    let face = try storedFace(row, model: model, rejected: rejected)
+                    if let slot = position[face.face.id] { read.faces[slot] = face }
+                } catch {
+                    read.error = error
+                }
             }
         }
         return try read.withLockedValue { read in
             if let error = read.error { throw error }
-            return read.faces
+            return read.faces.compactMap { $0 }
         }
     }
 
