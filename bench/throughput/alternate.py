@@ -50,7 +50,7 @@ def _descendants(root: int) -> list[int]:
 def _role(pid: int, root: int, cmdline: str) -> str:
     if pid == root:
         return "sort"
-    if "-m\0photo_sorter_ml" in cmdline or cmdline.endswith("photo_sorter_ml\0"):
+    if "-m\0photo_sorter_ml\0" in cmdline:
         return "ml_main"
     return "ml_workers"
 

@@ -390,21 +390,21 @@ public final class PeopleService: Sendable {
             // no person: `FaceModel.unsureBelowNorm`).
             let target: Int64?
             var similarity: Double?
+            var created = false
             switch resolution.identity {
             case .existing(let person, let score):
                 target = person
                 similarity = Double(score)
             case .new where model.mayFoundPerson(embeddingNorm: face.embeddingNorm):
                 target = try await PersonsTable.insert(representativePhoto: face.photo, on: tx)
+                created = true
             case .new:
                 target = nil
             }
             let look = resolution.look == target ? nil : resolution.look
             try await FacesTable.replace(faceID, to: target, look: look, similarity: similarity, runnerUp: resolution.runnerUp, on: tx)
-            try await PersonBookkeeping.refresh(photos: [face.photo], persons: [facePerson] + (target.map { [$0] } ?? []), on: tx)
+            try await PersonBookkeeping.refresh(photos: [face.photo], persons: [facePerson, target].compactMap { $0 }, on: tx)
             try await Self.clearRunnerUps(to: [facePerson], on: tx)
-            let created: Bool
-            if case .new = resolution.identity, target != nil { created = true } else { created = false }
             return (RejectResult(faceID: faceID, rejectedPersonID: facePerson, personID: target, createdPerson: created),
                     [FaceMove(embeddingID: face.id, face: face.embedding, from: face.person, fromLook: face.look, to: target, toLook: look)])
         }

@@ -270,38 +270,19 @@ extension ReclusterService {
     /// thrown away (`recluster` checks `libraryMarks`), so a face only one of them saw is simply left out.
     private static func facesForRecluster(model: FaceModel, on tx: any SQLDatabase) async throws -> [StoredFace] {
         let rejected = try await PersonBookkeeping.rejectionsByFace(on: tx)
-        let order = NIOLockedValueBox((position: [Int64: Int](), error: (any Error)?.none))
-        try await tx.raw("""
+        let order = try await tx.raw("""
             SELECT e.id FROM embeddings e JOIN (SELECT photo_id, MIN(id) AS first_id FROM embeddings GROUP BY photo_id) f ON f.photo_id = e.photo_id
             ORDER BY f.first_id, e.face_index
-            """).run { row in
-            order.withLockedValue { order in
-                do { order.position[try row.decode(column: "id", as: Int64.self)] = order.position.count } catch { order.error = error }
-            }
-        }
-        let position = try order.withLockedValue { order in
-            if let error = order.error { throw error }
-            return order.position
-        }
-        let read = NIOLockedValueBox((faces: [StoredFace?](repeating: nil, count: position.count), error: (any Error)?.none))
-        try await tx.raw("""
+            """).decodedRows { try $0.decode(column: "id", as: Int64.self) }
+        let position = Dictionary(uniqueKeysWithValues: zip(order, order.indices))
+        var slots = [StoredFace?](repeating: nil, count: order.count)
+        for face in try await tx.raw("""
             SELECT id, photo_id, person_id, look_id, embedding_norm, vector, confirmed, similarity, runner_up_person_id, runner_up_similarity
             FROM embeddings
-            """).run { row in
-            read.withLockedValue { read in
-                guard read.error == nil else { return }
-                do {
-                    let face = try storedFace(row, model: model, rejected: rejected)
-                    if let slot = position[face.face.id] { read.faces[slot] = face }
-                } catch {
-                    read.error = error
-                }
-            }
+            """).decodedRows({ try storedFace($0, model: model, rejected: rejected) }) {
+            if let slot = position[face.face.id] { slots[slot] = face }
         }
-        return try read.withLockedValue { read in
-            if let error = read.error { throw error }
-            return read.faces.compactMap { $0 }
-        }
+        return slots.compactMap { $0 }
     }
 
     private static func storedFace(_ row: any SQLRow, model: FaceModel, rejected: [Int64: Set<Int64>]) throws -> StoredFace {

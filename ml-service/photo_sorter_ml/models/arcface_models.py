@@ -114,13 +114,13 @@ class ScrfdDetector:
     def _anchor_centres(self, rows: int, columns: int, stride: int) -> np.ndarray:
         """The input pixel each anchor of a `rows` x `columns` feature map sits on, x then y, each twice."""
         key = (rows, columns, stride)
-        if key not in self._centres:
-            centres = (np.stack(np.mgrid[:rows, :columns][::-1], axis=-1).astype(np.float32) * stride).reshape(-1, 2)
-            centres = np.stack([centres] * SCRFD_ANCHORS, axis=1).reshape(-1, 2)
+        centres = self._centres.get(key)
+        if centres is None:
+            cells = (np.stack(np.mgrid[:rows, :columns][::-1], axis=-1).astype(np.float32) * stride).reshape(-1, 2)
+            centres = np.stack([cells] * SCRFD_ANCHORS, axis=1).reshape(-1, 2)
             if len(self._centres) < 100:  # photo sizes vary; keep the common ones
                 self._centres[key] = centres
-            return centres
-        return self._centres[key]
+        return centres
 
 
 def _non_maximum_suppression(found: np.ndarray) -> list[int]:

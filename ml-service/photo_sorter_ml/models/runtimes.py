@@ -10,8 +10,8 @@ embeds faces ~1.9x faster, onnxruntime detects ~1.25x faster (bench/RESULTS.md, 
 default, `mixed`, runs each model on its faster engine; `openvino` and `onnxruntime` run both on one.
 
 Either way the detector and the embedder (arcface_models.py) get a session with the part of onnxruntime's
-InferenceSession they call (`get_inputs`, `get_outputs`, `run`). One inference thread per session: the service runs one worker
-process per core.
+InferenceSession they call (`get_inputs`, `get_outputs`, `run`). One inference thread per session: the service runs
+one worker process per core.
 """
 from __future__ import annotations
 
