@@ -21,11 +21,10 @@
 /// (never a retired id, a seeded person's id, or an id one of its faces rejected); the rest are new persons.
 /// An old id left without a cluster is recorded as merged into the person that received most of its faces.
 public enum Reclustering {
-    /// One stored face.
+    /// One stored face, without its vector: the vectors come from a `FaceVectors`, a range of photos at a time.
     public struct Face: Sendable {
         public let id: Int64
         public let photo: Int64
-        public let embedding: Embedding
         /// Its person now; nil for a face not placed yet (a reprocess's new face that matches no old one).
         public let person: Int64?
         public let confirmed: Bool
@@ -38,12 +37,11 @@ public enum Reclustering {
         /// stays unsorted (no person) otherwise.
         public let mayFoundPerson: Bool
 
-        public init(id: Int64, photo: Int64, embedding: Embedding, person: Int64?, confirmed: Bool = false, rejected: Set<Int64> = [],
+        public init(id: Int64, photo: Int64, person: Int64?, confirmed: Bool = false, rejected: Set<Int64> = [],
                     look: Int64? = nil, mayFoundPerson: Bool = true) {
             precondition(!confirmed || person != nil, "a confirmed face has a person")
             self.id = id
             self.photo = photo
-            self.embedding = embedding
             self.person = person
             self.confirmed = confirmed
             self.rejected = rejected
@@ -85,18 +83,20 @@ public enum Reclustering {
     /// Most passes `run` makes to reach a state its own next pass leaves unchanged.
     public static let maxPasses = 5
 
-    /// Re-clusters `faces` (grouped by photo, photos in first-commit order, faces in face order; person ids positive).
-    /// `retired` ids (earlier merges) are never given out again.
+    /// Re-clusters `faces` (grouped by photo, photos in first-commit order, faces in face order; person ids positive),
+    /// whose vectors `vectors` reads, by position in `faces`, as each pass reaches them. `retired` ids (earlier
+    /// merges) are never given out again.
     ///
     /// A "not this person" keeps a face away from the faces that person holds *now*, so one pass can leave a state
     /// the next pass would change (faces released by a split are no longer that person's). `run` therefore repeats
     /// the pass on its own result — new persons under provisional ids, merged ids retired and their rejections moved
     /// to the person that absorbed them, as the service records them — until a pass changes nothing, so that a
     /// re-cluster run twice changes nothing the second time. Without rejections one pass is already such a state.
-    public static func run(_ faces: [Face], policy: IdentityPolicy, retired: Set<Int64> = []) -> Outcome {
+    public static func run(_ faces: [Face], vectors: some FaceVectors, policy: IdentityPolicy,
+                           retired: Set<Int64> = []) async throws -> Outcome {
         var current = faces
         var retired = retired
-        var outcome = pass(current, policy: policy, retired: retired)
+        var outcome = try await pass(current, vectors: vectors, policy: policy, retired: retired)
         var passes = 1
         let hasRejections = faces.contains { !$0.rejected.isEmpty }
         while hasRejections, passes < maxPasses, zip(current, outcome.assignments).contains(where: { face, assignment in
@@ -112,10 +112,10 @@ public enum Reclustering {
             let absorbedBy = Dictionary(outcome.merged.map { ($0.from, id($0.into)) }, uniquingKeysWith: { first, _ in first })
             retired.formUnion(absorbedBy.keys)
             current = zip(current, outcome.assignments).map { face, assignment in
-                Face(id: face.id, photo: face.photo, embedding: face.embedding, person: assignment.person.map(id), confirmed: face.confirmed,
+                Face(id: face.id, photo: face.photo, person: assignment.person.map(id), confirmed: face.confirmed,
                      rejected: Set(face.rejected.map { absorbedBy[$0] ?? $0 }), look: assignment.look, mayFoundPerson: face.mayFoundPerson)
             }
-            outcome = pass(current, policy: policy, retired: retired)
+            outcome = try await pass(current, vectors: vectors, policy: policy, retired: retired)
             passes += 1
         }
         guard passes > 1 else { return outcome }
@@ -136,7 +136,8 @@ public enum Reclustering {
     }
 
     /// One replay of the rule over every unconfirmed face, and the id mapping.
-    private static func pass(_ faces: [Face], policy: IdentityPolicy, retired: Set<Int64>) -> Outcome {
+    private static func pass(_ faces: [Face], vectors: some FaceVectors, policy: IdentityPolicy,
+                             retired: Set<Int64>) async throws -> Outcome {
         let resolver = IdentityResolver(policy: policy)
         var index = IdentityIndex()
         // Index keys: a seeded person's own id; for a cluster of the replay, a key below every real id that grows
@@ -146,14 +147,19 @@ public enum Reclustering {
         // Cannot-link bookkeeping: clusters holding a face of person p now, and clusters holding a face that rejected p.
         var clustersWithFaceOf: [Int64: Set<Int64>] = [:]
         var clustersRejecting: [Int64: Set<Int64>] = [:]
-        func join(_ face: Face, _ key: Int64, look: Int64? = nil) {
-            index.add(face.embedding, to: key, look: look)
+        func join(_ face: Face, _ vector: Embedding, _ key: Int64, look: Int64? = nil) {
+            index.add(vector, to: key, look: look)
             if let person = face.person { clustersWithFaceOf[person, default: []].insert(key) }
             for person in face.rejected { clustersRejecting[person, default: []].insert(key) }
         }
-        for face in faces where face.confirmed {
-            join(face, face.person!, look: face.look)
-            seeded.insert(face.person!)
+        let confirmed = faces.indices.filter { faces[$0].confirmed }
+        for chunk in stride(from: 0, to: confirmed.count, by: vectorChunk) {
+            let positions = Array(confirmed[chunk..<min(chunk + vectorChunk, confirmed.count)])
+            for (position, vector) in zip(positions, try await vectors.vectors(at: positions)) {
+                let face = faces[position]
+                join(face, vector, face.person!, look: face.look)
+                seeded.insert(face.person!)
+            }
         }
 
         // Nil: an unsure face left unsorted.
@@ -163,16 +169,18 @@ public enum Reclustering {
         var runnerUpKey = [Int64?](repeating: nil, count: faces.count)
         var runnerUpSimilarity = [Float?](repeating: nil, count: faces.count)
         var replayClusters = 0
+        var stream = VectorStream(vectors, faceCount: faces.count)
         var start = 0
         while start < faces.count {
             var end = start + 1
             while end < faces.count && faces[end].photo == faces[start].photo { end += 1 }
             let photo = start..<end
+            let photoVectors = try await stream.vectors(photo)
             let confirmedPersons = Set(photo.filter { faces[$0].confirmed }.compactMap { faces[$0].person })
             let open = photo.filter { !faces[$0].confirmed }
             for position in photo where faces[position].confirmed { keyOfFace[position] = faces[position].person! }
             let resolutions = resolver.resolveWithRunnerUps(
-                open.map { faces[$0].embedding }, against: index,
+                open.map { photoVectors[$0 - photo.lowerBound] }, against: index,
                 excluded: open.map { position in
                     let face = faces[position]
                     var excluded = confirmedPersons.union(face.person.flatMap { clustersRejecting[$0] } ?? [])
@@ -202,7 +210,9 @@ public enum Reclustering {
                 runnerUpSimilarity[position] = resolution.runnerUp?.similarity
             }
             // Like a commit: the photo was resolved as a whole, then its faces join the index.
-            for position in open { if let key = keyOfFace[position] { join(faces[position], key, look: lookOfFace[position]) } }
+            for position in open {
+                if let key = keyOfFace[position] { join(faces[position], photoVectors[position - photo.lowerBound], key, look: lookOfFace[position]) }
+            }
             start = end
         }
 
@@ -239,6 +249,41 @@ public enum Reclustering {
         }
         return Outcome(assignments: assignments, newPersonCount: newPersonCount,
                        merged: merges(from: faces.map(\.person), to: assignments.map(\.person)))
+    }
+
+    /// How many vectors `run` asks its `FaceVectors` for at once (4 MiB at 512-d, one database query); callers reading
+    /// vectors for the outcome use the same chunks.
+    public static let vectorChunk = 2048
+
+    /// The vectors of one pass, read ahead in chunks of `vectorChunk` positions as the replay moves through the
+    /// photos; only the chunk being replayed (and a photo spanning two chunks) is held.
+    private struct VectorStream<Source: FaceVectors> {
+        let source: Source
+        let faceCount: Int
+        /// Position of `buffer[0]`.
+        private var base = 0
+        private var buffer: [Embedding] = []
+
+        init(_ source: Source, faceCount: Int) {
+            self.source = source
+            self.faceCount = faceCount
+        }
+
+        /// The vectors of `positions` (a photo's faces), in order; photos must come in ascending order.
+        mutating func vectors(_ positions: Range<Int>) async throws -> [Embedding] {
+            precondition(positions.lowerBound >= base, "a pass reads its vectors in order")
+            while base + buffer.count < positions.upperBound {
+                // Drop what no later photo needs (once per chunk, not per photo), then read the next chunk.
+                let done = min(positions.lowerBound - base, buffer.count)
+                buffer.removeFirst(done)
+                base += done
+                let next = Array(base + buffer.count..<min(base + buffer.count + Reclustering.vectorChunk, faceCount))
+                let read = try await source.vectors(at: next)
+                precondition(read.count == next.count, "a FaceVectors returns one vector per position")
+                buffer += read
+            }
+            return Array(buffer[positions.lowerBound - base..<positions.upperBound - base])
+        }
     }
 
     /// Old id for each cluster that keeps one: `clusterFaces[c]` holds the faces of cluster `c`, `oldPersonOfFace`
@@ -294,5 +339,19 @@ public enum Reclustering {
         case .existing(let id): (0, id)
         case .new(let n): (1, Int64(n))
         }
+    }
+}
+
+/// Where `Reclustering.run` reads the faces' vectors: a re-cluster of a large library streams them from the database
+/// (a million 512-d vectors are 2 GiB) instead of holding them; a reprocess or a test hands over an array.
+public protocol FaceVectors {
+    /// The vectors of the faces at `positions` (indices into the faces given to `Reclustering.run`), in that order.
+    func vectors(at positions: [Int]) async throws -> [Embedding]
+}
+
+/// Vectors already in memory, by position.
+extension Array: FaceVectors where Element == Embedding {
+    public func vectors(at positions: [Int]) async throws -> [Embedding] {
+        positions.map { self[$0] }
     }
 }

@@ -295,20 +295,22 @@ extension ReprocessService {
         // for the old face it overlaps most.
         let ordered = photos.values.sorted { (firstCommit[$0.id] ?? .max, $0.id) < (firstCommit[$1.id] ?? .max, $1.id) }
         var faces: [Reclustering.Face] = []
+        var vectors: [Embedding] = []
         var staged: [(photo: StagedPhoto, face: StagedFace, faceIndex: Int)] = []
         for photo in ordered {
             let old = oldFaces[photo.id] ?? []
             let replaced = BoundingBox.pairByOverlap(photo.faces.map(\.bbox), with: old.map(\.bbox)).map { $0.map { old[$0] } }
             for (faceIndex, face) in photo.faces.enumerated() {
                 let old = replaced[faceIndex]
-                faces.append(Reclustering.Face(id: Int64(faces.count), photo: photo.id, embedding: face.embedding, person: old?.person,
+                faces.append(Reclustering.Face(id: Int64(faces.count), photo: photo.id, person: old?.person,
                                                confirmed: old?.confirmed ?? false, rejected: old.flatMap { rejections[$0.id] } ?? [],
                                                look: old?.look, mayFoundPerson: job.model.mayFoundPerson(embeddingNorm: face.embeddingNorm)))
+                vectors.append(face.embedding)
                 staged.append((photo, face, faceIndex))
             }
         }
-        let outcome = Reclustering.run(faces, policy: config.identityPolicy(for: job.model),
-                                       retired: try await PersonBookkeeping.retiredIDs(on: tx))
+        let outcome = try await Reclustering.run(faces, vectors: vectors, policy: config.identityPolicy(for: job.model),
+                                                 retired: try await PersonBookkeeping.retiredIDs(on: tx))
 
         let now = nowMs()
         try await PhotoPersonsTable.removeAll(on: tx)

@@ -170,11 +170,18 @@ extension ReclusterService {
     func recluster() async throws -> ReclusterResult {
         let started = Date()
         let before = try await Self.libraryMarks(on: database.sql)
-        let prepared = try await reclusterPlan(model: try await identity.storedModel(on: database.sql), on: database.sql)
+        let prepared: ReclusterPlan?
+        do {
+            prepared = try await reclusterPlan(model: try await identity.storedModel(on: database.sql), on: database.sql)
+        } catch let removed as StoredFaceVectors.FaceRemoved {
+            // The library changed under the read: the plan is made again under the lock.
+            logger.info("recluster plans again under the lock", metadata: ["reason": "\(removed)"])
+            prepared = nil
+        }
         let unchangedWhileComputing = try await Self.libraryMarks(on: database.sql) == before
         return try await identity.change { tx, _, model in
             let plan: ReclusterPlan
-            if unchangedWhileComputing, prepared.model == model, try await Self.libraryMarks(on: tx) == before {
+            if let prepared, unchangedWhileComputing, prepared.model == model, try await Self.libraryMarks(on: tx) == before {
                 plan = prepared
             } else {
                 plan = try await self.reclusterPlan(model: model, on: tx)
@@ -186,9 +193,10 @@ extension ReclusterService {
             let faces = plan.faces
             let input = faces.map(\.face)
             let newIDs = try await PersonBookkeeping.insertNewPersons(of: outcome, faces: input, on: tx)
+            var movedPositions: [Int] = []
             var moves: [FaceMove] = []
             var photos = Set<Int64>(), persons = Set<Int64>()
-            for (stored, assignment) in zip(faces, outcome.assignments) {
+            for (position, (stored, assignment)) in zip(faces, outcome.assignments).enumerated() {
                 let person = assignment.person?.id(newIDs: newIDs)
                 let similarity = assignment.similarity.map(Double.init)
                 let runnerUp = assignment.runnerUp?.id(newIDs: newIDs)
@@ -196,8 +204,7 @@ extension ReclusterService {
                 let look = assignment.look
                 let moved = person != stored.person || look != stored.face.look
                 if moved {
-                    moves.append(FaceMove(embeddingID: stored.face.id, face: stored.face.embedding, from: stored.person, fromLook: stored.face.look,
-                                          to: person, toLook: look))
+                    movedPositions.append(position)
                     photos.insert(stored.face.photo)
                     persons.formUnion([stored.person, person].compactMap { $0 })
                 }
@@ -207,6 +214,16 @@ extension ReclusterService {
                     || runnerUpSimilarity != stored.runnerUpSimilarity else { continue }
                 try await FacesTable.reassign(stored.face.id, to: person, look: look, similarity: newSimilarity, runnerUp: runnerUp,
                                               runnerUpSimilarity: runnerUpSimilarity, on: tx)
+            }
+            // The index takes each moved face's vector; only those are read again.
+            let vectors = plan.vectors.reading(on: tx)
+            for chunk in stride(from: 0, to: movedPositions.count, by: Reclustering.vectorChunk) {
+                let positions = Array(movedPositions[chunk..<min(chunk + Reclustering.vectorChunk, movedPositions.count)])
+                for (position, vector) in zip(positions, try await vectors.vectors(at: positions)) {
+                    let stored = faces[position], assignment = outcome.assignments[position]
+                    moves.append(FaceMove(embeddingID: stored.face.id, face: vector, from: stored.person, fromLook: stored.face.look,
+                                          to: assignment.person?.id(newIDs: newIDs), toLook: assignment.look))
+                }
             }
             try await PersonBookkeeping.refresh(photos: photos, persons: persons, on: tx)
             try await PersonBookkeeping.recordMerges(of: outcome, newIDs: newIDs, on: tx)
@@ -224,16 +241,19 @@ extension ReclusterService {
     private struct ReclusterPlan: Sendable {
         let model: FaceModel?
         let faces: [StoredFace]
+        /// Where the faces' vectors are read (by position in `faces`).
+        let vectors: StoredFaceVectors
         let outcome: Reclustering.Outcome?
     }
 
     private func reclusterPlan(model: FaceModel?, on db: any SQLDatabase) async throws -> ReclusterPlan {
-        guard let model else { return ReclusterPlan(model: nil, faces: [], outcome: nil) }
+        guard let model else { return ReclusterPlan(model: nil, faces: [], vectors: StoredFaceVectors(ids: [], db: db), outcome: nil) }
         let faces = try await Self.facesForRecluster(model: model, on: db)
-        guard !faces.isEmpty else { return ReclusterPlan(model: model, faces: faces, outcome: nil) }
-        let outcome = Reclustering.run(faces.map(\.face), policy: config.identityPolicy(for: model),
-                                       retired: try await PersonBookkeeping.retiredIDs(on: db))
-        return ReclusterPlan(model: model, faces: faces, outcome: outcome)
+        let vectors = StoredFaceVectors(ids: faces.map(\.face.id), db: db)
+        guard !faces.isEmpty else { return ReclusterPlan(model: model, faces: faces, vectors: vectors, outcome: nil) }
+        let outcome = try await Reclustering.run(faces.map(\.face), vectors: vectors, policy: config.identityPolicy(for: model),
+                                                 retired: try await PersonBookkeeping.retiredIDs(on: db))
+        return ReclusterPlan(model: model, faces: faces, vectors: vectors, outcome: outcome)
     }
 
     /// Everything a re-cluster's outcome depends on besides the vectors themselves, as one comparable text: the
@@ -260,13 +280,12 @@ extension ReclusterService {
         let runnerUpSimilarity: Double?
     }
 
-    /// Every face with its constraints, photos in the order their faces were first committed; `model` says which are
-    /// unsure.
+    /// Every face with its constraints but not its vector (`StoredFaceVectors` reads those as the replay reaches them),
+    /// photos in the order their faces were first committed; `model` says which are unsure.
     ///
     /// The order is read first, as ids alone, and the faces then in storage order, each decoded as it arrives and put
-    /// in its place. Sorting the rows themselves made SQLite sort every vector blob through a temporary file (400 MB
-    /// at 200,000 faces), and reading every row before decoding held the library twice at the peak (bench/RESULTS.md,
-    /// "Re-cluster at 200k faces"). Outside a transaction the two reads may see different libraries; such a plan is
+    /// in its place: sorting the rows themselves made SQLite sort them through a temporary file (bench/RESULTS.md,
+    /// "Re-cluster at 200k faces"). Outside a transaction the reads may see different libraries; such a plan is
     /// thrown away (`recluster` checks `libraryMarks`), so a face only one of them saw is simply left out.
     private static func facesForRecluster(model: FaceModel, on tx: any SQLDatabase) async throws -> [StoredFace] {
         let rejected = try await PersonBookkeeping.rejectionsByFace(on: tx)
@@ -277,7 +296,7 @@ extension ReclusterService {
         let position = Dictionary(uniqueKeysWithValues: zip(order, order.indices))
         var slots = [StoredFace?](repeating: nil, count: order.count)
         for face in try await tx.raw("""
-            SELECT id, photo_id, person_id, look_id, embedding_norm, vector, confirmed, similarity, runner_up_person_id, runner_up_similarity
+            SELECT id, photo_id, person_id, look_id, embedding_norm, confirmed, similarity, runner_up_person_id, runner_up_similarity
             FROM embeddings
             """).decodedRows({ try storedFace($0, model: model, rejected: rejected) }) {
             if let slot = position[face.face.id] { slots[slot] = face }
@@ -289,9 +308,7 @@ extension ReclusterService {
         let id = try row.decode(column: "id", as: Int64.self), person = try row.decode(column: "person_id", as: Int64?.self)
         return StoredFace(
             face: Reclustering.Face(
-                id: id, photo: try row.decode(column: "photo_id", as: Int64.self),
-                embedding: try EmbeddingCodec.decode(bytes: try row.decode(column: "vector", as: Data.self)),
-                person: person, confirmed: try row.decode(column: "confirmed", as: Bool.self), rejected: rejected[id] ?? [],
+                id: id, photo: try row.decode(column: "photo_id", as: Int64.self), person: person, confirmed: try row.decode(column: "confirmed", as: Bool.self), rejected: rejected[id] ?? [],
                 look: try row.decode(column: "look_id", as: Int64?.self),
                 mayFoundPerson: model.mayFoundPerson(embeddingNorm: try row.decode(column: "embedding_norm", as: Double?.self))),
             person: person,
