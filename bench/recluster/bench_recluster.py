@@ -59,6 +59,8 @@ sys.path.insert(0, str(REPO / "e2e"))
 sys.path.insert(0, str(REPO / "bench" / "accuracy"))
 import harness  # noqa: E402
 import metrics  # noqa: E402
+sys.path.insert(0, str(REPO / "bench" / "scale"))
+import generate_library as pg_tools  # noqa: E402  (psql, pg_prepare, copy_block: the scale bench's PostgreSQL loader)
 from record_embeddings import read_recording  # noqa: E402
 
 MODEL_VERSION = "arcface-w600k_mbf+scrfd-500m-5pt"
@@ -298,6 +300,44 @@ def build_library(args, rng: np.random.Generator, db: Path) -> dict:
     }
 
 
+# --------------------------------------------------------------------------- PostgreSQL
+
+COPIED_TABLES = ("persons", "photos", "embeddings", "photo_persons")
+
+
+def copy_to_postgres(db: Path, url: str, binary: Path) -> None:
+    """The SQLite library, row for row, in a PostgreSQL database migrated by the real binary: one psql session,
+    one transaction, a COPY block per table (chunks of 20,000 rows), sequences set past the copied ids."""
+    pg_tools.pg_prepare(url, force=True)
+    pg_tools.migrate(binary, url)
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    proc = subprocess.Popen([pg_tools.psql_bin(), url, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-f", "-"],
+                            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        proc.stdin.write(b"BEGIN;\n")
+        for table in COPIED_TABLES:
+            pg_cols = set(pg_tools.psql(url, f"SELECT column_name FROM information_schema.columns WHERE table_name = '{table}'")
+                          .stdout.split())
+            cols = [c[1] for c in con.execute(f"PRAGMA table_info({table})") if c[1] in pg_cols]
+            bools = {c for c in cols if pg_tools.psql(url, f"SELECT data_type FROM information_schema.columns "
+                                                           f"WHERE table_name = '{table}' AND column_name = '{c}'").stdout.strip() == "boolean"}
+            cursor = con.execute(f"SELECT {', '.join(cols)} FROM {table}")
+            while rows := cursor.fetchmany(20_000):
+                rows = [tuple(bool(v) if c in bools and v is not None else v for c, v in zip(cols, r)) for r in rows]
+                proc.stdin.write(pg_tools.copy_block(table, ", ".join(cols), rows))
+            log(f"  copied {table}")
+        for table in ("persons", "photos", "embeddings"):
+            proc.stdin.write(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT MAX(id) FROM {table}));\n".encode())
+        proc.stdin.write(b"COMMIT;\nVACUUM (ANALYZE);\n")
+        proc.stdin.close()
+    except BrokenPipeError:
+        pass
+    err = proc.stderr.read().decode(errors="replace")
+    con.close()
+    if proc.wait() != 0:
+        raise SystemExit(f"copying the library into {url} failed: {err[-2000:]}")
+
+
 # --------------------------------------------------------------------------- runs
 
 def parse_time_v(text: str) -> dict:
@@ -351,7 +391,7 @@ class PeakRSS:
             pass
 
 
-def run_recluster(binary: Path, db: Path, workdir: Path, name: str, timeout: float) -> dict:
+def run_recluster(binary: Path, db, workdir: Path, name: str, timeout: float) -> dict:
     argv = [str(binary), "recluster", "--database", str(db)]
     time_bin = shutil.which("time") or ("/usr/bin/time" if os.path.exists("/usr/bin/time") else None)
     stdout_path, stderr_path = workdir / f"{name}.stdout", workdir / f"{name}.stderr"
@@ -390,12 +430,19 @@ def run_recluster(binary: Path, db: Path, workdir: Path, name: str, timeout: flo
     return res
 
 
-def score(db: Path, truth: list) -> dict:
-    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-    person = dict(con.execute("SELECT id, person_id FROM embeddings"))
-    live = con.execute("SELECT COUNT(*) FROM persons WHERE merged_into IS NULL AND face_count > 0").fetchone()[0]
-    redirects = con.execute("SELECT COUNT(*) FROM persons WHERE merged_into IS NOT NULL").fetchone()[0]
-    con.close()
+def score(db, truth: list) -> dict:
+    live_sql = "SELECT COUNT(*) FROM persons WHERE merged_into IS NULL AND face_count > 0"
+    redirects_sql = "SELECT COUNT(*) FROM persons WHERE merged_into IS NOT NULL"
+    if isinstance(db, str):  # a postgres:// URL
+        person = {int(a): int(b) if b else None for a, b in
+                  (line.split("|") for line in pg_tools.psql(db, "SELECT id, person_id FROM embeddings").stdout.split())}
+        live, redirects = (int(pg_tools.psql(db, q).stdout) for q in (live_sql, redirects_sql))
+    else:
+        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+        person = dict(con.execute("SELECT id, person_id FROM embeddings"))
+        live = con.execute(live_sql).fetchone()[0]
+        redirects = con.execute(redirects_sql).fetchone()[0]
+        con.close()
     labels, preds = [], []
     for face_id, key, scored in truth:
         if scored:
@@ -467,6 +514,9 @@ def main() -> int:
     ap.add_argument("--binary", type=Path, default=None, help="default: $PHOTO_SORTER_BIN, else release, else debug build")
     ap.add_argument("--workdir", type=Path, default=None, help="default: a temporary directory (removed unless --keep)")
     ap.add_argument("--keep", action="store_true", help="keep the database")
+    ap.add_argument("--postgres", default=None, metavar="URL",
+                    help="run on this PostgreSQL database instead (postgres://user@host:port/db; its public schema is "
+                         "dropped and recreated): the library is written to SQLite as usual, then copied there")
     ap.add_argument("--timeout", type=float, default=1800)
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--results-md", action="store_true", help="write the section of bench/RESULTS.md")
@@ -487,14 +537,21 @@ def main() -> int:
         library = build_library(args, rng, db)
         log(f"library written in {time.monotonic() - t0:.1f} s ({db.stat().st_size / 2**20:.0f} MiB)")
         truth = library.pop("truth")
-        runs = [run_recluster(binary, db, workdir, "first", args.timeout),
-                run_recluster(binary, db, workdir, "second", args.timeout)]
+        target = db
+        if args.postgres:
+            t0 = time.monotonic()
+            copy_to_postgres(db, args.postgres, binary)
+            log(f"library copied to PostgreSQL in {time.monotonic() - t0:.1f} s")
+            target = args.postgres
+        runs = [run_recluster(binary, target, workdir, "first", args.timeout),
+                run_recluster(binary, target, workdir, "second", args.timeout)]
         report = {
             "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             "machine": harness.machine_description(),
             "binary": os.path.relpath(binary, REPO) if str(binary).startswith(str(REPO)) else str(binary),
             "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-            "library": library, "runs": runs, "score": score(db, truth),
+            "database": "PostgreSQL" if args.postgres else "SQLite",
+            "library": library, "runs": runs, "score": score(target, truth),
         }
     finally:
         if not args.keep and args.workdir is None:
