@@ -25,7 +25,9 @@ let package = Package(
     ],
     targets: [
         // Pure core: domain types, scanner, embedding codec, identity resolution. No framework imports.
-        .target(name: "PhotoSorterCore"),
+        .target(name: "PhotoSorterCore", dependencies: ["CNibbleScan"]),
+        // The identity index's 4-bit scan kernel in C: AVX2 and AVX-512 VNNI variants chosen at run time, a plain C one elsewhere.
+        .target(name: "CNibbleScan"),
         // librdkafka's C API for the Kafka work queue (Debian: librdkafka-dev; scripts/install-ml.sh installs it).
         .systemLibrary(name: "CRdKafka", pkgConfig: "rdkafka", providers: [.apt(["librdkafka-dev"])]),
         // exempi's C API (the Adobe XMP Toolkit) for `xmp write`'s sidecars (Debian: libexempi-dev; scripts/install-ml.sh installs it).

@@ -1,3 +1,4 @@
+import CNibbleScan
 import Dispatch
 import Foundation
 
@@ -244,27 +245,24 @@ struct PersonRows: Sendable {
     /// Each face's candidates among the rows of `blockRange`, in row order (see `candidates`).
     private func scan(_ blockRange: Range<Int>, queries: [QuantisedQuery], faces: [Embedding], floor: Float,
                       policy: IdentityPolicy) -> [[(row: Int, similarity: Float)]] {
-        let dimension = dimension, groups = dimension / NibbleCodes.dimensionsPerGroup
-        let levelsPerFace = queries[0].levels.count
+        let dimension = dimension
         var result = [[(row: Int, similarity: Float)]](repeating: [], count: faces.count)
-        // Copied to the stack, where the compiler knows the vectors are 16-byte aligned (not so for array
-        // storage): the multiplies then read them from memory directly, measured 10–20 % faster.
-        withUnsafeTemporaryAllocation(of: SIMD8<UInt16>.self, capacity: levelsPerFace * faces.count) { levels in
+        // Copied to the stack, 64-byte aligned: the AVX-512 kernel's loads of them then never straddle cache lines.
+        withUnsafeTemporaryAllocation(byteCount: dimension * faces.count, alignment: 64) { levelBytes in
+            let levels = levelBytes.bindMemory(to: Int8.self)
             for (face, query) in queries.enumerated() {
-                _ = UnsafeMutableBufferPointer(rebasing: levels[face * levelsPerFace..<(face + 1) * levelsPerFace])
-                    .initialize(fromContentsOf: query.levels)
+                _ = UnsafeMutableBufferPointer(rebasing: levels[face * dimension..<(face + 1) * dimension])
+                    .initialize(fromContentsOf: query.scanLevels)
             }
-            // All of a block's 4-bit dots first, then their bounds: two tight loops run measurably faster
-            // than one that alternates between the SIMD dot and the scalar bound.
+            // All of a block's 4-bit dots first, one kernel call per face (the block's codes, 256 KiB at 512-d,
+            // stay in L2 for the next face), then their bounds.
             withUnsafeTemporaryAllocation(of: Int32.self, capacity: Self.rowsPerBlock * faces.count) { codedDots in
                 for blockIndex in blockRange {
                     let block = blocks[blockIndex]
                     block.codes.withUnsafeBytes { codes in
-                        for slot in 0..<block.personIDs.count {
-                            for face in faces.indices {
-                                codedDots[face * Self.rowsPerBlock + slot] = NibbleCodes.dot(
-                                    levels.baseAddress! + face * levelsPerFace, codes.baseAddress! + slot * dimension / 2, groups: groups)
-                            }
+                        for face in faces.indices {
+                            NibbleCodes.dots(levels.baseAddress! + face * dimension, codes.baseAddress!, dimension: dimension,
+                                             rows: block.personIDs.count, into: codedDots.baseAddress! + face * Self.rowsPerBlock)
                         }
                     }
                     for (face, query) in queries.enumerated() {
@@ -308,13 +306,14 @@ struct RowSummary: Sendable {
 ///
 /// A row's `dimension / 2` bytes are groups of 16 bytes covering 32 dimensions; read as eight
 /// little-endian 16-bit lanes, nibble `k` (bits 4k..<4k+4) of lane `j` in group `g` holds the code of
-/// dimension `32g + 8k + j`. So each nibble position of a group covers eight consecutive dimensions and
-/// meets the query's levels in their natural order: one load, shift and mask per eight codes, and SSE2's
-/// 16-bit multiply (the x86_64 baseline; no -march flags needed).
+/// dimension `32g + 8k + j`. In bytes: byte `2j` of a group holds dimensions `32g + j` (low nibble) and
+/// `32g + 8 + j` (high), byte `2j + 1` holds `32g + 16 + j` and `32g + 24 + j`. The scan multiplies the
+/// bytes' low and high nibbles by the query's levels put in that order (`scanLevels`), in the C kernels of
+/// CNibbleScan (`dots`).
 enum NibbleCodes {
     static let dimensionsPerGroup = 32
-    /// Products `code · level` are at most 15 · 127 = 1905, and each 16-bit lane of an accumulator
-    /// gets `dimension / 32` of them: at most 17 fit in an Int16, hence at most 544 dimensions.
+    /// The portable kernel sums products `code · level` (at most 15 · 127 = 1905) in 16-bit lanes, one per
+    /// 32 dimensions: at most 17 fit in an Int16, hence at most 544 dimensions.
     static let maximumDimension = 544
     /// Candidate scales are `max |m_i| / divisor`: clipping the largest values a little often lowers
     /// the error of the rest; the best of these is kept (7 represents a one-hot vector exactly).
@@ -390,32 +389,45 @@ enum NibbleCodes {
         return level
     }
 
-    /// `Σ level_i · code_i` over one row of `groups` groups: `levels` are the query's levels, eight dimensions
-    /// per vector, and `codes` the row's bytes. Exact: each 16-bit lane accumulates at most
-    /// `maximumDimension / 32` products (see there), then the lanes are widened to 32 bits.
-    @inline(__always)
-    static func dot(_ levels: UnsafePointer<SIMD8<UInt16>>, _ codes: UnsafeRawPointer, groups: Int) -> Int32 {
-        let low4 = SIMD8<UInt16>(repeating: 0xF)
-        var sum0 = SIMD8<UInt16>(), sum1 = SIMD8<UInt16>(), sum2 = SIMD8<UInt16>(), sum3 = SIMD8<UInt16>()
-        var group = 0
-        while group < groups {
-            let lanes = codes.loadUnaligned(fromByteOffset: group &* 16, as: SIMD8<UInt16>.self)
-            let groupLevels = levels + group &* 4
-            // Wrapping 16-bit arithmetic is two's complement: the lanes hold the signed sums.
-            sum0 &+= (lanes & low4) &* groupLevels[0]
-            sum1 &+= ((lanes &>> 4) & low4) &* groupLevels[1]
-            sum2 &+= ((lanes &>> 8) & low4) &* groupLevels[2]
-            sum3 &+= (lanes &>> 12) &* groupLevels[3]
-            group &+= 1
+    /// A query's levels (−127...127, dimension order) in the order the kernels read them: `dimension / 2`
+    /// levels that meet the code bytes' low nibbles, then `dimension / 2` that meet their high nibbles.
+    static func scanLevels(_ levels: [Int16]) -> [Int8] {
+        precondition(levels.count % dimensionsPerGroup == 0)
+        let bytes = levels.count / 2
+        var ordered = [Int8](repeating: 0, count: levels.count)
+        for byte in 0..<bytes {
+            let group = byte / 16, j = byte % 16 / 2
+            // Byte 2j: lane j's nibbles 0 and 1; byte 2j + 1: its nibbles 2 and 3 (see `NibbleCodes`).
+            let lowDimension = group * dimensionsPerGroup + (byte % 2) * 16 + j
+            ordered[byte] = Int8(levels[lowDimension])
+            ordered[bytes + byte] = Int8(levels[lowDimension + 8])
         }
-        return widenedSum(sum0) &+ widenedSum(sum1) &+ widenedSum(sum2) &+ widenedSum(sum3)
+        return ordered
     }
 
-    /// Sum of eight signed 16-bit lanes, in 32 bits (sign extension by shifts: SIMD conversions are not inlined).
+    /// The kernels of CNibbleScan, one per instruction set. Chosen at run time (`fastest`) rather than with
+    /// -march, so one build runs on every x86_64 and uses AVX2 or AVX-512 VNNI where the CPU has them.
+    enum Kernel: Int32, CaseIterable {
+        /// C with generic 16-byte vectors: every CPU.
+        case portable = 0
+        /// `vpmaddubsw` + `vpmaddwd`, 32 bytes at a time.
+        case avx2 = 1
+        /// `vpdpbusd`, 64 bytes at a time.
+        case avx512VNNI = 2
+
+        var isSupported: Bool { nibble_scan_supports(rawValue) != 0 }
+
+        /// The fastest kernel this CPU runs, asked once.
+        static let fastest = Kernel(rawValue: nibble_scan_best_variant())!
+    }
+
+    /// `dots[r] = Σ_i level_i · code_i` for `rows` consecutive rows at `codes` (`dimension / 2` bytes each),
+    /// `scanLevels` being the query's levels in the order `scanLevels(_:)` gives. Exact in 32 bits with every
+    /// kernel: |Σ| ≤ 544 · 15 · 127 < 2²⁰, and no kernel's narrower steps saturate or overflow (see nibble_scan.c).
     @inline(__always)
-    private static func widenedSum(_ lanes: SIMD8<UInt16>) -> Int32 {
-        let pairs = unsafeBitCast(lanes, to: SIMD4<Int32>.self)
-        return (((pairs &<< 16) &>> 16) &+ (pairs &>> 16)).wrappedSum()
+    static func dots(_ scanLevels: UnsafePointer<Int8>, _ codes: UnsafeRawPointer, dimension: Int, rows: Int,
+                     into dots: UnsafeMutablePointer<Int32>, kernel: Kernel = .fastest) {
+        nibble_scan_dots(kernel.rawValue, scanLevels, codes.assumingMemoryBound(to: UInt8.self), dimension / 2, rows, dots)
     }
 }
 
@@ -426,15 +438,15 @@ enum NibbleCodes {
 /// `I = Σ level_i (c_i − 8)` is an exact integer. That bound is what `upperBound` returns; the scan adds
 /// `q · centre`.
 struct QuantisedQuery {
-    /// Levels are in −127...127 so that `NibbleCodes.dot` can sum in 16 bits (see there).
+    /// Levels are in −127...127: int8, as the kernels' unsigned × signed byte multiplies take them.
     static let largestLevel = 127
     /// Covers, with a wide margin, float rounding in the rows' bounds (below 10⁻⁶, see `encodeMean`), in
     /// `upperBound` and `q · centre` (relative 10⁻⁶ of terms below 2) and in the reported similarity
     /// (10⁻⁷): a bound this far below the threshold is still a rejection.
     static let roundingSlack: Float = 1e-4
 
-    /// The Int16 levels as bit patterns, eight consecutive dimensions per vector.
-    let levels: [SIMD8<UInt16>]
+    /// The levels in the order the 4-bit kernels read them (`NibbleCodes.scanLevels`).
+    let scanLevels: [Int8]
     private let levelSum: Int32
     private let scale: Float
     /// At least ‖b‖ and ‖e_q‖.
@@ -450,11 +462,7 @@ struct QuantisedQuery {
         let levels = face.values.map {
             Int16(min(max(Int(Double($0) * reciprocal + 128.5) - 128, -Self.largestLevel), Self.largestLevel))
         }
-        self.levels = stride(from: 0, to: levels.count, by: 8).map { start in
-            var vector = SIMD8<UInt16>()
-            for lane in 0..<8 { vector[lane] = UInt16(bitPattern: levels[start + lane]) }
-            return vector
-        }
+        scanLevels = NibbleCodes.scanLevels(levels)
         levelSum = levels.reduce(0) { $0 + Int32($1) }
         var squaredNorm = 0.0, squaredError = 0.0
         for (value, level) in zip(face.values, levels) {
@@ -466,7 +474,7 @@ struct QuantisedQuery {
         errorBound = Float(squaredError.squareRoot()).nextUp
     }
 
-    /// Upper bound of `q · r` for a row, given `codedDot = Σ level_i · c_i` from `NibbleCodes.dot`.
+    /// Upper bound of `q · r` for a row, given `codedDot = Σ level_i · c_i` from `NibbleCodes.dots`.
     @inline(__always)
     func upperBound(codedDot: Int32, row: RowSummary) -> Float {
         // |I| ≤ 544 · 127 · 23 < 2²⁴: exact as a Float.
