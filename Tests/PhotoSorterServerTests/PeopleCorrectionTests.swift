@@ -261,6 +261,24 @@ class PeopleCorrectionTests: DatabaseTestCase {
         }
     }
 
+    /// A merge redirects the runner-ups of the absorbed persons, and an emptied person drops its own, through an
+    /// index: before it, each such statement read every face with its vector (90 scans of the table in a re-cluster
+    /// of a million faces). SQLite plans without statistics, so the plan is the same on a small library.
+    func testRunnerUpsAreFoundThroughAnIndexNotByReadingEveryFace() async throws {
+        guard flavor == .sqlite else { return }   // PostgreSQL's planner scans a table this small whatever its indexes
+        try await TestService.run(flavor) { service in
+            let sql = service.app.db as! any SQLDatabase
+            for statement in [
+                "UPDATE embeddings SET runner_up_person_id = 9 WHERE runner_up_person_id IN (1, 2)",
+                "UPDATE embeddings SET runner_up_person_id = NULL, runner_up_similarity = NULL WHERE runner_up_person_id = 3",
+            ] {
+                let plan = try await sql.raw("EXPLAIN QUERY PLAN \(unsafeRaw: statement)").all()
+                    .map { try $0.decode(column: "detail", as: String.self) }
+                XCTAssertTrue(plan.contains { $0.contains("USING INDEX embeddings_runner_up") }, "\(statement): \(plan)")
+            }
+        }
+    }
+
     /// With a shared secret configured, every write (corrections, re-cluster, reprocess) needs it; reads do not.
     func testWritesNeedTheSharedSecret() async throws {
         try await TestService.run(flavor, tune: { $0.sharedSecret = "s3cret" }) { service in

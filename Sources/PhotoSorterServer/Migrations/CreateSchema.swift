@@ -198,5 +198,5 @@ let schemaMigrations: [any Migration] = [
     CreatePhotos(), CreatePersons(), CreateEmbeddings(), CreatePhotoPersons(),
     CreateIngestJobs(), CreateIngestBatches(), CreatePhotoIngestMap(), CreateProcessedCallbacks(),
     CreateReprocessTables(), CreatePeopleTables(), CreateMediaTables(), CreateIdentityChanges(),
-    CreateIngestRejections(), CreateIdentitySnapshots(), AddScaleIndexes(), AddReclusterMarks(), AddPhotoQuarterTurns(), AddTakenDates(), DropPhotoFullHash(), AddFileFollowing(), KeepEmbeddingIDsUnique(), AddXMPFaceNames(), IndexPersonsForKeysetPaging(), AddFaceLooks(), AllowUnsortedFaces(),
+    CreateIngestRejections(), CreateIdentitySnapshots(), AddScaleIndexes(), AddReclusterMarks(), AddPhotoQuarterTurns(), AddTakenDates(), DropPhotoFullHash(), AddFileFollowing(), KeepEmbeddingIDsUnique(), AddXMPFaceNames(), IndexPersonsForKeysetPaging(), AddFaceLooks(), AllowUnsortedFaces(), IndexRunnerUps(),
 ]
