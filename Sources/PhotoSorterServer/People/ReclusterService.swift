@@ -195,6 +195,7 @@ extension ReclusterService {
             let newIDs = try await PersonBookkeeping.insertNewPersons(of: outcome, faces: input, on: tx)
             var movedPositions: [Int] = []
             var moves: [FaceMove] = []
+            var reassignments: [FacesTable.Reassignment] = []
             var photos = Set<Int64>(), persons = Set<Int64>()
             for (position, (stored, assignment)) in zip(faces, outcome.assignments).enumerated() {
                 let person = assignment.person?.id(newIDs: newIDs)
@@ -212,9 +213,10 @@ extension ReclusterService {
                 let newSimilarity = stored.face.confirmed ? stored.similarity : similarity
                 guard moved || newSimilarity != stored.similarity || runnerUp != stored.runnerUp
                     || runnerUpSimilarity != stored.runnerUpSimilarity else { continue }
-                try await FacesTable.reassign(stored.face.id, to: person, look: look, similarity: newSimilarity, runnerUp: runnerUp,
-                                              runnerUpSimilarity: runnerUpSimilarity, on: tx)
+                reassignments.append(FacesTable.Reassignment(face: stored.face.id, person: person, look: look, similarity: newSimilarity,
+                                                             runnerUp: runnerUp, runnerUpSimilarity: runnerUpSimilarity))
             }
+            try await FacesTable.reassign(reassignments, on: tx)
             // The index takes each moved face's vector; only those are read again.
             let vectors = plan.vectors.reading(on: tx)
             for chunk in stride(from: 0, to: movedPositions.count, by: Reclustering.vectorChunk) {

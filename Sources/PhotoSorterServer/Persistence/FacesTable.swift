@@ -85,15 +85,40 @@ enum FacesTable {
         try await tx.raw("DELETE FROM embeddings").run()
     }
 
-    /// A re-cluster's decision for one face (nil: an unsure face left unsorted); a confirmed face keeps its
+    /// A re-cluster's decision for one face (no person: an unsure face left unsorted); a confirmed face keeps its
     /// similarity (the caller passes it).
-    static func reassign(_ face: Int64, to person: Int64?, look: Int64?, similarity: Double?, runnerUp: Int64?, runnerUpSimilarity: Double?,
-                         on tx: any SQLDatabase) async throws {
-        try await tx.raw("""
-            UPDATE embeddings SET person_id = \(bind: person), look_id = \(bind: look), similarity = \(bind: similarity),
-                runner_up_person_id = \(bind: runnerUp), runner_up_similarity = \(bind: runnerUpSimilarity)
-            WHERE id = \(bind: face)
-            """).run()
+    struct Reassignment: Sendable {
+        let face: Int64
+        let person: Int64?
+        let look: Int64?
+        let similarity: Double?
+        let runnerUp: Int64?
+        let runnerUpSimilarity: Double?
+    }
+
+    /// Faces one `reassign` statement updates: a re-cluster may rewrite every face, and one statement per face cost
+    /// a round trip (PostgreSQL) and a statement each (bench/RESULTS.md, "Re-cluster at a million faces"). Six
+    /// parameters a face, far below either database's limit on parameters.
+    static let reassignmentsPerStatement = 500
+
+    /// Writes re-cluster decisions, `reassignmentsPerStatement` faces per `UPDATE … FROM` a list of values. Each
+    /// value is cast to its column's type: PostgreSQL cannot infer the type of a NULL parameter in a VALUES list.
+    static func reassign(_ reassignments: [Reassignment], on tx: any SQLDatabase) async throws {
+        for start in stride(from: 0, to: reassignments.count, by: reassignmentsPerStatement) {
+            let rows: [SQLQueryString] = reassignments[start..<min(start + reassignmentsPerStatement, reassignments.count)].map { row in
+                """
+                (CAST(\(bind: row.face) AS BIGINT), CAST(\(bind: row.person) AS BIGINT), CAST(\(bind: row.look) AS BIGINT),
+                CAST(\(bind: row.similarity) AS DOUBLE PRECISION), CAST(\(bind: row.runnerUp) AS BIGINT),
+                CAST(\(bind: row.runnerUpSimilarity) AS DOUBLE PRECISION))
+                """
+            }
+            try await tx.raw("""
+                WITH decided (id, person_id, look_id, similarity, runner_up_person_id, runner_up_similarity) AS (VALUES \(rows.joined(separator: ", ")))
+                UPDATE embeddings SET person_id = decided.person_id, look_id = decided.look_id, similarity = decided.similarity,
+                    runner_up_person_id = decided.runner_up_person_id, runner_up_similarity = decided.runner_up_similarity
+                FROM decided WHERE embeddings.id = decided.id
+                """).run()
+        }
     }
 
     /// The rule's new place for a face a user took out of its person: unconfirmed, in the look it matched, with its
