@@ -34,4 +34,11 @@ int nibble_scan_best_variant(void);
 void nibble_scan_dots(int variant, const int8_t *levels, const uint8_t *codes, size_t bytes, size_t rows,
                       int32_t *dots);
 
+/// Asks the CPU to start loading the `bytes` bytes at `start` into its caches (one hint per 64-byte line) and
+/// returns at once: the scan asks for the exact sum of the next row to re-check while it computes the current one,
+/// so the two loads overlap instead of each waiting on memory.
+static inline void nibble_scan_prefetch(const void *start, size_t bytes) {
+    for (size_t offset = 0; offset < bytes; offset += 64) __builtin_prefetch((const char *)start + offset);
+}
+
 #endif
