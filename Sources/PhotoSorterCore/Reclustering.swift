@@ -152,14 +152,10 @@ public enum Reclustering {
             if let person = face.person { clustersWithFaceOf[person, default: []].insert(key) }
             for person in face.rejected { clustersRejecting[person, default: []].insert(key) }
         }
-        let confirmed = faces.indices.filter { faces[$0].confirmed }
-        for chunk in stride(from: 0, to: confirmed.count, by: vectorChunk) {
-            let positions = Array(confirmed[chunk..<min(chunk + vectorChunk, confirmed.count)])
-            for (position, vector) in zip(positions, try await vectors.vectors(at: positions)) {
-                let face = faces[position]
-                join(face, vector, face.person!, look: face.look)
-                seeded.insert(face.person!)
-            }
+        try await vectors.forEachChunk(of: faces.indices.filter { faces[$0].confirmed }) { position, vector in
+            let face = faces[position]
+            join(face, vector, face.person!, look: face.look)
+            seeded.insert(face.person!)
         }
 
         // Nil: an unsure face left unsorted.
@@ -251,8 +247,7 @@ public enum Reclustering {
                        merged: merges(from: faces.map(\.person), to: assignments.map(\.person)))
     }
 
-    /// How many vectors `run` asks its `FaceVectors` for at once (4 MiB at 512-d, one database query); callers reading
-    /// vectors for the outcome use the same chunks.
+    /// How many vectors `run` asks its `FaceVectors` for at once: 4 MiB at 512-d, one database query.
     public static let vectorChunk = 2048
 
     /// The vectors of one pass, read ahead in chunks of `vectorChunk` positions as the replay moves through the
@@ -347,6 +342,17 @@ public enum Reclustering {
 public protocol FaceVectors {
     /// The vectors of the faces at `positions` (indices into the faces given to `Reclustering.run`), in that order.
     func vectors(at positions: [Int]) async throws -> [Embedding]
+}
+
+extension FaceVectors {
+    /// The vectors of `positions`, asked for `Reclustering.vectorChunk` at a time; `body` gets each position with its
+    /// vector, in order.
+    public func forEachChunk(of positions: [Int], _ body: (Int, Embedding) throws -> Void) async throws {
+        for start in stride(from: 0, to: positions.count, by: Reclustering.vectorChunk) {
+            let chunk = Array(positions[start..<min(start + Reclustering.vectorChunk, positions.count)])
+            for (position, vector) in zip(chunk, try await vectors(at: chunk)) { try body(position, vector) }
+        }
+    }
 }
 
 /// Vectors already in memory, by position.

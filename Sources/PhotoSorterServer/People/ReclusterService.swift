@@ -218,14 +218,10 @@ extension ReclusterService {
             }
             try await FacesTable.reassign(reassignments, on: tx)
             // The index takes each moved face's vector; only those are read again.
-            let vectors = plan.vectors.reading(on: tx)
-            for chunk in stride(from: 0, to: movedPositions.count, by: Reclustering.vectorChunk) {
-                let positions = Array(movedPositions[chunk..<min(chunk + Reclustering.vectorChunk, movedPositions.count)])
-                for (position, vector) in zip(positions, try await vectors.vectors(at: positions)) {
-                    let stored = faces[position], assignment = outcome.assignments[position]
-                    moves.append(FaceMove(embeddingID: stored.face.id, face: vector, from: stored.person, fromLook: stored.face.look,
-                                          to: assignment.person?.id(newIDs: newIDs), toLook: assignment.look))
-                }
+            try await plan.vectors.reading(on: tx).forEachChunk(of: movedPositions) { position, vector in
+                let stored = faces[position], assignment = outcome.assignments[position]
+                moves.append(FaceMove(embeddingID: stored.face.id, face: vector, from: stored.person, fromLook: stored.face.look,
+                                      to: assignment.person?.id(newIDs: newIDs), toLook: assignment.look))
             }
             try await PersonBookkeeping.refresh(photos: photos, persons: persons, on: tx)
             try await PersonBookkeeping.recordMerges(of: outcome, newIDs: newIDs, on: tx)
