@@ -316,11 +316,11 @@ def copy_to_postgres(db: Path, url: str, binary: Path) -> None:
     try:
         proc.stdin.write(b"BEGIN;\n")
         for table in COPIED_TABLES:
-            pg_cols = set(pg_tools.psql(url, f"SELECT column_name FROM information_schema.columns WHERE table_name = '{table}'")
-                          .stdout.split())
-            cols = [c[1] for c in con.execute(f"PRAGMA table_info({table})") if c[1] in pg_cols]
-            bools = {c for c in cols if pg_tools.psql(url, f"SELECT data_type FROM information_schema.columns "
-                                                           f"WHERE table_name = '{table}' AND column_name = '{c}'").stdout.strip() == "boolean"}
+            pg_types = dict(line.split("|") for line in pg_tools.psql(
+                url, f"SELECT column_name, data_type FROM information_schema.columns WHERE table_name = '{table}'").stdout.split("\n")
+                if line)
+            cols = [c[1] for c in con.execute(f"PRAGMA table_info({table})") if c[1] in pg_types]
+            bools = {c for c in cols if pg_types[c] == "boolean"}
             cursor = con.execute(f"SELECT {', '.join(cols)} FROM {table}")
             while rows := cursor.fetchmany(20_000):
                 rows = [tuple(bool(v) if c in bools and v is not None else v for c, v in zip(cols, r)) for r in rows]

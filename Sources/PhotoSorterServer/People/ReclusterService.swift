@@ -282,8 +282,9 @@ extension ReclusterService {
     /// photos in the order their faces were first committed; `model` says which are unsure.
     ///
     /// The order is read first, as ids alone, and the faces then in storage order, each decoded as it arrives and put
-    /// in its place: sorting the rows themselves made SQLite sort them through a temporary file (bench/RESULTS.md,
-    /// "Re-cluster at 200k faces"). Outside a transaction the reads may see different libraries; such a plan is
+    /// in its place: sorting the rows themselves, when they still carried their vectors, made SQLite sort them
+    /// through a temporary file (bench/RESULTS.md, "Re-cluster at 200k faces"); without the vectors this was not
+    /// measured again. Outside a transaction the reads may see different libraries; such a plan is
     /// thrown away (`recluster` checks `libraryMarks`), so a face only one of them saw is simply left out.
     private static func facesForRecluster(model: FaceModel, on tx: any SQLDatabase) async throws -> [StoredFace] {
         let rejected = try await PersonBookkeeping.rejectionsByFace(on: tx)
