@@ -89,6 +89,12 @@ class ResultCallbackTests: DatabaseTestCase {
             let invalid = try await service.request(.POST, "/callback/photo-processed", body: try JSONSerialization.data(withJSONObject: broken))
             XCTAssertEqual(invalid.status, .unprocessableEntity)
             XCTAssertTrue(invalid.reason.contains("embedding"), invalid.reason)
+            // `new_persons` is not kept, but a wrongly typed entry is refused as the document says (fuzzing found it accepted).
+            var typo = try JSONSerialization.jsonObject(with: FakeMLService.callback(photoID: photoID, callbackID: "z", faces: face)) as! [String: Any]
+            typo["new_persons"] = [["suggested_display_name": 42]]
+            let mistyped = try await service.request(.POST, "/callback/photo-processed", body: try JSONSerialization.data(withJSONObject: typo))
+            XCTAssertEqual(mistyped.status, .badRequest, mistyped.reason)
+            XCTAssertTrue(mistyped.reason.contains("suggested_display_name"), mistyped.reason)
             let stored = try await service.photo(photoID)
             XCTAssertEqual(stored.status, .ready)
             XCTAssertEqual(stored.detections, [])

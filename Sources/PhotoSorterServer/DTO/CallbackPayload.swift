@@ -24,6 +24,23 @@ public struct CallbackPayload: Content, Sendable {
         }
     }
 
+    /// An entry of `new_persons`: the ML service's own record of faces it matched to no one. The service decides
+    /// persons by its identity rule and does not keep these, but decodes them so that a wrongly typed entry is refused
+    /// as the API document says (400), not silently accepted.
+    struct NewPerson: Decodable {
+        var tempID: String?
+        var embedding: String?
+        var suggestedDisplayName: String?
+        var detectionIndex: Int?
+
+        enum CodingKeys: String, CodingKey {
+            case embedding
+            case tempID = "temp_id"
+            case suggestedDisplayName = "suggested_display_name"
+            case detectionIndex = "detection_index"
+        }
+    }
+
     public struct Meta: Codable, Sendable {
         public var modelVersion: String?
         public var timings: [String: Double]?
@@ -62,6 +79,11 @@ public struct CallbackPayload: Content, Sendable {
         case callbackID = "callback_id"
     }
 
+    /// Keys decoded for validation only (not stored, not encoded).
+    private enum CheckedKeys: String, CodingKey {
+        case newPersons = "new_persons"
+    }
+
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         photoID = try c.decode(Int64.self, forKey: .photoID)
@@ -81,6 +103,7 @@ public struct CallbackPayload: Content, Sendable {
         preview = try c.decodeIfPresent(String.self, forKey: .preview)
         previewWidth = try c.decodeIfPresent(Int.self, forKey: .previewWidth)
         previewHeight = try c.decodeIfPresent(Int.self, forKey: .previewHeight)
+        _ = try decoder.container(keyedBy: CheckedKeys.self).decodeIfPresent([NewPerson].self, forKey: .newPersons)
     }
 
     public init(photoID: Int64, path: String?, callbackID: String?, status: PhotoStatus, error: String? = nil,
