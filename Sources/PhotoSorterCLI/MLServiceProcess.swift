@@ -131,12 +131,24 @@ final class MLServiceProcess: @unchecked Sendable {
 
     var isRunning: Bool { process.isRunning }
 
-    /// SIGTERM, then SIGKILL if it has not exited within five seconds.
+    private let terminated = NSLock()
+    private var terminateSent = false
+
+    /// Sends SIGTERM once and returns: the child shuts down (uvicorn, then its worker pool) while this process goes on.
+    func beginStop() {
+        let first = terminated.withLock {
+            defer { terminateSent = true }
+            return !terminateSent
+        }
+        if first && process.isRunning { process.terminate() }
+    }
+
+    /// SIGTERM (unless `beginStop` sent it), then SIGKILL if it has not exited within five seconds.
     func stop() {
         guard process.isRunning else { return }
-        process.terminate()
+        beginStop()
         let deadline = Date().addingTimeInterval(5)
-        while process.isRunning && Date() < deadline { usleep(50_000) }
+        while process.isRunning && Date() < deadline { usleep(5_000) }
         if process.isRunning { kill(process.processIdentifier, SIGKILL) }
         process.waitUntilExit()
     }

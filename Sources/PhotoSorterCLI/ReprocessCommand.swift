@@ -19,7 +19,7 @@ struct ReprocessCommand: AsyncParsableCommand {
         let config = try options.load()
         try await LocalPipeline.run(config: config, allowedRoot: nil,
                                     chooseModel: { config.requestedModel ?? $0.identity.model ?? .default }) {
-            services, model, interrupted in try await reprocess(services, model: model, interrupted: interrupted, config: config)
+            run in try await reprocess(run.services, model: run.model, interrupted: run.interrupted, config: config)
         }
     }
 

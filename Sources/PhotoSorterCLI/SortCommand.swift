@@ -39,7 +39,7 @@ struct SortCommand: AsyncParsableCommand {
         let config = loaded, timeline = SortTimeline()
         try await LocalPipeline.run(config: config, allowedRoot: folderPath, timeline: timeline,
                                     chooseModel: { try MLServiceProcess.model(forSortWith: config, stored: $0.identity.model) }) {
-            services, _, interrupted in try await sort(services, config: config, timeline: timeline, interrupted: interrupted)
+            run in try await sort(run, config: config, timeline: timeline)
         }
     }
 
@@ -47,8 +47,8 @@ struct SortCommand: AsyncParsableCommand {
         URL(fileURLWithPath: folder).standardizedFileURL.resolvingSymlinksInPath().path
     }
 
-    private func sort(_ services: PhotoSorterServices, config: ServiceConfig, timeline: SortTimeline,
-                      interrupted: InterruptFlag) async throws -> Int32 {
+    private func sort(_ run: LocalPipeline.Run, config: ServiceConfig, timeline: SortTimeline) async throws -> Int32 {
+        let services = run.services, interrupted = run.interrupted
         let started = Date()
         let startedMs = Int64(started.timeIntervalSince1970 * 1000)
         timeline.mark(.scanStarted)
@@ -57,7 +57,8 @@ struct SortCommand: AsyncParsableCommand {
         var status = try await services.ingestStatus(jobID)
         while !status.done && !interrupted.isSet {
             progress.show(status, elapsed: Date().timeIntervalSince(started), persons: services.identity.personCount)
-            try await Task.sleep(for: .milliseconds(300))
+            await services.dispatcher.waitForDrain(upToMs: 300)
+            try Task.checkCancellation()
             status = try await services.ingestStatus(jobID)
         }
         progress.show(status, elapsed: Date().timeIntervalSince(started), persons: services.identity.personCount)
@@ -72,6 +73,9 @@ struct SortCommand: AsyncParsableCommand {
         }
         let wallSeconds = Date().timeIntervalSince(started)
         timeline.mark(.sortDone)
+        let mlWorkers = await services.ml.health()?["workers"]?.number.map { Int($0) }
+        // Every photo is back: the ML child stops while the re-cluster and the summary run (watching needs it).
+        if !watch && !browse { run.releaseML() }
         timeline.mark(.firstInFlight, at: services.dispatcher.firstAcceptedAtMs)
         timeline.mark(.lastCallback, at: try await services.lastCallbackMs(ofJob: jobID, since: startedMs))
         var recluster: ReclusterResult?
@@ -85,7 +89,8 @@ struct SortCommand: AsyncParsableCommand {
             }
         }
         let summary = try await SortSummary.collect(services: services, jobID: jobID, status: status, config: config,
-                                                    startedMs: startedMs, wallSeconds: wallSeconds, recluster: recluster,
+                                                    startedMs: startedMs, wallSeconds: wallSeconds, mlWorkers: mlWorkers,
+                                                    recluster: recluster,
                                                     timeline: timeline)
         print(summary.text)
         if let summaryJson {

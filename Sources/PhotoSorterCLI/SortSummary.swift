@@ -53,9 +53,8 @@ struct SortSummary: Encodable {
     }
 
     static func collect(services: PhotoSorterServices, jobID: String, status: IngestStatus, config: ServiceConfig,
-                        startedMs: Int64, wallSeconds: Double, recluster: ReclusterResult?,
+                        startedMs: Int64, wallSeconds: Double, mlWorkers: Int?, recluster: ReclusterResult?,
                         timeline: SortTimeline) async throws -> SortSummary {
-        let workers = await services.ml.health()?["workers"]?.number.map { Int($0) }
         await services.xmpNames.drain()
         return SortSummary(
             database: DatabaseLocation.describe(config), jobID: jobID, photosTotal: status.processed + status.failed + status.ready + status.processing,
@@ -63,7 +62,7 @@ struct SortSummary: Encodable {
             unsortedFaces: try await services.unsortedFaces(ofJob: jobID),
             persons: services.identity.personCount, model: services.identity.model?.name, failures: try await services.failures(ofJob: jobID),
             notQueued: try await services.notQueued(ofJob: jobID),
-            wallSeconds: wallSeconds, mlSeconds: try await services.mlSeconds(ofJob: jobID, since: startedMs), mlWorkers: workers,
+            wallSeconds: wallSeconds, mlSeconds: try await services.mlSeconds(ofJob: jobID, since: startedMs), mlWorkers: mlWorkers,
             recluster: recluster, moved: status.moved, missing: status.missing, restored: status.restored, copies: status.copies,
             xmpNames: try await services.xmpNames.summary(conflictLimit: 10_000), timeline: timeline)
     }

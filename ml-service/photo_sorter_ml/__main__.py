@@ -11,6 +11,10 @@ import sys
 
 
 def main() -> int:
+    # This process multiplies only small matrices (suggestions); OpenBLAS's default thread per core would spin
+    # against the workers, which use every core (`WorkerPool` sets the same for the workers it starts elsewhere).
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(var, "1")
     logging.basicConfig(level=os.environ.get("PHOTO_SORTER_ML_LOG_LEVEL", "INFO").upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from .config import Settings
@@ -23,15 +27,21 @@ def main() -> int:
     except ValueError as e:
         print(f"photo_sorter_ml: configuration error: {e}", file=sys.stderr)
         return 2
+    # The workers start first and load their models while this process imports the service and the HTTP layer
+    # (bench/RESULTS.md, "Issue 23, third pass").
+    from .worker_pool import WorkerPool
+
+    pool = WorkerPool.for_settings(settings)
+    pool.start()
     from .models import ModelFileError
     from .service import Service
 
     try:
-        service = Service(settings)
+        service = Service(settings, pool)
     except ModelFileError as e:
         print(f"photo_sorter_ml: cannot start the {settings.model} model: {e}", file=sys.stderr)
+        pool.abandon()
         return 3
-    service.pool.start()  # the workers load their models while the HTTP layer below is imported
     import uvicorn
 
     from .app import create_app

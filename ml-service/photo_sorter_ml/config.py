@@ -60,6 +60,17 @@ def _float(env: dict, name: str, default: float | None) -> float | None:
         raise ValueError(f"{name} must be a number, got {raw!r}") from None
 
 
+def _compile_cache(env: dict) -> str | None:
+    """PHOTO_SORTER_ML_COMPILE_CACHE: a folder; `off` (or empty) for none. Default: photo-sorter/openvino in the
+    user's cache folder (XDG_CACHE_HOME, else ~/.cache), next to what install-ml.sh caches."""
+    raw = env.get("PHOTO_SORTER_ML_COMPILE_CACHE")
+    if raw is not None:
+        raw = raw.strip()
+        return None if raw.lower() in ("", "off") else os.path.abspath(os.path.expanduser(raw))
+    base = env.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "photo-sorter", "openvino")
+
+
 @dataclass
 class Settings:
     host: str = "127.0.0.1"
@@ -87,6 +98,7 @@ class Settings:
     max_upload_bytes: int = 200 * 1024 * 1024
     thumbnail_size: int = 112  # face thumbnails, px square; 0 = no thumbnails and no previews
     preview_max_side: int = 640  # photo previews, longest side in px
+    compile_cache: str | None = None  # folder of OpenVINO's compiled models; None = compile at every start
 
     def __post_init__(self) -> None:
         if not is_loopback(self.host):
@@ -159,4 +171,5 @@ class Settings:
             max_upload_bytes=_int(env, "PHOTO_SORTER_ML_MAX_UPLOAD_BYTES", 200 * 1024 * 1024, 1),
             thumbnail_size=_int(env, "PHOTO_SORTER_ML_THUMBNAIL_SIZE", cls.thumbnail_size),
             preview_max_side=_int(env, "PHOTO_SORTER_ML_PREVIEW_MAX_SIDE", cls.preview_max_side),
+            compile_cache=_compile_cache(env),
         )

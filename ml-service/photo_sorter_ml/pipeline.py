@@ -7,6 +7,7 @@ the person-dump cache, adds suggestions and turns it into `schemas.Analysis` (`s
 """
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import time
@@ -39,16 +40,17 @@ class PipelineParams:
     thumbnail_size: int = DEFAULT_THUMBNAIL_SIZE  # 0: no thumbnails and no preview in analyses
     preview_max_side: int = DEFAULT_PREVIEW_MAX_SIDE
     runtime: str = DEFAULT_RUNTIME
+    compile_cache: str | None = None
 
     @classmethod
     def from_settings(cls, s: Settings) -> "PipelineParams":
         return cls(model=s.model, model_dir=s.model_dir, detector=s.detector, upsample=s.upsample,
                    detect_max_side=s.detect_max_side, upsample_max_side=s.upsample_max_side,
                    max_pixels=s.max_pixels, thumbnail_size=s.thumbnail_size, preview_max_side=s.preview_max_side,
-                   runtime=s.runtime)
+                   runtime=s.runtime, compile_cache=s.compile_cache)
 
     def load_models(self) -> Models:
-        return load_models(self.model, self.detector, self.model_dir, self.runtime)
+        return load_models(self.model, self.detector, self.model_dir, self.runtime, self.compile_cache)
 
 
 _MODELS: Models | None = None
@@ -61,6 +63,10 @@ def init_worker(params: dict) -> None:
     failure is kept for `ping` to raise: raised here, it would only break the pool, without the reason."""
     global _MODELS, _PARAMS, _LOAD_ERROR
     watch_parent(os.getppid(), lambda: os._exit(0), "ML pool worker")
+    # A spawned worker that is told to stop ends with a full interpreter shutdown (module teardown, the runtimes'
+    # destructors): 70-210 ms that the service's shutdown, and so `sort`'s exit, waits for. It has nothing left to
+    # write by then (its results go through a pipe, written before the next job is taken), so it leaves at once.
+    atexit.register(os._exit, 0)
     _PARAMS = PipelineParams(**params)
     try:
         _MODELS = _PARAMS.load_models()

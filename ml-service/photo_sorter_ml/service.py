@@ -17,7 +17,6 @@ from .callback import CallbackClient
 from .config import Settings
 from .models import model_spec, require_runtime, verify_weights
 from .persons import PersonCache
-from .pipeline import PipelineParams
 from .schemas import Analysis, CallbackPayload, Detection, Meta, NewPerson, ProcessPhotoRequest
 from .security import CallbackPolicy, PathPolicy
 from .worker_pool import WorkerPool
@@ -56,9 +55,11 @@ def faces_of(result: dict, suggestions: list[tuple[int, float] | None]) -> tuple
 
 class Service:
     """Checks the model's runtime and weights at construction, so that a missing package or an altered weight file
-    stops the service before it listens (models.ModelFileError); the workers check again when they load."""
+    stops the service before it listens (models.ModelFileError); the workers check again when they load. `pool`: one
+    already started (`__main__` starts it first, so the models load while this process imports the service), else a
+    new one that `start` starts."""
 
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, pool: WorkerPool | None = None):
         self.settings = settings
         self.spec = model_spec(settings.model)
         require_runtime(settings.model, settings.runtime)
@@ -66,7 +67,7 @@ class Service:
         self.model_version = self.spec.model_version(settings.detector)
         self.paths = PathPolicy(settings.allowed_roots)
         self.callbacks_policy = CallbackPolicy(settings.callback_allowlist)
-        self.pool = WorkerPool(PipelineParams.from_settings(settings), settings.workers, settings.queue_size)
+        self.pool = pool or WorkerPool.for_settings(settings)
         self.persons = PersonCache(settings.service_url, settings.shared_secret, self.spec.embedding_dim,
                                    settings.dump_refresh_s, settings.dump_full_refresh_s)
         self.callbacks = CallbackClient(settings.callback_retries, settings.callback_backoff_s,

@@ -18,6 +18,7 @@ from concurrent.futures.process import BrokenProcessPool
 from contextlib import asynccontextmanager
 from typing import AsyncIterator, Callable
 
+from .config import Settings
 from .pipeline import PipelineParams, analyse_in_worker, init_worker, params_dict, ping, render_in_worker
 
 log = logging.getLogger("photo_sorter_ml")
@@ -52,6 +53,10 @@ class WorkerPool:
         self.depth = 0  # accepted and not yet finished (waiting + running)
         self._avg_job_s = 1.0
 
+    @classmethod
+    def for_settings(cls, settings: Settings) -> "WorkerPool":
+        return cls(PipelineParams.from_settings(settings), settings.workers, settings.queue_size)
+
     # --- life ---------------------------------------------------------------------------------------------
     def _new_executor(self) -> ProcessPoolExecutor:
         # One BLAS thread per worker: the pool already fills the cores.
@@ -84,6 +89,11 @@ class WorkerPool:
     async def stop(self) -> None:
         if self.executor:
             await asyncio.to_thread(self.executor.shutdown, wait=True, cancel_futures=True)
+
+    def abandon(self) -> None:
+        """Stops the workers without waiting for them: the service will not run (a weight file failed its check)."""
+        if self.executor:
+            self.executor.shutdown(wait=False, cancel_futures=True)
 
     # --- the queue ----------------------------------------------------------------------------------------
     @property

@@ -66,6 +66,38 @@ def test_mixed_runtime_detects_on_onnxruntime_and_embeds_on_openvino():
     assert type(models.embedder._session).__name__ == "OpenVinoSession"
 
 
+def test_openvino_compiles_once_into_its_cache_and_the_cached_model_embeds_identically(tmp_path, faces):
+    rgb = decode(str(faces / "dlib_faces/_group/bald_guys.jpg"), MAX_PIXELS).rgb
+    found = load_models("arcface", runtime="onnxruntime").detector.detect(rgb, 0)
+    cache = tmp_path / "compiled"
+    uncached = load_models("arcface", runtime="openvino").embedder.embed(rgb, found)
+    compiled = load_models("arcface", runtime="openvino", compile_cache=str(cache))
+    written = {b.name: b.stat().st_mtime_ns for b in cache.iterdir()}
+    assert len(written) == 2  # the detector and the embedder
+    reloaded = load_models("arcface", runtime="openvino", compile_cache=str(cache))
+    assert {b.name: b.stat().st_mtime_ns for b in cache.iterdir()} == written  # read, not compiled again
+    assert len(found) == 24
+    assert np.array_equal(compiled.embedder.embed(rgb, found), uncached)
+    assert np.array_equal(reloaded.embedder.embed(rgb, found), uncached)
+    fresh, again = compiled.detector.detect(rgb, 0), reloaded.detector.detect(rgb, 0)
+    assert [(d.left, d.top, d.right, d.bottom) for d in again] == [(d.left, d.top, d.right, d.bottom) for d in fresh]
+    assert all(np.array_equal(a.landmarks, b.landmarks) for a, b in zip(again, fresh))
+
+
+def test_a_compile_cache_that_cannot_be_written_is_skipped(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    models = load_models("arcface", runtime="openvino", compile_cache=str(blocker / "cache"))
+    assert models.embedder.dim == 512 and not (blocker / "cache").exists()
+
+
+def test_compile_cache_defaults_to_the_user_cache_folder_and_can_be_turned_off():
+    assert Settings.from_env({"XDG_CACHE_HOME": "/x/cache"}).compile_cache == "/x/cache/photo-sorter/openvino"
+    assert Settings.from_env({"PHOTO_SORTER_ML_COMPILE_CACHE": " off "}).compile_cache is None
+    assert Settings.from_env({"PHOTO_SORTER_ML_COMPILE_CACHE": "rel/dir"}).compile_cache.endswith("/rel/dir")
+    assert Settings().compile_cache is None
+
+
 def test_unknown_runtime_is_refused_naming_the_allowed_values():
     assert Settings.from_env({}).runtime == "mixed"
     assert Settings.from_env({"PHOTO_SORTER_ML_RUNTIME": " ONNXRuntime "}).runtime == "onnxruntime"

@@ -2,12 +2,13 @@
 soon as the service listens); only models that failed to load turn photos away."""
 from __future__ import annotations
 
+import os
 import time
 
 import httpx
 import pytest
 
-from conftest import MLServer
+from conftest import ML_DIR, MLServer
 from photo_sorter_ml.pipeline import PipelineParams
 from photo_sorter_ml.worker_pool import NotReady, WorkerPool
 
@@ -31,9 +32,26 @@ def test_a_pool_whose_models_failed_to_load_turns_jobs_away_with_the_reason():
     assert p.depth == 0
 
 
+# Put first on the path, this onnxruntime takes 3 s to import, then hands over the real package: only a worker
+# imports it (to load the detector), so the service listens long before its models are loaded, however fast the
+# machine (the models load while the service starts, and a cached compile can finish first).
+SLOW_ONNXRUNTIME = """
+import importlib, os, sys, time
+time.sleep(3)
+here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != here]
+del sys.modules["onnxruntime"]
+sys.modules["onnxruntime"] = importlib.import_module("onnxruntime")
+"""
+
+
 def test_a_photo_sent_as_soon_as_the_service_listens_is_queued_and_analysed(faces, receiver, tmp_path):
+    slow = tmp_path / "slow" / "onnxruntime"
+    slow.mkdir(parents=True)
+    (slow / "__init__.py").write_text(SLOW_ONNXRUNTIME)
     s = MLServer({"PHOTO_SORTER_ML_WORKERS": "1", "PHOTO_SORTER_ALLOWED_ROOTS": str(faces),
-                  "PHOTO_SORTER_SERVICE_URL": receiver.origin}, tmp_path / "ml.log")
+                  "PHOTO_SORTER_SERVICE_URL": receiver.origin,
+                  "PYTHONPATH": os.pathsep.join([str(slow.parent), str(ML_DIR)])}, tmp_path / "ml.log")
     try:
         deadline = time.time() + 60
         while True:

@@ -18,6 +18,7 @@ public final class PhotoDispatcher: Sendable {
     private let pausedUntilMs = NIOLockedValueBox(Int64(0))
     private let firstAccepted = NIOLockedValueBox<Int64?>(nil)
     private let wake = AsyncSignal()
+    private let drained = AsyncSignal()
     private let dispatched = Counter(label: "photo_sorter_photos_dispatched_total")
     private let dispatchFailures = Counter(label: "photo_sorter_dispatch_failures_total")
     private let busyAnswers = Counter(label: "photo_sorter_ml_busy_total")
@@ -41,11 +42,25 @@ public final class PhotoDispatcher: Sendable {
     /// When an ML service first accepted a photo (ms since 1970), nil before: `sort`'s first photo in flight.
     public var firstAcceptedAtMs: Int64? { firstAccepted.withLockedValue { $0 } }
 
+    /// The photo takes a slot until `finished`.
+    func handedOut(_ photoID: Int64) {
+        inFlight.withLockedValue { _ = $0.insert(photoID) }
+    }
+
     /// The photo's result arrived (or it was given up): frees its slot.
     func finished(_ photoID: Int64) {
-        if inFlight.withLockedValue({ $0.remove(photoID) }) != nil {
-            Task { await wake.signal() }
+        let (removed, nothingLeft) = inFlight.withLockedValue { ($0.remove(photoID) != nil, $0.isEmpty) }
+        guard removed else { return }
+        Task {
+            await wake.signal()
+            if nothingLeft { await drained.signal() }
         }
+    }
+
+    /// Waits `milliseconds`, or less when the last photo in flight finishes meanwhile: `sort` asks whether its
+    /// job is done at that moment instead of at its next poll.
+    public func waitForDrain(upToMs milliseconds: Int64) async {
+        await drained.wait(upToMs: milliseconds)
     }
 
     /// New work may be available (after an ingest batch or a retry).
@@ -82,7 +97,7 @@ public final class PhotoDispatcher: Sendable {
                     continue
                 }
                 for item in items {
-                    inFlight.withLockedValue { _ = $0.insert(item.photoID) }
+                    handedOut(item.photoID)
                     group.addTask { await self.dispatch(item) }
                 }
             }

@@ -110,9 +110,9 @@ class Models:
 
 
 def load_models(model: str = DEFAULT_MODEL, detector: str = "hog", folder: str | None = None,
-                runtime: str = DEFAULT_RUNTIME) -> Models:
-    """Verifies the weight files, then loads them (the ONNX files on the engines `runtime` names; dlib has its own).
-    Raises ModelFileError for a missing or altered file."""
+                runtime: str = DEFAULT_RUNTIME, compile_cache: str | None = None) -> Models:
+    """Verifies the weight files, then loads them (the ONNX files on the engines `runtime` names, OpenVINO's
+    compiled models kept in `compile_cache`; dlib has its own). Raises ModelFileError for a missing or altered file."""
     spec = model_spec(model)
     require_runtime(model, runtime)
     paths = {f.role: f.path for f in verify_weights(model, detector, folder)}
@@ -120,7 +120,8 @@ def load_models(model: str = DEFAULT_MODEL, detector: str = "hog", folder: str |
         from .arcface_models import ArcFaceEmbedder, ScrfdDetector
 
         det_engine, emb_engine = engines(runtime)
-        det, emb = ScrfdDetector(paths["detector"], det_engine), ArcFaceEmbedder(paths["embedding"], emb_engine)
+        det = ScrfdDetector(paths["detector"], det_engine, compile_cache)
+        emb = ArcFaceEmbedder(paths["embedding"], emb_engine, compile_cache)
     else:
         from .dlib_models import CnnDetector, HogDetector, ResnetEmbedder
 

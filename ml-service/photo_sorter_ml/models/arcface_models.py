@@ -53,8 +53,8 @@ class ScrfdDetector:
     photos (250 px LFW crops) up to 640 finds fewer faces, more slowly (README, "Detection size").
     """
 
-    def __init__(self, model_file: str, engine: str) -> None:
-        self._session = inference_session(model_file, engine)
+    def __init__(self, model_file: str, engine: str, compile_cache: str | None = None) -> None:
+        self._session = inference_session(model_file, engine, compile_cache=compile_cache)
         outputs = self._session.get_outputs()
         if len(outputs) != 3 * len(SCRFD_STRIDES):
             raise RuntimeError(f"{model_file}: expected SCRFD with landmarks ({3 * len(SCRFD_STRIDES)} outputs), "
@@ -189,8 +189,8 @@ class ArcFaceEmbedder:
 
     dim = 512
 
-    def __init__(self, model_file: str, engine: str) -> None:
-        self._session = inference_session(model_file, engine)
+    def __init__(self, model_file: str, engine: str, compile_cache: str | None = None) -> None:
+        self._session = inference_session(model_file, engine, compile_cache=compile_cache)
         port = self._session.get_inputs()[0]
         if [int(x) for x in port.shape[2:4]] != [ARCFACE_SIZE, ARCFACE_SIZE]:
             raise RuntimeError(f"{model_file}: expected a {ARCFACE_SIZE} x {ARCFACE_SIZE} input, got {port.shape}")

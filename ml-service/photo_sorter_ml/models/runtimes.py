@@ -1,8 +1,11 @@
 """What runs the ArcFace model's two ONNX files on the CPU (PHOTO_SORTER_ML_RUNTIME).
 
-Two engines, both reading the ONNX files directly (no conversion, nothing cached):
+Two engines, both reading the ONNX files directly (no conversion step):
 - OpenVINO, compiled for fp32: on CPUs with AVX512-BF16 or AMX it would otherwise infer in bfloat16, whose
-  embeddings drift to cosine ~0.999 from fp32's and whose detector loses faces;
+  embeddings drift to cosine ~0.999 from fp32's and whose detector loses faces. What it compiles is kept in
+  `compile_cache` (PHOTO_SORTER_ML_COMPILE_CACHE), keyed by the model file's content and the compile settings, so a
+  worker that starts again loads it in ~40 ms instead of compiling for ~160 ms (bench/RESULTS.md, "Issue 23, third
+  pass"); the same compiled model, so the same numbers;
 - onnxruntime's CPU execution provider.
 
 On the same files they give the same faces and embeddings (cosine >= 0.99999), at different speeds: OpenVINO
@@ -16,6 +19,8 @@ one worker process per core.
 from __future__ import annotations
 
 import importlib.metadata
+import logging
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +35,8 @@ RUNTIMES = {
 }
 DEFAULT_RUNTIME = "mixed"
 THREADS = 1
+
+log = logging.getLogger("photo_sorter_ml.runtimes")
 
 
 def engines(runtime: str) -> tuple[str, str]:
@@ -49,12 +56,13 @@ def engine_version(engine: str) -> str | None:
         return None
 
 
-def inference_session(model_file: str, engine: str, threads: int = THREADS) -> Any:
-    """A session on `model_file` with `threads` inference threads, on `engine` (openvino | onnxruntime)."""
+def inference_session(model_file: str, engine: str, threads: int = THREADS, compile_cache: str | None = None) -> Any:
+    """A session on `model_file` with `threads` inference threads, on `engine` (openvino | onnxruntime);
+    `compile_cache`: the folder OpenVINO keeps its compiled models in (None: compile every time)."""
     if engine not in ENGINES:
         raise ValueError(f"unknown inference engine {engine!r}: one of {', '.join(ENGINES)}")
     if engine == "openvino":
-        return OpenVinoSession(model_file, threads)
+        return OpenVinoSession(model_file, threads, compile_cache)
     return onnxruntime_session(model_file, threads)
 
 
@@ -81,11 +89,17 @@ class Port:
 class OpenVinoSession:
     """An ONNX file compiled by OpenVINO for the CPU, with onnxruntime's session interface."""
 
-    def __init__(self, model_file: str, threads: int = THREADS) -> None:
+    def __init__(self, model_file: str, threads: int = THREADS, compile_cache: str | None = None) -> None:
         import openvino as ov
 
         core = ov.Core()
-        compiled = core.compile_model(core.read_model(model_file), "CPU", {
+        if compile_cache and _usable_folder(compile_cache):
+            # Given the file's path (not a read model), OpenVINO keys the cache by the file and looks there first.
+            core.set_property({"CACHE_DIR": compile_cache})
+            model = model_file
+        else:
+            model = core.read_model(model_file)
+        compiled = core.compile_model(model, "CPU", {
             "INFERENCE_PRECISION_HINT": "f32",
             "PERFORMANCE_HINT": "LATENCY",
             "NUM_STREAMS": 1,
@@ -106,6 +120,16 @@ class OpenVinoSession:
     def run(self, output_names: list[str] | None, feed: dict[str, np.ndarray]) -> list[np.ndarray]:
         results = self._request.infer(feed)  # copies of the outputs: the next call reuses the request's buffers
         return [results[name] for name in (output_names or [p.name for p in self._outputs])]
+
+
+def _usable_folder(path: str) -> bool:
+    """Whether `path` is (or could be made) a folder this process can write to; a cache it cannot write is skipped."""
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as e:
+        log.warning("not caching compiled models in %s: %s", path, e)
+        return False
+    return os.access(path, os.W_OK)
 
 
 def _port(port) -> Port:
