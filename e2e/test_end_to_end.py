@@ -287,6 +287,10 @@ def test_sort_command_runs_the_whole_pipeline(small_folder, tmp_path):
     assert summary["persons"] == 2, summary
     assert summary["wall_seconds"] > 0 and summary["ml_seconds"] > 0 and summary["ml_workers"] >= 1, summary
     assert Path(db).is_file()
+    # Once every result was back, `sort` told its ML child to stop at once (SIGUSR1), and the child heard it (the
+    # signal arrives blocked from the Swift thread that spawned it, unless the child unblocks it).
+    ml_log = (tmp_path / "ml-service.log").read_text(errors="replace")
+    assert "stopping at once (SIGUSR1)" in ml_log and "Waiting for application shutdown" not in ml_log, ml_log[-3000:]
 
     # Sorting the same folder into the same database again changes nothing.
     rc2, summary2, _ = harness.run_sort(binary, small_folder, db, tmp_path / "summary2.json",
@@ -392,9 +396,12 @@ def test_model_switch_needs_reprocess_and_keeps_ids(small_folder, tmp_path):
     dlib_ids, health = _ids_by_path(binary, db, small_folder)
     assert health["model"] == "dlib", health
 
-    # Without --model, sort keeps using the model the database holds.
+    # Without --model, sort keeps using the model the database holds: the ML child it starts before opening the
+    # database (on the default model) is replaced by one running dlib.
     rc, summary, _ = harness.run_sort(binary, small_folder, db, tmp_path / "s2.json", tmp_path / "s2.log", timeout=900)
-    assert rc == 0 and summary["persons"] == 2, (tmp_path / "s2.log").read_text(errors="replace")[-4000:]
+    second = (tmp_path / "s2.log").read_text(errors="replace")
+    assert rc == 0 and summary["persons"] == 2 and summary["model"] == "dlib", second[-4000:]
+    assert "starting the ML service with the dlib model" in second and "with the arcface model" not in second, second
 
     rc, _, _ = harness.run_sort(binary, small_folder, db, tmp_path / "s3.json", tmp_path / "s3.log", timeout=900,
                                 extra_args=["--model", "arcface"])

@@ -28,17 +28,21 @@ enum LocalPipeline {
         let interrupted = InterruptFlag()
         let exitCode: Int32
         do {
+            // The ML child starts first, on the model asked for (else the default): it loads while the database
+            // opens. The database may hold another model; `ensure` then replaces it.
+            mlChild = try await MLServiceProcess.startEarly(model: config.requestedModel ?? .default, config: config,
+                                                            allowedRoot: allowedRoot, timeline: timeline)
             try await configure(app, config: config)
             timeline.mark(.databaseReady)
             let model = try chooseModel(app.photoSorter)
             mlChild = try await MLServiceProcess.ensure(model: model, config: config, services: app.photoSorter,
-                                                        allowedRoot: allowedRoot, timeline: timeline)
+                                                        allowedRoot: allowedRoot, timeline: timeline, started: mlChild)
             try await app.startup()
             let services = app.photoSorter
             exitCode = try await withThrowingTaskGroup(of: Int32?.self) { [mlChild] group in
                 if let mlChild { group.addTask { try await mlChild.modelsLoaded(ml: services.ml); return nil } }
                 let run = Run(services: services, model: model, interrupted: interrupted,
-                              releaseML: { mlChild?.beginStop() })
+                              releaseML: { mlChild?.release() })
                 group.addTask { try await body(run) }
                 while let result = try await group.next() {
                     if let code = result {

@@ -8,6 +8,8 @@ import PhotoSorterServer
 final class MLServiceProcess: @unchecked Sendable {
     private let process = Process()
     private let logFile: String
+    /// The model it runs.
+    let model: FaceModel
     /// How long the child may take to listen and then to load its models.
     static let startTimeout: Duration = .seconds(120)
 
@@ -41,11 +43,26 @@ final class MLServiceProcess: @unchecked Sendable {
         return model
     }
 
-    /// Makes sure an ML service running `model` answers at the first ML URL: uses one that already runs, else
-    /// starts a child (log next to the database) and returns once it listens. Its workers may still be loading their
-    /// models: it queues photos meanwhile, so the sort starts at once (`modelsLoaded` reports a failure there).
-    static func ensure(model: FaceModel, config: ServiceConfig, services: PhotoSorterServices,
-                       allowedRoot: String?, timeline: SortTimeline) async throws -> MLServiceProcess? {
+    /// Starts a child running `model` before the service opens its database, when nothing listens at the first ML
+    /// URL: its start (Python, imports, the models: ~1 s on 2 cores) then overlaps the service's own (migrations, the
+    /// identity index: seconds on a large library). `ensure` adopts it, or replaces it when the database turns out to
+    /// hold another model. Nil when something already listens there (`ensure` checks what).
+    static func startEarly(model: FaceModel, config: ServiceConfig, allowedRoot: String?,
+                           timeline: SortTimeline) async throws -> MLServiceProcess? {
+        guard await !MLClient.listens(at: config.mlServiceURLs[0]) else { return nil }
+        return try spawn(model: model, config: config, allowedRoot: allowedRoot, timeline: timeline)
+    }
+
+    /// Makes sure an ML service running `model` answers at the first ML URL: the child `startEarly` started when it
+    /// runs that model, else one that already runs there, else a new child (log next to the database); returns once
+    /// it listens. Its workers may still be loading their models: it queues photos meanwhile, so the sort starts at
+    /// once (`modelsLoaded` reports a failure there).
+    static func ensure(model: FaceModel, config: ServiceConfig, services: PhotoSorterServices, allowedRoot: String?,
+                       timeline: SortTimeline, started early: MLServiceProcess?) async throws -> MLServiceProcess? {
+        if let early {
+            if early.model == model { return try await listening(early, services: services, timeline: timeline) }
+            early.stop()  // the database holds faces of another model
+        }
         if await services.ml.listens(), await services.ml.health() != nil {
             timeline.mark(.mlListening)
             if let running = await services.ml.model(), running != model.name {
@@ -55,6 +72,12 @@ final class MLServiceProcess: @unchecked Sendable {
             writeToStandardError("using the ML service already running at \(config.mlServiceURLs[0])\n")
             return nil
         }
+        let child = try spawn(model: model, config: config, allowedRoot: allowedRoot, timeline: timeline)
+        return try await listening(child, services: services, timeline: timeline)
+    }
+
+    private static func spawn(model: FaceModel, config: ServiceConfig, allowedRoot: String?,
+                              timeline: SortTimeline) throws -> MLServiceProcess {
         guard let python = locatePython() else {
             throw ValidationError("No ML service answers at \(config.mlServiceURLs[0]) and ml-service/.venv was not found; run scripts/install-ml.sh or set PHOTO_SORTER_ML_PYTHON.")
         }
@@ -63,7 +86,13 @@ final class MLServiceProcess: @unchecked Sendable {
                                          serviceURL: config.callbackBaseURL, allowedRoot: allowedRoot,
                                          sharedSecret: config.sharedSecret, logFile: logFile)
         timeline.mark(.mlSpawned)
-        writeToStandardError("starting the ML service with the \(model.name) model (log: \(logFile)) …\n")
+        return child
+    }
+
+    /// Returns `child` once it listens; throws its reason when it exits first, or after `startTimeout`.
+    private static func listening(_ child: MLServiceProcess, services: PhotoSorterServices,
+                                  timeline: SortTimeline) async throws -> MLServiceProcess {
+        writeToStandardError("starting the ML service with the \(child.model.name) model (log: \(child.logFile)) …\n")
         let deadline = ContinuousClock.now + startTimeout
         while ContinuousClock.now < deadline {
             guard child.isRunning else { throw child.exitedAtStartUp() }
@@ -75,7 +104,7 @@ final class MLServiceProcess: @unchecked Sendable {
             try await Task.sleep(for: .milliseconds(10))
         }
         child.stop()
-        throw ValidationError("the ML service did not start listening within 120 s; see \(logFile)")
+        throw ValidationError("the ML service did not start listening within 120 s; see \(child.logFile)")
     }
 
     /// Returns once the child's workers have loaded their models; throws the reason when loading failed or the child
@@ -107,6 +136,7 @@ final class MLServiceProcess: @unchecked Sendable {
     init(python: String, model: FaceModel, mlURL: URL, serviceURL: String, allowedRoot: String?, sharedSecret: String?,
          logFile: String) throws {
         self.logFile = logFile
+        self.model = model
         process.executableURL = URL(fileURLWithPath: python)
         process.arguments = ["-m", "photo_sorter_ml"]
         process.currentDirectoryURL = URL(fileURLWithPath: python).deletingLastPathComponent()
@@ -121,6 +151,9 @@ final class MLServiceProcess: @unchecked Sendable {
         // The child exits when this process is gone, even after a kill -9 that runs no clean-up (no orphans).
         env["PHOTO_SORTER_ML_PARENT_PID"] = String(getpid())
         process.environment = env
+        // Started before the service opens the database, the child may be the first to need its folder.
+        try FileManager.default.createDirectory(at: URL(fileURLWithPath: logFile).deletingLastPathComponent(),
+                                                withIntermediateDirectories: true)
         _ = FileManager.default.createFile(atPath: logFile, contents: nil)
         let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logFile))
         process.standardOutput = log
@@ -131,22 +164,29 @@ final class MLServiceProcess: @unchecked Sendable {
 
     var isRunning: Bool { process.isRunning }
 
-    private let terminated = NSLock()
-    private var terminateSent = false
+    private let signalled = NSLock()
+    private var stopSent = false
 
-    /// Sends SIGTERM once and returns: the child shuts down (uvicorn, then its worker pool) while this process goes on.
-    func beginStop() {
-        let first = terminated.withLock {
-            defer { terminateSent = true }
-            return !terminateSent
+    /// Sends `signal`, unless a stop signal was sent before.
+    private func send(_ signal: Int32) {
+        let first = signalled.withLock {
+            defer { stopSent = true }
+            return !stopSent
         }
-        if first && process.isRunning { process.terminate() }
+        if first && process.isRunning { kill(process.processIdentifier, signal) }
     }
 
-    /// SIGTERM (unless `beginStop` sent it), then SIGKILL if it has not exited within five seconds.
+    /// Every result is back: SIGUSR1 makes the child stop its workers and exit at once, without its HTTP layer's
+    /// graceful shutdown (0.1 s of waiting for connections), while this process goes on; `stop` waits for the exit.
+    func release() {
+        send(SIGUSR1)
+    }
+
+    /// SIGTERM (a graceful shutdown; nothing when `release` already asked it to stop), then SIGKILL if it has not
+    /// exited within five seconds.
     func stop() {
         guard process.isRunning else { return }
-        beginStop()
+        send(SIGTERM)
         let deadline = Date().addingTimeInterval(5)
         while process.isRunning && Date() < deadline { usleep(5_000) }
         if process.isRunning { kill(process.processIdentifier, SIGKILL) }

@@ -7,10 +7,14 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
 
 
 def main() -> int:
+    # Started by `photo-sorter sort`, this process inherits the blocked signals of the Swift thread that spawned it
+    # (SIGUSR1, the "stop at once" of app.py, among them): unblock every one, as for a process started from a shell.
+    signal.pthread_sigmask(signal.SIG_SETMASK, set())
     # This process multiplies only small matrices (suggestions); OpenBLAS's default thread per core would spin
     # against the workers, which use every core (`WorkerPool` sets the same for the workers it starts elsewhere).
     for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):

@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
 
 import pytest
 
+from conftest import MLServer
 from photo_sorter_ml.lifeline import parent_pid_from_env
 
 ML_SERVICE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -43,3 +45,24 @@ def test_watched_process_exits_when_its_parent_was_already_gone():
     out = subprocess.run([sys.executable, "-c", code], cwd=ML_SERVICE, timeout=30)
     assert out.returncode == 7
     assert time.monotonic() - t0 < 10
+
+
+def test_sigusr1_stops_the_service_and_its_workers_at_once(faces, tmp_path):
+    """What `sort` sends its ML child once every result is back: the workers stop and the service exits (status 0)
+    without the HTTP layer's graceful shutdown."""
+    server = MLServer({"PHOTO_SORTER_ML_WORKERS": "2", "PHOTO_SORTER_ALLOWED_ROOTS": str(faces)}, tmp_path / "ml.log")
+    try:
+        server.wait_ready()
+        workers = [int(c) for t in os.listdir(f"/proc/{server.proc.pid}/task")
+                   for c in open(f"/proc/{server.proc.pid}/task/{t}/children").read().split()]
+        assert len(workers) >= 2, workers  # the pool's workers (and multiprocessing's resource tracker)
+        os.kill(server.proc.pid, signal.SIGUSR1)
+        assert server.proc.wait(timeout=30) == 0
+        deadline = time.time() + 10
+        while any(os.path.exists(f"/proc/{w}") for w in workers) and time.time() < deadline:
+            time.sleep(0.05)
+        assert not [w for w in workers if os.path.exists(f"/proc/{w}")], "a worker outlived the service"
+        log = (tmp_path / "ml.log").read_text()
+        assert "stopping at once (SIGUSR1)" in log and "Waiting for application shutdown" not in log, log[-2000:]
+    finally:
+        server.stop()

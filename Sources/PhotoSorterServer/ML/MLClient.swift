@@ -200,9 +200,14 @@ public final class MLClient: Sendable {
     /// (connection refused), where an HTTP request keeps retrying until its connect timeout (2 s): `sort` asks this
     /// before starting an ML service and while waiting for the one it started.
     public func listens() async -> Bool {
-        guard let url = URL(string: pool.baseURLs[0]), let host = url.host else { return false }
+        await Self.listens(at: pool.baseURLs[0], group: http.eventLoopGroup)
+    }
+
+    /// `listens()` for a service URL, before any client exists (`sort` asks before it opens the database).
+    public static func listens(at baseURL: String, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) async -> Bool {
+        guard let url = URL(string: baseURL), let host = url.host else { return false }
         do {
-            let channel = try await ClientBootstrap(group: http.eventLoopGroup).connectTimeout(.seconds(1))
+            let channel = try await ClientBootstrap(group: group).connectTimeout(.seconds(1))
                 .connect(host: host, port: url.port ?? (url.scheme == "https" ? 443 : 80)).get()
             try? await channel.close()
             return true
