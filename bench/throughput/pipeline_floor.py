@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """The floor under `photo-sorter sort`'s wall time: the ML pipeline alone, without either service (offline experiment).
 
-Runs the ML service's own per-photo pipeline (`pipeline.analyse_in_worker`) in its own pool arrangement (one spawned
-process per core, models loaded by the pool initializer, `settings.workers` from the defaults) over a list of photos,
+Runs the ML service's own per-photo pipeline (`pipeline.analyse_in_worker`) in the service's own worker pool
+(`WorkerPool`'s executor: one spawned process per core, models loaded by the pool initializer) over a list of photos,
 and nothing else: no Swift service, no HTTP, no database, no identity, no callbacks. `sort` does all of that on top,
 so its wall time cannot be shorter than this script's, measured from outside (interpreter start and imports included):
 
@@ -14,10 +14,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
 
 
 def main() -> int:
@@ -26,14 +24,15 @@ def main() -> int:
     args = ap.parse_args()
     started = time.perf_counter()
     from photo_sorter_ml.config import Settings
-    from photo_sorter_ml.pipeline import PipelineParams, analyse_in_worker, init_worker, params_dict
+    from photo_sorter_ml.pipeline import analyse_in_worker
+    from photo_sorter_ml.worker_pool import WorkerPool
 
     settings = Settings.from_env()
     paths = [line for line in open(args.list, encoding="utf-8").read().splitlines() if line]
-    params = params_dict(PipelineParams.from_settings(settings))
-    with ProcessPoolExecutor(max_workers=settings.workers, mp_context=multiprocessing.get_context("spawn"),
-                             initializer=init_worker, initargs=(params,)) as pool:
-        results = list(pool.map(analyse_in_worker, paths, paths, chunksize=1))
+    pool = WorkerPool.for_settings(settings)  # the service's own executor: spawn, initializer, one BLAS thread
+    pool.start()
+    with pool.executor:
+        results = list(pool.executor.map(analyse_in_worker, paths, paths, chunksize=1))
     faces = sum(len(r.get("detections") or []) for r in results)
     failed = sum(1 for r in results if not r.get("ok"))
     print(json.dumps({"photos": len(paths), "faces": faces, "failed": failed, "workers": settings.workers,
